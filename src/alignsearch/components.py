@@ -1,0 +1,79 @@
+"""Build tasks and models from their ``_target_`` configs, and name them for the zoo.
+
+A config node names a class and its settings::
+
+    {"_target_": "alignsearch.models.GRU", "d_model": 64}
+
+Errors in the settings come back as one-line :class:`ConfigError`s keyed under the config group
+(``model.d_model=127 ...``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from alignsearch.errors import ConfigError
+
+
+def _instantiate(node: Mapping | DictConfig, group: str, **extra: Any) -> Any:
+    if not isinstance(node, DictConfig):
+        node = OmegaConf.create(dict(node))
+    try:
+        return instantiate(node, **extra)
+    except ConfigError as e:
+        raise e.under(group) from None
+    except InstantiationException as e:
+        cause = e.__cause__
+        if isinstance(cause, ConfigError):
+            raise cause.under(group) from None
+        if isinstance(cause, TypeError) and "unexpected keyword" in str(cause):
+            raise ConfigError(group, node.get("_target_"), f"known settings only ({cause})") from None
+        raise
+
+
+def build_task(node: Mapping | DictConfig):
+    """A task from its config node (``cfg.task``)."""
+    return _instantiate(node, "task")
+
+
+def build_model(node: Mapping | DictConfig, vocab_size: int):
+    """A model from its config node (``cfg.model``), sized for the task's vocabulary."""
+    return _instantiate(node, "model", vocab_size=vocab_size)
+
+
+def non_default_settings(component: Any) -> dict[str, Any]:
+    """Settings that differ from the class's defaults (and are not already part of its name)."""
+    params = inspect.signature(type(component).__init__).parameters
+    out = {}
+    for key, value in component.settings().items():
+        if key in getattr(component, "naming_keys", ()):
+            continue
+        default = params[key].default if key in params else inspect.Parameter.empty
+        if isinstance(default, tuple):
+            default = list(default)
+        if value != default:
+            out[key] = value
+    return out
+
+
+def settings_suffix(*components: Any) -> str:
+    """A short readable suffix for non-default settings: ``-d_model64-hold_outs3_5`` (empty for defaults)."""
+    parts = []
+    for component in components:
+        for key, value in non_default_settings(component).items():
+            parts.append(f"-{key}{_format(value)}")
+    return "".join(parts)
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "_".join(_format(v) for v in value) if value else "none"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)

@@ -1,0 +1,120 @@
+"""The contract every task model keeps: named intervention sites and ``forward(ids, intervention)``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from alignsearch.errors import ConfigError
+
+InterventionFn = Callable[[Tensor, Tensor, Tensor], Tensor]
+"""``fn(h, rows, cols) -> h'``: new vectors for the activations ``h`` (n, width) found at ``(rows, cols)``."""
+
+
+@dataclass
+class Intervention:
+    """Replace a site's activations at chosen positions while the model runs.
+
+    ``mask`` (batch, length) marks the positions; ``fn`` receives the activations there, stacked as
+    (n, width), with their row and column indices, and returns what the model should carry on with.
+    An intervention at position ``p`` changes the state the model holds after reading token ``p``.
+
+    >>> keep = Intervention("layer.0", torch.zeros(2, 5, dtype=torch.bool), lambda h, rows, cols: h)
+    """
+
+    site: str
+    mask: Tensor
+    fn: InterventionFn
+
+    def apply(self, h: Tensor) -> Tensor:
+        """Apply to a whole (batch, length, width) tensor at once."""
+        rows, cols = self.mask.nonzero(as_tuple=True)
+        if rows.numel() == 0:
+            return h
+        return h.index_put((rows, cols), self.fn(h[rows, cols], rows, cols))
+
+    def apply_step(self, h: Tensor, t: int) -> Tensor:
+        """Apply to the (batch, width) state of time step ``t``."""
+        rows = self.mask[:, t].nonzero(as_tuple=True)[0]
+        if rows.numel() == 0:
+            return h
+        return h.index_put((rows,), self.fn(h[rows], rows, torch.full_like(rows, t)))
+
+
+class SequenceModel(nn.Module):
+    """A next-token model over token ids with named sites where activations can be read or replaced.
+
+    Sites are ``embedding`` and ``layer.0`` ... ``layer.{n_layers-1}`` (each layer's output state).
+    """
+
+    d_model: int
+    n_layers: int
+
+    @property
+    def sites(self) -> dict[str, int]:
+        """Site name -> width of its activation vectors."""
+        return {"embedding": self.d_model, **{f"layer.{i}": self.d_model for i in range(self.n_layers)}}
+
+    def forward(self, ids: Tensor, intervention: Intervention | None = None) -> Tensor:
+        """Logits (batch, length, vocab) for the next token after each position of ``ids``."""
+        return self.readout(self.encode(ids, intervention))
+
+    def encode(self, ids: Tensor, intervention: Intervention | None = None) -> Tensor:
+        """The final hidden states (batch, length, hidden) that :meth:`readout` turns into logits.
+
+        Split from :meth:`forward` so that training can read out only the positions it scores.
+        """
+        raise NotImplementedError
+
+    def readout(self, hidden: Tensor) -> Tensor:
+        """Logits from final hidden states (any leading shape)."""
+        raise NotImplementedError
+
+    def activations(self, ids: Tensor, site: str) -> Tensor:
+        """The (batch, length, width) activations of ``site`` while reading ``ids``."""
+        raise NotImplementedError
+
+    def check_site(self, site: str) -> int:
+        """The site's layer index (-1 for the embedding), or a ConfigError listing the sites."""
+        if site not in self.sites:
+            raise ConfigError("site", site, f"one of {', '.join(self.sites)}")
+        return -1 if site == "embedding" else int(site.split(".")[1])
+
+    def settings(self) -> dict:
+        """Constructor arguments (other than the vocabulary size) that define this model."""
+        raise NotImplementedError
+
+    naming_keys: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__.lower()
+
+
+def capture(store: list[Tensor]) -> InterventionFn:
+    """An intervention function that records activations and leaves them unchanged."""
+
+    def fn(h: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+        store.append(h.detach())
+        return h
+
+    return fn
+
+
+def check_vocab_size(vocab_size: int) -> int:
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 2:
+        raise ConfigError("vocab_size", vocab_size, "an integer >= 2 (taken from the task's vocabulary)")
+    return vocab_size
+
+
+def check_dropout(dropout: float) -> float:
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise ConfigError("dropout", dropout, "a probability in [0, 1)")
+    return float(dropout)
+
+
+def full_mask(ids: Tensor) -> Tensor:
+    return torch.ones_like(ids, dtype=torch.bool)

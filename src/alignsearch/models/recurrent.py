@@ -1,0 +1,212 @@
+"""Recurrent task models: GRU, LSTM and vanilla (tanh) RNN.
+
+Training and plain runs use the fused cuDNN/oneDNN kernels (one ``nn.GRU`` etc. per layer, so every
+layer's outputs are at hand). A run with an intervention on a layer unrolls the cells over the same
+parameters, but only between the first and the last intervened positions; before and after that
+window the fused kernels run.
+
+An LSTM's site is its full state ``[h; c]``: with ``d_model = 128`` each of ``h`` and ``c`` has 64 units.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from alignsearch.errors import ConfigError, require_positive
+from alignsearch.models.base import (
+    Intervention,
+    SequenceModel,
+    capture,
+    check_dropout,
+    check_vocab_size,
+    full_mask,
+)
+
+State = Tensor | tuple[Tensor, Tensor]  # h, or (h, c) for an LSTM
+
+
+class RecurrentModel(SequenceModel):
+    """Embedding -> ``n_layers`` recurrent layers -> MLP read-out (``head_mult * d_model`` GELU units)."""
+
+    rnn_class: type[nn.RNNBase]
+
+    def __init__(
+        self, vocab_size: int, d_model: int = 128, n_layers: int = 1, dropout: float = 0.0, head_mult: int = 4
+    ) -> None:
+        super().__init__()
+        check_vocab_size(vocab_size)
+        require_positive("d_model", d_model)
+        require_positive("n_layers", n_layers)
+        require_positive("head_mult", head_mult)
+        self.d_model, self.n_layers, self.dropout, self.head_mult = (
+            d_model,
+            n_layers,
+            check_dropout(dropout),
+            head_mult,
+        )
+        self.hidden = self._hidden_size(d_model)
+        self.embedding = nn.Embedding(vocab_size, d_model)
+        self.layers = nn.ModuleList(
+            self.rnn_class(d_model if i == 0 else self.hidden, self.hidden, batch_first=True)
+            for i in range(n_layers)
+        )
+        self.head = nn.Sequential(
+            nn.Linear(self.hidden, head_mult * d_model),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(head_mult * d_model, vocab_size),
+        )
+
+    def settings(self) -> dict:
+        return {
+            "d_model": self.d_model,
+            "n_layers": self.n_layers,
+            "dropout": self.dropout,
+            "head_mult": self.head_mult,
+        }
+
+    def _hidden_size(self, d_model: int) -> int:
+        return d_model
+
+    # -- state helpers (overridden by the LSTM) ---------------------------------------------------------------
+    def _cell(self, layer: int, x: Tensor, state: State | None) -> State:
+        raise NotImplementedError
+
+    def _output(self, state: State) -> Tensor:
+        return state
+
+    def _site_vector(self, state: State) -> Tensor:
+        return state
+
+    def _from_site_vector(self, v: Tensor) -> State:
+        return v
+
+    def _to_fused(self, state: State | None) -> Tensor | tuple[Tensor, Tensor] | None:
+        return None if state is None else state.unsqueeze(0)
+
+    def _from_fused(self, state) -> State:
+        return state.squeeze(0)
+
+    # -- running ----------------------------------------------------------------------------------------------
+    def _layer_input(self, x: Tensor, layer: int) -> Tensor:
+        """Dropout between stacked layers (not before the first)."""
+        return x if layer == 0 else nn.functional.dropout(x, self.dropout, self.training)
+
+    def _fused(
+        self, x: Tensor, states: list[State | None], upto: int | None = None
+    ) -> tuple[Tensor, list[State]]:
+        """Run layers ``0..upto`` (all by default) with the fused kernels from the given states."""
+        new_states = []
+        for i, rnn in enumerate(self.layers[: None if upto is None else upto + 1]):
+            x, state = rnn(self._layer_input(x, i), self._to_fused(states[i]))
+            new_states.append(self._from_fused(state))
+        return x, new_states
+
+    def encode(self, ids: Tensor, intervention: Intervention | None = None) -> Tensor:
+        x = self.embedding(ids)
+        layer = -2 if intervention is None else self.check_site(intervention.site)
+        if layer == -1:
+            x = intervention.apply(x)
+        if layer < 0:
+            return self._fused(x, [None] * self.n_layers)[0]
+        return self._run_with_layer_intervention(x, layer, intervention)
+
+    def readout(self, hidden: Tensor) -> Tensor:
+        return self.head(hidden)
+
+    def _run_with_layer_intervention(self, x: Tensor, layer: int, intervention: Intervention) -> Tensor:
+        touched = intervention.mask.any(0).nonzero()
+        if touched.numel() == 0:
+            return self._fused(x, [None] * self.n_layers)[0]
+        start, stop = int(touched[0]), int(touched[-1]) + 1
+        states: list[State | None] = [None] * self.n_layers
+        outputs = []
+        if start > 0:
+            out, states = self._fused(x[:, :start], states)
+            outputs.append(out)
+        for t in range(start, stop):
+            inp = x[:, t]
+            for i in range(self.n_layers):
+                state = self._cell(i, self._layer_input(inp, i), states[i])
+                if i == layer:
+                    state = self._from_site_vector(intervention.apply_step(self._site_vector(state), t))
+                states[i] = state
+                inp = self._output(state)
+            outputs.append(inp.unsqueeze(1))
+        if stop < x.shape[1]:
+            outputs.append(self._fused(x[:, stop:], states)[0])
+        return torch.cat(outputs, 1)
+
+    def activations(self, ids: Tensor, site: str) -> Tensor:
+        layer = self.check_site(site)
+        x = self.embedding(ids)
+        if layer == -1:
+            return x
+        return self._fused(x, [None] * self.n_layers, upto=layer)[0]
+
+
+class GRU(RecurrentModel):
+    """Gated recurrent unit; its site is the hidden state ``h``."""
+
+    rnn_class = nn.GRU
+
+    def _cell(self, layer: int, x: Tensor, state: Tensor | None) -> Tensor:
+        rnn = self.layers[layer]
+        h = x.new_zeros(x.shape[0], self.hidden) if state is None else state
+        return torch.gru_cell(x, h, rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0)
+
+
+class RNN(RecurrentModel):
+    """Vanilla tanh RNN; its site is the hidden state ``h``."""
+
+    rnn_class = nn.RNN
+
+    def _cell(self, layer: int, x: Tensor, state: Tensor | None) -> Tensor:
+        rnn = self.layers[layer]
+        h = x.new_zeros(x.shape[0], self.hidden) if state is None else state
+        return torch.rnn_tanh_cell(x, h, rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0)
+
+
+class LSTM(RecurrentModel):
+    """Long short-term memory with ``d_model / 2`` units, so that its site ``[h; c]`` is ``d_model`` wide."""
+
+    rnn_class = nn.LSTM
+
+    def _hidden_size(self, d_model: int) -> int:
+        if d_model % 2:
+            raise ConfigError(
+                "d_model", d_model, "an even width for an LSTM (its site [h; c] splits in halves)"
+            )
+        return d_model // 2
+
+    def _cell(self, layer: int, x: Tensor, state: tuple[Tensor, Tensor] | None) -> tuple[Tensor, Tensor]:
+        rnn = self.layers[layer]
+        if state is None:
+            zeros = x.new_zeros(x.shape[0], self.hidden)
+            state = (zeros, zeros)
+        return torch.lstm_cell(x, state, rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0)
+
+    def _output(self, state: tuple[Tensor, Tensor]) -> Tensor:
+        return state[0]
+
+    def _site_vector(self, state: tuple[Tensor, Tensor]) -> Tensor:
+        return torch.cat(state, -1)
+
+    def _from_site_vector(self, v: Tensor) -> tuple[Tensor, Tensor]:
+        return v[:, : self.hidden], v[:, self.hidden :]
+
+    def _to_fused(self, state):
+        return None if state is None else (state[0].unsqueeze(0), state[1].unsqueeze(0))
+
+    def _from_fused(self, state):
+        return state[0].squeeze(0), state[1].squeeze(0)
+
+    def activations(self, ids: Tensor, site: str) -> Tensor:
+        """``[h; c]`` needs every step's cell state, which the fused kernel does not return: unroll."""
+        layer = self.check_site(site)
+        if layer == -1:
+            return self.embedding(ids)
+        store: list[Tensor] = []
+        self(ids, Intervention(site, full_mask(ids), capture(store)))
+        return torch.stack(store, 1)

@@ -1,0 +1,51 @@
+"""Shared helpers: the repository root, running the entry points, composing configs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+# Small settings that train in seconds; the results are not meant to be good.
+TINY_TRAINING = [
+    "model.d_model=32",
+    "training.max_steps=40",
+    "training.val_every=20",
+    "training.checkpoint_every=20",
+    "training.n_val=64",
+    "training.n_heldout=32",
+    "training.batch_size=32",
+    "hardware.progress_bar=false",
+]
+
+
+def run_script(
+    script: str, *args: str, zoo: Path, cwd: Path, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    """Run an entry point of the repository as a user would, with its own zoo."""
+    env = {**os.environ, "ALIGNSEARCH_ZOO": str(zoo), "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def compose_config(name: str, overrides: list[str]):
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        return compose(name, overrides=overrides)
+
+
+@pytest.fixture
+def zoo(tmp_path: Path) -> Path:
+    return tmp_path / "zoo"

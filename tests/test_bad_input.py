@@ -1,0 +1,73 @@
+"""Every bad input stops before any training with one line (key, value, what is allowed) and exit 2."""
+
+from __future__ import annotations
+
+import pytest
+
+from alignsearch import zoo
+from tests.conftest import TINY_TRAINING, run_script
+
+
+def assert_one_line_error(result, *fragments: str) -> None:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["task=multiobjekt"], ["task=multiobjekt", "one of arithmetic, multiobject,"]),
+        (["model=gpt"], ["model=gpt", "one of gru, lstm, rnn, transformer"]),
+        (["task.min_count=25"], ["task.min_count=25", "max_count (20)"]),
+        (
+            ["task.max_count=4", "task.hold_outs=[1,2,3,4]"],
+            ["task.hold_outs=[1,2,3,4]", "leaves a training count"],
+        ),
+        (["model.d_model=0"], ["model.d_model=0", "a positive integer"]),
+        (["training.batch_size=-8"], ["training.batch_size=-8", "a positive integer"]),
+        (["model=transformer", "model.n_heads=3"], ["model.n_heads=3", "a divisor of d_model (128)"]),
+        (["model=lstm", "model.d_model=127"], ["model.d_model=127", "an even width"]),
+        (["seed=-1"], ["seed=-1", "a non-negative integer"]),
+        (
+            ["ckpt_path=/nonexistent/last.ckpt"],
+            ["ckpt_path=/nonexistent/last.ckpt", "an existing Lightning checkpoint"],
+        ),
+    ],
+)
+def test_bad_settings(args, fragments, zoo, tmp_path) -> None:
+    result = run_script("train_task_model.py", *args, zoo=zoo, cwd=tmp_path)
+    assert_one_line_error(result, *fragments)
+    assert not zoo.exists() or not any(zoo.rglob("*.ckpt"))  # nothing was trained
+
+
+def test_corrupt_checkpoint_of_an_interrupted_run(zoo, tmp_path) -> None:
+    partial = zoo / "multiobject" / "gru" / "seed0-d_model32.partial" / "checkpoints"
+    partial.mkdir(parents=True)
+    (partial / "last.ckpt").write_bytes(b"not a checkpoint")
+    result = run_script("train_task_model.py", *TINY_TRAINING, zoo=zoo, cwd=tmp_path)
+    assert_one_line_error(result, "checkpoint=", "last.ckpt", "corrupt", "delete it to start over")
+
+
+def test_corrupt_or_incomplete_zoo_entry(zoo, tmp_path) -> None:
+    entry = zoo / "multiobject" / "gru" / "seed0-d_model32"
+    entry.mkdir(parents=True)
+    result = run_script("train_task_model.py", *TINY_TRAINING, zoo=zoo, cwd=tmp_path)
+    assert_one_line_error(result, str(entry), "is incomplete: entry.json is missing")
+
+
+def test_wrong_vocabulary_in_the_zoo(zoo, tmp_path) -> None:
+    trained = run_script("train_task_model.py", *TINY_TRAINING, zoo=zoo, cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    (zoo / "sameobject" / "gru").mkdir(parents=True)
+    (zoo / "multiobject" / "gru" / "seed0-d_model32").rename(zoo / "sameobject" / "gru" / "seed0-d_model32")
+    result = run_script("train_task_model.py", "task=sameobject", *TINY_TRAINING, zoo=zoo, cwd=tmp_path)
+    assert_one_line_error(result, "has vocabulary P B E D0 D1 D2 R T but task sameobject needs P B E D T")
+
+
+def test_zoo_load_of_a_missing_entry_names_it(tmp_path) -> None:
+    with pytest.raises(zoo.ZooError, match="does not exist"):
+        zoo.load(tmp_path / "nowhere")

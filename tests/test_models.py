@@ -1,0 +1,111 @@
+"""Sequence models: sites, widths, and interventions that do exactly what they say."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from alignsearch.errors import ConfigError
+from alignsearch.models import GRU, LSTM, RNN, Intervention, Transformer
+
+MODELS = [GRU, LSTM, RNN, Transformer]
+
+
+def ids_batch(vocab: int = 8, batch: int = 5, length: int = 14) -> torch.Tensor:
+    return torch.randint(0, vocab, (batch, length), generator=torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "sites"),
+    [
+        (GRU, {}, {"embedding": 128, "layer.0": 128}),
+        (LSTM, {}, {"embedding": 128, "layer.0": 128}),
+        (RNN, {"n_layers": 2, "d_model": 64}, {"embedding": 64, "layer.0": 64, "layer.1": 64}),
+        (Transformer, {}, {"embedding": 128, "layer.0": 128, "layer.1": 128}),
+    ],
+)
+def test_sites_and_widths(cls, kwargs, sites) -> None:
+    model = cls(8, **kwargs).eval()
+    assert model.sites == sites
+    ids = ids_batch()
+    assert model(ids).shape == (5, 14, 8)
+    for site, width in sites.items():
+        assert model.activations(ids, site).shape == (5, 14, width)
+
+
+def test_lstm_site_is_h_and_c() -> None:
+    model = LSTM(8, d_model=16).eval()
+    assert model.hidden == 8
+    ids = ids_batch()
+    acts = model.activations(ids, "layer.0")
+    out, (h, c) = model.layers[0](model.embedding(ids))
+    torch.testing.assert_close(acts[:, :, :8], out)
+    torch.testing.assert_close(acts[:, -1, 8:], c[0])
+
+
+@pytest.mark.parametrize("cls", MODELS)
+def test_identity_intervention_changes_nothing(cls) -> None:
+    model = cls(8, d_model=32, n_layers=2).eval()
+    ids = ids_batch()
+    plain = model(ids)
+    mask = torch.rand(ids.shape, generator=torch.Generator().manual_seed(1)) < 0.3
+    for site in model.sites:
+        out = model(ids, Intervention(site, mask, lambda h, rows, cols: h))
+        torch.testing.assert_close(out, plain, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("cls", MODELS)
+def test_intervention_acts_from_its_position_on(cls) -> None:
+    model = cls(8, d_model=32, n_layers=2).eval()
+    ids = ids_batch()
+    plain = model(ids)
+    mask = torch.zeros_like(ids, dtype=torch.bool)
+    mask[1, 6] = True
+    seen = []
+
+    def zero(h, rows, cols):
+        seen.append((rows.tolist(), cols.tolist(), h.shape))
+        return torch.zeros_like(h)
+
+    for site in model.sites:
+        seen.clear()
+        out = model(ids, Intervention(site, mask, zero))
+        assert seen == [([1], [6], (1, model.sites[site]))]
+        torch.testing.assert_close(out[:, :6], plain[:, :6])  # the past is untouched
+        torch.testing.assert_close(out[[0, 2, 3, 4]], plain[[0, 2, 3, 4]])  # other rows too
+        assert (out[1, 6:] - plain[1, 6:]).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("cls", MODELS)
+def test_replacing_with_activations_of_another_run(cls) -> None:
+    """Writing another input's activations at every position reproduces that input's output."""
+    model = cls(8, d_model=32).eval()
+    ids, other = ids_batch(), ids_batch().flip(0)
+    for site in model.sites:
+        source = model.activations(other, site)
+        everywhere = torch.ones_like(ids, dtype=torch.bool)
+        out = model(
+            ids, Intervention(site, everywhere, lambda h, rows, cols, source=source: source[rows, cols])
+        )
+        torch.testing.assert_close(out, model(other), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "key"),
+    [
+        (GRU, {"d_model": 0}, "d_model"),
+        (GRU, {"n_layers": -1}, "n_layers"),
+        (LSTM, {"d_model": 127}, "d_model"),
+        (Transformer, {"n_heads": 3}, "n_heads"),
+        (Transformer, {"dropout": 1.5}, "dropout"),
+    ],
+)
+def test_bad_model_settings(cls, kwargs, key) -> None:
+    with pytest.raises(ConfigError) as err:
+        cls(8, **kwargs)
+    assert err.value.key == key
+
+
+def test_unknown_site_lists_the_sites() -> None:
+    with pytest.raises(ConfigError, match="one of embedding, layer.0"):
+        GRU(8).activations(ids_batch(), "layer.3")

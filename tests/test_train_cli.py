@@ -1,0 +1,105 @@
+"""train_task_model.py through the real command line, the zoo API, and resuming."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import lightning as L
+import pytest
+import torch
+
+from alignsearch import zoo
+from alignsearch.errors import ZooError
+from tests.conftest import TINY_TRAINING, compose_config, run_script
+
+ENTRY = "multiobject/gru/seed0-d_model32"
+
+
+def test_cli_trains_a_zoo_entry(zoo, tmp_path) -> None:
+    result = run_script(
+        "train_task_model.py",
+        "model=gru",
+        "task=multiobject",
+        "seed=0",
+        *TINY_TRAINING,
+        zoo=zoo,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    entry = zoo / ENTRY
+    assert sorted(p.name for p in entry.iterdir()) == [
+        "checkpoints",
+        "config.yaml",
+        "entry.json",
+        "metrics.json",
+        "model.pt",
+    ]
+    metrics = json.loads((entry / "metrics.json").read_text())
+    for key in ("val_trial_acc", "heldout_trial_acc", "val_token_acc", "heldout_token_acc"):
+        assert 0.0 <= metrics[key] <= 1.0
+    assert metrics["steps"] == 40 and metrics["train_seconds"] > 0
+    state = torch.load(entry / "model.pt", weights_only=True)
+    assert state["embedding.weight"].shape == (8, 32)
+    info = json.loads((entry / "entry.json").read_text())
+    assert info["vocab"] == ["P", "B", "E", "D0", "D1", "D2", "R", "T"] and info["sites"] == {
+        "embedding": 32,
+        "layer.0": 32,
+    }
+    assert "d_model: 32" in (entry / "config.yaml").read_text()
+    assert not (zoo / f"{ENTRY}.partial").exists()
+    assert list(tmp_path.glob("outputs/train_task_model/*/*/logs/version_0/metrics.csv"))
+
+    again = run_script("train_task_model.py", "seed=0", *TINY_TRAINING, zoo=zoo, cwd=tmp_path)
+    assert again.returncode == 0 and "already in the zoo" in again.stdout
+    loaded = zoo_load(entry)
+    assert loaded.metrics == metrics and not loaded.model.training
+
+
+def zoo_load(path):
+    return zoo.load(path)
+
+
+def tiny_cfg(zoo_dir, *extra: str):
+    return compose_config(
+        "train_task_model", [f"paths.zoo_dir={zoo_dir}", "paths.output_dir=unused", *TINY_TRAINING, *extra]
+    )
+
+
+class Crash(L.Callback):
+    """Simulate a crash (power cut, preemption) after a given step."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        if trainer.global_step == self.step:
+            raise RuntimeError("simulated crash")
+
+
+def test_interrupted_training_resumes_to_the_same_model(tmp_path) -> None:
+    straight = zoo.get_or_train(tiny_cfg(tmp_path / "a"), verbose=False)
+
+    cfg = tiny_cfg(tmp_path / "b")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        zoo.get_or_train(cfg, callbacks=[Crash(30)], verbose=False)
+    partial = tmp_path / "b" / f"{ENTRY}.partial"
+    assert (partial / "checkpoints" / "last.ckpt").is_file()
+    assert torch.load(partial / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 20
+    assert not (tmp_path / "b" / ENTRY).exists()
+
+    resumed = zoo.get_or_train(cfg, verbose=False)
+    assert resumed.metrics["steps"] == 40
+    for key, value in straight.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=0)
+    assert resumed.metrics["val_trial_acc"] == straight.metrics["val_trial_acc"]
+
+
+def test_entry_for_another_vocabulary_is_refused(tmp_path) -> None:
+    trained = zoo.get_or_train(tiny_cfg(tmp_path), verbose=False)
+    wrong = tmp_path / "sameobject" / "gru" / "seed0-d_model32"
+    shutil.copytree(trained.path, wrong)
+    with pytest.raises(
+        ZooError, match="has vocabulary P B E D0 D1 D2 R T but task sameobject needs P B E D T"
+    ):
+        zoo.get_or_train(tiny_cfg(tmp_path, "task=sameobject"), verbose=False)
