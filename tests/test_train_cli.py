@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import lightning as L
 import pytest
@@ -11,7 +14,7 @@ import torch
 
 from alignsearch import zoo
 from alignsearch.errors import ZooError
-from tests.conftest import TINY_TRAINING, compose_config, run_script
+from tests.conftest import ROOT, TINY_TRAINING, compose_config, run_script
 
 ENTRY = "multiobject/gru/seed0-d_model32"
 
@@ -103,3 +106,19 @@ def test_entry_for_another_vocabulary_is_refused(tmp_path) -> None:
         ZooError, match="has vocabulary P B E D0 D1 D2 R T but task sameobject needs P B E D T"
     ):
         zoo.get_or_train(tiny_cfg(tmp_path, "task=sameobject"), verbose=False)
+
+
+def test_two_processes_needing_the_same_model_train_it_once(zoo, tmp_path) -> None:
+    env = {**os.environ, "ALIGNSEARCH_ZOO": str(zoo)}
+    cmd = [sys.executable, str(ROOT / "train_task_model.py"), *TINY_TRAINING]
+    procs = [
+        subprocess.Popen(
+            cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    trainings = sum(line.startswith("training ") for out, _ in outputs for line in out.splitlines())
+    assert trainings == 1, outputs
+    assert (zoo / ENTRY / "model.pt").is_file()
