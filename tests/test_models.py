@@ -109,3 +109,24 @@ def test_bad_model_settings(cls, kwargs, key) -> None:
 def test_unknown_site_lists_the_sites() -> None:
     with pytest.raises(ConfigError, match="one of embedding, layer.0"):
         GRU(8).activations(ids_batch(), "layer.3")
+
+
+@pytest.mark.parametrize("cls", [GRU, LSTM, RNN])
+@pytest.mark.parametrize("n_layers", [1, 2])
+def test_single_position_fast_path_matches_stepping_the_cells(cls, n_layers) -> None:
+    """One intervened position per row runs fused kernels around it; it must equal the unrolled run."""
+    model = cls(8, d_model=32, n_layers=n_layers).eval()
+    ids = ids_batch(batch=6, length=12)
+    mask = torch.zeros_like(ids, dtype=torch.bool)
+    for row, col in [(0, 0), (1, 5), (2, 11), (4, 3), (5, 5)]:  # row 3: no intervention
+        mask[row, col] = True
+    noise = torch.randn(6, 12, 32, generator=torch.Generator().manual_seed(2))
+    for site in model.sites:
+        if site == "embedding":
+            continue
+        intervention = Intervention(site, mask, lambda h, rows, cols: h * 0.5 + noise[rows, cols])
+        layer = model.check_site(site)
+        x = model.embedding(ids)
+        fast = model._run_single_position(x, layer, intervention)
+        slow = model._run_unrolled(x, layer, intervention)
+        torch.testing.assert_close(fast, slow, rtol=1e-4, atol=1e-5)

@@ -21,17 +21,18 @@ from omegaconf import DictConfig, OmegaConf
 from alignsearch.errors import ConfigError
 
 
-def _instantiate(node: Mapping | DictConfig, group: str, **extra: Any) -> Any:
+def instantiate_checked(node: Mapping | DictConfig, group: str | None, **extra: Any) -> Any:
+    """``hydra.utils.instantiate``, with a ConfigError raised inside keyed under ``group`` (if given)."""
     if not isinstance(node, DictConfig):
         node = OmegaConf.create(dict(node))
     try:
         return instantiate(node, **extra)
     except ConfigError as e:
-        raise e.under(group) from None
+        raise (e.under(group) if group else e) from None
     except InstantiationException as e:
         cause = e.__cause__
         if isinstance(cause, ConfigError):
-            raise cause.under(group) from None
+            raise (cause.under(group) if group else cause) from None
         if isinstance(cause, TypeError) and "unexpected keyword" in str(cause):
             raise ConfigError(group, node.get("_target_"), f"known settings only ({cause})") from None
         raise
@@ -39,12 +40,12 @@ def _instantiate(node: Mapping | DictConfig, group: str, **extra: Any) -> Any:
 
 def build_task(node: Mapping | DictConfig):
     """A task from its config node (``cfg.task``)."""
-    return _instantiate(node, "task")
+    return instantiate_checked(node, "task")
 
 
 def build_model(node: Mapping | DictConfig, vocab_size: int):
     """A model from its config node (``cfg.model``), sized for the task's vocabulary."""
-    return _instantiate(node, "model", vocab_size=vocab_size)
+    return instantiate_checked(node, "model", vocab_size=vocab_size)
 
 
 def non_default_settings(component: Any) -> dict[str, Any]:

@@ -45,6 +45,13 @@ def check_group_choices(argv: Sequence[str], groups: Sequence[str], conf_dir: Pa
                 raise ConfigError(group, value, f"one of {', '.join(choices)}")
 
 
+def register_resolvers() -> None:
+    """``${run_dir_name:<overrides>}``: a run folder named by its overrides, ``default`` when there are none."""
+    from omegaconf import OmegaConf
+
+    OmegaConf.register_new_resolver("run_dir_name", lambda overrides: overrides or "default", replace=True)
+
+
 def fail(error: Exception) -> None:
     """Print a user error as one line and exit with status 2."""
     print(f"error: {error}", file=sys.stderr, flush=True)
@@ -61,6 +68,7 @@ def launch(body: Callable, config_name: str, groups: Sequence[str]) -> None:
     except ConfigError as e:
         fail(e)
     sys.argv = [sys.argv[0], *argv]
+    register_resolvers()
 
     @hydra.main(config_path=str(CONF_DIR), config_name=config_name, version_base="1.3")
     def _main(cfg):

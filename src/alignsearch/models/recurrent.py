@@ -116,6 +116,50 @@ class RecurrentModel(SequenceModel):
         return self.head(hidden)
 
     def _run_with_layer_intervention(self, x: Tensor, layer: int, intervention: Intervention) -> Tensor:
+        if int(intervention.mask.sum(1).max()) <= 1:
+            return self._run_single_position(x, layer, intervention)
+        return self._run_unrolled(x, layer, intervention)
+
+    def _state_sequence(self, layer: int, inputs: Tensor, outputs: Tensor) -> State:
+        """Every step's state of a layer, from its inputs and fused outputs: (batch, length, ...)."""
+        return outputs
+
+    def _run_single_position(self, x: Tensor, layer: int, intervention: Intervention) -> Tensor:
+        """At most one intervened position per row: fused kernels before and after it, one cell step at it.
+
+        The plain run gives every layer's state at each row's position ``p``; the intervention changes the
+        site there (layers above are stepped once more at ``p``); then every row continues from its new
+        state over its own inputs ``p+1, p+2, ...``, shifted to the left so one fused call serves all rows.
+        """
+        batch, length, _ = x.shape
+        rows = torch.arange(batch, device=x.device)
+        has = intervention.mask.any(1)
+        pos = intervention.mask.float().argmax(1)
+        sequences, inp = [], x
+        for i, rnn in enumerate(self.layers):
+            layer_in = self._layer_input(inp, i)
+            inp = rnn(layer_in)[0]
+            sequences.append(self._state_sequence(i, layer_in, inp))
+        plain = inp
+        states = [_state_at(seq, rows, pos) for seq in sequences]
+        site = self._site_vector(states[layer])
+        site = site.index_put((rows[has],), intervention.fn(site[has], rows[has], pos[has]))
+        states[layer] = self._from_site_vector(site)
+        out_at = self._output(states[layer])
+        for k in range(layer + 1, self.n_layers):
+            states[k] = self._cell(k, self._layer_input(out_at, k), _state_at(sequences[k], rows, pos - 1))
+            out_at = self._output(states[k])
+        cols = torch.arange(length, device=x.device)[None, :]
+        ahead = cols + pos[:, None] + 1
+        shifted = x[rows[:, None], ahead.clamp(max=length - 1)] * (ahead < length)[..., None]
+        continued = self._fused(shifted, states)[0]
+        back = continued[rows[:, None], (cols - pos[:, None] - 1).clamp(min=0)]
+        out = torch.where((cols < pos[:, None])[..., None], plain, back)
+        out = torch.where((cols == pos[:, None])[..., None], out_at[:, None, :], out)
+        return torch.where(has[:, None, None], out, plain)
+
+    def _run_unrolled(self, x: Tensor, layer: int, intervention: Intervention) -> Tensor:
+        """Step the cells between the first and last intervened positions; fused kernels elsewhere."""
         touched = intervention.mask.any(0).nonzero()
         if touched.numel() == 0:
             return self._fused(x, [None] * self.n_layers)[0]
@@ -144,6 +188,14 @@ class RecurrentModel(SequenceModel):
         if layer == -1:
             return x
         return self._fused(x, [None] * self.n_layers, upto=layer)[0]
+
+
+def _state_at(sequence: State, rows: Tensor, pos: Tensor) -> State:
+    """Each row's state at its position (zeros, the initial state, where the position is -1)."""
+    if isinstance(sequence, tuple):
+        return tuple(_state_at(part, rows, pos) for part in sequence)
+    picked = sequence[rows, pos.clamp(min=0)]
+    return torch.where((pos >= 0)[:, None], picked, torch.zeros_like(picked))
 
 
 class GRU(RecurrentModel):
@@ -189,6 +241,21 @@ class LSTM(RecurrentModel):
 
     def _output(self, state: tuple[Tensor, Tensor]) -> Tensor:
         return state[0]
+
+    def _state_sequence(self, layer: int, inputs: Tensor, outputs: Tensor) -> tuple[Tensor, Tensor]:
+        """``(h, c)`` at every step: the gates follow from the inputs and the previous ``h`` in one pass;
+        the cell state is then a cheap elementwise recurrence."""
+        rnn = self.layers[layer]
+        h_prev = torch.nn.functional.pad(outputs, (0, 0, 1, 0))[:, :-1]
+        gates = inputs @ rnn.weight_ih_l0.T + rnn.bias_ih_l0 + h_prev @ rnn.weight_hh_l0.T + rnn.bias_hh_l0
+        i, f, g, _ = gates.chunk(4, -1)
+        i, f, g = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g)
+        c = torch.zeros_like(outputs[:, 0])
+        cells = []
+        for t in range(outputs.shape[1]):
+            c = f[:, t] * c + i[:, t] * g[:, t]
+            cells.append(c)
+        return outputs, torch.stack(cells, 1)
 
     def _site_vector(self, state: tuple[Tensor, Tensor]) -> Tensor:
         return torch.cat(state, -1)

@@ -1,0 +1,78 @@
+"""``run_alignment.py``: align a causal variable in a zoo model and write ``results.json``."""
+
+from __future__ import annotations
+
+import csv
+import io as text_io
+import json
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+from rich.console import Console
+from rich.table import Table
+
+from alignsearch import io, zoo
+from alignsearch.cli.train_task_model import make_loggers
+from alignsearch.errors import ConfigError
+from alignsearch.training.fit_alignment import fit_alignment, flat_config, plan_alignment
+
+GROUPS = ("task", "model", "alignment", "hardware", "logger", "training")
+RESULTS = "results.json"
+HISTORY_COLUMNS = ("step", "split", "source", "target", "variable", "trained", "iia", "token_iia")
+
+
+def main(cfg: DictConfig) -> dict[str, Any]:
+    out_dir = Path(cfg.paths.output_dir)
+    req = zoo.request(cfg)
+    plan = plan_alignment(cfg, req.task, req.model)  # every setting checked before any work
+    if (out_dir / RESULTS).is_file():
+        results = json.loads((out_dir / RESULTS).read_text())
+        show(results, f"already done: {out_dir / RESULTS}")
+        return results
+    if not req.path.is_dir() and not cfg.auto_train:
+        raise ConfigError("auto_train", cfg.auto_train, f"true, or a trained zoo entry at {req.path}")
+    entry = zoo.get_or_train(cfg)
+    name = entry.path.relative_to(zoo.zoo_root(cfg)).as_posix()
+    out = fit_alignment(cfg, plan, entry.task, entry.model, name, out_dir, loggers=make_loggers(cfg))
+    choices = dict(HydraConfig.get().runtime.choices) if HydraConfig.initialized() else {}
+    results = {
+        "config": flat_config(cfg, plan, choices),
+        "steps": out["steps"],
+        "best_step": out["best_step"],
+        "train_seconds": out["train_seconds"],
+        "learned_units": out["learned_units"],
+        "records": out["records"],
+    }
+    io.save_torch(out_dir / "alignment.pt", {"state_dict": out["state"], "config": results["config"]})
+    io.write_text(out_dir / "metrics.csv", history_csv(out["history"], [name]))
+    io.write_json(out_dir / RESULTS, results)  # written last: its presence marks the run complete
+    show(results, f"results: {out_dir / RESULTS}")
+    return results
+
+
+def history_csv(history: list[dict[str, Any]], model_names: list[str]) -> str:
+    """The evaluation history as CSV, one row per (step, split, track), models by their zoo names."""
+    buffer = text_io.StringIO()
+    writer = csv.DictWriter(buffer, HISTORY_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({**row, "source": model_names[row["source"]], "target": model_names[row["target"]]})
+    return buffer.getvalue()
+
+
+def show(results: dict[str, Any], status: str) -> None:
+    print(status, flush=True)
+    table = Table()
+    for column in ("source", "target", "variable", "IIA val", "held-out", "test", "token IIA", "step 0"):
+        table.add_column(column)
+    for r in results["records"]:
+        cells = [r["iia"], r["iia_heldout"], r["iia_test"], r["token_iia"], r["iia_step0"]]
+        table.add_row(
+            r["source"], r["target"], r["variable"], *("-" if c is None else f"{c:.3f}" for c in cells)
+        )
+    table.caption = (
+        f"{results['steps']} steps (best at {results['best_step']}), {results['train_seconds']:.1f} s"
+    )
+    Console(width=120).print(table)

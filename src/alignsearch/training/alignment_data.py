@@ -1,0 +1,118 @@
+"""Counterfactual pairs as tensors for alignment training, with source activations computed once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, IterableDataset
+
+from alignsearch.models import SequenceModel
+from alignsearch.seeding import generator
+from alignsearch.tasks.counterfactual import CounterfactualPairs
+
+PairBatch = dict[str, Tensor]
+
+
+@dataclass(frozen=True)
+class Track:
+    """One (source model, target model, variable) combination; ``trained`` if its loss trains the alignment."""
+
+    source: int
+    target: int
+    variable: str
+    trained: bool = True
+
+    @property
+    def name(self) -> str:
+        """``"0>0/count"``: source model, target model, variable."""
+        return f"{self.source}>{self.target}/{self.variable}"
+
+
+@torch.no_grad()
+def pair_tensors(
+    pairs: CounterfactualPairs, source_model: SequenceModel, site: str, chunk: int = 2000
+) -> PairBatch:
+    """The tensors of ``pairs`` plus the source model's activations at ``site`` that the swaps need.
+
+    ``src`` is (n, width) at each source position (indywise), or (n, P, width) for the prefix positions
+    ``0..P-1`` (stepwise, where position ``p`` of the base takes the source's vector at ``p``).
+    """
+    vectors = []
+    for start in range(0, len(pairs), chunk):
+        ids = pairs.source.ids[start : start + chunk]
+        pos = pairs.source_pos[start : start + chunk]
+        acts = source_model.activations(ids, site)
+        if pairs.stepwise:
+            prefix = int(pairs.base_pos.max()) + 1
+            acts = torch.nn.functional.pad(acts, (0, 0, 0, max(0, prefix - acts.shape[1])))[:, :prefix]
+            vectors.append(acts)
+        else:
+            vectors.append(acts[torch.arange(len(pos)), pos])
+    return {"ids": pairs.ids, "task_mask": pairs.task_mask, "pos": pairs.base_pos, "src": torch.cat(vectors)}
+
+
+def select(tensors: PairBatch, index: Tensor) -> PairBatch:
+    """Rows ``index`` of every tensor, trimmed to the longest selected sequence."""
+    out = {k: v[index] for k, v in tensors.items()}
+    length = (
+        int(out["task_mask"].any(0).nonzero().max()) + 1 if out["task_mask"].any() else out["ids"].shape[1]
+    )
+    length = max(length, int(out["pos"].max()) + 2)
+    out["ids"], out["task_mask"] = out["ids"][:, :length], out["task_mask"][:, :length]
+    return out
+
+
+class PairStream(IterableDataset):
+    """Endless training batches: batch ``k`` samples rows (with replacement) seeded by ``(seed, k)``."""
+
+    def __init__(self, tracks: dict[str, PairBatch], batch_size: int, seed: int, start: int = 0) -> None:
+        self.tracks, self.batch_size, self.seed, self.start = tracks, batch_size, seed, start
+
+    def __iter__(self) -> Iterator[dict[str, PairBatch]]:
+        step = self.start
+        while True:
+            g = generator(self.seed, "alignment-batches", step)
+            yield {
+                name: select(t, torch.randint(len(t["ids"]), (self.batch_size,), generator=g))
+                for name, t in self.tracks.items()
+            }
+            step += 1
+
+
+class PairDataModule(L.LightningDataModule):
+    """Training stream over the training pairs; evaluation batches per split (``val``, ``heldout``)."""
+
+    def __init__(
+        self,
+        train: dict[str, PairBatch],
+        evals: dict[str, dict[str, PairBatch]],
+        batch_size: int,
+        eval_batch_size: int,
+        seed: int,
+    ) -> None:
+        super().__init__()
+        self.train, self.evals = train, evals
+        self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed
+
+    def train_dataloader(self) -> DataLoader:
+        start = self.trainer.global_step if self.trainer is not None else 0
+        return DataLoader(PairStream(self.train, self.batch_size, self.seed, start), batch_size=None)
+
+    def val_dataloader(self) -> list[DataLoader]:
+        return [
+            DataLoader(eval_batches(tracks, self.eval_batch_size), batch_size=None)
+            for tracks in self.evals.values()
+        ]
+
+
+def eval_batches(tracks: dict[str, PairBatch], size: int) -> list[dict[str, PairBatch]]:
+    """Fixed evaluation batches: each a dict of equally indexed chunks of every track."""
+    n = min(len(t["ids"]) for t in tracks.values())
+    return [
+        {name: select(t, torch.arange(s, min(s + size, n))) for name, t in tracks.items()}
+        for s in range(0, n, size)
+    ]
