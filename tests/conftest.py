@@ -49,3 +49,40 @@ def compose_config(name: str, overrides: list[str]):
 @pytest.fixture
 def zoo(tmp_path: Path) -> Path:
     return tmp_path / "zoo"
+
+
+TINY_ALIGNMENT = [
+    "alignment.n_train=256",
+    "alignment.n_val=128",
+    "alignment.n_heldout=128",
+    "alignment.n_test=128",
+    "alignment.max_steps=20",
+    "alignment.val_every=10",
+    "alignment.batch_size=32",
+    "alignment.eval_batch_size=128",
+]
+
+SMALL_GRU = ["model.d_model=32", "hardware.progress_bar=false"]
+
+
+@pytest.fixture(scope="session")
+def trained_zoo(tmp_path_factory) -> Path:
+    """A zoo holding a small GRU trained well enough on MultiObject (seed 0) for alignment tests."""
+    from alignsearch import zoo
+
+    root = tmp_path_factory.mktemp("trained_zoo")
+    cfg = compose_config(
+        "train_task_model",
+        [
+            f"paths.zoo_dir={root}",
+            "paths.output_dir=unused",
+            *SMALL_GRU,
+            "training.max_steps=1500",
+            "training.stop_at=0.98",
+            "training.n_val=256",
+            "training.n_heldout=128",
+        ],
+    )
+    entry = zoo.get_or_train(cfg, verbose=False)
+    assert entry.metrics["val_trial_acc"] >= 0.9, entry.metrics
+    return root

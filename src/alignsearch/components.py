@@ -26,7 +26,7 @@ def instantiate_checked(node: Mapping | DictConfig, group: str | None, **extra: 
     if not isinstance(node, DictConfig):
         node = OmegaConf.create(dict(node))
     try:
-        return instantiate(node, **extra)
+        return instantiate(node, _convert_="all", **extra)
     except ConfigError as e:
         raise (e.under(group) if group else e) from None
     except InstantiationException as e:

@@ -27,7 +27,7 @@ class ZooError(RuntimeError):
 
 def _show(value: Any) -> str:
     if isinstance(value, (list, tuple, set, frozenset)):
-        return "[" + ",".join(str(v) for v in sorted(value, key=str)) + "]"
+        return "[" + ",".join(str(v) for v in value) + "]"
     return str(value)
 
 

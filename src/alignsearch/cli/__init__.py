@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -45,11 +46,30 @@ def check_group_choices(argv: Sequence[str], groups: Sequence[str], conf_dir: Pa
                 raise ConfigError(group, value, f"one of {', '.join(choices)}")
 
 
+MAX_DIR_NAME = 120
+
+
+def run_dir_name(overrides: str) -> str:
+    """A folder name for a run from its overrides: ``default`` when there are none; long ones are cut and
+    end in a hash of the whole, so that different runs never share a folder.
+
+    >>> run_dir_name("")
+    'default'
+    >>> run_dir_name("n_units=4,seed=1")
+    'n_units=4,seed=1'
+    """
+    name = overrides.replace("/", "_") or "default"
+    if len(name) <= MAX_DIR_NAME:
+        return name
+    digest = hashlib.blake2b(name.encode(), digest_size=4).hexdigest()
+    return f"{name[: MAX_DIR_NAME - 9]}-{digest}"
+
+
 def register_resolvers() -> None:
-    """``${run_dir_name:<overrides>}``: a run folder named by its overrides, ``default`` when there are none."""
+    """``${run_dir_name:<overrides>}`` for the Hydra output folders."""
     from omegaconf import OmegaConf
 
-    OmegaConf.register_new_resolver("run_dir_name", lambda overrides: overrides or "default", replace=True)
+    OmegaConf.register_new_resolver("run_dir_name", run_dir_name, replace=True)
 
 
 def fail(error: Exception) -> None:

@@ -79,7 +79,7 @@ def plan_alignment(cfg: DictConfig, task, model: SequenceModel) -> AlignmentPlan
         layers = ", ".join(["embedding", *[s.split(".")[1] for s in model.sites if s != "embedding"]])
         raise ConfigError("layer", cfg.layer, f"a layer of the {model.name}: {layers}")
     causal_model = causal_model_for(task, a.causal_model)
-    variables = list(a.variables)
+    variables = [NULL if v is None else v for v in a.variables]  # `null` on a command line arrives as None
     if not variables or len(set(variables)) != len(variables):
         raise ConfigError("alignment.variables", variables, "a non-empty list without repeats")
     for variable in variables:

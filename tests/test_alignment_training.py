@@ -1,0 +1,103 @@
+"""AlignmentModule: it learns, IIA teacher-forced equals free-running, runs are deterministic and resume."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+
+from alignsearch import zoo
+from alignsearch.training.alignment_data import select
+from alignsearch.training.alignment_module import AlignmentModule
+from alignsearch.training.fit_alignment import build_pairs, fit_alignment, plan_alignment
+from tests.conftest import SMALL_GRU, TINY_ALIGNMENT, compose_config
+
+
+def setup(trained_zoo, tmp_path, *overrides: str):
+    cfg = compose_config(
+        "run_alignment",
+        [
+            f"paths.zoo_dir={trained_zoo}",
+            f"paths.output_dir={tmp_path}",
+            *SMALL_GRU,
+            *TINY_ALIGNMENT,
+            *overrides,
+        ],
+    )
+    req = zoo.request(cfg)
+    entry = zoo.load(req.path, req.task)
+    return cfg, plan_alignment(cfg, entry.task, entry.model), entry
+
+
+def test_das_learns_count_within_a_small_budget(trained_zoo, tmp_path) -> None:
+    cfg, plan, entry = setup(
+        trained_zoo, tmp_path, "alignment.max_steps=150", "alignment.val_every=50", "alignment.n_train=2048"
+    )
+    out = fit_alignment(cfg, plan, entry.task, entry.model, "gru", tmp_path)
+    (record,) = out["records"]
+    assert record["iia_step0"] < 0.5
+    assert record["iia"] >= record["iia_step0"] + 0.3, record
+    assert record["iia_test"] >= record["iia_step0"] + 0.3, record
+    assert [h["step"] for h in out["history"] if h["split"] == "val"][:2] == [0, 50]
+
+
+def free_running_correct(module: AlignmentModule, track, batch) -> torch.Tensor:
+    """Generate every task token from the model's own previous predictions; True where all are right."""
+    ids, task = batch["ids"], batch["task_mask"]
+    generated = ids.clone()
+    for t in range(1, ids.shape[1]):
+        if not task[:, t].any():
+            continue
+        prefix = {**batch, "ids": generated[:, : t + 1], "task_mask": task[:, : t + 1]}
+        _, preds, _, _ = module.run(track, prefix)
+        generated[:, t] = torch.where(task[:, t], preds[:, t - 1], generated[:, t])
+    return ((generated == ids) | ~task).all(1)
+
+
+@pytest.mark.parametrize("variables", ["count,null", "phase", "full"])
+def test_trial_iia_teacher_forced_equals_free_running(trained_zoo, tmp_path, variables) -> None:
+    cfg, plan, entry = setup(trained_zoo, tmp_path, f"alignment.variables=[{variables}]")
+    train, evals, tracks = build_pairs(plan, entry.task, entry.model, seed=3)
+    L.seed_everything(1, verbose=False)
+    module = AlignmentModule([entry.model], [plan.site], plan.build_interchange(), tracks).eval()
+    for p in module.interchange.parameters():  # a partly aligned map: some pairs right, some wrong
+        p.data.add_(torch.randn_like(p) * 0.05)
+    for track in tracks:
+        batch = select(evals["val"][track.name], torch.arange(128))
+        with torch.no_grad():
+            _, preds, targets, task = module.run(track, batch)
+            teacher_forced = ((preds == targets) | ~task).all(1)
+            free = free_running_correct(module, track, batch)
+        assert torch.equal(teacher_forced, free)
+        if track.variable == "null":  # swapping the remainder of a near-identity map: mostly right
+            assert 0 < int(teacher_forced.sum()) < 128
+
+
+def test_same_seed_same_results(trained_zoo, tmp_path) -> None:
+    runs = []
+    for name in ("a", "b"):
+        cfg, plan, entry = setup(trained_zoo, tmp_path / name)
+        runs.append(fit_alignment(cfg, plan, entry.task, entry.model, "gru", tmp_path / name))
+    assert runs[0]["records"] == runs[1]["records"]
+    for key, value in runs[0]["state"].items():
+        torch.testing.assert_close(runs[1]["state"][key], value, rtol=0, atol=0)
+
+
+class Crash(L.Callback):
+    def on_train_batch_end(self, trainer, *args) -> None:
+        if trainer.global_step == 15:
+            raise RuntimeError("simulated crash")
+
+
+def test_interrupted_alignment_resumes(trained_zoo, tmp_path) -> None:
+    cfg, plan, entry = setup(trained_zoo, tmp_path / "straight")
+    straight = fit_alignment(cfg, plan, entry.task, entry.model, "gru", tmp_path / "straight")
+
+    cfg, plan, entry = setup(trained_zoo, tmp_path / "crashed")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        fit_alignment(cfg, plan, entry.task, entry.model, "gru", tmp_path / "crashed", callbacks=[Crash()])
+    assert (tmp_path / "crashed" / "checkpoints" / "last.ckpt").is_file()
+    resumed = fit_alignment(cfg, plan, entry.task, entry.model, "gru", tmp_path / "crashed")
+    assert resumed["steps"] == straight["steps"] == 20
+    assert resumed["records"] == straight["records"]
+    assert [h["step"] for h in resumed["history"] if h["split"] == "val"] == [0, 10, 20]

@@ -1,0 +1,124 @@
+"""run_alignment.py through the real command line."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+
+from tests.conftest import SMALL_GRU, TINY_ALIGNMENT, TINY_TRAINING, run_script
+from tests.test_bad_input import assert_one_line_error
+
+RECORD_KEYS = {
+    "source",
+    "target",
+    "variable",
+    "trained",
+    "iia",
+    "iia_heldout",
+    "iia_test",
+    "token_iia",
+    "iia_step0",
+}
+
+
+def test_fresh_zoo_trains_the_model_then_aligns(zoo, tmp_path) -> None:
+    done = run_script("run_alignment.py", *TINY_TRAINING, *TINY_ALIGNMENT, zoo=zoo, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (
+        "training " in done.stdout
+        and (zoo / "multiobject" / "gru" / "seed0-d_model32" / "model.pt").is_file()
+    )
+    (run_dir,) = (tmp_path / "outputs" / "run_alignment").iterdir()
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["config"] | {} == results["config"]
+    cfg = results["config"]
+    assert (cfg["task"], cfg["model"], cfg["alignment"], cfg["seed"], cfg["layer"], cfg["n_units"]) == (
+        "multiobject",
+        "gru",
+        "das",
+        0,
+        0,
+        16,
+    )
+    assert cfg["variables"] == ["count"] and cfg["causal_model"] == "updown" and cfg["site"] == "layer.0"
+    (record,) = results["records"]
+    assert set(record) == RECORD_KEYS
+    assert record["source"] == record["target"] == "multiobject/gru/seed0-d_model32"
+    assert all(0 <= record[k] <= 1 for k in ("iia", "iia_heldout", "iia_test", "token_iia", "iia_step0"))
+    assert results["steps"] == 20 and results["train_seconds"] > 0
+    rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
+    assert {r["split"] for r in rows} == {"val", "heldout"} and rows[0]["step"] == "0"
+    saved = torch.load(run_dir / "alignment.pt", weights_only=True)
+    assert any("rotate" in k for k in saved["state_dict"])
+    assert "IIA val" in done.stdout
+
+    again = run_script("run_alignment.py", *TINY_TRAINING, *TINY_ALIGNMENT, zoo=zoo, cwd=tmp_path)
+    assert again.returncode == 0 and "already done" in again.stdout and "training " not in again.stdout
+
+
+def test_user_command_form_with_multirun_flag_after_overrides(trained_zoo, tmp_path) -> None:
+    done = run_script(
+        "run_alignment.py",
+        "model=gru",
+        "alignment=das",
+        "-m",
+        "seed=0",
+        "n_units=4,8",
+        *SMALL_GRU,
+        *TINY_ALIGNMENT,
+        zoo=trained_zoo,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    results = sorted(tmp_path.glob("multirun/run_alignment/*/*/*/results.json"))
+    assert len(results) == 2
+    assert sorted(json.loads(p.read_text())["config"]["n_units"] for p in results) == [4, 8]
+
+
+@pytest.mark.parametrize("alignment", ["das", "linear", "revres", "fca", "boundless"])
+def test_every_alignment_function_runs_through_the_cli(alignment, trained_zoo, tmp_path) -> None:
+    done = run_script(
+        "run_alignment.py",
+        f"alignment={alignment}",
+        "alignment.variables=[count,phase,null]",
+        "n_units=4",
+        *SMALL_GRU,
+        *TINY_ALIGNMENT,
+        zoo=trained_zoo,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    (path,) = tmp_path.glob("outputs/run_alignment/*/results.json")
+    results = json.loads(path.read_text())
+    assert [r["variable"] for r in results["records"]] == ["count", "phase", "null"]
+    assert results["config"]["alignment"] == alignment
+    if alignment == "boundless":
+        assert set(results["learned_units"]) == {"count", "phase"}
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["n_units=0"], ["n_units=0", "an integer in [1, 32]"]),
+        (["n_units=33"], ["n_units=33", "[1, 32]"]),
+        (["n_units=20", "alignment.variables=[count,phase]"], ["n_units=[20,20]", "add up to at most 32"]),
+        (["layer=3"], ["layer=3", "a layer of the gru: embedding, 0"]),
+        (["alignment.variables=[speed]"], ["variables=speed", "count, phase, full, null"]),
+        (["task=arithmetic"], ["causal_model=updown", "a causal model of task arithmetic"]),
+        (
+            ["alignment.causal_model=upup", "alignment.variables=[count]"],
+            ["variables=count", "demo_count, resp_count"],
+        ),
+        (["alignment=procrustes"], ["alignment=procrustes", "one of boundless, das, fca, linear, revres"]),
+        (["auto_train=false", "seed=7"], ["auto_train=False", "a trained zoo entry at"]),
+    ],
+)
+def test_bad_alignment_settings(args, fragments, trained_zoo, tmp_path) -> None:
+    before = sorted(p.name for p in trained_zoo.rglob("*"))
+    done = run_script("run_alignment.py", *SMALL_GRU, *TINY_ALIGNMENT, *args, zoo=trained_zoo, cwd=tmp_path)
+    assert_one_line_error(done, *fragments)
+    assert sorted(p.name for p in trained_zoo.rglob("*")) == before  # nothing trained
+    assert not list(tmp_path.rglob("*.ckpt"))
