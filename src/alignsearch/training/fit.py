@@ -47,6 +47,35 @@ def quiet_lightning() -> None:
     )  # frozen task models, on purpose
 
 
+def make_trainer(
+    hardware: Any,
+    *,
+    max_steps: int,
+    val_every: int,
+    callbacks: list,
+    loggers: list | bool,
+    root: Path,
+    **extra: Any,
+) -> L.Trainer:
+    """A step-based Lightning trainer on ``hardware`` (validation every ``val_every`` steps, progress bar optional)."""
+    show_progress = bool(hardware.get("progress_bar", True))
+    return L.Trainer(
+        accelerator=hardware.accelerator,
+        devices=hardware.devices,
+        precision=hardware.precision,
+        max_steps=max_steps,
+        val_check_interval=val_every,
+        check_val_every_n_epoch=None,
+        num_sanity_val_steps=0,
+        logger=loggers,
+        callbacks=[*callbacks, RichProgressBar(leave=False)] if show_progress else list(callbacks),
+        enable_progress_bar=show_progress,
+        enable_model_summary=False,
+        default_root_dir=root,
+        **extra,
+    )
+
+
 def fit_task_model(
     cfg: Any,
     task,
@@ -97,22 +126,14 @@ def fit_task_model(
         clock,
         *callbacks,
     ]
-    if hardware.get("progress_bar", True):
-        trainer_callbacks.append(RichProgressBar(leave=False))
-    trainer = L.Trainer(
-        accelerator=hardware.accelerator,
-        devices=hardware.devices,
-        precision=hardware.precision,
+    trainer = make_trainer(
+        hardware,
         max_steps=settings.max_steps,
-        val_check_interval=settings.val_every,
-        check_val_every_n_epoch=None,
-        num_sanity_val_steps=0,
-        gradient_clip_val=settings.grad_clip or None,
-        logger=loggers,
+        val_every=settings.val_every,
         callbacks=trainer_callbacks,
-        enable_progress_bar=bool(hardware.get("progress_bar", True)),
-        enable_model_summary=False,
-        default_root_dir=work_dir,
+        loggers=loggers,
+        root=work_dir,
+        gradient_clip_val=settings.grad_clip or None,
     )
     trainer.fit(module, datamodule=data, ckpt_path=resume_from)
     results: dict[str, float] = {}

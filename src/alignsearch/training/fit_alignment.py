@@ -10,7 +10,7 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import get_class
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from alignsearch.alignment import NULL, Interchange
@@ -23,7 +23,7 @@ from alignsearch.tasks.counterfactual import make_pairs, swap_variables
 from alignsearch.training.alignment_data import PairBatch, PairDataModule, Track, pair_tensors
 from alignsearch.training.alignment_module import AlignmentModule
 from alignsearch.training.callbacks import StopAtAccuracy, TrainClock
-from alignsearch.training.fit import LAST_CHECKPOINT, check_checkpoint, quiet_lightning
+from alignsearch.training.fit import LAST_CHECKPOINT, check_checkpoint, make_trainer, quiet_lightning
 
 EVAL_SPLITS = ("val", "heldout", "test")
 
@@ -190,21 +190,13 @@ def fit_alignment(
         clock,
         *callbacks,
     ]
-    if hardware.get("progress_bar", True):
-        trainer_callbacks.append(RichProgressBar(leave=False))
-    trainer = L.Trainer(
-        accelerator=hardware.accelerator,
-        devices=hardware.devices,
-        precision=hardware.precision,
+    trainer = make_trainer(
+        hardware,
         max_steps=a.max_steps,
-        val_check_interval=a.val_every,
-        check_val_every_n_epoch=None,
-        num_sanity_val_steps=0,
-        logger=loggers,
+        val_every=a.val_every,
         callbacks=trainer_callbacks,
-        enable_progress_bar=bool(hardware.get("progress_bar", True)),
-        enable_model_summary=False,
-        default_root_dir=out_dir,
+        loggers=loggers,
+        root=out_dir,
         inference_mode=False,  # metric states must stay ordinary tensors across validate, fit and evaluate
     )
     resume = ckpt_dir / LAST_CHECKPOINT
