@@ -107,6 +107,10 @@ def plan_alignment(cfg: DictConfig, task, model: SequenceModel) -> AlignmentPlan
         require_positive(f"alignment.{key}", a[key])
     if not a.lr > 0:
         raise ConfigError("alignment.lr", a.lr, "a positive learning rate")
+    if a.get("max_minutes") is not None and not (
+        isinstance(a.max_minutes, int | float) and not isinstance(a.max_minutes, bool) and a.max_minutes > 0
+    ):
+        raise ConfigError("alignment.max_minutes", a.max_minutes, "a positive number of minutes, or null")
     plan = AlignmentPlan(site, model.sites[site], variables, causal_model, sizes, a)
     plan.build_interchange()  # checks the function and the layout (total size, room for null)
     return plan
@@ -197,6 +201,7 @@ def fit_alignment(
         callbacks=trainer_callbacks,
         loggers=loggers,
         root=out_dir,
+        max_time={"minutes": a.max_minutes} if a.get("max_minutes") else None,
         inference_mode=False,  # metric states must stay ordinary tensors across validate, fit and evaluate
     )
     resume = ckpt_dir / LAST_CHECKPOINT
