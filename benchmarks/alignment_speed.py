@@ -66,7 +66,12 @@ def bench_pairs(repeats: int = 5) -> None:
 
 def run_alignment(cwd: Path, zoo: Path, overrides: list[str]) -> tuple[float, Path]:
     """Run ``run_alignment.py`` in ``cwd``; return its wall time and its run folder."""
-    env = {**os.environ, "ALIGNSEARCH_ZOO": str(zoo), "WANDB_MODE": "offline"}
+    env = {
+        **os.environ,
+        "ALIGNSEARCH_ZOO": str(zoo),
+        "WANDB_MODE": "offline",
+        "PYTHONPATH": str(cwd / "src"),  # the clone's code, even where this checkout is installed editable
+    }
     start = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "run_alignment.py", *QUIET, *overrides],

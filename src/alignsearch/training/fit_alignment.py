@@ -229,6 +229,7 @@ def fit_alignment(
             {
                 "source": model_name,
                 "target": model_name,
+                "direction": f"{track.source}>{track.target}",
                 "variable": track.variable,
                 "trained": track.trained,
                 "iia": val["iia"],
