@@ -9,7 +9,8 @@ import torch
 from alignsearch import zoo
 from alignsearch.training.alignment_data import select
 from alignsearch.training.alignment_module import AlignmentModule
-from alignsearch.training.fit_alignment import build_pairs, fit_alignment, plan_alignment
+from alignsearch.training.fit_alignment import build_pairs, fit_alignment
+from alignsearch.training.plan import member_configs, plan_alignment
 from tests.conftest import SMALL_GRU, TINY_ALIGNMENT, compose_config
 
 
@@ -26,14 +27,14 @@ def setup(trained_zoo, tmp_path, *overrides: str):
     )
     req = zoo.request(cfg)
     entry = zoo.load(req.path, req.task)
-    return cfg, plan_alignment(cfg, entry.task, entry.model), entry
+    return cfg, plan_alignment(member_configs(cfg), [req]), entry
 
 
 def test_das_learns_count_within_a_small_budget(trained_zoo, tmp_path) -> None:
     cfg, plan, entry = setup(
         trained_zoo, tmp_path, "alignment.max_steps=150", "alignment.val_every=50", "alignment.n_train=2048"
     )
-    out = fit_alignment(cfg, plan, entry.task, entry.model, "gru", tmp_path)
+    out = fit_alignment(cfg, plan, [entry.model], tmp_path)
     (record,) = out["records"]
     assert record["iia_step0"] < 0.5
     assert record["iia"] >= record["iia_step0"] + 0.3, record
@@ -49,7 +50,7 @@ def free_running_correct(module: AlignmentModule, track, batch) -> torch.Tensor:
         if not task[:, t].any():
             continue
         prefix = {**batch, "ids": generated[:, : t + 1], "task_mask": task[:, : t + 1]}
-        _, preds, _, _ = module.run(track, prefix)
+        preds = module.run(track, prefix).preds
         generated[:, t] = torch.where(task[:, t], preds[:, t - 1], generated[:, t])
     return ((generated == ids) | ~task).all(1)
 
@@ -57,15 +58,16 @@ def free_running_correct(module: AlignmentModule, track, batch) -> torch.Tensor:
 @pytest.mark.parametrize("variables", ["count,null", "phase", "full"])
 def test_trial_iia_teacher_forced_equals_free_running(trained_zoo, tmp_path, variables) -> None:
     cfg, plan, entry = setup(trained_zoo, tmp_path, f"alignment.variables=[{variables}]")
-    train, evals, tracks = build_pairs(plan, entry.task, entry.model, seed=3)
+    train, evals, tracks = build_pairs(plan, [entry.model], seed=3)
     L.seed_everything(1, verbose=False)
-    module = AlignmentModule([entry.model], [plan.site], plan.build_interchange(), tracks).eval()
+    module = AlignmentModule([entry.model], ["layer.0"], plan.build_interchange(), tracks).eval()
     for p in module.interchange.parameters():  # a partly aligned map: some pairs right, some wrong
         p.data.add_(torch.randn_like(p) * 0.05)
     for track in tracks:
         batch = select(evals["val"][track.name], torch.arange(128))
         with torch.no_grad():
-            _, preds, targets, task = module.run(track, batch)
+            out = module.run(track, batch)
+            preds, targets, task = out.preds, out.targets, out.task
             teacher_forced = ((preds == targets) | ~task).all(1)
             free = free_running_correct(module, track, batch)
         assert torch.equal(teacher_forced, free)
@@ -77,7 +79,7 @@ def test_same_seed_same_results(trained_zoo, tmp_path) -> None:
     runs = []
     for name in ("a", "b"):
         cfg, plan, entry = setup(trained_zoo, tmp_path / name)
-        runs.append(fit_alignment(cfg, plan, entry.task, entry.model, "gru", tmp_path / name))
+        runs.append(fit_alignment(cfg, plan, [entry.model], tmp_path / name))
     assert runs[0]["records"] == runs[1]["records"]
     for key, value in runs[0]["state"].items():
         torch.testing.assert_close(runs[1]["state"][key], value, rtol=0, atol=0)
@@ -91,13 +93,13 @@ class Crash(L.Callback):
 
 def test_interrupted_alignment_resumes(trained_zoo, tmp_path) -> None:
     cfg, plan, entry = setup(trained_zoo, tmp_path / "straight")
-    straight = fit_alignment(cfg, plan, entry.task, entry.model, "gru", tmp_path / "straight")
+    straight = fit_alignment(cfg, plan, [entry.model], tmp_path / "straight")
 
     cfg, plan, entry = setup(trained_zoo, tmp_path / "crashed")
     with pytest.raises(RuntimeError, match="simulated crash"):
-        fit_alignment(cfg, plan, entry.task, entry.model, "gru", tmp_path / "crashed", callbacks=[Crash()])
+        fit_alignment(cfg, plan, [entry.model], tmp_path / "crashed", callbacks=[Crash()])
     assert (tmp_path / "crashed" / "checkpoints" / "last.ckpt").is_file()
-    resumed = fit_alignment(cfg, plan, entry.task, entry.model, "gru", tmp_path / "crashed")
+    resumed = fit_alignment(cfg, plan, [entry.model], tmp_path / "crashed")
     assert resumed["steps"] == straight["steps"] == 20
     assert resumed["records"] == straight["records"]
     assert [h["step"] for h in resumed["history"] if h["split"] == "val"] == [0, 10, 20]

@@ -130,3 +130,25 @@ def test_single_position_fast_path_matches_stepping_the_cells(cls, n_layers) -> 
         fast = model._run_single_position(x, layer, intervention)
         slow = model._run_unrolled(x, layer, intervention)
         torch.testing.assert_close(fast, slow, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("cls", MODELS)
+@pytest.mark.parametrize("n_layers", [1, 2])
+def test_lengths_only_skip_unread_outputs(cls, n_layers) -> None:
+    """With ``lengths`` a model may skip work past each row's length; what it gives before is unchanged."""
+    model = cls(8, d_model=32, n_layers=n_layers).eval()
+    ids = ids_batch(batch=6, length=12)
+    mask = torch.zeros_like(ids, dtype=torch.bool)
+    for row, col in [(0, 0), (1, 5), (2, 11), (4, 3), (5, 5)]:  # row 3: no intervention
+        mask[row, col] = True
+    lengths = torch.tensor([1, 9, 12, 7, 4, 12])
+    noise = torch.randn(6, 12, 32, generator=torch.Generator().manual_seed(2))
+    read = torch.arange(12)[None, :] < lengths[:, None]
+    for site in model.sites:
+
+        def fn(h, rows, cols):
+            return h * 0.5 + noise[rows, cols, : h.shape[-1]]
+
+        full = model.encode(ids, Intervention(site, mask, fn))
+        short = model.encode(ids, Intervention(site, mask, fn, lengths))
+        torch.testing.assert_close(short[read], full[read], rtol=1e-4, atol=1e-5)

@@ -14,6 +14,8 @@ from tests.test_bad_input import assert_one_line_error
 RECORD_KEYS = {
     "source",
     "target",
+    "direction",
+    "loss",
     "variable",
     "trained",
     "iia",
@@ -47,6 +49,7 @@ def test_fresh_zoo_trains_the_model_then_aligns(zoo, tmp_path) -> None:
     (record,) = results["records"]
     assert set(record) == RECORD_KEYS
     assert record["source"] == record["target"] == "multiobject/gru/seed0-d_model32"
+    assert (record["direction"], record["loss"], record["trained"]) == ("0>0", "behaviour", True)
     assert all(0 <= record[k] <= 1 for k in ("iia", "iia_heldout", "iia_test", "token_iia", "iia_step0"))
     assert results["steps"] == 20 and results["train_seconds"] > 0
     rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
@@ -112,7 +115,13 @@ def test_every_alignment_function_runs_through_the_cli(alignment, trained_zoo, t
             ["alignment.causal_model=upup", "alignment.variables=[count]"],
             ["variables=count", "demo_count, resp_count"],
         ),
-        (["alignment=procrustes"], ["alignment=procrustes", "one of boundless, das, fca, linear, revres"]),
+        (
+            ["alignment=procrustes"],
+            [
+                "alignment=procrustes",
+                "one of boundless, clmas, das, fca, latent_stitch, linear, mas, revres, stitch, unimas",
+            ],
+        ),
         (["auto_train=false", "seed=7"], ["auto_train=False", "a trained zoo entry at"]),
     ],
 )

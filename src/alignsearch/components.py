@@ -12,13 +12,31 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+import alignsearch
 from alignsearch.errors import ConfigError
+
+CONF_DIR = Path(alignsearch.__file__).resolve().parents[2] / "conf"
+"""The Hydra config folder: ``conf/<group>/<choice>.yaml``."""
+
+
+def group_choices(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
+    """The choices of a config group (``model`` -> ``["gru", "lstm", ...]``)."""
+    return sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
+
+
+def load_choice(group: str, choice: str, key: str) -> DictConfig:
+    """The config of ``group`` choice ``choice`` (e.g. a partner's ``model``); ConfigError under ``key``."""
+    choices = group_choices(group)
+    if choice not in choices:
+        raise ConfigError(key, choice, f"one of {', '.join(choices)}")
+    return OmegaConf.load(CONF_DIR / group / f"{choice}.yaml")
 
 
 def instantiate_checked(node: Mapping | DictConfig, group: str | None, **extra: Any) -> Any:

@@ -7,10 +7,9 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import alignsearch
+from alignsearch.components import CONF_DIR, group_choices
 from alignsearch.errors import ConfigError, ZooError
 
-CONF_DIR = Path(alignsearch.__file__).resolve().parents[2] / "conf"
 MULTIRUN_FLAGS = ("-m", "--multirun")
 
 
@@ -18,10 +17,6 @@ def normalize_argv(argv: Sequence[str]) -> list[str]:
     """Put ``-m``/``--multirun`` first, so that ``model=gru -m seed=1,2`` works like ``-m model=gru seed=1,2``."""
     flags = [a for a in argv if a in MULTIRUN_FLAGS]
     return flags[:1] + [a for a in argv if a not in MULTIRUN_FLAGS]
-
-
-def group_choices(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
-    return sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
 
 
 def check_group_choices(argv: Sequence[str], groups: Sequence[str], conf_dir: Path = CONF_DIR) -> None:

@@ -16,26 +16,40 @@ from rich.table import Table
 from alignsearch import io, zoo
 from alignsearch.cli.train_task_model import make_loggers
 from alignsearch.errors import ConfigError
-from alignsearch.training.fit_alignment import fit_alignment, flat_config, plan_alignment
+from alignsearch.training.fit_alignment import fit_alignment, flat_config
+from alignsearch.training.plan import member_configs, plan_alignment
 
 GROUPS = ("task", "model", "alignment", "hardware", "logger", "training")
 RESULTS = "results.json"
-HISTORY_COLUMNS = ("step", "split", "source", "target", "variable", "trained", "iia", "token_iia")
+HISTORY_COLUMNS = (
+    "step",
+    "split",
+    "direction",
+    "source",
+    "target",
+    "variable",
+    "trained",
+    "iia",
+    "token_iia",
+    "cl_loss",
+    "cl_divergence",
+)
 
 
 def main(cfg: DictConfig) -> dict[str, Any]:
     out_dir = Path(cfg.paths.output_dir)
-    req = zoo.request(cfg)
-    plan = plan_alignment(cfg, req.task, req.model)  # every setting checked before any work
+    cfgs = member_configs(cfg)
+    requests = [zoo.request(c) for c in cfgs]
+    plan = plan_alignment(cfgs, requests)  # every setting checked before any work
     if (out_dir / RESULTS).is_file():
         results = json.loads((out_dir / RESULTS).read_text())
         show(results, f"already done: {out_dir / RESULTS}")
         return results
-    if not req.path.is_dir() and not cfg.auto_train:
-        raise ConfigError("auto_train", cfg.auto_train, f"true, or a trained zoo entry at {req.path}")
-    entry = zoo.get_or_train(cfg)
-    name = entry.path.relative_to(zoo.zoo_root(cfg)).as_posix()
-    out = fit_alignment(cfg, plan, entry.task, entry.model, name, out_dir, loggers=make_loggers(cfg))
+    for req in requests:
+        if not req.path.is_dir() and not cfg.auto_train:
+            raise ConfigError("auto_train", cfg.auto_train, f"true, or a trained zoo entry at {req.path}")
+    models = [zoo.get_or_train(c).model for c in cfgs]  # each missing model trained once, under its lock
+    out = fit_alignment(cfg, plan, models, out_dir, loggers=make_loggers(cfg))
     choices = dict(HydraConfig.get().runtime.choices) if HydraConfig.initialized() else {}
     results = {
         "config": flat_config(cfg, plan, choices),
@@ -46,7 +60,7 @@ def main(cfg: DictConfig) -> dict[str, Any]:
         "records": out["records"],
     }
     io.save_torch(out_dir / "alignment.pt", {"state_dict": out["state"], "config": results["config"]})
-    io.write_text(out_dir / "metrics.csv", history_csv(out["history"], [name]))
+    io.write_text(out_dir / "metrics.csv", history_csv(out["history"], [m.name for m in plan.members]))
     io.write_json(out_dir / RESULTS, results)  # written last: its presence marks the run complete
     show(results, f"results: {out_dir / RESULTS}")
     return results
@@ -58,21 +72,45 @@ def history_csv(history: list[dict[str, Any]], model_names: list[str]) -> str:
     writer = csv.DictWriter(buffer, HISTORY_COLUMNS, extrasaction="ignore")
     writer.writeheader()
     for row in history:
-        writer.writerow({**row, "source": model_names[row["source"]], "target": model_names[row["target"]]})
+        writer.writerow(
+            {
+                **row,
+                "direction": f"{row['source']}>{row['target']}",
+                "source": model_names[row["source"]],
+                "target": model_names[row["target"]],
+            }
+        )
     return buffer.getvalue()
 
 
 def show(results: dict[str, Any], status: str) -> None:
     print(status, flush=True)
     table = Table()
-    for column in ("source", "target", "variable", "IIA val", "held-out", "test", "token IIA", "step 0"):
+    columns = (
+        "dir",
+        "source",
+        "target",
+        "variable",
+        "loss",
+        "IIA val",
+        "held-out",
+        "test",
+        "token",
+        "step 0",
+    )
+    for column in columns:
         table.add_column(column)
     for r in results["records"]:
         cells = [r["iia"], r["iia_heldout"], r["iia_test"], r["token_iia"], r["iia_step0"]]
         table.add_row(
-            r["source"], r["target"], r["variable"], *("-" if c is None else f"{c:.3f}" for c in cells)
+            r.get("direction", "0>0"),
+            r["source"],
+            r["target"],
+            r["variable"],
+            r.get("loss") or "-",
+            *("-" if c is None else f"{c:.3f}" for c in cells),
         )
     table.caption = (
         f"{results['steps']} steps (best at {results['best_step']}), {results['train_seconds']:.1f} s"
     )
-    Console(width=120).print(table)
+    Console(width=140).print(table)

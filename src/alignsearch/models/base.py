@@ -21,6 +21,8 @@ class Intervention:
     ``mask`` (batch, length) marks the positions; ``fn`` receives the activations there, stacked as
     (n, width), with their row and column indices, and returns what the model should carry on with.
     An intervention at position ``p`` changes the state the model holds after reading token ``p``.
+    ``lengths`` (batch,), if given, says that only each row's first ``lengths[r]`` outputs will be read:
+    a model may skip the rest (and leave zeros there).
 
     >>> keep = Intervention("layer.0", torch.zeros(2, 5, dtype=torch.bool), lambda h, rows, cols: h)
     """
@@ -28,6 +30,7 @@ class Intervention:
     site: str
     mask: Tensor
     fn: InterventionFn
+    lengths: Tensor | None = None
 
     def apply(self, h: Tensor) -> Tensor:
         """Apply to a whole (batch, length, width) tensor at once."""

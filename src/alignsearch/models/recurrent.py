@@ -103,6 +103,18 @@ class RecurrentModel(SequenceModel):
             new_states.append(self._from_fused(state))
         return x, new_states
 
+    def _fused_packed(self, x: Tensor, states: list[State], lengths: Tensor) -> Tensor:
+        """:meth:`_fused` over the first ``lengths[r]`` steps of each row only (zeros after them)."""
+        for i, rnn in enumerate(self.layers):
+            x = self._packed(rnn, self._layer_input(x, i), states[i], lengths)
+        return x
+
+    def _packed(self, rnn: nn.RNNBase, x: Tensor, state: State | None, lengths: Tensor) -> Tensor:
+        """One fused layer over the first ``lengths[r]`` steps of each row (zeros after them)."""
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, _ = rnn(packed, self._to_fused(state))
+        return nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])[0]
+
     def encode(self, ids: Tensor, intervention: Intervention | None = None) -> Tensor:
         x = self.embedding(ids)
         layer = -2 if intervention is None else self.check_site(intervention.site)
@@ -136,9 +148,16 @@ class RecurrentModel(SequenceModel):
         has = intervention.mask.any(1)
         pos = intervention.mask.float().argmax(1)
         sequences, inp = [], x
+        # the plain run is read up to each row's position (and to its end where it has none)
+        plain_steps = (
+            None if intervention.lengths is None else torch.where(has, pos + 1, intervention.lengths)
+        )
         for i, rnn in enumerate(self.layers):
             layer_in = self._layer_input(inp, i)
-            inp = rnn(layer_in)[0]
+            if plain_steps is None:
+                inp = rnn(layer_in)[0]
+            else:
+                inp = self._packed(rnn, layer_in, None, plain_steps.clamp(1, length))
             sequences.append(self._state_sequence(i, layer_in, inp))
         plain = inp
         states = [_state_at(seq, rows, pos) for seq in sequences]
@@ -152,7 +171,11 @@ class RecurrentModel(SequenceModel):
         cols = torch.arange(length, device=x.device)[None, :]
         ahead = cols + pos[:, None] + 1
         shifted = x[rows[:, None], ahead.clamp(max=length - 1)] * (ahead < length)[..., None]
-        continued = self._fused(shifted, states)[0]
+        if intervention.lengths is None:
+            continued = self._fused(shifted, states)[0]
+        else:  # each row continues only as far as its outputs are read: packed, no work past that
+            steps = torch.where(has, intervention.lengths - pos - 1, 0).clamp(1, length)
+            continued = self._fused_packed(shifted, states, steps)
         back = continued[rows[:, None], (cols - pos[:, None] - 1).clamp(min=0)]
         out = torch.where((cols < pos[:, None])[..., None], plain, back)
         out = torch.where((cols == pos[:, None])[..., None], out_at[:, None, :], out)

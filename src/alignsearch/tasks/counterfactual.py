@@ -52,7 +52,9 @@ class CounterfactualPairs:
 
     ``ids``/``task_mask`` (n, L): the counterfactual sequence the intervened model should produce (the base
     up to ``base_pos``, then the continuation); ``source`` the source sequences; ``base_pos`` and
-    ``source_pos`` (n,) the intervention positions; ``base`` the unchanged base sequences.
+    ``source_pos`` (n,) the intervention positions; ``base`` the unchanged base sequences; ``state`` the
+    causal model's variables right after the intervention (base state with the swapped values), one (n,)
+    tensor per variable, e.g. ``{"count": tensor([7, 3]), "phase": tensor([-1, 1])}``.
     """
 
     variable: str
@@ -63,6 +65,7 @@ class CounterfactualPairs:
     source_pos: Tensor
     base: SequenceBatch
     source: SequenceBatch
+    state: State
 
     def __len__(self) -> int:
         return self.ids.shape[0]
@@ -180,6 +183,37 @@ def counterfactual(
     """The counterfactual sequences of given pairs: ``(ids, task_mask, ok)``; ``ok`` is False where the pair
     must be dropped (see the module docstring). ``variables`` are the target causal model's variables to
     swap; ``source_variables`` the source's (by position; default: the same names)."""
+    ids, task_mask, ok, _ = _counterfactual(
+        causal_model,
+        base,
+        source,
+        base_pos,
+        source_pos,
+        variables,
+        source_causal_model=source_causal_model,
+        source_variables=source_variables,
+        stepwise=stepwise,
+        ranges=ranges,
+        max_len=max_len,
+    )
+    return ids, task_mask, ok
+
+
+def _counterfactual(
+    causal_model: CausalModel,
+    base: SequenceBatch,
+    source: SequenceBatch,
+    base_pos: Tensor,
+    source_pos: Tensor,
+    variables: tuple[str, ...],
+    *,
+    source_causal_model: CausalModel | None,
+    source_variables: tuple[str, ...] | None,
+    stepwise: bool,
+    ranges: dict | None,
+    max_len: int,
+) -> tuple[Tensor, Tensor, Tensor, State]:
+    """:func:`counterfactual`, plus the intervened state."""
     source_cm = source_causal_model or causal_model
     source_variables = source_variables or variables
     n = len(base)
@@ -191,6 +225,7 @@ def counterfactual(
         at = source_pos.clamp(max=source.ids.shape[1] - 1)
         for tv, sv in zip(variables, source_variables, strict=True):
             state[tv] = source_post[sv][rows, at].to(state[tv].dtype)
+    swapped = dict(state)
     tokens, task_cont, ok, states = continue_from(causal_model, state, base, base_pos + 1, max_len)
     if ranges is not None:
         live = (tokens != causal_model.vocab.pad) & (tokens != causal_model.vocab.eos)
@@ -199,7 +234,7 @@ def counterfactual(
         )  # the intervened state, then each token's
         ok &= _within_ranges(states, ranges, active)
     ids, task_mask = _splice(base, base_pos, tokens, task_cont, stepwise, causal_model.vocab.pad)
-    return ids, task_mask, ok
+    return ids, task_mask, ok, swapped
 
 
 def make_pairs(
@@ -253,7 +288,7 @@ def make_pairs(
             base_pos = _uniform_position(base_ok, generator)
             source_pos = _uniform_position(source_ok, generator)
             usable = torch.ones(want, dtype=torch.bool)
-        ids, task_mask, ok = counterfactual(
+        ids, task_mask, ok, state = _counterfactual(
             causal_model,
             base,
             source,
@@ -279,6 +314,7 @@ def make_pairs(
                     source_pos[good],
                     base[good],
                     source[good],
+                    {k: v[good] for k, v in state.items()},
                 )
             )
             total += len(good)
@@ -320,4 +356,5 @@ def _concat(parts: list[CounterfactualPairs], n: int) -> CounterfactualPairs:
         torch.cat([p.source_pos for p in parts])[:n],
         SequenceBatch.concat([p.base for p in parts])[torch.arange(n)],
         SequenceBatch.concat([p.source for p in parts])[torch.arange(n)],
+        {k: torch.cat([p.state[k] for p in parts])[:n] for k in first.state},
     )

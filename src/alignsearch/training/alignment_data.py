@@ -19,17 +19,38 @@ PairBatch = dict[str, Tensor]
 
 @dataclass(frozen=True)
 class Track:
-    """One (source model, target model, variable) combination; ``trained`` if its loss trains the alignment."""
+    """One (source model, target model, variable) combination and how it trains the alignment.
+
+    ``behavioural``: its cross-entropy on the counterfactual sequence is part of the loss; ``latent``: its
+    counterfactual-latent loss is (see :mod:`alignsearch.training.latent_targets`). A track with neither
+    is only evaluated.
+    """
 
     source: int
     target: int
     variable: str
-    trained: bool = True
+    behavioural: bool = True
+    latent: bool = False
+
+    @property
+    def trained(self) -> bool:
+        return self.behavioural or self.latent
+
+    @property
+    def direction(self) -> str:
+        """``"0>1"``: from model 0 into model 1."""
+        return f"{self.source}>{self.target}"
 
     @property
     def name(self) -> str:
-        """``"0>0/count"``: source model, target model, variable."""
-        return f"{self.source}>{self.target}/{self.variable}"
+        """``"0>1/count"``: source model, target model, variable."""
+        return f"{self.direction}/{self.variable}"
+
+    @property
+    def loss(self) -> str | None:
+        """Which losses train it: ``behaviour``, ``latent``, ``both`` or None."""
+        kinds = [k for k, on in (("behaviour", self.behavioural), ("latent", self.latent)) if on]
+        return "both" if len(kinds) == 2 else (kinds[0] if kinds else None)
 
 
 @torch.no_grad()
@@ -53,6 +74,11 @@ def pair_tensors(
         else:
             vectors.append(acts[torch.arange(len(pos)), pos])
     return {"ids": pairs.ids, "task_mask": pairs.task_mask, "pos": pairs.base_pos, "src": torch.cat(vectors)}
+
+
+def with_latent_targets(tensors: PairBatch, vectors: Tensor, found: Tensor) -> PairBatch:
+    """``tensors`` plus the counterfactual-latent targets of its pairs (``cl``, ``cl_found``)."""
+    return {**tensors, "cl": vectors, "cl_found": found}
 
 
 def select(tensors: PairBatch, index: Tensor) -> PairBatch:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
@@ -10,10 +13,12 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.nn.utils import parametrize
+from torchmetrics import MeanMetric
 
 from alignsearch.alignment import BoundlessLayout, Interchange
 from alignsearch.models import Intervention, SequenceModel
 from alignsearch.training.alignment_data import PairBatch, Track
+from alignsearch.training.latent_targets import histogram_divergence, latent_loss
 from alignsearch.training.metrics import TokenAccuracy, TrialAccuracy
 
 
@@ -22,6 +27,36 @@ def intervention_mask(batch: PairBatch, length: int, stepwise: bool) -> Tensor:
     cols = torch.arange(length, device=batch["pos"].device)[None, :]
     pos = batch["pos"][:, None]
     return cols <= pos if stepwise else cols == pos
+
+
+def compute_parametrizations(module: nn.Module) -> None:
+    """Read every parametrized tensor of ``module`` once (inside ``parametrize.cached()``: fills the cache)."""
+    for sub in module.modules():
+        if parametrize.is_parametrized(sub):
+            for name in sub.parametrizations:
+                getattr(sub, name)
+
+
+def stack_batches(batches: list[PairBatch]) -> tuple[PairBatch, list[int]]:
+    """Stack the ids, task masks and positions of several pair batches (right-padded to one length);
+    returns the stacked batch and the row boundaries ``[0, n0, n0 + n1, ...]``.
+
+    The filler id is irrelevant: filled columns come after each row's own end, are never scored, and
+    the task models are causal (nothing before them reads them)."""
+    bounds = [0]
+    for b in batches:
+        bounds.append(bounds[-1] + len(b["ids"]))
+    if len(batches) == 1:
+        return batches[0], bounds
+    length = max(b["ids"].shape[1] for b in batches)
+    stacked = {
+        "ids": torch.cat([F.pad(b["ids"], (0, length - b["ids"].shape[1])) for b in batches]),
+        "task_mask": torch.cat(
+            [F.pad(b["task_mask"], (0, length - b["task_mask"].shape[1])) for b in batches]
+        ),
+        "pos": torch.cat([b["pos"] for b in batches]),
+    }
+    return stacked, bounds
 
 
 class AlignmentModule(L.LightningModule):
@@ -34,6 +69,11 @@ class AlignmentModule(L.LightningModule):
     carries no signal about the variable). Metrics per track and evaluation split: ``iia`` (the share of
     pairs whose every task token is right; teacher-forced, which equals free-running here because each
     fed-back token is itself checked) and ``token_iia`` (the share of task tokens right, teacher-forced).
+
+    Tracks with ``latent`` add ``cl_eps`` times the counterfactual-latent loss (the intervened vector
+    against the target model's natural vector in the same causal state); for them the evaluation also
+    reports ``cl_loss`` and ``cl_divergence`` (symmetric KL between value histograms of the two).
+    Several models: one alignment function each, every track runs its own target model.
     """
 
     def __init__(
@@ -48,6 +88,7 @@ class AlignmentModule(L.LightningModule):
         warmup_steps: int = 20,
         max_steps: int = 1000,
         min_lr_ratio: float = 0.1,
+        cl_eps: float = 1.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["models", "interchange", "tracks", "sites"])
@@ -58,7 +99,10 @@ class AlignmentModule(L.LightningModule):
             {
                 split: nn.ModuleDict(
                     {
-                        _key(t): nn.ModuleDict({"iia": TrialAccuracy(), "token_iia": TokenAccuracy()})
+                        _key(t): nn.ModuleDict(
+                            {"iia": TrialAccuracy(), "token_iia": TokenAccuracy()}
+                            | ({"cl_loss": MeanMetric(), "cl_divergence": MeanMetric()} if t.latent else {})
+                        )
                         for t in tracks
                     }
                 )
@@ -66,6 +110,8 @@ class AlignmentModule(L.LightningModule):
             }
         )
         self.history: list[dict[str, Any]] = []
+        self.automatic_optimization = False  # one backward per target model, possibly in parallel threads
+        self._pool: ThreadPoolExecutor | None = None
 
     def train(self, mode: bool = True) -> AlignmentModule:
         """Only the alignment trains: the task models stay in eval mode (no dropout) throughout."""
@@ -73,47 +119,143 @@ class AlignmentModule(L.LightningModule):
         self.task_models.eval()
         return self
 
-    # -- running a track ----------------------------------------------------------------------------------
-    def run(self, track: Track, batch: PairBatch) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """(loss, predictions, targets, task mask) of the intervened target model on ``batch``."""
-        model = self.task_models[track.target]
-        ids = batch["ids"]
-        inputs, targets, task = ids[:, :-1], ids[:, 1:], batch["task_mask"][:, 1:]
-        src = batch["src"]
+    # -- running tracks -------------------------------------------------------------------------------------
+    def run(self, track: Track, batch: PairBatch) -> TrackOutput:
+        """The intervened target model on ``batch``: its loss, predictions, and (when ``batch`` carries
+        counterfactual-latent targets, ``cl``) the latent loss and the vectors it compares."""
+        return self.run_tracks([track], {track.name: batch})[0]
+
+    def run_tracks(
+        self,
+        tracks: list[Track],
+        batches: dict[str, PairBatch],
+        backward: Callable[[dict[str, TrackOutput]], None] | None = None,
+    ) -> list[TrackOutput]:
+        """:meth:`run` for several tracks. Tracks with the same target model share one batched forward
+        pass (their rows stacked); parametrized matrices (rotations) are computed once for all of them;
+        on a CPU, the target models' passes run in parallel threads (each with its share of the cores).
+        ``backward``, if given, is called on each target's outputs right after its pass (in its thread)."""
+        groups = [
+            [t for t in tracks if t.target == target] for target in dict.fromkeys(t.target for t in tracks)
+        ]
+
+        def work(group: list[Track]) -> dict[str, TrackOutput]:
+            out = self._run_group(group[0].target, group, [batches[t.name] for t in group])
+            if backward is not None:
+                backward(out)
+            return out
+
+        outputs: dict[str, TrackOutput] = {}
+        with parametrize.cached():
+            compute_parametrizations(self.interchange)  # once, before any thread reads them
+            for out in self._parallel_map(work, groups):
+                outputs |= out
+        return [outputs[t.name] for t in tracks]
+
+    def _parallel_map(self, fn: Callable, items: list) -> list:
+        """``[fn(x) for x in items]``, in threads on a CPU with cores to share between the items."""
+        cores = torch.get_num_threads()
+        if len(items) < 2 or cores < 2 or self.device.type != "cpu":
+            return [fn(x) for x in items]
+        share = max(1, cores // len(items))
+
+        def with_share(x):
+            torch.set_num_threads(share)  # this worker thread's own intra-op pool
+            return fn(x)
+
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=min(len(items), cores))
+        return list(self._pool.map(with_share, items))
+
+    def _run_group(
+        self, target: int, tracks: list[Track], batches: list[PairBatch]
+    ) -> dict[str, TrackOutput]:
+        model = self.task_models[target]
+        stacked, bounds = stack_batches(batches)
+        ids = stacked["ids"]
+        inputs, targets, task = ids[:, :-1], ids[:, 1:], stacked["task_mask"][:, 1:]
+        swapped: dict[int, tuple[Tensor, Tensor]] = {}
 
         def swap(h: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
-            h_s = src[rows, cols] if self.stepwise else src[rows]
-            return self.interchange(h, h_s, track.variable, target=track.target, source=track.source)
+            pieces = []
+            for k, (track, batch) in enumerate(zip(tracks, batches, strict=True)):
+                lo, hi = bounds[k], bounds[k + 1]
+                where = ((rows >= lo) & (rows < hi)).nonzero().squeeze(1)
+                local = rows[where] - lo
+                h_s = batch["src"][local, cols[where]] if self.stepwise else batch["src"][local]
+                out = self.interchange(h[where], h_s, track.variable, target=target, source=track.source)
+                swapped[k] = (out, local)
+                pieces.append((where, out))
+            order = torch.cat([w for w, _ in pieces])
+            values = torch.cat([v for _, v in pieces])
+            return values[torch.argsort(order)] if len(pieces) > 1 else values
 
-        mask = intervention_mask(batch, inputs.shape[1], self.stepwise)
-        with parametrize.cached():  # compute parametrized matrices (e.g. the rotation) once per batch
-            hidden = model.encode(inputs, Intervention(self.sites[track.target], mask, swap))
+        mask = intervention_mask(stacked, inputs.shape[1], self.stepwise)
+        scored = torch.arange(1, task.shape[1] + 1) * task  # outputs after the last scored one are unused
+        lengths = scored.max(1).values
+        hidden = model.encode(inputs, Intervention(self.sites[target], mask, swap, lengths))
         logits = model.readout(hidden[task])
-        loss = F.cross_entropy(logits, targets[task]) if task.any() else logits.sum() * 0
+        losses = (
+            F.cross_entropy(logits, targets[task], reduction="none") if task.any() else logits.sum(-1) * 0
+        )
         preds = targets.clone()
         preds[task] = logits.argmax(-1)
-        return loss, preds, targets, task
+        row_of = task.nonzero()[:, 0]
+        results = {}
+        for k, (track, batch) in enumerate(zip(tracks, batches, strict=True)):
+            lo, hi = bounds[k], bounds[k + 1]
+            in_rows = (row_of >= lo) & (row_of < hi)
+            loss = losses[in_rows].mean() if in_rows.any() else logits.sum() * 0
+            length = batch["ids"].shape[1] - 1
+            out = TrackOutput(loss, preds[lo:hi, :length], targets[lo:hi, :length], task[lo:hi, :length])
+            if "cl" in batch and k in swapped:
+                h, rows = swapped[k]
+                out.intervened, out.cl, out.cl_found = h, batch["cl"][rows], batch["cl_found"][rows]
+                out.latent = latent_loss(out.intervened, out.cl, out.cl_found)
+            results[track.name] = out
+        return results
+
+    def objective(self, track: Track, out: TrackOutput) -> Tensor:
+        """A trained track's share of the loss: its behavioural loss and/or ``cl_eps`` x its latent loss."""
+        loss = out.loss if track.behavioural else out.loss.new_zeros(())
+        if track.latent:
+            loss = loss + self.hparams.cl_eps * out.latent
+        return loss
 
     def training_step(self, batch: dict[str, PairBatch], batch_idx: int) -> Tensor:
         layout = self.interchange.layout
         if isinstance(layout, BoundlessLayout):
             layout.set_progress(self.global_step / max(self.hparams.max_steps, 1))
         trained = [t for t in self.tracks if t.trained]
-        total = 0.0
-        for track in trained:
-            loss, *_ = self.run(track, batch[track.name])
-            total = total + loss / len(trained)
-            self.log(f"train/loss/{track.name}", loss, batch_size=len(batch[track.name]["ids"]))
-        total = total + layout.penalty()
+        by_name = {t.name: t for t in trained}
+        optimizer, schedule = self.optimizers(), self.lr_schedulers()
+        optimizer.zero_grad()
+        parts = len({t.target for t in trained})
+
+        def backward(outs: dict[str, TrackOutput]) -> None:
+            loss = sum(self.objective(by_name[name], out) for name, out in outs.items()) / len(trained)
+            self.manual_backward(loss, retain_graph=parts > 1)  # targets share the rotations' graph
+
+        outputs = self.run_tracks(trained, batch, backward)
+        penalty = layout.penalty()
+        if penalty.requires_grad:
+            self.manual_backward(penalty)
+        optimizer.step()
+        schedule.step()
+        total = penalty.detach()
+        for track, out in zip(trained, outputs, strict=True):
+            size = len(batch[track.name]["ids"])
+            total = total + self.objective(track, out).detach() / len(trained)
+            self.log(f"train/loss/{track.name}", out.loss.detach(), batch_size=size)
+            if track.latent:
+                self.log(f"train/cl_loss/{track.name}", out.latent.detach(), batch_size=size)
         self.log("train/loss", total, prog_bar=True, batch_size=1)
         return total
 
     def validation_step(self, batch: dict[str, PairBatch], batch_idx: int, dataloader_idx: int = 0) -> None:
         split = self.eval_splits[dataloader_idx]
-        for track in self.tracks:
-            _, preds, targets, task = self.run(track, batch[track.name])
-            for metric in self.metrics[split][_key(track)].values():
-                metric.update(preds, targets, task)
+        for track, out in zip(self.tracks, self.run_tracks(self.tracks, batch), strict=True):
+            update_metrics(self.metrics[split][_key(track)], out)
 
     def on_validation_epoch_end(self) -> None:
         """Log every track's metrics, their summaries over trained tracks, and keep them in the history."""
@@ -122,7 +264,8 @@ class AlignmentModule(L.LightningModule):
         for split, per_track in values.items():
             for name, metrics in per_track.items():
                 for metric, value in metrics.items():
-                    self.log(f"{split}/{metric}/{name}", value)
+                    if value is not None:
+                        self.log(f"{split}/{metric}/{name}", value)
                 track = next(t for t in self.tracks if t.name == name)
                 self.history.append(
                     {
@@ -148,7 +291,7 @@ class AlignmentModule(L.LightningModule):
                 metrics = self.metrics[split][_key(track)]
                 if int(metrics["iia"].total) == 0:
                     continue
-                out[split][track.name] = {name: float(m.compute()) for name, m in metrics.items()}
+                out[split][track.name] = {name: _value(m) for name, m in metrics.items()}
                 if reset:
                     for m in metrics.values():
                         m.reset()
@@ -161,18 +304,16 @@ class AlignmentModule(L.LightningModule):
 
         was_training = self.training
         self.eval()
-        iia, tok = {}, {}
+        metrics: dict[str, dict[str, Any]] = {}
         for track in self.tracks:
-            iia[track.name], tok[track.name] = TrialAccuracy(), TokenAccuracy()
+            metrics[track.name] = {"iia": TrialAccuracy(), "token_iia": TokenAccuracy()}
+            if track.latent:
+                metrics[track.name] |= {"cl_loss": MeanMetric(), "cl_divergence": MeanMetric()}
         for batch in eval_batches(tracks, batch_size):
-            for track in self.tracks:
-                _, preds, targets, task = self.run(track, batch[track.name])
-                iia[track.name].update(preds, targets, task)
-                tok[track.name].update(preds, targets, task)
+            for track, out in zip(self.tracks, self.run_tracks(self.tracks, batch), strict=True):
+                update_metrics(metrics[track.name], out)
         self.train(was_training)
-        return {
-            name: {"iia": float(iia[name].compute()), "token_iia": float(tok[name].compute())} for name in iia
-        }
+        return {name: {k: _value(m) for k, m in per.items()} for name, per in metrics.items()}
 
     # -- optimisation ----------------------------------------------------------------------------------------
     def configure_optimizers(self):
@@ -193,6 +334,42 @@ class AlignmentModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.history = checkpoint.get("history", [])
+
+
+@dataclass
+class TrackOutput:
+    """What one track's run gives: behavioural loss, predictions against targets on the task mask, and
+    for latent tracks the latent loss with the intervened vectors, their targets and which were found."""
+
+    loss: Tensor
+    preds: Tensor
+    targets: Tensor
+    task: Tensor
+    latent: Tensor | None = None
+    intervened: Tensor | None = None
+    cl: Tensor | None = None
+    cl_found: Tensor | None = None
+
+
+def update_metrics(metrics, out: TrackOutput) -> None:
+    """Add one batch of a track to its metrics (IIA, token IIA, and the latent ones where present)."""
+    metrics["iia"].update(out.preds, out.targets, out.task)
+    metrics["token_iia"].update(out.preds, out.targets, out.task)
+    if "cl_loss" in metrics and out.latent is not None:
+        weight = int(out.cl_found.sum())
+        if weight:
+            metrics["cl_loss"].update(out.latent, weight)
+            found = out.cl_found
+            metrics["cl_divergence"].update(
+                histogram_divergence(out.intervened[found], out.cl[found]), weight
+            )
+
+
+def _value(metric) -> float | None:
+    """A metric's value, or None where it saw nothing (a latent metric without matched targets)."""
+    if isinstance(metric, MeanMetric) and float(metric.weight) == 0:
+        return None
+    return float(metric.compute())
 
 
 def _key(track: Track) -> str:

@@ -1,0 +1,257 @@
+"""What an alignment run will do, checked before any work: its models, sites, variables, layout, directions.
+
+One model is DAS; two are MAS and its family. The second model (the *partner*) is described by the
+``partner`` settings of the run, each defaulting to the first model's::
+
+    partner: {model: null, task: null, seed: null, layer: null, causal_model: null, variables: null}
+    # -> the same architecture and task, seed + 1, the same layer, causal model and variables
+
+Variables are paired by position: ``alignment.variables=[count]`` with ``partner.causal_model=upup
+partner.variables=[demo_count]`` aligns Up-Down's ``count`` in model 0 with Up-Up's ``demo_count`` in
+model 1, in one shared block of the aligned space.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+from hydra.utils import get_class
+from omegaconf import DictConfig, OmegaConf
+
+from alignsearch.alignment import NULL, Interchange
+from alignsearch.components import instantiate_checked, load_choice
+from alignsearch.errors import ConfigError, require_positive
+from alignsearch.models import SequenceModel
+from alignsearch.tasks import CausalModel, causal_model_for
+from alignsearch.tasks.counterfactual import swap_variables
+from alignsearch.training.alignment_data import Track
+
+PARTNER_KEYS = ("model", "task", "seed", "layer", "causal_model", "variables")
+
+
+def site_name(layer: Any) -> str:
+    """``layer`` as a site name: ``0`` -> ``layer.0``; ``embedding`` stays."""
+    return "embedding" if str(layer) == "embedding" else f"layer.{layer}"
+
+
+def member_configs(cfg: DictConfig) -> list[DictConfig]:
+    """One run config per model of the alignment: the run's own, then its partner's (if two models)."""
+    n_models = int(cfg.alignment.get("models", 1))
+    partner = cfg.get("partner") or {}
+    if n_models == 1:
+        for key in PARTNER_KEYS:
+            if partner.get(key) is not None:
+                raise ConfigError(
+                    f"partner.{key}", partner.get(key), f"null with alignment={cfg.alignment.name}"
+                )
+        return [cfg]
+    if n_models != 2:
+        raise ConfigError("alignment.models", n_models, "1 or 2")
+    other = cfg.copy()
+    if partner.get("model") is not None:
+        other.model = load_choice("model", str(partner.model), "partner.model")
+    if partner.get("task") is not None:
+        other.task = load_choice("task", str(partner.task), "partner.task")
+    seed = partner.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ConfigError("partner.seed", seed, "a non-negative integer, or null for seed + 1")
+    other.seed = cfg.seed + 1 if seed is None else seed
+    if partner.get("layer") is not None:
+        other.layer = partner.layer
+    if partner.get("causal_model") is not None:
+        other.alignment.causal_model = partner.causal_model
+    if partner.get("variables") is not None:
+        other.alignment.variables = partner.variables
+    return [cfg, other]
+
+
+@dataclass
+class Member:
+    """One model of an alignment: its zoo name, task, site, causal model and variables (by position)."""
+
+    name: str
+    task: Any
+    site: str
+    width: int
+    causal_model: CausalModel
+    variables: list[str]
+
+
+@dataclass
+class AlignmentPlan:
+    """Everything an alignment run needs, checked before any work."""
+
+    members: list[Member]
+    sizes: list[int]
+    directions: list[tuple[int, int]]
+    cl_directions: list[tuple[int, int]]
+    settings: DictConfig
+
+    @property
+    def variables(self) -> list[str]:
+        """The layout's block names: model 0's variables."""
+        return self.members[0].variables
+
+    @property
+    def named_variables(self) -> list[str]:
+        return [v for v in self.variables if v != NULL]
+
+    def tracks(self) -> list[Track]:
+        """Every (source, target, variable), with the losses that train it."""
+        pairs = itertools.product(range(len(self.members)), repeat=2)
+        return [
+            Track(s, t, v, behavioural=(s, t) in self.directions, latent=(s, t) in self.cl_directions)
+            for s, t in pairs
+            for v in self.variables
+        ]
+
+    def build_interchange(self) -> Interchange:
+        functions = [build_function(self.settings.function, m.width, sum(self.sizes)) for m in self.members]
+        layout = instantiate_checked(
+            self.settings.layout,
+            None,
+            variables=self.variables,
+            sizes=self.sizes,
+            code_width=max(f.code_width for f in functions),
+            n_aligned=min(f.n_aligned for f in functions),
+        )
+        return Interchange(functions, layout, keep_target=bool(self.settings.get("keep_target", True)))
+
+
+def build_function(node: DictConfig, width: int, total_units: int):
+    """An alignment function for a site of ``width``; low-rank functions get ``rank = total_units``."""
+    extra: dict[str, Any] = {"width": width}
+    if "rank" in inspect.signature(get_class(node._target_).__init__).parameters and node.get("rank") is None:
+        extra["rank"] = total_units
+    return instantiate_checked(node, "alignment.function", **extra)
+
+
+def parse_directions(value: Any, key: str, n_models: int) -> list[tuple[int, int]]:
+    """``["0>1", "1>1"]`` -> ``[(0, 1), (1, 1)]``; ``None`` -> every pair of models."""
+    every = list(itertools.product(range(n_models), repeat=2))
+    if value is None:
+        return every
+    allowed = f"a list of 'source>target' with models 0..{n_models - 1}, e.g. [{', '.join(f'{s}>{t}' for s, t in every)}]"
+    if not OmegaConf.is_list(value) and not isinstance(value, list):
+        raise ConfigError(key, value, allowed)
+    out = []
+    for item in value:
+        parts = str(item).split(">")
+        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+            raise ConfigError(key, item, allowed)
+        direction = (int(parts[0]), int(parts[1]))
+        if direction not in every:
+            raise ConfigError(key, item, allowed)
+        out.append(direction)
+    return out
+
+
+def _member(cfg: DictConfig, name: str, task, model: SequenceModel, index: int) -> Member:
+    prefix = "" if index == 0 else "partner."
+    site = site_name(cfg.layer)
+    if site not in model.sites:
+        layers = ", ".join(["embedding", *[s.split(".")[1] for s in model.sites if s != "embedding"]])
+        raise ConfigError(f"{prefix}layer", cfg.layer, f"a layer of the {model.name}: {layers}")
+    try:
+        causal_model = causal_model_for(task, cfg.alignment.causal_model)
+    except ConfigError as e:
+        key = "partner.causal_model" if index else "alignment.causal_model"
+        raise ConfigError(key, e.value, e.allowed) from None
+    variables = [NULL if v is None else v for v in cfg.alignment.variables]  # `null` arrives as None
+    key = "partner.variables" if index else "alignment.variables"
+    if not variables or len(set(variables)) != len(variables):
+        raise ConfigError(key, variables, "a non-empty list without repeats")
+    for variable in variables:
+        try:
+            swap_variables(causal_model, variable)
+        except ConfigError as e:
+            raise ConfigError(key, variable, e.allowed) from None
+    return Member(name, task, site, model.sites[site], causal_model, variables)
+
+
+def plan_alignment(cfgs: list[DictConfig], requests: list) -> AlignmentPlan:
+    """Check the alignment settings against the tasks and (untrained) models; raise ConfigError if wrong.
+
+    ``cfgs`` come from :func:`member_configs`; ``requests`` are the matching zoo requests.
+    """
+    cfg = cfgs[0]
+    a = cfg.alignment
+    members = [
+        _member(c, _zoo_name(r), r.task, r.model, i)
+        for i, (c, r) in enumerate(zip(cfgs, requests, strict=True))
+    ]
+    first = members[0]
+    for other in members[1:]:
+        if len(other.variables) != len(first.variables):
+            raise ConfigError(
+                "partner.variables",
+                other.variables,
+                f"as many variables as alignment.variables ({len(first.variables)}), paired by position",
+            )
+        for v0, v1 in zip(first.variables, other.variables, strict=True):
+            if (v0 == NULL) != (v1 == NULL) or len(swap_variables(first.causal_model, v0)) != len(
+                swap_variables(other.causal_model, v1)
+            ):
+                raise ConfigError(
+                    "partner.variables", other.variables, f"a variable matching {v0} at its position"
+                )
+        if a.stepwise and tuple(other.task.vocab.tokens) != tuple(first.task.vocab.tokens):
+            raise ConfigError(
+                "partner.task",
+                other.task.name,
+                f"a task with the vocabulary of {first.task.name} for stepwise swaps (or alignment.stepwise=false)",
+            )
+    named = [v for v in first.variables if v != NULL]
+    if not named:
+        raise ConfigError("alignment.variables", first.variables, "at least one variable besides null")
+    narrowest = min(m.width for m in members)
+    if a.get("whole_site"):
+        if len(named) != 1:
+            raise ConfigError(
+                "alignment.variables", first.variables, "one variable with alignment.whole_site"
+            )
+        sizes = [narrowest]
+    else:
+        n_units = cfg.n_units
+        sizes = list(n_units) if OmegaConf.is_list(n_units) else [n_units] * len(named)
+        for size in sizes:
+            if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= narrowest:
+                sites = " and ".join(f"{m.site} of {m.name}" for m in members)
+                raise ConfigError("n_units", size, f"an integer in [1, {narrowest}] (the width of {sites})")
+    for key in (
+        "batch_size",
+        "eval_batch_size",
+        "max_steps",
+        "val_every",
+        "n_train",
+        "n_val",
+        "n_heldout",
+        "n_test",
+    ):
+        require_positive(f"alignment.{key}", a[key])
+    if not a.lr > 0:
+        raise ConfigError("alignment.lr", a.lr, "a positive learning rate")
+    if a.get("max_minutes") is not None and not (
+        isinstance(a.max_minutes, int | float) and not isinstance(a.max_minutes, bool) and a.max_minutes > 0
+    ):
+        raise ConfigError("alignment.max_minutes", a.max_minutes, "a positive number of minutes, or null")
+    cl_eps = a.get("cl_eps", 1.0)
+    if isinstance(cl_eps, bool) or not isinstance(cl_eps, int | float) or cl_eps < 0:
+        raise ConfigError("alignment.cl_eps", cl_eps, "a non-negative weight")
+    directions = parse_directions(a.get("directions"), "alignment.directions", len(members))
+    cl_directions = parse_directions(a.get("cl_directions") or [], "alignment.cl_directions", len(members))
+    if not directions and not cl_directions:
+        raise ConfigError("alignment.directions", [], "at least one trained direction (or cl_directions)")
+    if cl_directions and a.stepwise:
+        raise ConfigError("alignment.cl_directions", a.cl_directions, "[] with alignment.stepwise=true")
+    plan = AlignmentPlan(members, sizes, directions, cl_directions, a)
+    plan.build_interchange()  # checks the function and the layout (total size, room for null)
+    return plan
+
+
+def _zoo_name(request) -> str:
+    """``multiobject/gru/seed0``: a model's zoo path below the zoo's root."""
+    return "/".join(request.path.parts[-3:])
