@@ -17,10 +17,13 @@ from alignsearch import io, zoo
 from alignsearch.cli.train_task_model import make_loggers
 from alignsearch.errors import ConfigError
 from alignsearch.training.fit_alignment import fit_alignment, flat_config
-from alignsearch.training.plan import member_configs, plan_alignment
+from alignsearch.similarity import similarity
+from alignsearch.similarity import to_markdown as similarity_markdown
+from alignsearch.training.plan import AlignmentPlan, member_configs, plan_alignment
 
 GROUPS = ("task", "model", "alignment", "hardware", "logger", "training")
 RESULTS = "results.json"
+SIMILARITY = "similarity.json"
 HISTORY_COLUMNS = (
     "step",
     "split",
@@ -49,6 +52,8 @@ def main(cfg: DictConfig) -> dict[str, Any]:
         if not req.path.is_dir() and not cfg.auto_train:
             raise ConfigError("auto_train", cfg.auto_train, f"true, or a trained zoo entry at {req.path}")
     models = [zoo.get_or_train(c).model for c in cfgs]  # each missing model trained once, under its lock
+    if len(models) == 2 and cfg.get("similarity", True):
+        write_similarity(plan, models, int(cfg.seed), out_dir)
     out = fit_alignment(cfg, plan, models, out_dir, loggers=make_loggers(cfg))
     choices = dict(HydraConfig.get().runtime.choices) if HydraConfig.initialized() else {}
     results = {
@@ -64,6 +69,26 @@ def main(cfg: DictConfig) -> dict[str, Any]:
     io.write_json(out_dir / RESULTS, results)  # written last: its presence marks the run complete
     show(results, f"results: {out_dir / RESULTS}")
     return results
+
+
+def write_similarity(plan: AlignmentPlan, models: list, seed: int, out_dir: Path) -> None:
+    """RSA, CKA and probes of the two models (``similarity.json``, ``similarity.md``), unless present."""
+    if (out_dir / SIMILARITY).is_file():
+        return
+    names = [m.name for m in plan.members]
+    sites = [m.site for m in plan.members]
+    measures = similarity(
+        [m.task for m in plan.members],
+        models,
+        sites,
+        [m.causal_model for m in plan.members],
+        names,
+        seed=seed,
+    )
+    io.write_text(out_dir / "similarity.md", similarity_markdown(measures, names, sites))
+    io.write_json(out_dir / SIMILARITY, {"models": names, "sites": sites, "measures": measures})
+    headline = ", ".join(f"{k} {measures[k]:.3f}" for k in ("cka_linear", "cka_rbf", "rsa_cos_spearman"))
+    print(f"similarity ({SIMILARITY}): {headline}", flush=True)
 
 
 def history_csv(history: list[dict[str, Any]], model_names: list[str]) -> str:
@@ -84,33 +109,36 @@ def history_csv(history: list[dict[str, Any]], model_names: list[str]) -> str:
 
 
 def show(results: dict[str, Any], status: str) -> None:
+    """Print the records as a table: one row per direction and variable (models named in the caption)."""
     print(status, flush=True)
+    models: list[str] = []
+    for r in results["records"]:
+        for name in (r["source"], r["target"]):
+            if name not in models:
+                models.append(name)
     table = Table()
-    columns = (
-        "dir",
-        "source",
-        "target",
+    for column in (
+        "direction",
         "variable",
-        "loss",
+        "trained by",
         "IIA val",
         "held-out",
         "test",
-        "token",
+        "token IIA",
         "step 0",
-    )
-    for column in columns:
+    ):
         table.add_column(column)
     for r in results["records"]:
         cells = [r["iia"], r["iia_heldout"], r["iia_test"], r["token_iia"], r["iia_step0"]]
+        variable = r["variable"]
+        if "source_variable" in r:
+            variable = f"{r['source_variable']} -> {r['target_variable']}"
         table.add_row(
             r.get("direction", "0>0"),
-            r["source"],
-            r["target"],
-            r["variable"],
+            variable,
             r.get("loss") or "-",
             *("-" if c is None else f"{c:.3f}" for c in cells),
         )
-    table.caption = (
-        f"{results['steps']} steps (best at {results['best_step']}), {results['train_seconds']:.1f} s"
-    )
-    Console(width=140).print(table)
+    legend = ", ".join(f"model {i} = {name}" for i, name in enumerate(models))
+    table.caption = f"{legend}; {results['steps']} steps (best at {results['best_step']}), {results['train_seconds']:.1f} s"
+    Console(width=120).print(table)

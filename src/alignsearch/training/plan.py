@@ -3,8 +3,12 @@
 One model is DAS; two are MAS and its family. The second model (the *partner*) is described by the
 ``partner`` settings of the run, each defaulting to the first model's::
 
-    partner: {model: null, task: null, seed: null, layer: null, causal_model: null, variables: null}
-    # -> the same architecture and task, seed + 1, the same layer, causal model and variables
+    partner: {model: null, model_settings: {}, task: null, seed: null, layer: null, causal_model: null,
+              variables: null}
+    # -> the same architecture (and settings) and task, seed + 1, the same layer, causal model, variables
+
+``partner.model`` names a ``conf/model`` choice with its default settings; ``partner.model_settings``
+changes some of them (``+partner.model_settings.d_model=64``: a GRU of width 64 beside one of 128).
 
 Variables are paired by position: ``alignment.variables=[count]`` with ``partner.causal_model=upup
 partner.variables=[demo_count]`` aligns Up-Down's ``count`` in model 0 with Up-Up's ``demo_count`` in
@@ -29,7 +33,7 @@ from alignsearch.tasks import CausalModel, causal_model_for
 from alignsearch.tasks.counterfactual import swap_variables
 from alignsearch.training.alignment_data import Track
 
-PARTNER_KEYS = ("model", "task", "seed", "layer", "causal_model", "variables")
+PARTNER_KEYS = ("model", "model_settings", "task", "seed", "layer", "causal_model", "variables")
 
 
 def site_name(layer: Any) -> str:
@@ -43,7 +47,7 @@ def member_configs(cfg: DictConfig) -> list[DictConfig]:
     partner = cfg.get("partner") or {}
     if n_models == 1:
         for key in PARTNER_KEYS:
-            if partner.get(key) is not None:
+            if partner.get(key) is not None and partner.get(key) != {}:
                 raise ConfigError(
                     f"partner.{key}", partner.get(key), f"null with alignment={cfg.alignment.name}"
                 )
@@ -53,6 +57,8 @@ def member_configs(cfg: DictConfig) -> list[DictConfig]:
     other = cfg.copy()
     if partner.get("model") is not None:
         other.model = load_choice("model", str(partner.model), "partner.model")
+    if partner.get("model_settings"):
+        other.model = OmegaConf.merge(other.model, partner.model_settings)
     if partner.get("task") is not None:
         other.task = load_choice("task", str(partner.task), "partner.task")
     seed = partner.get("seed")
@@ -130,21 +136,24 @@ def build_function(node: DictConfig, width: int, total_units: int):
 
 
 def parse_directions(value: Any, key: str, n_models: int) -> list[tuple[int, int]]:
-    """``["0>1", "1>1"]`` -> ``[(0, 1), (1, 1)]``; ``None`` -> every pair of models."""
+    """``[[0, 1], [1, 1]]`` (or ``["0>1", "1>1"]``) -> ``[(0, 1), (1, 1)]``; ``None`` -> every pair."""
     every = list(itertools.product(range(n_models), repeat=2))
     if value is None:
         return every
-    allowed = f"a list of 'source>target' with models 0..{n_models - 1}, e.g. [{', '.join(f'{s}>{t}' for s, t in every)}]"
-    if not OmegaConf.is_list(value) and not isinstance(value, list):
+    example = ",".join(f"[{s},{t}]" for s, t in every)
+    allowed = f"a list of [source, target] pairs of models 0..{n_models - 1}, e.g. [{example}]"
+    if not (OmegaConf.is_list(value) or isinstance(value, list)):
         raise ConfigError(key, value, allowed)
     out = []
     for item in value:
-        parts = str(item).split(">")
-        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-            raise ConfigError(key, item, allowed)
-        direction = (int(parts[0]), int(parts[1]))
+        parts = item.split(">") if isinstance(item, str) else item
+        shown = item if isinstance(item, str) else list(item) if OmegaConf.is_list(item) else item
+        try:
+            direction = tuple(int(p) for p in parts)
+        except (TypeError, ValueError):
+            raise ConfigError(key, shown, allowed) from None
         if direction not in every:
-            raise ConfigError(key, item, allowed)
+            raise ConfigError(key, shown, allowed)
         out.append(direction)
     return out
 

@@ -1,0 +1,250 @@
+"""Model Alignment Search: partners, directions, the MAS family, latent targets, similarity baselines."""
+
+from __future__ import annotations
+
+import json
+
+import lightning as L
+import pytest
+import torch
+
+from alignsearch.alignment import FixedLayout, Interchange, Rotation
+from alignsearch.models import GRU, SequenceModel
+from alignsearch.seeding import generator
+from alignsearch.similarity import cka, correlation, pair_measures, probe_accuracy
+from alignsearch.tasks import NumericTask, causal_model_for
+from alignsearch.tasks.counterfactual import make_pairs
+from alignsearch.training.alignment_data import Track, pair_tensors, select
+from alignsearch.training.alignment_module import AlignmentModule
+from alignsearch.training.latent_targets import histogram_divergence, latent_targets
+from tests.conftest import TINY_ALIGNMENT, TINY_TRAINING, run_script
+from tests.test_bad_input import assert_one_line_error
+
+DIRECTIONS = ["0>0", "0>1", "1>0", "1>1"]
+
+
+def load_results(root, pattern: str = "multirun/run_alignment/*/*/*/results.json") -> dict[str, dict]:
+    return {p.parent.name: json.loads(p.read_text()) for p in sorted(root.glob(pattern))}
+
+
+def test_users_mas_command_trains_each_model_once(zoo, tmp_path) -> None:
+    """`python run_alignment.py model=gru alignment=mas -m seed=1,2,3` on a fresh zoo: GRUs 1-4, trained once."""
+    done = run_script(
+        "run_alignment.py",
+        "model=gru",
+        "alignment=mas",
+        "-m",
+        "seed=1,2,3",
+        *TINY_TRAINING,
+        *TINY_ALIGNMENT,
+        zoo=zoo,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    trained = sorted(line.split("/")[-1] for line in done.stdout.splitlines() if line.startswith("training "))
+    assert trained == [f"seed{s}-d_model32" for s in (1, 2, 3, 4)]
+    runs = load_results(tmp_path)
+    assert len(runs) == 3
+    for results in runs.values():
+        seed = results["config"]["seed"]
+        assert results["config"]["partner_seed"] == seed + 1
+        records = results["records"]
+        assert [r["direction"] for r in records] == DIRECTIONS
+        assert all(r["trained"] and r["loss"] == "behaviour" for r in records)
+        names = {r["direction"]: (r["source"], r["target"]) for r in records}
+        first, second = f"multiobject/gru/seed{seed}-d_model32", f"multiobject/gru/seed{seed + 1}-d_model32"
+        assert names["0>1"] == (first, second) and names["1>0"] == (second, first)
+        assert all(0 <= r["iia"] <= 1 and 0 <= r["iia_test"] <= 1 for r in records)
+    similarity_files = sorted(tmp_path.glob("multirun/run_alignment/*/*/*/similarity.json"))
+    assert len(similarity_files) == 3
+    measures = json.loads(similarity_files[0].read_text())["measures"]
+    assert {"cka_linear", "cka_rbf", "cka_dist_cos", "rsa_cos_spearman"} <= set(measures)
+    assert all(-1 <= measures[k] <= 1 for k in measures if not k.startswith("probe"))
+
+
+def test_every_mas_variant_through_the_cli(trained_zoo, tmp_path) -> None:
+    done = run_script(
+        "run_alignment.py",
+        "-m",
+        "alignment=unimas,clmas,stitch,latent_stitch",
+        "partner.seed=0",  # the partner is the same zoo model: aligned with itself
+        *TINY_TRAINING,
+        *TINY_ALIGNMENT,
+        zoo=trained_zoo,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    runs = {r["config"]["alignment"]: r for r in load_results(tmp_path).values()}
+    assert set(runs) == {"unimas", "clmas", "stitch", "latent_stitch"}
+    loss = {name: {r["direction"]: r["loss"] for r in res["records"]} for name, res in runs.items()}
+    assert loss["unimas"] == {"0>0": None, "0>1": "behaviour", "1>0": None, "1>1": "behaviour"}
+    assert loss["clmas"] == {"0>0": "behaviour", "0>1": "latent", "1>0": "behaviour", "1>1": "latent"}
+    assert loss["stitch"] == {"0>0": None, "0>1": "behaviour", "1>0": None, "1>1": None}
+    assert loss["latent_stitch"] == {"0>0": None, "0>1": "latent", "1>0": None, "1>1": None}
+    for name in ("clmas", "latent_stitch"):
+        for r in runs[name]["records"]:
+            has_latent = r["loss"] == "latent"
+            assert ("cl_loss" in r) == has_latent
+            if has_latent:
+                assert r["cl_loss"] >= 0 and r["cl_divergence"] >= 0
+    assert runs["stitch"]["config"]["n_units"] == 32  # the whole site
+    assert runs["stitch"]["config"]["variables"] == ["full"]
+    assert runs["clmas"]["config"]["cl_eps"] == pytest.approx(0.85)
+
+
+def test_partners_of_other_architectures_tasks_and_causal_models(zoo, tmp_path) -> None:
+    done = run_script(
+        "run_alignment.py",
+        "-m",
+        "alignment=mas",
+        "partner.model=lstm,transformer",
+        "+partner.model_settings.d_model=48",
+        "alignment.max_steps=10",
+        *TINY_TRAINING,
+        *TINY_ALIGNMENT,
+        zoo=zoo,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    runs = load_results(tmp_path)
+    targets = sorted(r["records"][1]["target"] for r in runs.values())
+    assert targets == ["multiobject/lstm/seed1-d_model48", "multiobject/transformer/seed1-d_model48"]
+    widths = {r["config"]["partner_model"]: r["config"]["n_units"] for r in runs.values()}
+    assert widths == {"lstm": 16, "transformer": 16}  # models of widths 32 and 48 share one layout
+
+    done = run_script(
+        "run_alignment.py",
+        "alignment=mas",
+        "partner.task=sameobject",
+        "partner.causal_model=upup",
+        "partner.variables=[demo_count]",
+        "alignment.max_steps=10",
+        *TINY_TRAINING,
+        *TINY_ALIGNMENT,
+        zoo=zoo,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    (results,) = load_results(tmp_path, "outputs/run_alignment/*/results.json").values()
+    by_direction = {r["direction"]: r for r in results["records"]}
+    assert by_direction["0>1"]["target"] == "sameobject/gru/seed1-d_model32"
+    assert (by_direction["0>1"]["source_variable"], by_direction["0>1"]["target_variable"]) == (
+        "count",
+        "demo_count",
+    )
+    assert "source_variable" not in by_direction["0>0"]
+    assert results["config"]["partner_causal_model"] == "upup"
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (
+            ["alignment.stepwise=true", "partner.task=sameobject"],
+            ["partner.task=sameobject", "vocabulary of multiobject", "stepwise"],
+        ),
+        (["alignment.directions=[[0,2]]"], ["alignment.directions=[0,2]", "models 0..1"]),
+        (["alignment.cl_directions=[[2,1]]"], ["alignment.cl_directions=[2,1]", "models 0..1"]),
+        (["alignment.cl_eps=-0.5"], ["alignment.cl_eps=-0.5", "non-negative"]),
+        (["partner.variables=[count,phase]"], ["partner.variables=[count,phase]", "as many variables"]),
+        (
+            ["partner.causal_model=upup", "partner.variables=[count]"],
+            ["partner.variables=count", "demo_count, resp_count"],
+        ),
+        (["partner.model=gpt"], ["partner.model=gpt", "one of gru, lstm, rnn, transformer"]),
+        (["partner.seed=-1"], ["partner.seed=-1", "non-negative integer"]),
+    ],
+)
+def test_bad_mas_settings(args, fragments, zoo, tmp_path) -> None:
+    done = run_script("run_alignment.py", "alignment=mas", *args, *TINY_TRAINING, zoo=zoo, cwd=tmp_path)
+    assert_one_line_error(done, *fragments)
+    assert not zoo.exists() or not any(zoo.rglob("model.pt"))  # nothing trained
+
+
+def test_partner_settings_need_a_two_model_alignment(zoo, tmp_path) -> None:
+    done = run_script("run_alignment.py", "partner.model=lstm", *TINY_TRAINING, zoo=zoo, cwd=tmp_path)
+    assert_one_line_error(done, "partner.model=lstm", "null with alignment=das")
+
+
+# -- the pieces ---------------------------------------------------------------------------------------------
+
+
+class StateModel(SequenceModel):
+    """A stand-in model whose activations are the Up-Down variables themselves: (count, phase)."""
+
+    d_model, n_layers = 2, 1
+
+    def __init__(self, task) -> None:
+        super().__init__()
+        self.causal = causal_model_for(task, "updown")
+
+    @property
+    def sites(self) -> dict[str, int]:
+        return {"embedding": 2, "layer.0": 2}
+
+    def activations(self, ids, site):
+        post = self.causal.trajectory(ids).post
+        return torch.stack([post["count"], post["phase"]], -1).float()
+
+
+def test_latent_targets_are_natural_vectors_in_the_counterfactual_state() -> None:
+    task = NumericTask(objects="multi")
+    causal = causal_model_for(task, "updown")
+    pairs = make_pairs(task, causal, "count", 500, generator(0, "pairs"))
+    vectors, found = latent_targets(pairs, task, causal, StateModel(task), "layer.0", generator(0, "cl"))
+    assert found.float().mean() > 0.95
+    expected = torch.stack([pairs.state["count"], pairs.state["phase"]], -1).float()
+    torch.testing.assert_close(vectors[found], expected[found])
+    assert histogram_divergence(expected, expected) == pytest.approx(0.0)
+    assert histogram_divergence(expected, expected + 5) > 0.1
+
+
+def test_targets_sharing_a_model_run_stacked_like_alone() -> None:
+    """Tracks into the same model run as one stacked batch (and in threads); results equal separate runs."""
+    task = NumericTask(objects="multi")
+    causal = causal_model_for(task, "updown")
+    L.seed_everything(0, verbose=False)
+    models = [GRU(task.vocab.size, d_model=16).eval(), GRU(task.vocab.size, d_model=16).eval()]
+    tracks = [Track(s, t, "count") for s in range(2) for t in range(2)]
+    batches = {}
+    for k, track in enumerate(tracks):
+        pairs = make_pairs(task, causal, "count", 40 + 7 * k, generator(k, "pairs"))
+        batches[track.name] = select(
+            pair_tensors(pairs, models[track.source], "layer.0"), torch.arange(40 + 7 * k)
+        )
+    interchange = Interchange([Rotation(16), Rotation(16)], FixedLayout(["count"], [4], 16, 16))
+    for p in interchange.parameters():
+        p.data.add_(torch.randn_like(p) * 0.3)
+    module = AlignmentModule(models, ["layer.0", "layer.0"], interchange, tracks)
+    together = module.run_tracks(tracks, batches)
+    for track, out in zip(tracks, together, strict=True):
+        alone = module.run(track, batches[track.name])
+        assert torch.equal(out.preds, alone.preds) and torch.equal(out.task, alone.task)
+        torch.testing.assert_close(out.loss, alone.loss, rtol=1e-5, atol=1e-6)
+
+
+def test_stitching_keeps_nothing_of_the_target() -> None:
+    interchange = Interchange([Rotation(8), Rotation(6)], FixedLayout(["full"], [6], 8, 6), keep_target=False)
+    h_target, h_source = torch.randn(5, 6), torch.randn(5, 8)
+    one = interchange(h_target, h_source, "full", target=1, source=0)
+    two = interchange(torch.randn(5, 6), h_source, "full", target=1, source=0)
+    torch.testing.assert_close(one, two)
+    kept = Interchange([Rotation(6)], FixedLayout(["count"], [2], 6, 6))
+    torch.testing.assert_close(kept(h_target, h_target, "count"), h_target)  # a self-swap is the identity
+
+
+def test_similarity_measures_on_known_cases() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 10, generator=g, dtype=torch.double)
+    rotation = torch.linalg.qr(torch.randn(10, 10, generator=g, dtype=torch.double))[0]
+    same = pair_measures(x, x @ rotation)  # a rotation changes no distance and no linear kernel
+    for key in ("cka_linear", "cka_rbf", "rsa_l2_spearman", "rsa_l2_pearson"):
+        assert same[key] == pytest.approx(1.0, abs=1e-6), key
+    unrelated = pair_measures(x, torch.randn(200, 10, generator=g, dtype=torch.double))
+    assert unrelated["cka_linear"] < 0.3 and abs(unrelated["rsa_l2_pearson"]) < 0.2
+    assert cka(x @ x.T, x @ x.T) == pytest.approx(1.0)
+    assert correlation(torch.arange(10.0), torch.arange(10.0) ** 3, "spearman") == pytest.approx(1.0)
+    counts = torch.randint(0, 20, (300,), generator=g)
+    features = torch.stack([counts.double() * 0.7 + 1, torch.randn(300, generator=g, dtype=torch.double)], 1)
+    assert probe_accuracy(features, counts, torch.arange(300)) == pytest.approx(1.0)
+    assert probe_accuracy(features[:, 1:], counts, torch.arange(300)) < 0.3
