@@ -70,9 +70,9 @@ def _centre_gram(k: Tensor) -> Tensor:
     return h @ k @ h
 
 
-def cka(k: Tensor, l: Tensor) -> float:
-    """CKA of two (n, n) kernel (or distance) matrices: HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L))."""
-    kc, lc = _centre_gram(k), _centre_gram(l)
+def cka(k: Tensor, m: Tensor) -> float:
+    """CKA of two (n, n) kernel (or distance) matrices: HSIC(K, M) / sqrt(HSIC(K, K) HSIC(M, M))."""
+    kc, lc = _centre_gram(k), _centre_gram(m)
     hsic = (kc * lc).sum()
     return float(hsic / ((kc * kc).sum() * (lc * lc).sum()).sqrt())
 

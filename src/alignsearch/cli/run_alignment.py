@@ -16,9 +16,9 @@ from rich.table import Table
 from alignsearch import io, zoo
 from alignsearch.cli.train_task_model import make_loggers
 from alignsearch.errors import ConfigError
-from alignsearch.training.fit_alignment import fit_alignment, flat_config
 from alignsearch.similarity import similarity
 from alignsearch.similarity import to_markdown as similarity_markdown
+from alignsearch.training.fit_alignment import fit_alignment, flat_config
 from alignsearch.training.plan import AlignmentPlan, member_configs, plan_alignment
 
 GROUPS = ("task", "model", "alignment", "hardware", "logger", "training")
