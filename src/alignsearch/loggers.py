@@ -18,16 +18,42 @@ def wandb_credentials_present() -> bool:
         return False
 
 
-def wandb_logger(**kwargs: Any):
-    """A Lightning ``WandbLogger``; offline (say so in one line) unless W&B can reach its server.
+def wandb_logger(run_config: dict[str, Any] | None = None, **kwargs: Any):
+    """A Lightning ``WandbLogger``; offline (say so in one line) unless W&B can log online.
 
     ``WANDB_MODE`` wins when set. Offline runs are uploaded later with ``wandb sync <run folder>``.
+    ``run_config`` (a flat dict of the run's choices) becomes the run's W&B config, so that dashboards can
+    group and filter by seed, layer, n_units, variable, ...; ``group``, ``job_type``, ``tags`` and the rest
+    go to ``wandb.init``.
     """
+    import wandb
     from lightning.pytorch.loggers import WandbLogger
 
     mode = os.environ.get("WANDB_MODE")
     offline = mode in ("offline", "dryrun") if mode else not wandb_credentials_present()
-    if offline and not mode:
-        print("wandb: no credentials found, logging offline (upload later with `wandb sync`)", flush=True)
-    Path(kwargs.get("save_dir", ".")).mkdir(parents=True, exist_ok=True)
-    return WandbLogger(offline=offline, **kwargs)
+    where = Path(kwargs.get("save_dir", "."))
+    if offline:
+        print(f"wandb: logging offline to {where / 'wandb'} (upload later with `wandb sync`)", flush=True)
+    where.mkdir(parents=True, exist_ok=True)
+    return WandbLogger(offline=offline, config=run_config, settings=wandb.Settings(silent=True), **kwargs)
+
+
+def log_final_records(loggers: list, records: list[dict[str, Any]]) -> None:
+    """Put an alignment's final records into each W&B run: summary values and a ``records`` table."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in loggers:
+        if not isinstance(logger, WandbLogger):
+            continue
+        import wandb
+
+        run = logger.experiment
+        for r in records:
+            for key in ("iia", "iia_heldout", "iia_test", "token_iia", "iia_step0"):
+                if r.get(key) is not None:
+                    run.summary[f"final/{r['direction']}/{r['variable']}/{key}"] = r[key]
+        columns = sorted({k for r in records for k in r})
+        run.log(
+            {"records": wandb.Table(columns=columns, data=[[r.get(c) for c in columns] for r in records])}
+        )
+        run.finish()

@@ -85,11 +85,20 @@ def launch(body: Callable, config_name: str, groups: Sequence[str]) -> None:
     sys.argv = [sys.argv[0], *argv]
     register_resolvers()
 
+    from alignsearch.cli import sweep
+
     @hydra.main(config_path=str(CONF_DIR), config_name=config_name, version_base="1.3")
     def _main(cfg):
         try:
             return body(cfg)
-        except (ConfigError, ZooError) as e:
-            fail(e)
+        except Exception as e:
+            if sweep.in_multirun():  # recorded in the job's folder and the sweep's summary; others go on
+                return sweep.record_failure(e)
+            if isinstance(e, ConfigError | ZooError):
+                fail(e)
+            raise
 
     _main()
+    if sweep.FAILED:
+        print(f"error: {sweep.FAILED[-1]}", file=sys.stderr, flush=True)
+        sys.exit(1)

@@ -14,8 +14,10 @@ from rich.console import Console
 from rich.table import Table
 
 from alignsearch import io, zoo
+from alignsearch.cli.sweep import ALREADY_DONE
 from alignsearch.cli.train_task_model import make_loggers
 from alignsearch.errors import ConfigError
+from alignsearch.loggers import log_final_records
 from alignsearch.similarity import similarity
 from alignsearch.similarity import to_markdown as similarity_markdown
 from alignsearch.training.fit_alignment import fit_alignment, flat_config
@@ -47,17 +49,26 @@ def main(cfg: DictConfig) -> dict[str, Any]:
     if (out_dir / RESULTS).is_file():
         results = json.loads((out_dir / RESULTS).read_text())
         show(results, f"already done: {out_dir / RESULTS}")
-        return results
+        return {**results, "status": ALREADY_DONE}
     for req in requests:
         if not req.path.is_dir() and not cfg.auto_train:
             raise ConfigError("auto_train", cfg.auto_train, f"true, or a trained zoo entry at {req.path}")
     models = [zoo.get_or_train(c).model for c in cfgs]  # each missing model trained once, under its lock
     if len(models) == 2 and cfg.get("similarity", True):
         write_similarity(plan, models, int(cfg.seed), out_dir)
-    out = fit_alignment(cfg, plan, models, out_dir, loggers=make_loggers(cfg))
     choices = dict(HydraConfig.get().runtime.choices) if HydraConfig.initialized() else {}
+    config = flat_config(cfg, plan, choices)
+    loggers = make_loggers(
+        cfg,
+        group=f"{config['task']}/{config['model']}/{config['alignment']}",
+        job_type=f"layer{config['layer']}",
+        tags=[str(config[k]) for k in ("task", "model", "alignment", "causal_model")]
+        + list(config["variables"]),
+        run_config=config,
+    )
+    out = fit_alignment(cfg, plan, models, out_dir, loggers=loggers)
     results = {
-        "config": flat_config(cfg, plan, choices),
+        "config": config,
         "steps": out["steps"],
         "best_step": out["best_step"],
         "train_seconds": out["train_seconds"],
@@ -67,6 +78,7 @@ def main(cfg: DictConfig) -> dict[str, Any]:
     io.save_torch(out_dir / "alignment.pt", {"state_dict": out["state"], "config": results["config"]})
     io.write_text(out_dir / "metrics.csv", history_csv(out["history"], [m.name for m in plan.members]))
     io.write_json(out_dir / RESULTS, results)  # written last: its presence marks the run complete
+    log_final_records(loggers, results["records"])
     show(results, f"results: {out_dir / RESULTS}")
     return results
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from rich.console import Console
@@ -12,17 +14,31 @@ from alignsearch import zoo
 GROUPS = ("task", "model", "hardware", "logger", "training")
 
 
-def make_loggers(cfg: DictConfig) -> list:
-    """Every logger configured under ``cfg.logger`` (a name -> ``_target_`` mapping)."""
-    return [instantiate(node) for node in (cfg.get("logger") or {}).values()]
+def make_loggers(cfg: DictConfig, **wandb_run: Any) -> list:
+    """Every logger configured under ``cfg.logger`` (a name -> ``_target_`` mapping); ``wandb_run``
+    (``group``, ``job_type``, ``tags``, ``run_config``) goes to a W&B logger only."""
+    loggers = []
+    for name, node in (cfg.get("logger") or {}).items():
+        loggers.append(instantiate(node, _convert_="all", **(wandb_run if name == "wandb" else {})))
+    return loggers
 
 
-def main(cfg: DictConfig) -> zoo.ZooEntry:
+def main(cfg: DictConfig) -> dict:
+    """Train (or find) the zoo entry; return its path and metrics (what a sweep records)."""
     req = zoo.request(cfg)  # every setting checked before any work
     existed = req.path.is_dir()
-    entry = zoo.load(req.path, req.task) if existed else zoo.get_or_train(cfg, loggers=make_loggers(cfg))
+    if existed:
+        entry = zoo.load(req.path, req.task)
+    else:
+        wandb_run = {
+            "group": f"{req.task.name}/{req.model.name}/train",
+            "job_type": "train",
+            "tags": [req.task.name, req.model.name, f"seed{cfg.seed}"],
+            "run_config": {"task": req.task.name, "model": req.model.name, "seed": int(cfg.seed)},
+        }
+        entry = zoo.get_or_train(cfg, loggers=make_loggers(cfg, **wandb_run))
     show(entry, "already in the zoo" if existed else "trained")
-    return entry
+    return {"status": "already done" if existed else "done", "path": str(entry.path), **entry.metrics}
 
 
 def show(entry: zoo.ZooEntry, status: str) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+from lightning.pytorch.plugins.environments import SLURMEnvironment
 
 from alignsearch.errors import ConfigError
 from alignsearch.training.callbacks import StopAtAccuracy, TrainClock
@@ -59,6 +60,9 @@ def make_trainer(
 ) -> L.Trainer:
     """A step-based Lightning trainer on ``hardware`` (validation every ``val_every`` steps, progress bar optional)."""
     show_progress = bool(hardware.get("progress_bar", True))
+    plugins = []
+    if hardware.get("slurm_requeue") is False and SLURMEnvironment.detect():
+        plugins.append(SLURMEnvironment(auto_requeue=False))  # submitit requeues; Lightning must not
     return L.Trainer(
         accelerator=hardware.accelerator,
         devices=hardware.devices,
@@ -72,6 +76,7 @@ def make_trainer(
         enable_progress_bar=show_progress,
         enable_model_summary=False,
         default_root_dir=root,
+        plugins=plugins or None,
         **extra,
     )
 
