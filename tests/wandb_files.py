@@ -38,24 +38,31 @@ def records(path: Path) -> list[bytes]:
     return out
 
 
+def _key(item) -> str:
+    """An item's key: plain, or (for keys with slashes) its nested parts joined."""
+    return item.key or "/".join(item.nested_key)
+
+
 def run_contents(path: Path) -> dict[str, Any]:
-    """Summary values, config values (JSON text) and the run's group, job type and tags."""
+    """Summary values, config values, history rows (JSON text) and the run's group, job type and tags."""
     from wandb.proto import wandb_internal_pb2 as pb
 
-    found: dict[str, Any] = {"summary": {}, "config": {}}
+    found: dict[str, Any] = {"summary": {}, "config": {}, "history": []}
     for raw in records(path):
         record = pb.Record()
         record.ParseFromString(raw)
         kind = record.WhichOneof("record_type")
         if kind == "summary":
-            found["summary"] |= {item.key: item.value_json for item in record.summary.update}
+            found["summary"] |= {_key(item): item.value_json for item in record.summary.update}
+        elif kind == "history":
+            found["history"].append({_key(item): item.value_json for item in record.history.item})
         elif kind == "config":
-            found["config"] |= {item.key: item.value_json for item in record.config.update}
+            found["config"] |= {_key(item): item.value_json for item in record.config.update}
         elif kind == "run":
             found |= {
                 "group": record.run.run_group,
                 "job_type": record.run.job_type,
                 "tags": list(record.run.tags),
             }
-            found["config"] |= {item.key: item.value_json for item in record.run.config.update}
+            found["config"] |= {_key(item): item.value_json for item in record.run.config.update}
     return found

@@ -1,0 +1,109 @@
+"""Sweeps at scale through the real command line: joblib and submitit launchers, failures, reruns, W&B."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from tests.conftest import TINY_ALIGNMENT, TINY_TRAINING, run_script
+from tests.wandb_files import run_contents
+
+
+def summary(sweep: Path) -> dict[str, dict[str, str]]:
+    """Latest row per job of the sweep's summary.csv, keyed by the job's overrides."""
+    return {row["overrides"]: row for row in csv.DictReader((sweep / "summary.csv").open())}
+
+
+def test_parallel_sweep_keeps_going_past_a_failure_and_reruns_only_what_is_missing(zoo, tmp_path) -> None:
+    sweep = tmp_path / "sweep"
+    args = [
+        "hardware=local_parallel",
+        "-m",
+        "n_units=4,8,40",  # 40 is wider than the 32-unit GRU: that job fails, the others do not
+        *TINY_TRAINING,
+        *TINY_ALIGNMENT,
+        f"hydra.sweep.dir={sweep}",
+    ]
+    first = run_script("run_alignment.py", *args, zoo=zoo, cwd=tmp_path)
+    assert first.returncode == 1
+    assert first.stderr.strip().splitlines()[-1] == f"error: 1 job(s) failed: see {sweep / 'summary.csv'}"
+    assert first.stdout.count("training ") == 1  # two parallel jobs needed the GRU: trained once
+    rows = summary(sweep)
+    assert {k: r["status"] for k, r in rows.items()} == {
+        "n_units=4": "done",
+        "n_units=8": "done",
+        "n_units=40": "failed",
+    }
+    assert "n_units=40 is not allowed" in rows["n_units=40"]["error"]
+    failed_dir = sweep / rows["n_units=40"]["job"]
+    assert "ConfigError" in (failed_dir / "error.txt").read_text()
+    for key in ("n_units=4", "n_units=8"):
+        results = json.loads((sweep / rows[key]["job"] / "results.json").read_text())
+        assert results["config"]["n_units"] == int(key.split("=")[1])
+        assert float(rows[key]["iia"]) == round(results["records"][0]["iia"], 4)
+    assert "[job 2] failed: n_units=40" in first.stdout
+
+    # an interrupted job (no results.json) reruns; finished ones are skipped, nothing is retrained
+    (sweep / rows["n_units=8"]["job"] / "results.json").unlink()
+    again = run_script("run_alignment.py", *args, zoo=zoo, cwd=tmp_path)
+    assert again.returncode == 1 and "training " not in again.stdout
+    rows = summary(sweep)
+    assert {k: r["status"] for k, r in rows.items()} == {
+        "n_units=4": "already done",
+        "n_units=8": "done",
+        "n_units=40": "failed",
+    }
+    assert "sweep finished: 1 done, 1 already done, 1 failed" in again.stdout
+
+
+def test_slurm_hardware_through_submitit_local(zoo, tmp_path) -> None:
+    """The Slurm path with the same launcher code, run here: hydra/launcher=submitit_local."""
+    sweep = tmp_path / "sweep"
+    done = run_script(
+        "run_alignment.py",
+        "model=gru",
+        "alignment=das",
+        "hardware=slurm",
+        "hydra/launcher=submitit_local",
+        "-m",
+        "seed=1,2",
+        *TINY_TRAINING,
+        *TINY_ALIGNMENT,
+        f"hydra.sweep.dir={sweep}",
+        zoo=zoo,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = summary(sweep)
+    assert {k: r["status"] for k, r in rows.items()} == {"seed=1": "done", "seed=2": "done"}
+    seeds = sorted(json.loads(p.read_text())["config"]["seed"] for p in sweep.glob("*/results.json"))
+    assert seeds == [1, 2]
+    assert (sweep / ".submitit").is_dir()  # submitit's own job folders
+    assert "sweep finished: 2 done, 0 already done, 0 failed" in done.stdout
+
+
+def test_wandb_offline_run_holds_the_final_iia(trained_zoo, tmp_path) -> None:
+    done = run_script(
+        "run_alignment.py",
+        "logger=wandb",
+        "model.d_model=32",
+        "hardware.progress_bar=false",
+        *TINY_ALIGNMENT,
+        zoo=trained_zoo,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("wandb: logging offline to ")  # one line says so
+    (run_dir,) = (tmp_path / "outputs" / "run_alignment").iterdir()
+    (record,) = json.loads((run_dir / "results.json").read_text())["records"]
+    (run_file,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
+    contents = run_contents(run_file)
+    assert float(contents["summary"]["final/0>0/count/iia"]) == record["iia"]
+    assert float(contents["summary"]["final/0>0/count/iia_test"]) == record["iia_test"]
+    assert contents["group"] == "multiobject/gru/das" and contents["job_type"] == "layer0"
+    assert {"multiobject", "gru", "das", "count"} <= set(contents["tags"])
+    config = {k: json.loads(v) for k, v in contents["config"].items()}
+    assert (config["seed"], config["layer"], config["n_units"], config["variables"]) == (0, 0, 16, ["count"])
+    curve = [row["val/iia/0>0/count"] for row in contents["history"] if "val/iia/0>0/count" in row]
+    assert len(curve) >= 2  # the IIA curve: step 0 and later evaluations
