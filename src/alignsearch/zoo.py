@@ -6,8 +6,9 @@ Layout (the root is ``paths.zoo_dir``, by default ``$ALIGNSEARCH_ZOO`` or ``./zo
         model.pt                          state dict, loadable with torch.load(weights_only=True)
         config.yaml                       resolved task, model, training and seed settings
         metrics.json                      val/heldout trial and token accuracy, steps, train_seconds
-        entry.json                        names, vocabulary and sites (checked when loading)
+        entry.json                        names, vocabulary, sites and snapshots (checked when loading)
         checkpoints/last.ckpt             Lightning state of the run's end
+        snapshots/step100.pt              weights after step 100 (``training.keep_steps``), if asked for
     zoo/multiobject/gru/seed0.partial/    a run in progress (resumed from its checkpoint when rerun)
     zoo/multiobject/gru/seed0.lock        held while a process trains the entry
 
@@ -88,8 +89,9 @@ def lock_path(path: Path) -> Path:
     return path.with_name(path.name + ".lock")
 
 
-def load(path: Path | str, task: Any | None = None) -> ZooEntry:
-    """Load a complete entry; with ``task``, check that the entry was trained on the same vocabulary."""
+def load(path: Path | str, task: Any | None = None, snapshot: int | None = None) -> ZooEntry:
+    """Load a complete entry; with ``task``, check that the entry was trained on the same vocabulary;
+    with ``snapshot``, take the weights kept after that training step instead of the final ones."""
     path = Path(path)
     if not path.is_dir():
         raise ZooError(f"zoo entry {path} does not exist (train it with train_task_model.py)")
@@ -113,12 +115,21 @@ def load(path: Path | str, task: Any | None = None) -> ZooEntry:
             f"{' '.join(task.vocab.tokens)}; allowed: an entry trained on that task"
         )
     model = build_model(settings.model, entry_task.vocab.size)
+    weights = path / "model.pt"
+    if snapshot is not None:
+        kept = info.get("snapshots", [])
+        weights = path / "snapshots" / f"step{snapshot}.pt"
+        if snapshot not in kept or not weights.is_file():
+            raise ZooError(
+                f"snapshot={snapshot} is not allowed: expected a step kept for {path}: "
+                f"{', '.join(map(str, kept)) or 'none (train with training.keep_steps=[...] into another zoo)'}"
+            )
     try:
-        state = torch.load(path / "model.pt", map_location="cpu", weights_only=True)
+        state = torch.load(weights, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
     except Exception as e:  # noqa: BLE001
         raise ZooError(
-            f"zoo entry {path}: model.pt is corrupt ({type(e).__name__}); delete the folder to retrain it"
+            f"zoo entry {path}: {weights.name} is corrupt ({type(e).__name__}); delete the folder to retrain it"
         ) from None
     model.eval().requires_grad_(False)
     return ZooEntry(path, entry_task, model, metrics, info)
@@ -133,20 +144,22 @@ def get_or_train(
     An interrupted training leaves ``*.partial`` with its last checkpoint, and the next call resumes it.
     """
     req = request(cfg)
+    snapshot = cfg.get("snapshot")
     if req.path.is_dir():
-        return load(req.path, req.task)
+        return load(req.path, req.task, snapshot)
     req.path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(lock_path(req.path)):
         if req.path.is_dir():  # trained by another process while we waited
-            return load(req.path, req.task)
+            return load(req.path, req.task, snapshot)
         train_into(req, loggers=loggers, callbacks=callbacks, verbose=verbose)
-    return load(req.path, req.task)
+    return load(req.path, req.task, snapshot)
 
 
 def train_into(
     req: ModelRequest, *, loggers: list | bool = False, callbacks: list = (), verbose: bool = True
 ) -> None:
     """Train ``req`` in its ``.partial`` folder (resuming if it holds a checkpoint), then publish it."""
+    from alignsearch.training.callbacks import KeepSnapshots
     from alignsearch.training.fit import LAST_CHECKPOINT, check_checkpoint, fit_task_model
 
     work = partial_path(req.path)
@@ -159,9 +172,13 @@ def train_into(
     )
     if verbose:
         print(f"training {req.path}" + (f" (resuming from {resume})" if resume else ""), flush=True)
+    keep = sorted(int(step) for step in req.cfg.training.get("keep_steps") or [])
+    if keep:
+        callbacks = [*callbacks, KeepSnapshots(keep, work / "snapshots")]
     metrics = fit_task_model(
         req.cfg, req.task, req.model, work, resume_from=resume, loggers=loggers, callbacks=callbacks
     )
+    kept = sorted(int(p.stem.removeprefix("step")) for p in (work / "snapshots").glob("step*.pt"))
     settings = OmegaConf.masked_copy(req.cfg, [k for k in ENTRY_SETTINGS if k in req.cfg])
     io.save_torch(work / "model.pt", req.model.state_dict())
     io.write_text(work / "config.yaml", OmegaConf.to_yaml(settings, resolve=True))
@@ -174,6 +191,7 @@ def train_into(
             "seed": int(req.cfg.seed),
             "vocab": list(req.task.vocab.tokens),
             "sites": req.model.sites,
+            "snapshots": kept,
         },
     )
     os.replace(work, req.path)

@@ -18,10 +18,13 @@ from alignsearch.cli.sweep import ALREADY_DONE
 from alignsearch.cli.train_task_model import make_loggers
 from alignsearch.errors import ConfigError
 from alignsearch.loggers import log_final_records
+from alignsearch.seeding import generator
 from alignsearch.similarity import similarity
 from alignsearch.similarity import to_markdown as similarity_markdown
 from alignsearch.training.fit_alignment import fit_alignment, flat_config
+from alignsearch.training.metrics import task_accuracy
 from alignsearch.training.plan import AlignmentPlan, member_configs, plan_alignment
+from alignsearch.training.task_module import check_training_settings
 
 GROUPS = ("task", "model", "alignment", "hardware", "logger", "training")
 RESULTS = "results.json"
@@ -43,6 +46,10 @@ HISTORY_COLUMNS = (
 
 def main(cfg: DictConfig) -> dict[str, Any]:
     out_dir = Path(cfg.paths.output_dir)
+    snapshot = cfg.get("snapshot")
+    if snapshot is not None and (isinstance(snapshot, bool) or not isinstance(snapshot, int) or snapshot < 1):
+        raise ConfigError("snapshot", snapshot, "a training step kept in the zoo entry, or null")
+    check_training_settings(cfg.training)
     cfgs = member_configs(cfg)
     requests = [zoo.request(c) for c in cfgs]
     plan = plan_alignment(cfgs, requests)  # every setting checked before any work
@@ -73,6 +80,10 @@ def main(cfg: DictConfig) -> dict[str, Any]:
         "best_step": out["best_step"],
         "train_seconds": out["train_seconds"],
         "learned_units": out["learned_units"],
+        "task_accuracy": [  # of each model as aligned (a snapshot's accuracy when aligning one)
+            task_accuracy(model, member.task, 1000, generator(int(cfg.seed), "task-accuracy"))
+            for model, member in zip(models, plan.members, strict=True)
+        ],
         "records": out["records"],
     }
     io.save_torch(out_dir / "alignment.pt", {"state_dict": out["state"], "config": results["config"]})

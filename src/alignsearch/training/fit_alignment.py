@@ -221,6 +221,7 @@ def flat_config(cfg: DictConfig, plan: AlignmentPlan, choices: dict[str, str]) -
         "max_steps": int(a.max_steps),
         "function": a.function._target_.rsplit(".", 1)[-1],
         "layout": a.layout._target_.rsplit(".", 1)[-1],
+        "snapshot": cfg.get("snapshot"),
     }
     if len(plan.members) > 1:
         partner, settings = plan.members[1], cfg.get("partner") or {}

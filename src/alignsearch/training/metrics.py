@@ -48,3 +48,17 @@ class TokenAccuracy(Metric):
 
     def compute(self) -> Tensor:
         return self.correct.float() / self.total.clamp_min(1)
+
+
+@torch.no_grad()
+def task_accuracy(model, task, n: int, generator: torch.Generator, batch_size: int = 1000) -> float:
+    """Trial accuracy of ``model`` on ``n`` fresh sequences of ``task`` (training counts)."""
+    metric = TrialAccuracy()
+    was_training = model.training
+    model.eval()
+    for start in range(0, n, batch_size):
+        seqs = task.sample(min(batch_size, n - start), generator)
+        logits = model(seqs.ids[:, :-1])
+        metric.update(logits.argmax(-1), seqs.ids[:, 1:], seqs.task_mask[:, 1:])
+    model.train(was_training)
+    return float(metric.compute())

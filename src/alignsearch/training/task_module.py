@@ -103,3 +103,8 @@ def check_training_settings(settings) -> None:
     require_positive("training.stop_patience", settings.stop_patience)
     if not 0 < settings.stop_at <= 1:
         raise ConfigError("training.stop_at", settings.stop_at, "an accuracy in (0, 1]")
+    for step in settings.get("keep_steps") or []:
+        if isinstance(step, bool) or not isinstance(step, int) or not 1 <= step <= settings.max_steps:
+            raise ConfigError(
+                "training.keep_steps", step, f"steps in [1, {settings.max_steps}] (training.max_steps)"
+            )

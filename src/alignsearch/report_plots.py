@@ -1,0 +1,156 @@
+"""The report's PNG plots (matplotlib, drawn off-screen). Each is drawn only when the rows can show it."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402 - after choosing the off-screen backend
+
+Row = dict[str, Any]
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _series(rows: Sequence[Row], x_key: str, line_keys: Sequence[str], y_key: str = "iia") -> dict:
+    """{line label: {x: [y, ...]}} over trained records."""
+    out: dict[str, dict[Any, list[float]]] = {}
+    for r in rows:
+        if not r.get("trained", True) or r.get(y_key) is None or r.get(x_key) is None:
+            continue
+        label = " / ".join(str(r.get(k)) for k in line_keys)
+        out.setdefault(label, {}).setdefault(r[x_key], []).append(r[y_key])
+    return out
+
+
+def _line_plot(series: dict, path: Path, xlabel: str, order=None, log2: bool = False) -> Path:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, points in sorted(series.items()):
+        xs = sorted(points, key=order) if order else sorted(points)
+        stats = [_mean_std(points[x]) for x in xs]
+        positions = [order(x) for x in xs] if order else xs
+        ax.errorbar(
+            positions, [s[0] for s in stats], yerr=[s[1] for s in stats], marker="o", capsize=3, label=label
+        )
+        if order:
+            ax.set_xticks(positions, [str(x) for x in xs])
+    if log2:
+        ax.set_xscale("log", base=2)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("IIA (validation)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _layer_order(layer: Any) -> int:
+    return -1 if str(layer) == "embedding" else int(layer)
+
+
+def _others(varying: Sequence[str], *drop: str) -> list[str]:
+    return [k for k in varying if k not in ("seed", *drop)]
+
+
+def direction_heatmaps(rows: Sequence[Row], varying: Sequence[str], path: Path) -> Path | None:
+    """Mean IIA per (source, target) for each two-model configuration and variable."""
+    two = [r for r in rows if r.get("partner_model") is not None]
+    if not two:
+        return None
+    keys = [*_others(varying), "variable"]
+    configs: dict[str, dict[tuple[int, int], list[float]]] = {}
+    for r in two:
+        label = ", ".join(f"{k}={r.get(k)}" for k in keys)
+        s, t = map(int, r["direction"].split(">"))
+        configs.setdefault(label, {}).setdefault((s, t), []).append(r["iia"])
+    n = len(configs)
+    cols = min(n, 3)
+    fig, axes = plt.subplots(
+        (n + cols - 1) // cols, cols, figsize=(3.6 * cols, 3.2 * ((n + cols - 1) // cols)), squeeze=False
+    )
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    for ax, (label, cells) in zip(axes.flat, sorted(configs.items()), strict=False):
+        grid = [[statistics.fmean(cells.get((s, t), [float("nan")])) for t in range(2)] for s in range(2)]
+        ax.imshow(grid, vmin=0, vmax=1, cmap="viridis")
+        for s in range(2):
+            for t in range(2):
+                ax.text(
+                    t,
+                    s,
+                    f"{grid[s][t]:.2f}",
+                    ha="center",
+                    va="center",
+                    color="w" if grid[s][t] < 0.6 else "k",
+                )
+        ax.set_xticks([0, 1], ["into 0", "into 1"])
+        ax.set_yticks([0, 1], ["from 0", "from 1"])
+        ax.set_title(label, fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def training_plot(rows: Sequence[Row], varying: Sequence[str], path: Path) -> Path | None:
+    """IIA and the aligned model's task accuracy against the training step of its snapshot."""
+    snap = [r for r in rows if r.get("snapshot") is not None and r.get("trained", True)]
+    if len({r["snapshot"] for r in snap}) < 2:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    keys = [*_others(varying, "snapshot"), "variable"]
+    for name, key in (("IIA", "iia"), ("task accuracy", "task_acc")):
+        for label, points in sorted(_series(snap, "snapshot", keys, key).items()):
+            xs = sorted(points)
+            stats = [_mean_std(points[x]) for x in xs]
+            style = "-o" if key == "iia" else "--s"
+            ax.errorbar(
+                xs,
+                [s[0] for s in stats],
+                yerr=[s[1] for s in stats],
+                fmt=style,
+                capsize=3,
+                label=f"{name}: {label}",
+            )
+    ax.set_xlabel("training step of the snapshot")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_plots(rows: Sequence[Row], varying: Sequence[str], folder: Path) -> list[Path]:
+    """Every plot the rows support, as PNG files in ``folder``."""
+    written: list[Path] = []
+    folder.mkdir(parents=True, exist_ok=True)
+    if "n_units" in varying:
+        series = _series(rows, "n_units", [*_others(varying, "n_units", "variables"), "variable"])
+        written.append(
+            _line_plot(series, folder / "iia_by_n_units.png", "units per variable (n_units)", log2=True)
+        )
+    if "layer" in varying:
+        series = _series(rows, "layer", [*_others(varying, "layer", "site"), "variable"])
+        written.append(_line_plot(series, folder / "iia_by_layer.png", "layer", order=_layer_order))
+    for plot in (
+        direction_heatmaps(rows, varying, folder / "mas_directions.png"),
+        training_plot(rows, varying, folder / "iia_over_training.png"),
+    ):
+        if plot is not None:
+            written.append(plot)
+    if not written:
+        folder.rmdir()
+    return written
