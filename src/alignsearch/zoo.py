@@ -179,7 +179,15 @@ def train_into(
         req.cfg, req.task, req.model, work, resume_from=resume, loggers=loggers, callbacks=callbacks
     )
     kept = sorted(int(p.stem.removeprefix("step")) for p in (work / "snapshots").glob("step*.pt"))
-    settings = OmegaConf.masked_copy(req.cfg, [k for k in ENTRY_SETTINGS if k in req.cfg])
+    settings = OmegaConf.create(  # resolved where they stand: interpolations may point anywhere in cfg
+        {
+            k: OmegaConf.to_container(req.cfg[k], resolve=True)
+            if OmegaConf.is_config(req.cfg[k])
+            else req.cfg[k]
+            for k in ENTRY_SETTINGS
+            if k in req.cfg
+        }
+    )
     io.save_torch(work / "model.pt", req.model.state_dict())
     io.write_text(work / "config.yaml", OmegaConf.to_yaml(settings, resolve=True))
     io.write_json(work / "metrics.json", metrics)

@@ -26,7 +26,7 @@ from alignsearch.training.metrics import task_accuracy
 from alignsearch.training.plan import AlignmentPlan, member_configs, plan_alignment
 from alignsearch.training.task_module import check_training_settings
 
-GROUPS = ("task", "model", "alignment", "hardware", "logger", "training")
+GROUPS = ("task", "model", "alignment", "hardware", "logger", "training", "experiment", "causal")
 RESULTS = "results.json"
 SIMILARITY = "similarity.json"
 HISTORY_COLUMNS = (
