@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from alignsearch.models import SequenceModel
+from alignsearch.models import SequenceModel, hooks
 from alignsearch.seeding import generator
 from alignsearch.tasks import CausalModel
 
@@ -57,7 +57,7 @@ def matched_activations(
     acts, variables = [], []
     for batch, model, site, causal in zip(batches, models, sites, causal_models, strict=True):
         with torch.no_grad():
-            acts.append(model.activations(batch.ids, site)[:, :length][live])
+            acts.append(hooks.site_activations(model, batch.ids, site)[:, :length][live])
         post = causal.trajectory(batch.ids).post
         variables.append({name: post[name][:, :length][live] for name in causal.variables})
     sequence = torch.arange(len(counts))[:, None].expand(-1, length)[live]

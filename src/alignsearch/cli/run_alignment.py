@@ -24,6 +24,7 @@ from alignsearch.similarity import to_markdown as similarity_markdown
 from alignsearch.training.fit_alignment import fit_alignment, flat_config
 from alignsearch.training.metrics import task_accuracy
 from alignsearch.training.plan import AlignmentPlan, member_configs, plan_alignment
+from alignsearch.training.saved_alignment import save_alignment
 from alignsearch.training.task_module import check_training_settings
 
 GROUPS = ("task", "model", "alignment", "hardware", "logger", "training", "experiment", "causal")
@@ -86,7 +87,7 @@ def main(cfg: DictConfig) -> dict[str, Any]:
         ],
         "records": out["records"],
     }
-    io.save_torch(out_dir / "alignment.pt", {"state_dict": out["state"], "config": results["config"]})
+    save_alignment(out_dir / "alignment.pt", plan, out["state"], results["config"])
     io.write_text(out_dir / "metrics.csv", history_csv(out["history"], [m.name for m in plan.members]))
     io.write_json(out_dir / RESULTS, results)  # written last: its presence marks the run complete
     log_final_records(loggers, results["records"])

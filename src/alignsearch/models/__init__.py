@@ -1,7 +1,8 @@
 """Task models with named intervention sites."""
 
+from alignsearch.models import hooks
 from alignsearch.models.base import Intervention, SequenceModel
 from alignsearch.models.recurrent import GRU, LSTM, RNN, RecurrentModel
 from alignsearch.models.transformer import Transformer
 
-__all__ = ["GRU", "LSTM", "RNN", "Intervention", "RecurrentModel", "SequenceModel", "Transformer"]
+__all__ = ["GRU", "LSTM", "RNN", "Intervention", "RecurrentModel", "SequenceModel", "Transformer", "hooks"]

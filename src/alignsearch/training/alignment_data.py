@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 
-from alignsearch.models import SequenceModel
+from alignsearch.models import SequenceModel, hooks
 from alignsearch.seeding import generator
 from alignsearch.tasks.counterfactual import CounterfactualPairs
 
@@ -66,7 +66,7 @@ def pair_tensors(
     for start in range(0, len(pairs), chunk):
         ids = pairs.source.ids[start : start + chunk]
         pos = pairs.source_pos[start : start + chunk]
-        acts = source_model.activations(ids, site)
+        acts = hooks.site_activations(source_model, ids, site)
         if pairs.stepwise:
             prefix = int(pairs.base_pos.max()) + 1
             acts = torch.nn.functional.pad(acts, (0, 0, 0, max(0, prefix - acts.shape[1])))[:, :prefix]

@@ -16,7 +16,7 @@ from torch.nn.utils import parametrize
 from torchmetrics import MeanMetric
 
 from alignsearch.alignment import BoundlessLayout, Interchange
-from alignsearch.models import Intervention, SequenceModel
+from alignsearch.models import Intervention, SequenceModel, hooks
 from alignsearch.training.alignment_data import PairBatch, Track
 from alignsearch.training.latent_targets import histogram_divergence, latent_loss
 from alignsearch.training.metrics import TokenAccuracy, TrialAccuracy
@@ -193,7 +193,7 @@ class AlignmentModule(L.LightningModule):
         mask = intervention_mask(stacked, inputs.shape[1], self.stepwise)
         scored = torch.arange(1, task.shape[1] + 1) * task  # outputs after the last scored one are unused
         lengths = scored.max(1).values
-        hidden = model.encode(inputs, Intervention(self.sites[target], mask, swap, lengths))
+        hidden = hooks.encode(model, inputs, Intervention(self.sites[target], mask, swap, lengths))
         logits = model.readout(hidden[task])
         losses = (
             F.cross_entropy(logits, targets[task], reduction="none") if task.any() else logits.sum(-1) * 0

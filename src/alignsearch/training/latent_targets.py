@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from alignsearch.models import SequenceModel
+from alignsearch.models import SequenceModel, hooks
 from alignsearch.tasks import CausalModel
 from alignsearch.tasks.counterfactual import CounterfactualPairs, valid_positions
 
@@ -53,7 +53,7 @@ def latent_targets(
     chosen = where[order[(starts[wanted_key] + pick).clamp(max=len(order) - 1)]]
 
     sequences, slot = torch.unique(chosen[:, 0], return_inverse=True)
-    acts = model.activations(bank.ids[sequences], site)
+    acts = hooks.site_activations(model, bank.ids[sequences], site)
     vectors = acts[slot, chosen[:, 1]]
     vectors[~found] = 0
     return vectors, found

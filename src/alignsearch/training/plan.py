@@ -28,16 +28,19 @@ from omegaconf import DictConfig, OmegaConf
 from alignsearch.alignment import NULL, Interchange
 from alignsearch.components import instantiate_checked, load_choice
 from alignsearch.errors import ConfigError, require_positive
-from alignsearch.models import SequenceModel
+from alignsearch.models import SequenceModel, hooks
 from alignsearch.tasks import CausalModel, causal_model_for
 from alignsearch.tasks.counterfactual import swap_variables
 from alignsearch.training.alignment_data import Track
 
-PARTNER_KEYS = ("model", "model_settings", "task", "seed", "layer", "causal_model", "variables")
+PARTNER_KEYS = ("model", "model_settings", "task", "seed", "layer", "site", "causal_model", "variables")
 
 
-def site_name(layer: Any) -> str:
-    """``layer`` as a site name: ``0`` -> ``layer.0``; ``embedding`` stays."""
+def site_name(layer: Any, site: str | None = None) -> str:
+    """The site of a run: ``site`` if given (a site name or a module path), else ``layer`` as a site name:
+    ``0`` -> ``layer.0``; ``embedding`` stays."""
+    if site:
+        return str(site)
     return "embedding" if str(layer) == "embedding" else f"layer.{layer}"
 
 
@@ -67,6 +70,9 @@ def member_configs(cfg: DictConfig) -> list[DictConfig]:
     other.seed = cfg.seed + 1 if seed is None else seed
     if partner.get("layer") is not None:
         other.layer = partner.layer
+        other.site = None
+    if partner.get("site") is not None:
+        other.site = partner.site
     if partner.get("causal_model") is not None:
         other.alignment.causal_model = partner.causal_model
     if partner.get("variables") is not None:
@@ -160,8 +166,15 @@ def parse_directions(value: Any, key: str, n_models: int) -> list[tuple[int, int
 
 def _member(cfg: DictConfig, name: str, task, model: SequenceModel, index: int) -> Member:
     prefix = "" if index == 0 else "partner."
-    site = site_name(cfg.layer)
-    if site not in model.sites:
+    site = site_name(cfg.layer, cfg.get("site"))
+    if cfg.get("site"):
+        try:
+            width = hooks.site_width(model, site)
+        except ConfigError as e:
+            raise ConfigError(f"{prefix}site", e.value, e.allowed) from None
+    elif site in model.sites:
+        width = model.sites[site]
+    else:
         layers = ", ".join(["embedding", *[s.split(".")[1] for s in model.sites if s != "embedding"]])
         raise ConfigError(f"{prefix}layer", cfg.layer, f"a layer of the {model.name}: {layers}")
     try:
@@ -178,7 +191,7 @@ def _member(cfg: DictConfig, name: str, task, model: SequenceModel, index: int) 
             swap_variables(causal_model, variable)
         except ConfigError as e:
             raise ConfigError(key, variable, e.allowed) from None
-    return Member(name, task, site, model.sites[site], causal_model, variables)
+    return Member(name, task, site, width, causal_model, variables)
 
 
 def plan_alignment(cfgs: list[DictConfig], requests: list) -> AlignmentPlan:

@@ -1,0 +1,210 @@
+"""The Python API: what the command line does, as functions a notebook can call (no Hydra command line).
+
+    from alignsearch import api
+
+    gru = api.model("gru", seed=0)                              # from the zoo; trained first if missing
+    result = api.align(gru, variables=["count"], n_units=16)    # DAS on layer.0
+    print(result.table())                                       # IIA per direction and variable
+    result.save("das_count.pt")
+    saved = api.load_alignment("das_count.pt")
+    pairs = api.pairs(gru.task, "updown", "count", n=500, seed=7)
+    api.iia(saved, [gru], pairs)                                # {"iia": ..., "token_iia": ...}
+
+Settings are the command line's, composed from ``conf/`` with overrides, so a notebook and a sweep that
+say the same thing run the same thing: ``api.align(gru, alignment="revres", max_steps=300)`` is
+``python run_alignment.py alignment=revres alignment.max_steps=300``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from alignsearch import zoo
+from alignsearch.components import CONF_DIR
+from alignsearch.seeding import generator
+from alignsearch.tasks import causal_model_for
+from alignsearch.tasks.counterfactual import CounterfactualPairs, make_pairs
+from alignsearch.training.alignment_data import Track, pair_tensors
+from alignsearch.training.alignment_module import AlignmentModule
+from alignsearch.training.fit_alignment import fit_alignment, flat_config
+from alignsearch.training.plan import AlignmentPlan, plan_alignment
+from alignsearch.training.saved_alignment import SavedAlignment, load_alignment, save_alignment
+
+__all__ = ["AlignmentResult", "align", "config", "iia", "load_alignment", "model", "pairs"]
+
+
+def config(name: str, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """The composed config of an entry point (``train_task_model`` or ``run_alignment``) with overrides."""
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose(name, overrides=list(overrides))
+
+
+def _common(zoo_dir: str | Path | None, out_dir: str | Path) -> list[str]:
+    extra = ["hardware.progress_bar=false", f"paths.output_dir={out_dir}"]
+    return extra + ([f"paths.zoo_dir={zoo_dir}"] if zoo_dir else [])
+
+
+def model(
+    model: str = "gru",
+    task: str = "multiobject",
+    seed: int = 0,
+    *,
+    zoo_dir: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+) -> zoo.ZooEntry:
+    """A trained task model from the zoo (trained first, under the zoo's lock, if it is missing).
+
+    ``overrides`` are command-line style: ``["model.d_model=64", "training.max_steps=2000"]``.
+    """
+    cfg = config(
+        "train_task_model",
+        [f"model={model}", f"task={task}", f"seed={seed}", *_common(zoo_dir, "."), *overrides],
+    )
+    return zoo.get_or_train(cfg, verbose=False)
+
+
+def pairs(
+    task, causal_model: str = "updown", variable: str = "count", n: int = 1000, seed: int = 0, **options: Any
+) -> CounterfactualPairs:
+    """``n`` counterfactual pairs of ``task`` for a variable of a causal model (see
+    :func:`alignsearch.tasks.counterfactual.make_pairs` for ``split``, ``stepwise`` and the rest)."""
+    return make_pairs(
+        task, causal_model_for(task, causal_model), variable, n, generator(seed, "api-pairs"), **options
+    )
+
+
+@dataclass
+class AlignmentResult:
+    """A finished alignment: its records (IIA per direction and variable), history and saved weights."""
+
+    plan: AlignmentPlan
+    config: dict[str, Any]
+    records: list[dict[str, Any]]
+    history: list[dict[str, Any]]
+    state: dict[str, Any] = field(repr=False)
+    steps: int = 0
+
+    def iia(self, direction: str = "0>0", variable: str | None = None) -> float:
+        """Validation IIA of one direction (and variable; the first by default)."""
+        variable = variable or self.plan.variables[0]
+        return next(
+            r["iia"] for r in self.records if r["direction"] == direction and r["variable"] == variable
+        )
+
+    def table(self) -> str:
+        lines = [f"{'direction':9s} {'variable':10s} {'IIA val':>8s} {'test':>8s}"]
+        for r in self.records:
+            lines.append(f"{r['direction']:9s} {r['variable']:10s} {r['iia']:8.3f} {r['iia_test']:8.3f}")
+        return "\n".join(lines)
+
+    def save(self, path: str | Path) -> Path:
+        save_alignment(Path(path), self.plan, self.state, self.config)
+        return Path(path)
+
+    def load(self) -> SavedAlignment:
+        """The trained alignment as :func:`load_alignment` gives it (without a file)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            return load_alignment(self.save(Path(tmp) / "alignment.pt"))
+
+
+def align(
+    models: zoo.ZooEntry | list[zoo.ZooEntry],
+    *,
+    alignment: str = "das",
+    layer: int | str = 0,
+    site: str | None = None,
+    variables: list[str] | tuple[str, ...] = ("count",),
+    n_units: int | list[int] = 16,
+    causal_model: str = "updown",
+    seed: int = 0,
+    out_dir: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    **settings: Any,
+) -> AlignmentResult:
+    """Align a site of one model (DAS) or two (MAS and its family) and evaluate it.
+
+    ``settings`` are alignment keys (``max_steps=300``, ``lr=0.01``, ``stepwise=True``); ``overrides``
+    anything else, command-line style (``["partner.variables=[demo_count]"]``). With two models the
+    second is the partner: its own task, causal model and variables come from ``overrides``.
+    Training checkpoints go to ``out_dir`` (a temporary folder by default).
+    """
+    entries = models if isinstance(models, list) else [models]
+    work = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="alignsearch-"))
+    site_overrides = [f"site={site}"] if site else []
+    cfg = config(
+        "run_alignment",
+        [
+            f"alignment={alignment}",
+            f"layer={layer}",
+            *site_overrides,
+            f"alignment.variables=[{','.join(variables)}]",
+            f"n_units={list(n_units) if isinstance(n_units, list | tuple) else n_units}".replace(" ", ""),
+            f"alignment.causal_model={causal_model}",
+            f"seed={seed}",
+            *(f"alignment.{k}={_value(v)}" for k, v in settings.items()),
+            *_common(None, work),
+            *overrides,
+        ],
+    )
+    cfgs = _member_configs(cfg, entries)
+    plan = plan_alignment(cfgs, entries)
+    out = fit_alignment(cfg, plan, [e.model for e in entries], work)
+    return AlignmentResult(
+        plan,
+        flat_config(cfg, plan, {"alignment": alignment}),
+        out["records"],
+        out["history"],
+        out["state"],
+        out["steps"],
+    )
+
+
+def _member_configs(cfg: DictConfig, entries: list[zoo.ZooEntry]) -> list[DictConfig]:
+    from alignsearch.training.plan import member_configs
+
+    if int(cfg.alignment.get("models", 1)) != len(entries):
+        from alignsearch.errors import ConfigError
+
+        raise ConfigError(
+            "models",
+            len(entries),
+            f"{cfg.alignment.get('models', 1)} model(s) for alignment={cfg.alignment.name}",
+        )
+    return member_configs(cfg)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_value(v) for v in value) + "]"
+    return "null" if value is None else str(value)
+
+
+@torch.no_grad()
+def iia(
+    alignment: SavedAlignment | AlignmentResult,
+    models: list[zoo.ZooEntry],
+    pairs: CounterfactualPairs,
+    *,
+    source: int = 0,
+    target: int = 0,
+    variable: str | None = None,
+) -> dict[str, float]:
+    """IIA and token IIA of a trained alignment on new pairs, for one direction (``source`` -> ``target``)."""
+    saved = alignment.load() if isinstance(alignment, AlignmentResult) else alignment
+    variable = variable or pairs.variable
+    track = Track(source, target, variable)
+    modules = [e.model for e in models]
+    module = AlignmentModule(
+        modules, saved.sites, saved.interchange, [track], eval_splits=(), stepwise=pairs.stepwise
+    )
+    tensors = pair_tensors(pairs, modules[source], saved.sites[source])
+    return module.evaluate({track.name: tensors})[track.name]

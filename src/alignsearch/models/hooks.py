@@ -1,0 +1,113 @@
+"""Sites named by module path: interventions on any ``nn.Module`` through forward hooks.
+
+A model's own sites (``embedding``, ``layer.0``, ...) run through its :meth:`SequenceModel.encode`.
+Any other site is a module path inside the model, ``blocks.1`` or ``transformer.h.1``: the module must
+return a ``(batch, sequence, width)`` tensor, or a tuple whose first item is one, and the intervention
+replaces that output at its positions with a forward hook::
+
+    site_activations(model, ids, "blocks.1")           # (batch, sequence, width)
+    encode(model, ids, Intervention("blocks.1", mask, fn))
+
+In a recurrent layer a hook changes the layer's output sequence but not the state it carries on with:
+there, use the model's own ``layer.<i>`` sites, which intervene on the state itself.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from alignsearch.errors import ConfigError
+from alignsearch.models.base import Intervention, SequenceModel
+
+PROBE_IDS = torch.tensor([[1, 2, 3, 4]])
+"""A tiny input to find a module site's width (any valid token ids)."""
+
+
+def is_named_site(model: SequenceModel, site: str) -> bool:
+    return site in model.sites
+
+
+def module_at(model: nn.Module, site: str) -> nn.Module:
+    """The submodule at ``site`` (inside ``model.module_root`` if the model names one, e.g. the HuggingFace
+    model it wraps), or a one-line ConfigError listing close matches."""
+    root = getattr(model, "module_root", model)
+    for base in (root, model):
+        try:
+            return base.get_submodule(site)
+        except AttributeError:
+            continue
+    else:
+        names = [*getattr(model, "sites", {}), *(name for name, _ in root.named_modules() if name)]
+        close = difflib.get_close_matches(site, names, n=5, cutoff=0.5)
+        hint = f"close matches: {', '.join(close)}" if close else f"e.g. {', '.join(names[:6])}"
+        raise ConfigError(
+            "site", site, f"a site or module path of the {type(model).__name__} ({hint})"
+        ) from None
+
+
+def _first_tensor(output: Any) -> Tensor | None:
+    if isinstance(output, Tensor):
+        return output
+    if isinstance(output, tuple) and output and isinstance(output[0], Tensor):
+        return output[0]
+    return None
+
+
+def _replace_first(output: Any, new: Tensor) -> Any:
+    return new if isinstance(output, Tensor) else (new, *output[1:])
+
+
+def hooked(module: nn.Module, fn: Callable[[Tensor], Tensor | None]):
+    """A forward hook that hands the module's (batch, sequence, width) output to ``fn``; if ``fn`` returns a
+    tensor it replaces the output."""
+
+    def hook(mod: nn.Module, args: Any, output: Any) -> Any:
+        h = _first_tensor(output)
+        if h is None or h.dim() != 3:
+            raise ConfigError("site", type(mod).__name__, "a module whose output is (batch, sequence, width)")
+        new = fn(h)
+        return None if new is None else _replace_first(output, new)
+
+    return module.register_forward_hook(hook)
+
+
+def encode(model: SequenceModel, ids: Tensor, intervention: Intervention | None = None) -> Tensor:
+    """``model.encode`` for any site: the model's own, or a module path (through a hook)."""
+    if intervention is None or is_named_site(model, intervention.site):
+        return model.encode(ids, intervention)
+    handle = hooked(module_at(model, intervention.site), intervention.apply)
+    try:
+        return model.encode(ids)
+    finally:
+        handle.remove()
+
+
+def site_activations(model: SequenceModel, ids: Tensor, site: str) -> Tensor:
+    """``model.activations`` for any site: the model's own, or a module path (through a hook)."""
+    if is_named_site(model, site):
+        return model.activations(ids, site)
+    seen: list[Tensor] = []
+    handle = hooked(module_at(model, site), lambda h: seen.append(h) or None)
+    try:
+        model.encode(ids)
+    finally:
+        handle.remove()
+    if not seen:
+        raise ConfigError(
+            "site", site, "a module that runs while the model reads its input (not the read-out)"
+        )
+    return seen[0]
+
+
+@torch.no_grad()
+def site_width(model: SequenceModel, site: str) -> int:
+    """The width of a site's vectors (a module path's is found by running a tiny input)."""
+    if is_named_site(model, site):
+        return model.sites[site]
+    module_at(model, site)
+    return int(site_activations(model, PROBE_IDS, site).shape[-1])

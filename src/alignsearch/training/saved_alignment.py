@@ -1,0 +1,67 @@
+"""A trained alignment on disk (``alignment.pt``): enough to rebuild its functions and apply it again.
+
+The file holds the interchange's weights and what rebuilding it needs: the alignment function and layout
+configs, each model's site width, the variables and their block sizes, and the run's flat config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import OmegaConf
+
+from alignsearch import io
+from alignsearch.alignment import Interchange
+from alignsearch.components import instantiate_checked
+from alignsearch.training.plan import AlignmentPlan, build_function
+
+
+@dataclass
+class SavedAlignment:
+    """A rebuilt alignment: the interchange and what it aligns (models by name and site, variables)."""
+
+    interchange: Interchange
+    models: list[str]
+    sites: list[str]
+    variables: list[str]
+    config: dict[str, Any]
+
+
+def save_alignment(path: Path, plan: AlignmentPlan, state: dict[str, Any], config: dict[str, Any]) -> None:
+    io.save_torch(
+        path,
+        {
+            "state_dict": state,
+            "config": config,
+            "function": OmegaConf.to_container(plan.settings.function, resolve=True),
+            "layout": OmegaConf.to_container(plan.settings.layout, resolve=True),
+            "keep_target": bool(plan.settings.get("keep_target", True)),
+            "widths": [m.width for m in plan.members],
+            "models": [m.name for m in plan.members],
+            "sites": [m.site for m in plan.members],
+            "variables": list(plan.variables),
+            "sizes": list(plan.sizes),
+        },
+    )
+
+
+def load_alignment(path: Path | str) -> SavedAlignment:
+    saved = torch.load(Path(path), map_location="cpu", weights_only=True)
+    total = sum(saved["sizes"])
+    functions = [build_function(OmegaConf.create(saved["function"]), w, total) for w in saved["widths"]]
+    layout = instantiate_checked(
+        OmegaConf.create(saved["layout"]),
+        None,
+        variables=saved["variables"],
+        sizes=saved["sizes"],
+        code_width=max(f.code_width for f in functions),
+        n_aligned=min(f.n_aligned for f in functions),
+    )
+    interchange = Interchange(functions, layout, keep_target=saved["keep_target"])
+    interchange.load_state_dict(saved["state_dict"])
+    return SavedAlignment(
+        interchange.eval(), saved["models"], saved["sites"], saved["variables"], saved["config"]
+    )
