@@ -156,9 +156,18 @@ def align(
     cfgs = _member_configs(cfg, entries)
     plan = plan_alignment(cfgs, entries)
     out = fit_alignment(cfg, plan, [e.model for e in entries], work)
+    first = entries[0].info
+    flat = flat_config(cfg, plan, {"alignment": alignment, "task": first["task"], "model": first["model"]})
+    if len(entries) > 1:
+        partner = entries[1].info
+        flat |= {
+            "partner_model": partner["model"],
+            "partner_task": partner["task"],
+            "partner_seed": partner["seed"],
+        }
     return AlignmentResult(
         plan,
-        flat_config(cfg, plan, {"alignment": alignment}),
+        flat,
         out["records"],
         out["history"],
         out["state"],

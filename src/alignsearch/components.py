@@ -95,4 +95,4 @@ def _format(value: Any) -> str:
         return "_".join(_format(v) for v in value) if value else "none"
     if isinstance(value, float):
         return f"{value:g}"
-    return str(value)
+    return str(value).strip("/").replace("/", "_")  # a folder name, even for a path

@@ -17,7 +17,10 @@ class ConfigError(ValueError):
         super().__init__(f"{key}={_show(value)} is not allowed: expected {allowed}")
 
     def under(self, prefix: str) -> ConfigError:
-        """The same error with its key placed under a config group (``d_model`` -> ``model.d_model``)."""
+        """The same error with its key placed under a config group (``d_model`` -> ``model.d_model``);
+        a key that already names the group (``model``, ``model.path``) stays as it is."""
+        if self.key == prefix or self.key.startswith(f"{prefix}."):
+            return self
         return ConfigError(f"{prefix}.{self.key}", self.value, self.allowed)
 
 

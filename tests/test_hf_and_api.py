@@ -1,0 +1,197 @@
+"""HuggingFace task models, module-path sites, and the Python API."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from alignsearch.errors import ConfigError
+from alignsearch.models import Intervention, SequenceModel, Transformer, hooks
+from alignsearch.models.hf import HFCausalLM
+from tests.conftest import ROOT, TINY_ALIGNMENT, TINY_TRAINING, run_script
+from tests.test_bad_input import assert_one_line_error
+
+HF_QUICK = ["model=hf", "hardware.progress_bar=false", "training.n_val=256", "training.n_heldout=128"]
+
+
+@pytest.mark.parametrize("architecture", ["gpt2", "llama"])
+def test_hf_sites_act_from_their_position_on(architecture) -> None:
+    model = HFCausalLM(8, architecture=architecture, d_model=32, n_layers=2, n_heads=2).eval()
+    assert model.sites == {"embedding": 32, "layer.0": 32, "layer.1": 32}
+    ids = torch.randint(0, 8, (3, 10), generator=torch.Generator().manual_seed(0))
+    mask = torch.zeros(3, 10, dtype=torch.bool)
+    mask[:, 4] = True
+    base = model(ids)
+    for site in model.sites:
+        torch.testing.assert_close(model(ids, Intervention(site, mask, lambda h, r, c: h)), base)
+        changed = model(ids, Intervention(site, mask, lambda h, r, c: h + 1))
+        torch.testing.assert_close(changed[:, :4], base[:, :4])  # causal: earlier positions untouched
+        assert not torch.allclose(changed[:, 4:], base[:, 4:])
+    path = "transformer.h.1" if architecture == "gpt2" else "model.layers.1"
+    torch.testing.assert_close(hooks.site_activations(model, ids, path), model.activations(ids, "layer.1"))
+
+
+def test_module_path_site_is_the_built_in_site() -> None:
+    """A hook on the Transformer's block 1 intervenes exactly like its own ``layer.1`` site."""
+    model = Transformer(8, d_model=32).eval()
+    ids = torch.randint(0, 8, (4, 12), generator=torch.Generator().manual_seed(1))
+    mask = torch.rand(4, 12, generator=torch.Generator().manual_seed(2)) < 0.3
+    noise = torch.randn(4, 12, 32, generator=torch.Generator().manual_seed(3))
+
+    def fn(h, rows, cols):
+        return h * 0.3 + noise[rows, cols]
+
+    built_in = hooks.encode(model, ids, Intervention("layer.1", mask, fn))
+    hooked = hooks.encode(model, ids, Intervention("blocks.1", mask, fn))
+    torch.testing.assert_close(hooked, built_in)
+    assert hooks.site_width(model, "blocks.1") == 32
+
+
+def test_module_sites_that_cannot_work_are_refused() -> None:
+    class Flat(torch.nn.Module):
+        def forward(self, x):
+            return x.reshape(-1, x.shape[-1])  # (batch * sequence, width): not a site
+
+    class Custom(SequenceModel):
+        d_model, n_layers = 8, 0
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed, self.flat, self.head = torch.nn.Embedding(8, 8), Flat(), torch.nn.Linear(8, 8)
+
+        def encode(self, ids, intervention=None):
+            x = self.embed(ids)
+            self.flat(x)
+            return x
+
+        def readout(self, hidden):
+            return self.head(hidden)
+
+    model = Custom()
+    with pytest.raises(ConfigError, match=r"a module whose output is \(batch, sequence, width\)"):
+        hooks.site_width(model, "flat")
+    with pytest.raises(ConfigError, match="close matches: embed"):
+        hooks.site_width(model, "embedd")
+    with pytest.raises(ConfigError, match="runs while the model reads its input"):
+        hooks.site_width(model, "head")
+    assert hooks.site_width(model, "embed") == 8
+
+
+def test_hf_model_trains_aligns_and_pairs_with_a_gru(zoo, tmp_path) -> None:
+    trained = run_script("train_task_model.py", *HF_QUICK, zoo=zoo, cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    metrics = json.loads((zoo / "multiobject" / "hf_gpt2" / "seed0" / "metrics.json").read_text())
+    assert metrics["val_trial_acc"] >= 0.99, metrics
+
+    das = run_script(
+        "run_alignment.py", *HF_QUICK, "-m", "layer=embedding,1", *TINY_ALIGNMENT, zoo=zoo, cwd=tmp_path
+    )
+    assert das.returncode == 0, das.stderr
+    sites = sorted(
+        json.loads(p.read_text())["config"]["site"] for p in tmp_path.glob("multirun/**/results.json")
+    )
+    assert sites == ["embedding", "layer.1"]
+
+    mas = run_script(
+        "run_alignment.py",
+        "alignment=mas",
+        "partner.model=hf",
+        "partner.seed=0",
+        *TINY_TRAINING,
+        *TINY_ALIGNMENT,
+        zoo=zoo,
+        cwd=tmp_path,
+    )
+    assert mas.returncode == 0, mas.stderr
+    (results,) = [json.loads(p.read_text()) for p in tmp_path.glob("outputs/run_alignment/*/results.json")]
+    names = {r["direction"]: (r["source"], r["target"]) for r in results["records"]}
+    assert names["0>1"] == ("multiobject/gru/seed0-d_model32", "multiobject/hf_gpt2/seed0")
+
+
+def test_module_path_site_through_the_cli_matches_the_layer(zoo, tmp_path) -> None:
+    args = ["model=transformer", *TINY_TRAINING, *TINY_ALIGNMENT]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    by_layer = run_script("run_alignment.py", *args, "layer=1", zoo=zoo, cwd=tmp_path / "a")
+    by_path = run_script("run_alignment.py", *args, "site=blocks.1", zoo=zoo, cwd=tmp_path / "b")
+    assert by_layer.returncode == 0 and by_path.returncode == 0, by_path.stderr
+    a, b = (
+        json.loads(next((tmp_path / d).glob("outputs/run_alignment/*/results.json")).read_text())["records"][
+            0
+        ]
+        for d in ("a", "b")
+    )
+    assert (a["iia"], a["iia_test"], a["token_iia"]) == (b["iia"], b["iia_test"], b["token_iia"])
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["model=transformer", "site=blocks.7"], ["site=blocks.7", "close matches: blocks"]),
+        (
+            ["model=hf", "model.path=/nonexistent/folder"],
+            ["model.path=/nonexistent/folder", "save_pretrained"],
+        ),
+    ],
+)
+def test_bad_sites_and_hf_folders(args, fragments, zoo, tmp_path) -> None:
+    assert_one_line_error(run_script("run_alignment.py", *args, zoo=zoo, cwd=tmp_path), *fragments)
+
+
+def test_hf_folder_that_is_not_a_causal_lm(zoo, tmp_path) -> None:
+    import transformers
+
+    folder = tmp_path / "encoder"
+    transformers.BertConfig(
+        vocab_size=16, hidden_size=16, num_hidden_layers=1, num_attention_heads=2
+    ).save_pretrained(folder)
+    done = run_script("train_task_model.py", "model=hf", f"model.path={folder}", zoo=zoo, cwd=tmp_path)
+    assert_one_line_error(done, f"model.path={folder}", "a causal language model")
+
+
+def test_hf_without_transformers_says_how_to_get_it(monkeypatch) -> None:
+    """Where transformers is not installed, choosing an HF model is one clear error (one line on the CLI)."""
+    from alignsearch.components import build_model, load_choice
+
+    monkeypatch.setitem(sys.modules, "transformers", None)  # `import transformers` now fails
+    with pytest.raises(ConfigError) as error:
+        build_model(load_choice("model", "hf", "model"), 8)
+    assert str(error.value) == (
+        'model=hf is not allowed: expected the transformers package: pip install -e ".[hf]" '
+        "(it is an optional extra)"
+    )
+
+
+def readme_api_example() -> str:
+    text = (ROOT / "README.md").read_text()
+    return re.search(r"<!-- ci:api -->\n```python\n(.*?)```", text, re.S).group(1)
+
+
+@pytest.mark.slow
+def test_readme_api_example_runs(tmp_path, monkeypatch) -> None:
+    """The README's Python example, as written (its zoo in a temporary folder)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ALIGNSEARCH_ZOO", str(tmp_path / "zoo"))
+    namespace: dict = {}
+    exec(compile(readme_api_example(), "README.md", "exec"), namespace)
+    result, saved = namespace["result"], namespace["saved"]
+    assert result.iia("0>0", "count") >= 0.8
+    assert saved.models == ["multiobject/gru/seed0"] and (tmp_path / "das_count.pt").is_file()
+
+
+@pytest.mark.slow
+def test_quickstart_notebook_runs_top_to_bottom(tmp_path, monkeypatch) -> None:
+    notebook = json.loads((ROOT / "examples" / "quickstart.ipynb").read_text())
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ALIGNSEARCH_ZOO", str(tmp_path / "zoo"))
+    namespace: dict = {}
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "code":
+            exec(compile("".join(cell["source"]), "quickstart.ipynb", "exec"), namespace)
+    assert namespace["mas"].iia("0>1", "count") >= 0.0
+    assert Path(tmp_path / "quickstart_das.pt").is_file()
