@@ -162,6 +162,8 @@ def report(folder: Path, out_dir: Path | None = None) -> tuple[str, list[dict[st
     varying = varying_keys(rows, config_keys)
     if all("," not in str(r.get("variables", "")) for r in rows):  # one variable per run: `variable` says it
         varying = [k for k in varying if k != "variables"]
+    if "layer" in varying and "site" in varying:  # the site follows from the layer
+        varying = [k for k in varying if k != "site"]
     shared = {k: rows[0].get(k) for k in config_keys if k not in varying and k != "seed"}
     metrics = metrics_present(rows)
     summary = summarize(rows, varying, metrics)
