@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,7 @@ def direction_heatmaps(rows: Sequence[Row], varying: Sequence[str], path: Path) 
     two = [r for r in rows if r.get("partner_model") is not None]
     if not two:
         return None
-    keys = [*_others(varying), "variable"]
+    keys = [*_others(varying, "directions", "cl_directions"), "variable"]
     configs: dict[str, dict[tuple[int, int], list[float]]] = {}
     for r in two:
         label = ", ".join(f"{k}={r.get(k)}" for k in keys)
@@ -95,7 +96,7 @@ def direction_heatmaps(rows: Sequence[Row], varying: Sequence[str], path: Path) 
                 )
         ax.set_xticks([0, 1], ["into 0", "into 1"])
         ax.set_yticks([0, 1], ["from 0", "from 1"])
-        ax.set_title(label, fontsize=7)
+        ax.set_title(textwrap.fill(label, 38), fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
