@@ -160,12 +160,15 @@ class AlignmentModule(L.LightningModule):
         share = max(1, cores // len(items))
 
         def with_share(x):
-            torch.set_num_threads(share)  # this worker thread's own intra-op pool
+            torch.set_num_threads(share)  # the workers split the cores between them
             return fn(x)
 
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=min(len(items), cores))
-        return list(self._pool.map(with_share, items))
+        try:
+            return list(self._pool.map(with_share, items))
+        finally:
+            torch.set_num_threads(cores)  # torch's thread count is process-wide: give it back
 
     def _run_group(
         self, target: int, tracks: list[Track], batches: list[PairBatch]
