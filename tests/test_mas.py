@@ -216,7 +216,9 @@ def test_targets_sharing_a_model_run_stacked_like_alone() -> None:
     for p in interchange.parameters():
         p.data.add_(torch.randn_like(p) * 0.3)
     module = AlignmentModule(models, ["layer.0", "layer.0"], interchange, tracks)
+    threads = torch.get_num_threads()
     together = module.run_tracks(tracks, batches)
+    assert torch.get_num_threads() == threads  # the parallel passes give the cores back
     for track, out in zip(tracks, together, strict=True):
         alone = module.run(track, batches[track.name])
         assert torch.equal(out.preds, alone.preds) and torch.equal(out.task, alone.task)
