@@ -218,6 +218,7 @@ def test_targets_sharing_a_model_run_stacked_like_alone() -> None:
     module = AlignmentModule(models, ["layer.0", "layer.0"], interchange, tracks)
     threads = torch.get_num_threads()
     together = module.run_tracks(tracks, batches)
+    module.teardown("fit")
     assert torch.get_num_threads() == threads  # the parallel passes give the cores back
     for track, out in zip(tracks, together, strict=True):
         alone = module.run(track, batches[track.name])

@@ -112,6 +112,7 @@ class AlignmentModule(L.LightningModule):
         self.history: list[dict[str, Any]] = []
         self.automatic_optimization = False  # one backward per target model, possibly in parallel threads
         self._pool: ThreadPoolExecutor | None = None
+        self._cores: int | None = None  # torch's thread count before parallel passes lowered it
 
     def train(self, mode: bool = True) -> AlignmentModule:
         """Only the alignment trains: the task models stay in eval mode (no dropout) throughout."""
@@ -153,22 +154,30 @@ class AlignmentModule(L.LightningModule):
         return [outputs[t.name] for t in tracks]
 
     def _parallel_map(self, fn: Callable, items: list) -> list:
-        """``[fn(x) for x in items]``, in threads on a CPU with cores to share between the items."""
-        cores = torch.get_num_threads()
+        """``[fn(x) for x in items]``, in threads on a CPU with cores to share between the items.
+
+        Torch's thread count is process-wide: the workers lower it to their share while training runs
+        (no flip-flopping every step), and :meth:`teardown` gives the cores back."""
+        cores = self._cores or torch.get_num_threads()
         if len(items) < 2 or cores < 2 or self.device.type != "cpu":
             return [fn(x) for x in items]
+        self._cores = cores
         share = max(1, cores // len(items))
 
         def with_share(x):
-            torch.set_num_threads(share)  # the workers split the cores between them
+            if torch.get_num_threads() != share:
+                torch.set_num_threads(share)
             return fn(x)
 
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=min(len(items), cores))
-        try:
-            return list(self._pool.map(with_share, items))
-        finally:
-            torch.set_num_threads(cores)  # torch's thread count is process-wide: give it back
+        return list(self._pool.map(with_share, items))
+
+    def teardown(self, stage: str) -> None:
+        """Give torch its threads back after parallel passes."""
+        if self._cores:
+            torch.set_num_threads(self._cores)
+            self._cores = None
 
     def _run_group(
         self, target: int, tracks: list[Track], batches: list[PairBatch]
@@ -316,6 +325,7 @@ class AlignmentModule(L.LightningModule):
             for track, out in zip(self.tracks, self.run_tracks(self.tracks, batch), strict=True):
                 update_metrics(metrics[track.name], out)
         self.train(was_training)
+        self.teardown("evaluate")
         return {name: {k: _value(m) for k, m in per.items()} for name, per in metrics.items()}
 
     # -- optimisation ----------------------------------------------------------------------------------------
