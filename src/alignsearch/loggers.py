@@ -45,7 +45,7 @@ def log_final_records(loggers: list, records: list[dict[str, Any]]) -> None:
     for logger in loggers:
         if not isinstance(logger, WandbLogger):
             continue
-        import wandb
+        import wandb  # only where a W&B run exists
 
         run = logger.experiment
         for r in records:

@@ -44,8 +44,13 @@ def _line_plot(series: dict, path: Path, xlabel: str, order=None, log2: bool = F
             ax.set_xticks(positions, [str(x) for x in xs])
     if log2:
         ax.set_xscale("log", base=2)
+    return _save_accuracy_plot(fig, ax, path, xlabel, "IIA (validation)")
+
+
+def _save_accuracy_plot(fig, ax, path: Path, xlabel: str, ylabel: str) -> Path:
+    """Label an accuracy plot (0 to 1), write it as a PNG and free the figure."""
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("IIA (validation)")
+    ax.set_ylabel(ylabel)
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
@@ -123,15 +128,7 @@ def training_plot(rows: Sequence[Row], varying: Sequence[str], path: Path) -> Pa
                 capsize=3,
                 label=f"{name}: {label}",
             )
-    ax.set_xlabel("training step of the snapshot")
-    ax.set_ylabel("accuracy")
-    ax.set_ylim(-0.02, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save_accuracy_plot(fig, ax, path, "training step of the snapshot", "accuracy")
 
 
 def write_plots(rows: Sequence[Row], varying: Sequence[str], folder: Path) -> list[Path]:
