@@ -7,6 +7,7 @@ import torch
 
 from alignsearch.errors import ConfigError
 from alignsearch.models import GRU, LSTM, RNN, Intervention, Transformer
+from alignsearch.models.windows import Windows
 
 MODELS = [GRU, LSTM, RNN, Transformer]
 
@@ -130,6 +131,53 @@ def test_single_position_fast_path_matches_stepping_the_cells(cls, n_layers) -> 
         fast = model._run_single_position(x, layer, intervention)
         slow = model._run_unrolled(x, layer, intervention)
         torch.testing.assert_close(fast, slow, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("cls", [GRU, LSTM, RNN])
+@pytest.mark.parametrize("n_layers", [1, 2])
+def test_single_position_gradients_match_stepping_the_cells(cls, n_layers) -> None:
+    """The packed runs around an intervention pass the same gradients back to what it put in."""
+    model = cls(8, d_model=16, n_layers=n_layers).eval()
+    ids = ids_batch(batch=6, length=12)
+    mask = torch.zeros_like(ids, dtype=torch.bool)
+    for row, col in [(0, 0), (1, 5), (2, 11), (4, 3), (5, 5)]:  # row 3: no intervention
+        mask[row, col] = True
+    lengths = torch.tensor([1, 9, 12, 7, 4, 12])
+    read = torch.arange(12)[None, :] < lengths[:, None]
+    weights = torch.randn(6, 12, 16, generator=torch.Generator().manual_seed(3))
+    for site in model.sites:
+        if site == "embedding":
+            continue
+        layer, x = model.check_site(site), model.embedding(ids).detach()
+        grads = []
+        for run, given in [(model._run_single_position, lengths), (model._run_unrolled, None)]:
+            noise = torch.randn(6, 12, 16, generator=torch.Generator().manual_seed(2)).requires_grad_()
+            out = run(
+                x,
+                layer,
+                Intervention(
+                    site, mask, lambda h, rows, cols, noise=noise: h * 0.5 + noise[rows, cols], given
+                ),
+            )
+            (out * weights[..., : out.shape[-1]])[read].sum().backward()
+            grads.append(noise.grad)
+        assert grads[0][mask].abs().sum() > 0
+        torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-5)
+
+
+def test_windows_pack_like_the_fused_kernels_padding() -> None:
+    """One window per row, packed in the order ``pack_padded_sequence`` gives (time-major, longest first)."""
+    grid = torch.randn(4, 6, 3)
+    steps = torch.tensor([2, 6, 1, 4])
+    windows = Windows.of(torch.zeros(4, dtype=torch.long), steps, 6)
+    reference = torch.nn.utils.rnn.pack_padded_sequence(grid, steps, batch_first=True, enforce_sorted=False)
+    packed = windows.gather(grid)
+    torch.testing.assert_close(packed.data, reference.data)
+    assert torch.equal(packed.batch_sizes, reference.batch_sizes)
+    shifted = Windows.of(torch.tensor([1, 0, 5, 2]), torch.tensor([3, 2, 1, 0]), 6)
+    assert shifted.flat.tolist() == [1, 6, 17, 20, 2, 7, 3]  # rows 0, 1, 2, 3 at the first step; 0, 1; 0
+    shorter = Windows.of(torch.zeros(4, dtype=torch.long), steps - 1, 6)
+    torch.testing.assert_close(shorter.take(windows, packed.data), shorter.gather(grid).data)
 
 
 @pytest.mark.parametrize("cls", MODELS)

@@ -22,6 +22,7 @@ from alignsearch.models.base import (
     check_vocab_size,
     full_mask,
 )
+from alignsearch.models.windows import Windows
 
 State = Tensor | tuple[Tensor, Tensor]  # h, or (h, c) for an LSTM
 
@@ -103,18 +104,6 @@ class RecurrentModel(SequenceModel):
             new_states.append(self._from_fused(state))
         return x, new_states
 
-    def _fused_packed(self, x: Tensor, states: list[State], lengths: Tensor) -> Tensor:
-        """:meth:`_fused` over the first ``lengths[r]`` steps of each row only (zeros after them)."""
-        for i, rnn in enumerate(self.layers):
-            x = self._packed(rnn, self._layer_input(x, i), states[i], lengths)
-        return x
-
-    def _packed(self, rnn: nn.RNNBase, x: Tensor, state: State | None, lengths: Tensor) -> Tensor:
-        """One fused layer over the first ``lengths[r]`` steps of each row (zeros after them)."""
-        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, _ = rnn(packed, self._to_fused(state))
-        return nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])[0]
-
     def encode(self, ids: Tensor, intervention: Intervention | None = None) -> Tensor:
         x = self.embedding(ids)
         layer = -2 if intervention is None else self.check_site(intervention.site)
@@ -132,54 +121,70 @@ class RecurrentModel(SequenceModel):
             return self._run_single_position(x, layer, intervention)
         return self._run_unrolled(x, layer, intervention)
 
-    def _state_sequence(self, layer: int, inputs: Tensor, outputs: Tensor) -> State:
-        """Every step's state of a layer, from its inputs and fused outputs: (batch, length, ...)."""
-        return outputs
+    def _run_packed(
+        self, windows: Windows, entries: Tensor, layers: range, states: list[State | None] | None = None
+    ) -> tuple[Tensor, list[State]]:
+        """The given layers over ``windows`` (``entries``: the first one's inputs, packed), each from its
+        state in ``states`` (indexed by layer; zeros where None); returns the last layer's outputs,
+        packed, and every layer's state after each row's window."""
+        finals = []
+        for i in layers:
+            state = None if states is None else states[i]
+            out, final = self.layers[i](windows.pack(self._layer_input(entries, i)), self._to_fused(state))
+            entries = out.data
+            finals.append(self._from_fused(final))
+        return entries, finals
 
     def _run_single_position(self, x: Tensor, layer: int, intervention: Intervention) -> Tensor:
         """At most one intervened position per row: fused kernels before and after it, one cell step at it.
 
-        The plain run gives every layer's state at each row's position ``p``; the intervention changes the
-        site there (layers above are stepped once more at ``p``); then every row continues from its new
-        state over its own inputs ``p+1, p+2, ...``, shifted to the left so one fused call serves all rows.
+        The plain run reads each row up to its position ``p`` (the layers above the site up to ``p - 1``);
+        the intervention changes the site's state at ``p`` (layers above are stepped once at ``p``); then
+        every layer continues from its new state over the row's own inputs ``p + 1, p + 2, ...``, as far
+        as its outputs are read. Each run is packed (:class:`Windows`), so no work or memory goes to
+        cells outside it; rows without an intervention run plainly to their end.
         """
         batch, length, _ = x.shape
         rows = torch.arange(batch, device=x.device)
         has = intervention.mask.any(1)
-        pos = intervention.mask.float().argmax(1)
-        sequences, inp = [], x
-        # the plain run is read up to each row's position (and to its end where it has none)
-        plain_steps = (
-            None if intervention.lengths is None else torch.where(has, pos + 1, intervention.lengths)
-        )
-        for i, rnn in enumerate(self.layers):
-            layer_in = self._layer_input(inp, i)
-            if plain_steps is None:
-                inp = rnn(layer_in)[0]
-            else:
-                inp = self._packed(rnn, layer_in, None, plain_steps.clamp(1, length))
-            sequences.append(self._state_sequence(i, layer_in, inp))
-        plain = inp
-        states = [_state_at(seq, rows, pos) for seq in sequences]
+        pos = intervention.mask.float().argmax(1)  # 0 where a row has none
+        if intervention.lengths is None:
+            end = torch.full_like(pos, length)
+        else:
+            end = intervention.lengths.clamp(max=length)
+        first = torch.zeros_like(pos)
+        plain_end = torch.where(has, pos + 1, end)
+        upto = Windows.of(first, plain_end, length)  # layers up to the site: through p
+        plain, states = self._run_packed(upto, upto.gather(x).data, range(layer + 1))
+        plain_windows = upto
+        if layer + 1 < self.n_layers:  # layers above it: through p - 1 (their initial state for p = 0)
+            before = Windows.of(first, plain_end - has.long(), length)
+            plain, above = self._run_packed(before, before.take(upto, plain), range(layer + 1, self.n_layers))
+            states += [_zero_rows(state, has & (pos == 0)) for state in above]
+            plain_windows = before
+
+        at = rows[has]
         site = self._site_vector(states[layer])
-        site = site.index_put((rows[has],), intervention.fn(site[has], rows[has], pos[has]))
+        site = site.index_put((at,), intervention.fn(site[at], at, pos[at]))
         states[layer] = self._from_site_vector(site)
         out_at = self._output(states[layer])
         for k in range(layer + 1, self.n_layers):
-            states[k] = self._cell(k, self._layer_input(out_at, k), _state_at(sequences[k], rows, pos - 1))
+            states[k] = self._cell(k, self._layer_input(out_at, k), states[k])
             out_at = self._output(states[k])
-        cols = torch.arange(length, device=x.device)[None, :]
-        ahead = cols + pos[:, None] + 1
-        shifted = x[rows[:, None], ahead.clamp(max=length - 1)] * (ahead < length)[..., None]
-        if intervention.lengths is None:
-            continued = self._fused(shifted, states)[0]
-        else:  # each row continues only as far as its outputs are read: packed, no work past that
-            steps = torch.where(has, intervention.lengths - pos - 1, 0).clamp(1, length)
-            continued = self._fused_packed(shifted, states, steps)
-        back = continued[rows[:, None], (cols - pos[:, None] - 1).clamp(min=0)]
-        out = torch.where((cols < pos[:, None])[..., None], plain, back)
-        out = torch.where((cols == pos[:, None])[..., None], out_at[:, None, :], out)
-        return torch.where(has[:, None, None], out, plain)
+
+        ahead = Windows.of(pos + 1, torch.where(has, end - pos - 1, 1), length)
+        continued = self._run_packed(ahead, ahead.gather(x).data, range(self.n_layers), states)[0]
+
+        plain_kept = (~has[plain_windows.rows] | (plain_windows.cols < pos[plain_windows.rows])).nonzero()[
+            :, 0
+        ]
+        ahead_kept = (has[ahead.rows] & (ahead.cols < end[ahead.rows])).nonzero()[:, 0]
+        cells = torch.cat([plain_windows.flat[plain_kept], at * length + pos[at], ahead.flat[ahead_kept]])
+        values = torch.cat(
+            [plain.index_select(0, plain_kept), out_at[at], continued.index_select(0, ahead_kept)]
+        )
+        out = values.new_zeros(batch * length, values.shape[-1]).index_copy_(0, cells, values)
+        return out.view(batch, length, -1)
 
     def _run_unrolled(self, x: Tensor, layer: int, intervention: Intervention) -> Tensor:
         """Step the cells between the first and last intervened positions; fused kernels elsewhere."""
@@ -213,12 +218,11 @@ class RecurrentModel(SequenceModel):
         return self._fused(x, [None] * self.n_layers, upto=layer)[0]
 
 
-def _state_at(sequence: State, rows: Tensor, pos: Tensor) -> State:
-    """Each row's state at its position (zeros, the initial state, where the position is -1)."""
-    if isinstance(sequence, tuple):
-        return tuple(_state_at(part, rows, pos) for part in sequence)
-    picked = sequence[rows, pos.clamp(min=0)]
-    return torch.where((pos >= 0)[:, None], picked, torch.zeros_like(picked))
+def _zero_rows(state: State, rows: Tensor) -> State:
+    """``state`` with the rows where ``rows`` is true set to zeros (the initial state)."""
+    if isinstance(state, tuple):
+        return tuple(_zero_rows(part, rows) for part in state)
+    return torch.where(rows[:, None], torch.zeros_like(state), state)
 
 
 class GRU(RecurrentModel):
@@ -264,21 +268,6 @@ class LSTM(RecurrentModel):
 
     def _output(self, state: tuple[Tensor, Tensor]) -> Tensor:
         return state[0]
-
-    def _state_sequence(self, layer: int, inputs: Tensor, outputs: Tensor) -> tuple[Tensor, Tensor]:
-        """``(h, c)`` at every step: the gates follow from the inputs and the previous ``h`` in one pass;
-        the cell state is then a cheap elementwise recurrence."""
-        rnn = self.layers[layer]
-        h_prev = torch.nn.functional.pad(outputs, (0, 0, 1, 0))[:, :-1]
-        gates = inputs @ rnn.weight_ih_l0.T + rnn.bias_ih_l0 + h_prev @ rnn.weight_hh_l0.T + rnn.bias_hh_l0
-        i, f, g, _ = gates.chunk(4, -1)
-        i, f, g = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g)
-        c = torch.zeros_like(outputs[:, 0])
-        cells = []
-        for t in range(outputs.shape[1]):
-            c = f[:, t] * c + i[:, t] * g[:, t]
-            cells.append(c)
-        return outputs, torch.stack(cells, 1)
 
     def _site_vector(self, state: tuple[Tensor, Tensor]) -> Tensor:
         return torch.cat(state, -1)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,14 +25,6 @@ def intervention_mask(batch: PairBatch, length: int, stepwise: bool) -> Tensor:
     cols = torch.arange(length, device=batch["pos"].device)[None, :]
     pos = batch["pos"][:, None]
     return cols <= pos if stepwise else cols == pos
-
-
-def compute_parametrizations(module: nn.Module) -> None:
-    """Read every parametrized tensor of ``module`` once (inside ``parametrize.cached()``: fills the cache)."""
-    for sub in module.modules():
-        if parametrize.is_parametrized(sub):
-            for name in sub.parametrizations:
-                getattr(sub, name)
 
 
 def stack_batches(batches: list[PairBatch]) -> tuple[PairBatch, list[int]]:
@@ -110,9 +100,7 @@ class AlignmentModule(L.LightningModule):
             }
         )
         self.history: list[dict[str, Any]] = []
-        self.automatic_optimization = False  # one backward per target model, possibly in parallel threads
-        self._pool: ThreadPoolExecutor | None = None
-        self._cores: int | None = None  # torch's thread count before parallel passes lowered it
+        self.automatic_optimization = False
 
     def train(self, mode: bool = True) -> AlignmentModule:
         """Only the alignment trains: the task models stay in eval mode (no dropout) throughout."""
@@ -126,58 +114,18 @@ class AlignmentModule(L.LightningModule):
         counterfactual-latent targets, ``cl``) the latent loss and the vectors it compares."""
         return self.run_tracks([track], {track.name: batch})[0]
 
-    def run_tracks(
-        self,
-        tracks: list[Track],
-        batches: dict[str, PairBatch],
-        backward: Callable[[dict[str, TrackOutput]], None] | None = None,
-    ) -> list[TrackOutput]:
+    def run_tracks(self, tracks: list[Track], batches: dict[str, PairBatch]) -> list[TrackOutput]:
         """:meth:`run` for several tracks. Tracks with the same target model share one batched forward
-        pass (their rows stacked); parametrized matrices (rotations) are computed once for all of them;
-        on a CPU, the target models' passes run in parallel threads (each with its share of the cores).
-        ``backward``, if given, is called on each target's outputs right after its pass (in its thread)."""
+        pass (their rows stacked), and parametrized matrices (rotations) are computed once for all of
+        them, so that one backward pass goes through each of them once."""
         groups = [
             [t for t in tracks if t.target == target] for target in dict.fromkeys(t.target for t in tracks)
         ]
-
-        def work(group: list[Track]) -> dict[str, TrackOutput]:
-            out = self._run_group(group[0].target, group, [batches[t.name] for t in group])
-            if backward is not None:
-                backward(out)
-            return out
-
         outputs: dict[str, TrackOutput] = {}
         with parametrize.cached():
-            compute_parametrizations(self.interchange)  # once, before any thread reads them
-            for out in self._parallel_map(work, groups):
-                outputs |= out
+            for group in groups:
+                outputs |= self._run_group(group[0].target, group, [batches[t.name] for t in group])
         return [outputs[t.name] for t in tracks]
-
-    def _parallel_map(self, fn: Callable, items: list) -> list:
-        """``[fn(x) for x in items]``, in threads on a CPU with cores to share between the items.
-
-        Torch's thread count is process-wide: the workers lower it to their share while training runs
-        (no flip-flopping every step), and :meth:`teardown` gives the cores back."""
-        cores = self._cores or torch.get_num_threads()
-        if len(items) < 2 or cores < 2 or self.device.type != "cpu":
-            return [fn(x) for x in items]
-        self._cores = cores
-        share = max(1, cores // len(items))
-
-        def with_share(x):
-            if torch.get_num_threads() != share:
-                torch.set_num_threads(share)
-            return fn(x)
-
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=min(len(items), cores))
-        return list(self._pool.map(with_share, items))
-
-    def teardown(self, stage: str) -> None:
-        """Give torch its threads back after parallel passes."""
-        if self._cores:
-            torch.set_num_threads(self._cores)
-            self._cores = None
 
     def _run_group(
         self, target: int, tracks: list[Track], batches: list[PairBatch]
@@ -206,7 +154,7 @@ class AlignmentModule(L.LightningModule):
         scored = torch.arange(1, task.shape[1] + 1) * task  # outputs after the last scored one are unused
         lengths = scored.max(1).values
         hidden = hooks.encode(model, inputs, Intervention(self.sites[target], mask, swap, lengths))
-        logits = model.readout(hidden[task])
+        logits = model.readout(hidden.flatten(0, 1).index_select(0, task.flatten().nonzero()[:, 0]))
         losses = (
             F.cross_entropy(logits, targets[task], reduction="none") if task.any() else logits.sum(-1) * 0
         )
@@ -239,30 +187,21 @@ class AlignmentModule(L.LightningModule):
         if isinstance(layout, BoundlessLayout):
             layout.set_progress(self.global_step / max(self.hparams.max_steps, 1))
         trained = [t for t in self.tracks if t.trained]
-        by_name = {t.name: t for t in trained}
-        optimizer, schedule = self.optimizers(), self.lr_schedulers()
-        optimizer.zero_grad()
-        parts = len({t.target for t in trained})
-
-        def backward(outs: dict[str, TrackOutput]) -> None:
-            loss = sum(self.objective(by_name[name], out) for name, out in outs.items()) / len(trained)
-            self.manual_backward(loss, retain_graph=parts > 1)  # targets share the rotations' graph
-
-        outputs = self.run_tracks(trained, batch, backward)
-        penalty = layout.penalty()
-        if penalty.requires_grad:
-            self.manual_backward(penalty)
-        optimizer.step()
-        schedule.step()
-        total = penalty.detach()
+        outputs = self.run_tracks(trained, batch)
+        objectives = [self.objective(t, out) for t, out in zip(trained, outputs, strict=True)]
+        loss = torch.stack(objectives).mean() + layout.penalty()
         for track, out in zip(trained, outputs, strict=True):
             size = len(batch[track.name]["ids"])
-            total = total + self.objective(track, out).detach() / len(trained)
             self.log(f"train/loss/{track.name}", out.loss.detach(), batch_size=size)
             if track.latent:
                 self.log(f"train/cl_loss/{track.name}", out.latent.detach(), batch_size=size)
-        self.log("train/loss", total, prog_bar=True, batch_size=1)
-        return total
+        self.log("train/loss", loss.detach(), prog_bar=True, batch_size=1)
+        optimizer, schedule = self.optimizers(), self.lr_schedulers()
+        optimizer.zero_grad()
+        self.manual_backward(loss)
+        optimizer.step()
+        schedule.step()
+        return loss.detach()
 
     def validation_step(self, batch: dict[str, PairBatch], batch_idx: int, dataloader_idx: int = 0) -> None:
         split = self.eval_splits[dataloader_idx]
@@ -325,7 +264,6 @@ class AlignmentModule(L.LightningModule):
             for track, out in zip(self.tracks, self.run_tracks(self.tracks, batch), strict=True):
                 update_metrics(metrics[track.name], out)
         self.train(was_training)
-        self.teardown("evaluate")
         return {name: {k: _value(m) for k, m in per.items()} for name, per in metrics.items()}
 
     # -- optimisation ----------------------------------------------------------------------------------------
