@@ -1,9 +1,9 @@
 """Recurrent task models: GRU, LSTM and vanilla (tanh) RNN.
 
 Training and plain runs use the fused cuDNN/oneDNN kernels (one ``nn.GRU`` etc. per layer, so every
-layer's outputs are at hand). A run with an intervention on a layer unrolls the cells over the same
-parameters, but only between the first and the last intervened positions; before and after that
-window the fused kernels run.
+layer's outputs are at hand). A run with one intervened position per row runs the fused kernels on
+packed windows around it (:class:`~alignsearch.models.windows.Windows`); a run with several unrolls
+the cells over the same parameters, but only between the first and the last intervened positions.
 
 An LSTM's site is its full state ``[h; c]``: with ``d_model = 128`` each of ``h`` and ``c`` has 64 units.
 """
@@ -154,14 +154,12 @@ class RecurrentModel(SequenceModel):
             end = intervention.lengths.clamp(max=length)
         first = torch.zeros_like(pos)
         plain_end = torch.where(has, pos + 1, end)
-        upto = Windows.of(first, plain_end, length)  # layers up to the site: through p
+        top = upto = Windows.of(first, plain_end, length)  # layers up to the site: through p
         plain, states = self._run_packed(upto, upto.gather(x).data, range(layer + 1))
-        plain_windows = upto
         if layer + 1 < self.n_layers:  # layers above it: through p - 1 (their initial state for p = 0)
-            before = Windows.of(first, plain_end - has.long(), length)
-            plain, above = self._run_packed(before, before.take(upto, plain), range(layer + 1, self.n_layers))
+            top = Windows.of(first, plain_end - has.long(), length)
+            plain, above = self._run_packed(top, top.take(upto, plain), range(layer + 1, self.n_layers))
             states += [_zero_rows(state, has & (pos == 0)) for state in above]
-            plain_windows = before
 
         at = rows[has]
         site = self._site_vector(states[layer])
@@ -175,14 +173,11 @@ class RecurrentModel(SequenceModel):
         ahead = Windows.of(pos + 1, torch.where(has, end - pos - 1, 1), length)
         continued = self._run_packed(ahead, ahead.gather(x).data, range(self.n_layers), states)[0]
 
-        plain_kept = (~has[plain_windows.rows] | (plain_windows.cols < pos[plain_windows.rows])).nonzero()[
-            :, 0
-        ]
-        ahead_kept = (has[ahead.rows] & (ahead.cols < end[ahead.rows])).nonzero()[:, 0]
-        cells = torch.cat([plain_windows.flat[plain_kept], at * length + pos[at], ahead.flat[ahead_kept]])
-        values = torch.cat(
-            [plain.index_select(0, plain_kept), out_at[at], continued.index_select(0, ahead_kept)]
-        )
+        # outputs: the plain run's before p, the intervened state's at p, the continued run's after p
+        before = (~has[top.rows] | (top.cols < pos[top.rows])).nonzero().squeeze(1)
+        after = (has[ahead.rows] & (ahead.cols < end[ahead.rows])).nonzero().squeeze(1)
+        cells = torch.cat([top.flat[before], at * length + pos[at], ahead.flat[after]])
+        values = torch.cat([plain.index_select(0, before), out_at[at], continued.index_select(0, after)])
         out = values.new_zeros(batch * length, values.shape[-1]).index_copy_(0, cells, values)
         return out.view(batch, length, -1)
 

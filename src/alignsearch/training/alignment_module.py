@@ -100,7 +100,7 @@ class AlignmentModule(L.LightningModule):
             }
         )
         self.history: list[dict[str, Any]] = []
-        self.automatic_optimization = False
+        self.automatic_optimization = False  # one backward and one Adam step, without Lightning's closure
 
     def train(self, mode: bool = True) -> AlignmentModule:
         """Only the alignment trains: the task models stay in eval mode (no dropout) throughout."""
