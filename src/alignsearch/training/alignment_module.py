@@ -154,7 +154,8 @@ class AlignmentModule(L.LightningModule):
         scored = torch.arange(1, task.shape[1] + 1) * task  # outputs after the last scored one are unused
         lengths = scored.max(1).values
         hidden = hooks.encode(model, inputs, Intervention(self.sites[target], mask, swap, lengths))
-        logits = model.readout(hidden.flatten(0, 1).index_select(0, task.flatten().nonzero()[:, 0]))
+        scored_cells = task.flatten().nonzero()[:, 0]  # index_select: its backward adds without sorting
+        logits = model.readout(hidden.flatten(0, 1).index_select(0, scored_cells))
         losses = (
             F.cross_entropy(logits, targets[task], reduction="none") if task.any() else logits.sum(-1) * 0
         )
