@@ -151,7 +151,8 @@ class AlignmentModule(L.LightningModule):
             return values[torch.argsort(order)] if len(pieces) > 1 else values
 
         mask = intervention_mask(stacked, inputs.shape[1], self.stepwise)
-        scored = torch.arange(1, task.shape[1] + 1) * task  # outputs after the last scored one are unused
+        columns = torch.arange(1, task.shape[1] + 1, device=task.device)
+        scored = columns * task  # outputs after the last scored one are unused
         lengths = scored.max(1).values
         hidden = hooks.encode(model, inputs, Intervention(self.sites[target], mask, swap, lengths))
         scored_cells = task.flatten().nonzero()[:, 0]  # index_select: its backward adds without sorting
@@ -161,7 +162,7 @@ class AlignmentModule(L.LightningModule):
         )
         preds = targets.clone()
         preds[task] = logits.argmax(-1)
-        row_of = task.nonzero()[:, 0]
+        row_of = scored_cells // task.shape[1]
         results = {}
         for k, (track, batch) in enumerate(zip(tracks, batches, strict=True)):
             lo, hi = bounds[k], bounds[k + 1]
