@@ -16,6 +16,14 @@ def ids_batch(vocab: int = 8, batch: int = 5, length: int = 14) -> torch.Tensor:
     return torch.randint(0, vocab, (batch, length), generator=torch.Generator().manual_seed(0))
 
 
+def one_position_per_row(ids: torch.Tensor) -> torch.Tensor:
+    """An intervention mask for a (6, 12) batch: one position in each row but row 3, at both ends too."""
+    mask = torch.zeros_like(ids, dtype=torch.bool)
+    for row, col in [(0, 0), (1, 5), (2, 11), (4, 3), (5, 5)]:
+        mask[row, col] = True
+    return mask
+
+
 @pytest.mark.parametrize(
     ("cls", "kwargs", "sites"),
     [
@@ -118,9 +126,7 @@ def test_single_position_fast_path_matches_stepping_the_cells(cls, n_layers) -> 
     """One intervened position per row runs fused kernels around it; it must equal the unrolled run."""
     model = cls(8, d_model=32, n_layers=n_layers).eval()
     ids = ids_batch(batch=6, length=12)
-    mask = torch.zeros_like(ids, dtype=torch.bool)
-    for row, col in [(0, 0), (1, 5), (2, 11), (4, 3), (5, 5)]:  # row 3: no intervention
-        mask[row, col] = True
+    mask = one_position_per_row(ids)
     noise = torch.randn(6, 12, 32, generator=torch.Generator().manual_seed(2))
     for site in model.sites:
         if site == "embedding":
@@ -139,9 +145,7 @@ def test_single_position_gradients_match_stepping_the_cells(cls, n_layers) -> No
     """The packed runs around an intervention pass the same gradients back to what it put in."""
     model = cls(8, d_model=16, n_layers=n_layers).eval()
     ids = ids_batch(batch=6, length=12)
-    mask = torch.zeros_like(ids, dtype=torch.bool)
-    for row, col in [(0, 0), (1, 5), (2, 11), (4, 3), (5, 5)]:  # row 3: no intervention
-        mask[row, col] = True
+    mask = one_position_per_row(ids)
     lengths = torch.tensor([1, 9, 12, 7, 4, 12])
     read = torch.arange(12)[None, :] < lengths[:, None]
     weights = torch.randn(6, 12, 16, generator=torch.Generator().manual_seed(3))
@@ -186,9 +190,7 @@ def test_lengths_only_skip_unread_outputs(cls, n_layers) -> None:
     """With ``lengths`` a model may skip work past each row's length; what it gives before is unchanged."""
     model = cls(8, d_model=32, n_layers=n_layers).eval()
     ids = ids_batch(batch=6, length=12)
-    mask = torch.zeros_like(ids, dtype=torch.bool)
-    for row, col in [(0, 0), (1, 5), (2, 11), (4, 3), (5, 5)]:  # row 3: no intervention
-        mask[row, col] = True
+    mask = one_position_per_row(ids)
     lengths = torch.tensor([1, 9, 12, 7, 4, 12])
     noise = torch.randn(6, 12, 32, generator=torch.Generator().manual_seed(2))
     read = torch.arange(12)[None, :] < lengths[:, None]
