@@ -155,7 +155,7 @@ class RecurrentModel(SequenceModel):
         first = torch.zeros_like(pos)
         plain_end = torch.where(has, pos + 1, end)
         top = upto = Windows.of(first, plain_end, length)  # layers up to the site: through p
-        plain, states = self._run_packed(upto, upto.gather(x).data, range(layer + 1))
+        plain, states = self._run_packed(upto, upto.gather(x), range(layer + 1))
         if layer + 1 < self.n_layers:  # layers above it: through p - 1 (their initial state for p = 0)
             top = Windows.of(first, plain_end - has.long(), length)
             plain, above = self._run_packed(top, top.take(upto, plain), range(layer + 1, self.n_layers))
@@ -171,7 +171,7 @@ class RecurrentModel(SequenceModel):
             out_at = self._output(states[k])
 
         ahead = Windows.of(pos + 1, torch.where(has, end - pos - 1, 1), length)
-        continued = self._run_packed(ahead, ahead.gather(x).data, range(self.n_layers), states)[0]
+        continued = self._run_packed(ahead, ahead.gather(x), range(self.n_layers), states)[0]
 
         # outputs: the plain run's before p, the intervened state's at p, the continued run's after p
         before = (~has[top.rows] | (top.cols < pos[top.rows])).nonzero().squeeze(1)

@@ -54,10 +54,10 @@ class Windows:
         """Entries (n, ...) already in packed order, as a packed sequence for a fused kernel."""
         return PackedSequence(entries, self.batch_sizes, self.sorted_indices, self.unsorted_indices)
 
-    def gather(self, grid: Tensor) -> PackedSequence:
-        """The cells of a (batch, length, ...) grid that these windows cover, packed."""
+    def gather(self, grid: Tensor) -> Tensor:
+        """The cells of a (batch, length, ...) grid that these windows cover, in packed order."""
         cols = self.cols.clamp(max=self.length - 1)
-        return self.pack(grid.flatten(0, 1).index_select(0, self.rows * self.length + cols))
+        return grid.flatten(0, 1).index_select(0, self.rows * self.length + cols)
 
     def take(self, other: Windows, data: Tensor) -> Tensor:
         """Entries packed in ``other`` re-laid for these windows (each cell of these must be in ``other``)."""
