@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import csv
+import errno
 import json
+import os
 import statistics
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from alignsearch import report
+from alignsearch import report, report_plots
 
 
 def write_run(folder: Path, seed: int, n_units: int, iia: float, test: float) -> None:
@@ -73,3 +76,289 @@ def test_report_bad_folder(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit):
         report.main([str(tmp_path)])  # empty: nothing to report
     assert "no results.json under" in capsys.readouterr().err
+
+
+def fake_run(
+    folder: Path,
+    name: str,
+    config: dict[str, Any],
+    records: list[dict[str, Any]],
+    history: list[tuple[int, str, str, bool, float]] | None = None,
+) -> Path:
+    """A run folder with a hand-written results.json and, given a history, metrics.csv.
+
+    ``history`` holds (step, split, direction, trained, iia) rows of the evaluation history.
+    """
+    run = folder / name
+    run.mkdir(parents=True)
+    base = {"variable": "count", "trained": True, "iia_heldout": None, "iia_test": None, "direction": "0>0"}
+    results = {"config": config, "steps": 10, "records": [{**base, **r} for r in records]}
+    (run / "results.json").write_text(json.dumps(results))
+    if history is not None:
+        lines = ["step,split,direction,source,target,variable,trained,iia,token_iia,cl_loss,cl_divergence"]
+        for step, split, direction, trained, iia in history:
+            lines.append(f"{step},{split},{direction},gru/a,gru/a,count,{trained},{iia},0.5,,")
+        (run / "metrics.csv").write_text("\n".join(lines) + "\n")
+    return run
+
+
+def shared_line(markdown: str) -> str:
+    return next(line for line in markdown.splitlines() if line.startswith("Shared: "))
+
+
+def run_report(*argv: str) -> int:
+    """``main``'s exit status (0 when it returns)."""
+    try:
+        report.main(list(argv))
+    except SystemExit as e:
+        return int(e.code)
+    return 0
+
+
+def test_shared_lists_only_settings_with_one_value(tmp_path: Path, capsys) -> None:
+    base = {"task": "multiobject", "model": "gru", "n_units": [4, 8], "seed": 0}
+    for i, (variables, directions) in enumerate(
+        [(["count"], ["0>1"]), (["full"], ["0>1"]), (["count"], ["0>1", "1>0"]), (["full"], ["0>1", "1>0"])]
+    ):
+        fake_run(
+            tmp_path,
+            f"job{i}",
+            {**base, "variables": variables, "directions": directions},
+            [{"variable": variables[0], "direction": "0>1", "iia": 0.1 * (i + 1)}],
+        )
+    assert run_report(str(tmp_path)) == 0
+    markdown = (tmp_path / "report.md").read_text()
+    # variables and directions differ between runs; the n_units list and the seed are the same in all
+    assert shared_line(markdown) == "Shared: task=multiobject, model=gru, n_units=4,8, seed=0"
+    assert "| directions | direction | variable | n | IIA val | IIA heldout | IIA test |" in markdown
+    assert "| 0>1,1>0 | 0>1 | full | 1 | 0.400 ± 0.000 | - | - |" in markdown
+    rows = list(csv.DictReader((tmp_path / "report.csv").open()))
+    assert [(r["directions"], r["variable"]) for r in rows] == [
+        ("0>1", "count"),
+        ("0>1", "full"),
+        ("0>1,1>0", "count"),
+        ("0>1,1>0", "full"),
+    ]
+    capsys.readouterr()
+
+
+def test_shared_is_computed_not_taken_from_the_first_run(tmp_path: Path) -> None:
+    """A setting implied by a column (site by layer) varies: it is not shared either."""
+    for layer, site in ((0, "h0"), (1, "h1")):
+        fake_run(tmp_path, f"layer={layer}", {"model": "gru", "layer": layer, "site": site}, [{"iia": 0.5}])
+    markdown, _ = report.report(tmp_path)
+    assert shared_line(markdown) == "Shared: model=gru"
+    assert "| layer | direction | variable |" in markdown
+
+
+BAD_RESULTS = {
+    "truncated": ('{"config": {"seed": 1}, "records": [', "not valid JSON (Expecting value: line 1 column"),
+    "empty": ("", "empty file"),
+    "object": ("{}", "no records"),
+    "list": ("[1, 2]", "not a JSON object (a list)"),
+    "no_records": ('{"config": {}, "records": []}', "no records"),
+    "no_config": ('{"records": [{"variable": "count", "iia": 0.5}]}', "no config"),
+    "missing_keys": ('{"config": {}, "records": [{"direction": "0>0"}]}', "record 0 lacks variable, iia"),
+    "text_iia": ('{"config": {}, "records": [{"variable": "v", "iia": "high"}]}', "record 0: iia is 'high'"),
+    "list_variable": (
+        '{"config": {}, "records": [{"variable": ["a"], "iia": 0.5}]}',
+        "record 0: variable is ['a'], not a name",
+    ),
+    "bad_direction": (
+        '{"config": {}, "records": [{"variable": "v", "iia": 0.5, "direction": "up"}]}',
+        "record 0: direction 'up' is not source>target",
+    ),
+}
+
+
+def test_unreadable_runs_are_listed_and_the_rest_reported(tmp_path: Path, capsys) -> None:
+    good = fake_run(tmp_path, "n_units=4", {"model": "gru", "n_units": 4}, [{"iia": 0.8}])
+    fake_run(tmp_path, "n_units=8", {"model": "gru", "n_units": 8}, [{"iia": 0.6}])
+    (good / "similarity.json").write_text('{"measures": ')
+    (good / "metrics.csv").write_text("step,iia\n0,0.5\n")
+    for name, (text, _) in BAD_RESULTS.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(text)
+
+    assert run_report(str(tmp_path)) == 0
+    out, err = capsys.readouterr()
+    expected = {f"{tmp_path / name / 'results.json'}: {reason}" for name, (_, reason) in BAD_RESULTS.items()}
+    expected |= {
+        f"{good / 'similarity.json'}: not valid JSON (Expecting value: line 1 column 14 (char 13))",
+        f"{good / 'metrics.csv'}: lacks column(s) split",
+    }
+    lines = err.strip().splitlines()
+    assert len(lines) == len(expected)
+    for prefix in expected:  # each unreadable file once, on its own line, with its reason
+        assert sum(line.startswith(prefix) for line in lines) == 1, prefix
+    markdown = (tmp_path / "report.md").read_text()
+    assert out == markdown
+    section = markdown.split("## Unreadable runs\n", 1)[1]
+    assert f"{len(expected)} file(s) could not be read" in section
+    for prefix in expected:
+        path, reason = prefix.split(": ", 1)
+        assert f"- `{path}`: {reason}" in section
+    rows = list(csv.DictReader((tmp_path / "report.csv").open()))
+    assert [(r["n_units"], float(r["iia_mean"])) for r in rows] == [("4", 0.8), ("8", 0.6)]
+    assert "cka_linear_mean" not in rows[0]  # the unreadable similarity.json adds nothing
+
+
+def test_no_readable_run_exits_1_with_one_error_line(tmp_path: Path, capsys) -> None:
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text("{}")
+    assert run_report(str(tmp_path)) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines() == [
+        f"{tmp_path / 'a' / 'results.json'}: no records",
+        f"{tmp_path / 'b' / 'results.json'}: no records",
+        f"error: no readable results.json under {tmp_path} (2 unreadable)",
+    ]
+    assert not (tmp_path / "report.md").exists()
+
+
+def write_summary(sweep: Path, rows: list[tuple[str, str, str, str]]) -> None:
+    """A sweep's summary.csv: (job, status, overrides, error) rows in the order the jobs ended."""
+    with (sweep / "summary.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["job", "status", "overrides", "iia", "error"])
+        for job, status, overrides, error in rows:
+            writer.writerow([job, status, overrides, "" if error else "0.5", error])
+
+
+def test_failed_jobs_are_listed(tmp_path: Path, capsys) -> None:
+    sweep = tmp_path / "sweep"
+    fake_run(sweep, "0", {"model": "gru", "seed": 0}, [{"iia": 0.9}])
+    fake_run(sweep, "1", {"model": "gru", "seed": 1}, [{"iia": 0.7}])
+    write_summary(
+        sweep,
+        [
+            ("0", "done", "seed=0", ""),
+            ("1", "failed", "seed=1", "RuntimeError: out of memory"),
+            ("2", "failed", "seed=2", "ValueError: first try"),
+            ("3", "failed", "seed=3", "KeyError: 'x|y'"),
+            ("1", "done", "seed=1", ""),  # the rerun succeeded: no longer failed
+            ("2", "failed", "seed=2", "ValueError: second try"),
+        ],
+    )
+    assert run_report(str(tmp_path)) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    markdown = (tmp_path / "report.md").read_text()
+    assert out == markdown
+    section = markdown.split("## Failed jobs\n", 1)[1].split("\n## ")[0]
+    assert "2 failed job(s)" in section
+    assert f"| `{sweep / '2'}` | seed=2 | ValueError: second try |" in section
+    assert f"| `{sweep / '3'}` | seed=3 | KeyError: 'x\\|y' |" in section
+    assert "first try" not in section and "seed=1" not in section
+    assert "## Unreadable runs" not in markdown
+
+
+def test_all_jobs_failed_exits_1(tmp_path: Path, capsys) -> None:
+    write_summary(tmp_path, [("0", "failed", "seed=0", "RuntimeError: boom")])
+    assert run_report(str(tmp_path)) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: no readable results.json under {tmp_path} (1 failed job(s))"
+    ]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_folder(tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "runs"
+    fake_run(folder, "seed=0", {"seed": 0}, [{"iia": 0.5}])
+    folder.chmod(0o555)
+    try:
+        assert run_report(str(folder)) == 2
+    finally:
+        folder.chmod(0o755)
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: cannot write the report to {folder}: permission denied (choose another folder with --out)"
+    ]
+    assert sorted(p.name for p in folder.iterdir()) == ["seed=0"]
+
+
+def test_permission_denied_is_one_line(tmp_path: Path, capsys, monkeypatch) -> None:
+    """What a read-only folder gives, also where the tests run as root (who may write anywhere)."""
+    fake_run(tmp_path, "seed=0", {"seed": 0}, [{"iia": 0.5}])
+    out = tmp_path / "out"
+
+    def denied(path: Path | str, text: str) -> None:
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+
+    monkeypatch.setattr(report.io, "write_text", denied)
+    assert run_report(str(tmp_path), "--out", str(out)) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: cannot write the report to {out}: permission denied"
+    ]
+
+
+def test_out_under_a_file(tmp_path: Path, capsys) -> None:
+    """Unwritable for every user, root included."""
+    fake_run(tmp_path, "seed=0", {"seed": 0}, [{"iia": 0.5}])
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("a file, not a folder\n")
+    for out in (blocker, blocker / "report"):
+        assert run_report(str(tmp_path), "--out", str(out)) == 2
+        assert capsys.readouterr().err.splitlines() == [
+            f"error: cannot write the report to {out}: {blocker} is a file, not a folder"
+        ]
+    assert blocker.read_text() == "a file, not a folder\n"
+
+
+def test_iia_curves_for_a_seed_only_sweep(tmp_path: Path, capsys) -> None:
+    config = {"task": "multiobject", "model": "gru", "variables": ["count"]}
+    for seed, curve in ((2, (0.1, 0.5, 0.9)), (10, (0.2, 0.4, 0.6))):
+        history = [(10 * i, "val", "0>0", True, iia) for i, iia in enumerate(curve)]
+        history += [(10 * i, "heldout", "0>0", True, 0.0) for i in range(3)]  # another split: not drawn
+        fake_run(tmp_path, f"seed={seed}", {**config, "seed": seed}, [{"iia": curve[-1]}], history)
+    fake_run(tmp_path, "seed=3", {**config, "seed": 3}, [{"iia": 0.3}])  # no metrics.csv: no curve
+    assert run_report(str(tmp_path)) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert "![iia_curves](plots/iia_curves.png)" in out
+    assert [p.name for p in (tmp_path / "plots").iterdir()] == ["iia_curves.png"]
+    assert (tmp_path / "plots" / "iia_curves.png").stat().st_size > 0
+
+    collected = report.collect(tmp_path)
+    lines = report_plots.curve_lines(collected.curves, report.table_keys(collected.rows, ["seed"]))
+    assert list(lines) == ["seed=2", "seed=10"]  # numbers in numeric order
+    assert lines == {"seed=2": ([0, 10, 20], [0.1, 0.5, 0.9]), "seed=10": ([0, 10, 20], [0.2, 0.4, 0.6])}
+
+
+def test_iia_curves_of_runs_alike_are_named_by_folder(tmp_path: Path) -> None:
+    history = [(0, "val", "0>0", True, 0.25), (5, "val", "0>0", True, 0.75)]
+    fake_run(tmp_path / "a", "run", {"seed": 0}, [{"iia": 0.75}], history)
+    fake_run(tmp_path / "b", "run", {"seed": 0}, [{"iia": 0.75}], history)
+    collected = report.collect(tmp_path)
+    assert report.table_keys(collected.rows, collected.config_keys) == []
+    lines = report_plots.curve_lines(collected.curves, [])
+    assert lines == {"a/run": ([0, 5], [0.25, 0.75]), "b/run": ([0, 5], [0.25, 0.75])}
+
+
+def test_no_metrics_csv_no_curves(tmp_path: Path) -> None:
+    fake_run(tmp_path, "seed=0", {"seed": 0}, [{"iia": 0.5}])
+    markdown, _ = report.report(tmp_path)
+    assert "No IIA learning curves: no run has a readable metrics.csv." in markdown
+    assert "![" not in markdown and not (tmp_path / "plots").exists()
+
+
+def test_iia_curves_one_line_per_trained_track(tmp_path: Path) -> None:
+    history = [
+        (0, "val", "0>1", True, 0.2),
+        (0, "val", "1>0", True, 0.3),
+        (0, "val", "0>0", False, 0.9),  # not trained: not drawn
+        (5, "val", "0>1", True, 0.6),
+        (5, "val", "1>0", True, 0.7),
+    ]
+    for n_units in (4, 8):
+        fake_run(tmp_path, f"n_units={n_units}", {"n_units": n_units}, [{"iia": 0.5}], history)
+    collected = report.collect(tmp_path)
+    lines = report_plots.curve_lines(collected.curves, report.table_keys(collected.rows, ["n_units"]))
+    assert lines == {
+        f"n_units={n}, direction={d}": ([0, 5], [a, b])
+        for n in (4, 8)
+        for d, a, b in (("0>1", 0.2, 0.6), ("1>0", 0.3, 0.7))
+    }
+    markdown, _ = report.report(tmp_path)
+    assert "![iia_curves](plots/iia_curves.png)" in markdown

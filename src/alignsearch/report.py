@@ -5,12 +5,26 @@ the run's settings, the task accuracy of the record's target model (as aligned) 
 the similarity measures of ``similarity.json``. Rows that differ only in ``seed`` form one
 configuration; the report gives the mean, standard deviation and count over seeds of each measure:
 
-* ``report.md``: the settings shared by every run, then a markdown table whose columns are the settings
-  that vary, ``direction`` (``source>target`` by model index), ``variable`` and the measures;
+* ``report.md``: the settings shared by every run (a setting is shared when all runs have the same
+  value, a list compared whole), then a markdown table whose columns are the settings that vary,
+  ``direction`` (``source>target`` by model index), ``variable`` and the measures, then the plots, and
+  when there are any, two sections:
+
+  - "Failed jobs": the jobs of each sweep whose latest row in its ``summary.csv`` says ``failed`` (job
+    folder, overrides, error);
+  - "Unreadable runs": every file that could not be read (a ``results.json``, which leaves its run out;
+    a ``similarity.json`` or ``metrics.csv``, which leaves out what it adds; a ``summary.csv``), by path
+    with the reason; each is also printed on stderr, one line per file;
+
 * ``report.csv``: the same numbers, unrounded;
-* ``plots/*.png``, for what the folder holds: IIA against ``n_units`` per variable, IIA by layer, the
-  MAS direction matrix as a heatmap, and IIA with task accuracy over training snapshots (with their
-  correlation, also written into ``report.md``).
+* ``plots/*.png``: the validation IIA learning curves of every run with a ``metrics.csv`` (one line per run
+  and trained direction/variable), and for what the folder holds: IIA against ``n_units`` per variable,
+  IIA by layer, the MAS direction matrix as a heatmap, and IIA with task accuracy over training snapshots
+  (with their correlation, also written into ``report.md``).
+
+The report is printed on stdout. Exit status: 0 with a report; 1 when there are runs but none could be
+read (unreadable, or every job failed), with nothing written; 2 when the folder does not exist or holds
+no ``results.json``, or when the report cannot be written (``--out`` puts it elsewhere).
 """
 
 from __future__ import annotations
@@ -20,50 +34,311 @@ import csv
 import io as text_io
 import json
 import math
+import re
 import statistics
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alignsearch import io
+from alignsearch.cli import sweep
 
 RESULTS = "results.json"
 SIMILARITY = "similarity.json"
+METRICS = "metrics.csv"
+PLOTS = "plots"
 BASE_METRICS = ("iia", "iia_heldout", "iia_test")
 EXTRA_METRICS = ("task_acc", "cka_linear", "cka_rbf", "cka_dist_cos", "rsa_cos_spearman")
 ROW_KEYS = ("direction", "variable")
+RECORD_KEYS = ("variable", "iia")
+"""What every record of a readable ``results.json`` holds (``iia`` as a number)."""
+DEFAULT_DIRECTION = "0>0"
+DIRECTION = re.compile(r"(\d+)>(\d+)")
+CURVE_SPLIT = "val"
+"""The evaluation split whose IIA the learning curves show."""
+CURVE_COLUMNS = ("step", "split", "iia")
+"""The ``metrics.csv`` columns the learning curves need."""
+TRUE_WORDS = ("true", "1")
+"""How ``metrics.csv`` spells a trained track (Python's ``True``, written by the csv module)."""
+JSON_TYPES = {dict: "object", list: "list", str: "string", bool: "boolean", int: "number", float: "number"}
+EXIT_NO_READABLE_RUN, EXIT_USAGE = 1, 2
+
+T = TypeVar("T")
 
 
-def collect(folder: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """One flat row per record of every complete run under ``folder``, and the config keys seen."""
-    rows: list[dict[str, Any]] = []
-    config_keys: list[str] = []
+class Unreadable(ValueError):
+    """A file the report cannot use; the message says why."""
+
+
+class NothingToReport(Exception):
+    """No run under the folder could be read; ``status`` is the exit status it gives."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class CannotWrite(Exception):
+    """The report could not be written where asked; the message names the place and the reason."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A file that could not be read, and why."""
+
+    path: Path
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class FailedJob:
+    """A sweep job whose latest row in ``summary.csv`` says it failed."""
+
+    folder: Path
+    overrides: str
+    error: str
+
+
+@dataclass
+class Collected:
+    """Everything the report reads under a folder."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    """One per record of every readable run: its settings, the record and the run's extra measures."""
+    config_keys: list[str] = field(default_factory=list)
+    """The settings seen, in the order first seen."""
+    curves: list[dict[str, Any]] = field(default_factory=list)
+    """One per validation evaluation of a trained track (``metrics.csv``), with the run's settings."""
+    unreadable: list[Problem] = field(default_factory=list)
+    failed: list[FailedJob] = field(default_factory=list)
+    n_results: int = 0
+    """How many ``results.json`` files were found, readable or not."""
+
+
+def collect(folder: Path) -> Collected:
+    """The rows, learning curves, unreadable files and failed jobs of every run and sweep under ``folder``."""
+    out = Collected()
     for path in sorted(folder.rglob(RESULTS)):
-        results = json.loads(path.read_text())
+        out.n_results += 1
+        try:
+            results = read_results(path)
+        except Unreadable as e:
+            out.unreadable.append(Problem(path, str(e)))
+            continue
+        run = str(path.parent.relative_to(folder))
         config = {k: _hashable(v) for k, v in results["config"].items()}
-        config_keys += [k for k in config if k not in config_keys]
-        similarity = {}
-        if (path.parent / SIMILARITY).is_file():
-            similarity = json.loads((path.parent / SIMILARITY).read_text())["measures"]
+        out.config_keys += [k for k in config if k not in out.config_keys]
+        similarity = _optional(path.parent / SIMILARITY, read_similarity, {}, out.unreadable)
         accuracy = results.get("task_accuracy") or []
         for record in results["records"]:
-            direction = record.get("direction", "0>0")
+            direction = record.get("direction", DEFAULT_DIRECTION)
             target = int(direction.split(">")[1])
-            row = {**config, **record, "direction": direction, "run": str(path.parent.relative_to(folder))}
+            row = {**config, **record, "direction": direction, "run": run}
             row["task_acc"] = accuracy[target] if target < len(accuracy) else None
             row |= {k: similarity.get(k) for k in EXTRA_METRICS if k in similarity}
-            rows.append(row)
-    return rows, config_keys
+            out.rows.append(row)
+        points = _optional(path.parent / METRICS, read_curves, [], out.unreadable)
+        out.curves += [{**config, "run": run, **point} for point in points]
+    out.failed = failed_jobs(folder, out.unreadable)
+    return out
+
+
+def _optional(path: Path, read: Callable[[Path], T], absent: T, problems: list[Problem]) -> T:
+    """``read(path)``; ``absent`` when there is no such file, or when it is unreadable (noted in ``problems``)."""
+    if not path.is_file():
+        return absent
+    try:
+        return read(path)
+    except Unreadable as e:
+        problems.append(Problem(path, str(e)))
+        return absent
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file's contents; :class:`Unreadable` says why not."""
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise Unreadable(_read_failure(e)) from None
+    if not text.strip():
+        raise Unreadable("empty file")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise Unreadable(f"not valid JSON ({e})") from None
+
+
+def read_results(path: Path) -> dict[str, Any]:
+    """A run's ``results.json``, checked for what the report uses; :class:`Unreadable` says what is wrong."""
+    results = read_json(path)
+    if not isinstance(results, dict):
+        raise Unreadable(f"not a JSON object (a {_json_type(results)})")
+    records = results.get("records")
+    if records is not None and not isinstance(records, list):
+        raise Unreadable("records is not a list")
+    if not records:
+        raise Unreadable("no records")
+    if not isinstance(results.get("config"), dict):
+        raise Unreadable("no config")
+    for i, record in enumerate(records):
+        _check_record(i, record)
+    accuracy = results.get("task_accuracy")
+    if accuracy is not None and not (
+        isinstance(accuracy, list) and all(a is None or _is_number(a) for a in accuracy)
+    ):
+        raise Unreadable("task_accuracy is not a list of numbers")
+    return results
+
+
+def _check_record(i: int, record: Any) -> None:
+    """Raise :class:`Unreadable` unless record ``i`` has a variable, numeric measures and a valid direction."""
+    if not isinstance(record, dict):
+        raise Unreadable(f"record {i} is not a JSON object")
+    missing = [k for k in RECORD_KEYS if k not in record]
+    if missing:
+        raise Unreadable(f"record {i} lacks {', '.join(missing)}")
+    if not isinstance(record["variable"], str):
+        raise Unreadable(f"record {i}: variable is {record['variable']!r}, not a name")
+    for metric in BASE_METRICS:
+        value = record.get(metric)
+        if not _is_number(value) and (value is not None or metric in RECORD_KEYS):
+            raise Unreadable(f"record {i}: {metric} is {value!r}, not a number")
+    direction = record.get("direction", DEFAULT_DIRECTION)
+    if not isinstance(direction, str) or not DIRECTION.fullmatch(direction):
+        raise Unreadable(f"record {i}: direction {direction!r} is not source>target")
+
+
+def read_similarity(path: Path) -> dict[str, Any]:
+    """The measures of a ``similarity.json``; :class:`Unreadable` says what is wrong."""
+    data = read_json(path)
+    measures = data.get("measures") if isinstance(data, dict) else None
+    if not isinstance(measures, dict):
+        raise Unreadable("no measures")
+    bad = [k for k in EXTRA_METRICS if measures.get(k) is not None and not _is_number(measures[k])]
+    if bad:
+        raise Unreadable(f"{', '.join(bad)} not a number")
+    return measures
+
+
+def read_curves(path: Path) -> list[dict[str, Any]]:
+    """The validation IIA of each trained track at each evaluation step of a run's ``metrics.csv``.
+
+    One dict per point: ``direction``, ``variable``, ``step`` and ``iia``. Rows without an IIA are
+    skipped; :class:`Unreadable` says what is wrong with the file.
+    """
+    points = []
+    try:
+        with path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames is None:
+                raise Unreadable("empty file")
+            missing = [c for c in CURVE_COLUMNS if c not in reader.fieldnames]
+            if missing:
+                raise Unreadable(f"lacks column(s) {', '.join(missing)}")
+            for row in reader:
+                if row["split"] != CURVE_SPLIT or not row["iia"] or not _trained(row.get("trained")):
+                    continue
+                points.append(
+                    {
+                        "direction": row.get("direction") or DEFAULT_DIRECTION,
+                        "variable": row.get("variable") or "",
+                        "step": _csv_number(row, "step", int, reader.line_num),
+                        "iia": _csv_number(row, "iia", float, reader.line_num),
+                    }
+                )
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise Unreadable(_read_failure(e)) from None
+    return points
+
+
+def _trained(value: str | None) -> bool:
+    """Whether a ``metrics.csv`` row is of a trained track (a file without the column: every track is)."""
+    return value is None or value.strip().lower() in TRUE_WORDS
+
+
+def _csv_number(row: dict[str, str], key: str, kind: Callable[[str], T], line: int) -> T:
+    try:
+        return kind(row[key])
+    except (TypeError, ValueError):
+        raise Unreadable(f"line {line}: {key} {row[key]!r} is not a number") from None
+
+
+def _read_failure(error: Exception) -> str:
+    """Why a file could not be read or parsed as text or CSV, in words."""
+    if isinstance(error, UnicodeDecodeError):
+        return "not text (not UTF-8)"
+    if isinstance(error, csv.Error):
+        return f"not valid CSV ({error})"
+    return f"cannot read ({_system_reason(error)})"
+
+
+def _system_reason(error: Exception) -> str:
+    """The operating system's reason for an error, in lower case ("permission denied")."""
+    return (getattr(error, "strerror", None) or str(error)).lower()
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _json_type(value: Any) -> str:
+    return JSON_TYPES.get(type(value), "null" if value is None else type(value).__name__)
+
+
+def failed_jobs(folder: Path, problems: list[Problem]) -> list[FailedJob]:
+    """Jobs whose latest row in a ``summary.csv`` under ``folder`` says they failed (unreadable: a problem)."""
+    failed = []
+    for path in sorted(folder.rglob(sweep.SUMMARY)):
+        try:
+            latest = sweep.latest_rows(path.parent)
+            failed += [
+                FailedJob(path.parent / job, row.get("overrides") or "", row.get("error") or "")
+                for job, row in latest.items()
+                if row["status"] == sweep.FAILED_STATUS
+            ]
+        except KeyError as e:
+            problems.append(Problem(path, f"not a sweep summary (no {e.args[0]} column)"))
+        except (OSError, UnicodeDecodeError, csv.Error) as e:
+            problems.append(Problem(path, _read_failure(e)))
+    return failed
 
 
 def _hashable(value: Any) -> Any:
-    return ",".join(map(str, value)) if isinstance(value, list) else value
+    """A setting as one comparable value: a list as its items joined by commas, an object as JSON."""
+    if isinstance(value, list):
+        return ",".join(map(str, value)) if value else "[]"
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return value
 
 
 def varying_keys(rows: Sequence[dict[str, Any]], candidates: Iterable[str]) -> list[str]:
     """The config keys whose values differ between rows (in ``candidates`` order)."""
     return [k for k in candidates if len({r.get(k) for r in rows}) > 1]
+
+
+def shared_settings(rows: Sequence[dict[str, Any]], config_keys: Iterable[str]) -> dict[str, Any]:
+    """The settings that have one value in every row (a run without one counts as a different value)."""
+    return {k: rows[0].get(k) for k in config_keys if len({r.get(k) for r in rows}) == 1}
+
+
+def table_keys(rows: Sequence[dict[str, Any]], config_keys: Iterable[str]) -> list[str]:
+    """The settings that vary, less those another column implies.
+
+    ``variables`` when each run aligns one variable (the ``variable`` column says it), ``site`` when the
+    layer varies (the site follows from the layer).
+    """
+    varying = varying_keys(rows, config_keys)
+    if all(str(r.get("variables")) == str(r.get("variable")) for r in rows):
+        varying = [k for k in varying if k != "variables"]
+    if "layer" in varying and "site" in varying:
+        varying = [k for k in varying if k != "site"]
+    return varying
 
 
 def metrics_present(rows: Sequence[dict[str, Any]]) -> list[str]:
@@ -87,11 +362,11 @@ def summarize(
             out[f"{metric}_mean"] = statistics.fmean(values) if values else None
             out[f"{metric}_std"] = statistics.stdev(values) if len(values) > 1 else (0.0 if values else None)
         summary.append(out)
-    summary.sort(key=lambda row: tuple(_natural(row[k]) for k in keys))
+    summary.sort(key=lambda row: tuple(natural_order(row[k]) for k in keys))
     return summary
 
 
-def _natural(value: Any) -> tuple[int, float, str]:
+def natural_order(value: Any) -> tuple[int, float, str]:
     """Numbers in numeric order, before words (``embedding``, ``count``)."""
     try:
         return (0, float(value), "")
@@ -137,6 +412,43 @@ def to_markdown(
     return "\n".join(lines) + "\n"
 
 
+def _table_cell(text: str) -> str:
+    """Text that stays inside one cell of a markdown table."""
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def failed_section(failed: Sequence[FailedJob]) -> str:
+    """The "Failed jobs" section of ``report.md`` (empty without failed jobs)."""
+    if not failed:
+        return ""
+    lines = [
+        "## Failed jobs",
+        "",
+        f"{len(failed)} failed job(s) (each job's latest row in its sweep's summary.csv), not in the table:",
+        "",
+        "| job folder | overrides | error |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| `{job.folder}` | {_table_cell(job.overrides)} | {_table_cell(job.error)} |" for job in failed
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def unreadable_section(unreadable: Sequence[Problem]) -> str:
+    """The "Unreadable runs" section of ``report.md`` (empty when every file could be read)."""
+    if not unreadable:
+        return ""
+    lines = [
+        "## Unreadable runs",
+        "",
+        f"{len(unreadable)} file(s) could not be read; what they hold is left out:",
+        "",
+    ]
+    lines += [f"- `{p.path}`: {p.reason}" for p in unreadable]
+    return "\n".join(lines) + "\n"
+
+
 def pearson(xs: Sequence[float], ys: Sequence[float]) -> float | None:
     """Pearson correlation, or None with fewer than three points or no spread."""
     if len(xs) < 3 or len(set(xs)) < 2 or len(set(ys)) < 2:
@@ -154,17 +466,31 @@ def training_correlation(rows: Sequence[dict[str, Any]]) -> tuple[float | None, 
     return pearson([p[0] for p in points], [p[1] for p in points]), len(points)
 
 
-def report(folder: Path, out_dir: Path | None = None) -> tuple[str, list[dict[str, Any]]]:
-    """Write ``report.md``, ``report.csv`` and ``plots/`` for ``folder`` into ``out_dir`` (default: it)."""
-    rows, config_keys = collect(folder)
+def nothing_to_report(folder: Path, collected: Collected) -> NothingToReport:
+    """Why there is no report: no ``results.json`` at all (usage), or none readable."""
+    if not collected.n_results and not collected.failed:
+        return NothingToReport(f"no {RESULTS} under {folder}", EXIT_USAGE)
+    counts = [f"{len(collected.unreadable)} unreadable"] if collected.unreadable else []
+    counts += [f"{len(collected.failed)} failed job(s)"] if collected.failed else []
+    return NothingToReport(
+        f"no readable {RESULTS} under {folder} ({', '.join(counts)})", EXIT_NO_READABLE_RUN
+    )
+
+
+def report(
+    folder: Path, out_dir: Path | None = None, collected: Collected | None = None
+) -> tuple[str, list[dict[str, Any]]]:
+    """Write ``report.md``, ``report.csv`` and ``plots/`` for ``folder`` into ``out_dir`` (default: it).
+
+    ``collected`` is what :func:`collect` read from ``folder`` (read here when not given). Raises
+    :class:`NothingToReport` when no run could be read, :class:`CannotWrite` when ``out_dir`` refuses.
+    """
+    collected = collected if collected is not None else collect(folder)
+    rows = collected.rows
     if not rows:
-        raise FileNotFoundError(f"no {RESULTS} under {folder}")
-    varying = varying_keys(rows, config_keys)
-    if all("," not in str(r.get("variables", "")) for r in rows):  # one variable per run: `variable` says it
-        varying = [k for k in varying if k != "variables"]
-    if "layer" in varying and "site" in varying:  # the site follows from the layer
-        varying = [k for k in varying if k != "site"]
-    shared = {k: rows[0].get(k) for k in config_keys if k not in varying and k != "seed"}
+        raise nothing_to_report(folder, collected)
+    varying = table_keys(rows, collected.config_keys)
+    shared = shared_settings(rows, collected.config_keys)
     metrics = metrics_present(rows)
     summary = summarize(rows, varying, metrics)
     markdown = to_markdown(summary, shared, metrics)
@@ -174,15 +500,36 @@ def report(folder: Path, out_dir: Path | None = None) -> tuple[str, list[dict[st
         markdown += (
             f"\nIIA against task accuracy over training snapshots: Pearson r = {shown} ({n} records)\n"
         )
+    if not collected.curves:
+        markdown += f"\nNo IIA learning curves: no run has a readable {METRICS}.\n"
     out_dir = out_dir or folder
     from alignsearch.report_plots import write_plots  # matplotlib only when there is something to draw
 
-    plots = write_plots(rows, varying, out_dir / "plots")
-    if plots:
-        markdown += "\n" + "\n".join(f"![{p.stem}](plots/{p.name})" for p in plots) + "\n"
-    io.write_text(out_dir / "report.md", markdown)
-    io.write_text(out_dir / "report.csv", to_csv(summary))
+    try:
+        plots = write_plots(rows, varying, out_dir / PLOTS, collected.curves)
+        if plots:
+            markdown += "\n" + "\n".join(f"![{p.stem}]({PLOTS}/{p.name})" for p in plots) + "\n"
+        for section in (failed_section(collected.failed), unreadable_section(collected.unreadable)):
+            markdown += "\n" + section if section else ""
+        io.write_text(out_dir / "report.md", markdown)
+        io.write_text(out_dir / "report.csv", to_csv(summary))
+    except OSError as e:
+        raise CannotWrite(f"cannot write the report to {out_dir}: {_write_failure(out_dir, e)}") from e
     return markdown, summary
+
+
+def _write_failure(out_dir: Path, error: OSError) -> str:
+    """Why writing into ``out_dir`` failed, in words: a file in the way by name, else the system's reason."""
+    place = Path(error.filename) if isinstance(error.filename, str) else out_dir
+    for parent in (place, *place.parents):
+        try:
+            if parent.exists():
+                if not parent.is_dir():
+                    return f"{parent} is a file, not a folder"
+                break
+        except OSError:
+            break
+    return _system_reason(error)  # "permission denied", "read-only file system"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -194,12 +541,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.folder.is_dir():
         print(f"error: folder={args.folder} is not allowed: expected an existing folder", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(EXIT_USAGE)
+    collected = collect(args.folder)
+    for problem in collected.unreadable:
+        print(problem, file=sys.stderr)
     try:
-        markdown, _ = report(args.folder, args.out)
-    except FileNotFoundError as e:
+        markdown, _ = report(args.folder, args.out, collected)
+    except NothingToReport as e:
         print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(e.status)
+    except CannotWrite as e:
+        hint = "" if args.out else " (choose another folder with --out)"
+        print(f"error: {e}{hint}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
     print(markdown, end="")
 
 

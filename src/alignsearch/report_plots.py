@@ -10,10 +10,16 @@ from typing import Any
 
 import matplotlib
 
+from alignsearch.report import natural_order
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - after choosing the off-screen backend
 
 Row = dict[str, Any]
+MAX_LEGEND_ENTRIES = 24
+"""More lines than this in one plot go without a legend (it would cover the plot)."""
+CURVE_TRACK = ("direction", "variable")
+"""What tells the learning curves of one run apart."""
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -47,16 +53,24 @@ def _line_plot(series: dict, path: Path, xlabel: str, order=None, log2: bool = F
     return _save_accuracy_plot(fig, ax, path, xlabel, "IIA (validation)")
 
 
-def _save_accuracy_plot(fig, ax, path: Path, xlabel: str, ylabel: str) -> Path:
+def _save_accuracy_plot(fig, ax, path: Path, xlabel: str, ylabel: str, legend: bool = True) -> Path:
     """Label an accuracy plot (0 to 1), write it as a PNG and free the figure."""
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    if legend:
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
+    """Write a figure as a PNG and free it (also when the file cannot be written)."""
+    try:
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -102,10 +116,7 @@ def direction_heatmaps(rows: Sequence[Row], varying: Sequence[str], path: Path) 
         ax.set_xticks([0, 1], ["into 0", "into 1"])
         ax.set_yticks([0, 1], ["from 0", "from 1"])
         ax.set_title(textwrap.fill(label, 38), fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def training_plot(rows: Sequence[Row], varying: Sequence[str], path: Path) -> Path | None:
@@ -131,10 +142,50 @@ def training_plot(rows: Sequence[Row], varying: Sequence[str], path: Path) -> Pa
     return _save_accuracy_plot(fig, ax, path, "training step of the snapshot", "accuracy")
 
 
-def write_plots(rows: Sequence[Row], varying: Sequence[str], folder: Path) -> list[Path]:
-    """Every plot the rows support, as PNG files in ``folder``."""
+def curve_lines(points: Sequence[Row], label_keys: Sequence[str]) -> dict[str, tuple[list, list[float]]]:
+    """{label: (steps, IIAs)}: one learning curve per run and track, labelled by the settings that vary.
+
+    ``points`` are evaluations with the run's settings, ``run``, ``direction``, ``variable``, ``step`` and
+    ``iia``. A label names ``label_keys``, then the direction and variable where the curves differ in
+    them; runs that these leave alike are told apart by their folder.
+    """
+    tracks: dict[tuple, dict[Any, float]] = {}
+    first: dict[tuple, Row] = {}
+    for p in points:
+        track = (p["run"], *(p[k] for k in CURVE_TRACK))
+        tracks.setdefault(track, {})[p["step"]] = p["iia"]
+        first.setdefault(track, p)
+    keys = [*label_keys, *(k for k in CURVE_TRACK if len({p[k] for p in points}) > 1)]
+    labels = {t: ", ".join(f"{k}={first[t].get(k)}" for k in keys) for t in tracks}
+    if len(set(labels.values())) < len(labels) or "" in labels.values():
+        labels = {t: ", ".join(filter(None, (str(t[0]), label))) for t, label in labels.items()}
+    order = sorted(tracks, key=lambda t: (*(natural_order(first[t].get(k)) for k in keys), labels[t]))
+    return {labels[t]: (sorted(tracks[t]), [tracks[t][s] for s in sorted(tracks[t])]) for t in order}
+
+
+def iia_curves(points: Sequence[Row], label_keys: Sequence[str], path: Path) -> Path | None:
+    """Validation IIA against the training step: the learning curve of each run and trained track."""
+    lines = curve_lines(points, label_keys)
+    if not lines:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, (steps, iias) in lines.items():
+        ax.plot(steps, iias, marker=".", label=label)
+    legend = 1 < len(lines) <= MAX_LEGEND_ENTRIES  # one line needs no legend
+    if len(lines) > MAX_LEGEND_ENTRIES:
+        ax.set_title(f"{len(lines)} learning curves (too many to label)", fontsize=8)
+    return _save_accuracy_plot(fig, ax, path, "training step", "IIA (validation)", legend=legend)
+
+
+def write_plots(
+    rows: Sequence[Row], varying: Sequence[str], folder: Path, curves: Sequence[Row] = ()
+) -> list[Path]:
+    """Every plot the rows and the learning curves (see :func:`curve_lines`) support, as PNG files in ``folder``."""
     written: list[Path] = []
     folder.mkdir(parents=True, exist_ok=True)
+    curve_plot = iia_curves(curves, varying, folder / "iia_curves.png")
+    if curve_plot is not None:
+        written.append(curve_plot)
     if "n_units" in varying:
         series = _series(rows, "n_units", [*_others(varying, "n_units", "variables"), "variable"])
         written.append(
