@@ -24,6 +24,8 @@ TINY_TRAINING = [
     "training.batch_size=32",
     "hardware.progress_bar=false",
 ]
+TINY_SUFFIX = "-batch_size32-max_steps40-val_every20-n_val64"
+"""The zoo-name suffix of TINY_TRAINING's training settings (``seed0-d_model32`` + this)."""
 
 
 def run_script(
@@ -62,7 +64,16 @@ TINY_ALIGNMENT = [
     "alignment.eval_batch_size=128",
 ]
 
-SMALL_GRU = ["model.d_model=32", "hardware.progress_bar=false"]
+SMALL_GRU = [
+    "model.d_model=32",
+    "training.max_steps=1500",
+    "training.stop_at=0.98",
+    "training.n_val=256",
+    "training.n_heldout=128",
+    "hardware.progress_bar=false",
+]
+"""The GRU of ``trained_zoo``: its model and training settings (they name its zoo entry)."""
+SMALL_GRU_ENTRY = "seed0-d_model32-max_steps1500-n_val256-stop_at0.98"
 
 
 @pytest.fixture(scope="session")
@@ -77,10 +88,6 @@ def trained_zoo(tmp_path_factory) -> Path:
             f"paths.zoo_dir={root}",
             "paths.output_dir=unused",
             *SMALL_GRU,
-            "training.max_steps=1500",
-            "training.stop_at=0.98",
-            "training.n_val=256",
-            "training.n_heldout=128",
         ],
     )
     entry = zoo.get_or_train(cfg, verbose=False)

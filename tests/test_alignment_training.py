@@ -26,7 +26,7 @@ def setup(trained_zoo, tmp_path, *overrides: str):
         ],
     )
     req = zoo.request(cfg)
-    entry = zoo.load(req.path, req.task)
+    entry = zoo.load(req.path, req)
     return cfg, plan_alignment(member_configs(cfg), [req]), entry
 
 

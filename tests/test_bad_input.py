@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from alignsearch import zoo
-from tests.conftest import TINY_TRAINING, run_script
+from tests.conftest import TINY_SUFFIX, TINY_TRAINING, run_script
 
 
 def assert_one_line_error(result, *fragments: str) -> None:
@@ -45,7 +45,7 @@ def test_bad_settings(args, fragments, zoo, tmp_path) -> None:
 
 
 def test_corrupt_checkpoint_of_an_interrupted_run(zoo, tmp_path) -> None:
-    partial = zoo / "multiobject" / "gru" / "seed0-d_model32.partial" / "checkpoints"
+    partial = zoo / "multiobject" / "gru" / f"seed0-d_model32{TINY_SUFFIX}.partial" / "checkpoints"
     partial.mkdir(parents=True)
     (partial / "last.ckpt").write_bytes(b"not a checkpoint")
     result = run_script("train_task_model.py", *TINY_TRAINING, zoo=zoo, cwd=tmp_path)
@@ -53,7 +53,7 @@ def test_corrupt_checkpoint_of_an_interrupted_run(zoo, tmp_path) -> None:
 
 
 def test_corrupt_or_incomplete_zoo_entry(zoo, tmp_path) -> None:
-    entry = zoo / "multiobject" / "gru" / "seed0-d_model32"
+    entry = zoo / "multiobject" / "gru" / f"seed0-d_model32{TINY_SUFFIX}"
     entry.mkdir(parents=True)
     result = run_script("train_task_model.py", *TINY_TRAINING, zoo=zoo, cwd=tmp_path)
     assert_one_line_error(result, str(entry), "is incomplete: entry.json is missing")
@@ -63,7 +63,9 @@ def test_wrong_vocabulary_in_the_zoo(zoo, tmp_path) -> None:
     trained = run_script("train_task_model.py", *TINY_TRAINING, zoo=zoo, cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr
     (zoo / "sameobject" / "gru").mkdir(parents=True)
-    (zoo / "multiobject" / "gru" / "seed0-d_model32").rename(zoo / "sameobject" / "gru" / "seed0-d_model32")
+    (zoo / "multiobject" / "gru" / f"seed0-d_model32{TINY_SUFFIX}").rename(
+        zoo / "sameobject" / "gru" / f"seed0-d_model32{TINY_SUFFIX}"
+    )
     result = run_script("train_task_model.py", "task=sameobject", *TINY_TRAINING, zoo=zoo, cwd=tmp_path)
     assert_one_line_error(result, "has vocabulary P B E D0 D1 D2 R T but task sameobject needs P B E D T")
 

@@ -13,7 +13,7 @@ import torch
 from alignsearch.errors import ConfigError
 from alignsearch.models import Intervention, SequenceModel, Transformer, hooks
 from alignsearch.models.hf import HFCausalLM
-from tests.conftest import ROOT, TINY_ALIGNMENT, TINY_TRAINING, run_script
+from tests.conftest import ROOT, TINY_ALIGNMENT, TINY_SUFFIX, TINY_TRAINING, run_script
 from tests.test_bad_input import assert_one_line_error
 
 HF_QUICK = ["model=hf", "hardware.progress_bar=false", "training.n_val=256", "training.n_heldout=128"]
@@ -120,7 +120,10 @@ def test_hf_model_trains_aligns_and_pairs_with_a_gru(zoo, tmp_path) -> None:
     assert mas.returncode == 0, mas.stderr
     (results,) = [json.loads(p.read_text()) for p in tmp_path.glob("outputs/run_alignment/*/results.json")]
     names = {r["direction"]: (r["source"], r["target"]) for r in results["records"]}
-    assert names["0>1"] == ("multiobject/gru/seed0-d_model32", "multiobject/hf_gpt2/seed0")
+    assert names["0>1"] == (
+        f"multiobject/gru/seed0-d_model32{TINY_SUFFIX}",
+        f"multiobject/hf_gpt2/seed0{TINY_SUFFIX}",
+    )
 
 
 def test_module_path_site_through_the_cli_matches_the_layer(zoo, tmp_path) -> None:

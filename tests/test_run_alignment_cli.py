@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from tests.conftest import SMALL_GRU, TINY_ALIGNMENT, TINY_TRAINING, run_script
+from tests.conftest import SMALL_GRU, TINY_ALIGNMENT, TINY_SUFFIX, TINY_TRAINING, run_script
 from tests.test_bad_input import assert_one_line_error
 
 RECORD_KEYS = {
@@ -31,7 +31,7 @@ def test_fresh_zoo_trains_the_model_then_aligns(zoo, tmp_path) -> None:
     assert done.returncode == 0, done.stderr
     assert (
         "training " in done.stdout
-        and (zoo / "multiobject" / "gru" / "seed0-d_model32" / "model.pt").is_file()
+        and (zoo / "multiobject" / "gru" / f"seed0-d_model32{TINY_SUFFIX}" / "model.pt").is_file()
     )
     (run_dir,) = (tmp_path / "outputs" / "run_alignment").iterdir()
     results = json.loads((run_dir / "results.json").read_text())
@@ -48,7 +48,7 @@ def test_fresh_zoo_trains_the_model_then_aligns(zoo, tmp_path) -> None:
     assert cfg["variables"] == ["count"] and cfg["causal_model"] == "updown" and cfg["site"] == "layer.0"
     (record,) = results["records"]
     assert set(record) == RECORD_KEYS
-    assert record["source"] == record["target"] == "multiobject/gru/seed0-d_model32"
+    assert record["source"] == record["target"] == f"multiobject/gru/seed0-d_model32{TINY_SUFFIX}"
     assert (record["direction"], record["loss"], record["trained"]) == ("0>0", "behaviour", True)
     assert all(0 <= record[k] <= 1 for k in ("iia", "iia_heldout", "iia_test", "token_iia", "iia_step0"))
     assert results["steps"] == 20 and results["train_seconds"] > 0

@@ -14,9 +14,9 @@ import torch
 
 from alignsearch import zoo
 from alignsearch.errors import ZooError
-from tests.conftest import ROOT, TINY_TRAINING, compose_config, run_script
+from tests.conftest import ROOT, TINY_SUFFIX, TINY_TRAINING, compose_config, run_script
 
-ENTRY = "multiobject/gru/seed0-d_model32"
+ENTRY = f"multiobject/gru/seed0-d_model32{TINY_SUFFIX}"
 
 
 def test_cli_trains_a_zoo_entry(zoo, tmp_path) -> None:
@@ -100,7 +100,7 @@ def test_interrupted_training_resumes_to_the_same_model(tmp_path) -> None:
 
 def test_entry_for_another_vocabulary_is_refused(tmp_path) -> None:
     trained = zoo.get_or_train(tiny_cfg(tmp_path), verbose=False)
-    wrong = tmp_path / "sameobject" / "gru" / "seed0-d_model32"
+    wrong = tmp_path / "sameobject" / "gru" / f"seed0-d_model32{TINY_SUFFIX}"
     shutil.copytree(trained.path, wrong)
     with pytest.raises(
         ZooError, match="has vocabulary P B E D0 D1 D2 R T but task sameobject needs P B E D T"

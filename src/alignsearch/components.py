@@ -86,13 +86,14 @@ def settings_suffix(*components: Any) -> str:
     parts = []
     for component in components:
         for key, value in non_default_settings(component).items():
-            parts.append(f"-{key}{_format(value)}")
+            parts.append(f"-{key}{format_setting(value)}")
     return "".join(parts)
 
 
-def _format(value: Any) -> str:
+def format_setting(value: Any) -> str:
+    """A setting's value as part of a folder name: ``[3, 5]`` -> ``3_5``, ``0.002`` -> ``0.002``."""
     if isinstance(value, (list, tuple)):
-        return "_".join(_format(v) for v in value) if value else "none"
+        return "_".join(format_setting(v) for v in value) if value else "none"
     if isinstance(value, float):
         return f"{value:g}"
     return str(value).strip("/").replace("/", "_")  # a folder name, even for a path

@@ -14,28 +14,45 @@ Layout (the root is ``paths.zoo_dir``, by default ``$ALIGNSEARCH_ZOO`` or ``./zo
 
 An entry appears in one ``rename`` when its training is complete, so a folder without ``.partial`` is
 always complete.
+
+What names an entry: its seed, and every task, model and training setting that changes the trained
+weights (see :class:`alignsearch.settings.TrainingSettings` for the training settings that do not:
+``checkpoint_every``, ``eval_batch_size``, ``n_heldout``, ``keep_steps``; hardware settings never do).
+Settings that differ from the defaults (the class's for tasks and models, ``conf/training/default.yaml``
+for training) appear in the folder name: ``seed11-max_steps100``, ``seed0-d_model32-lr0.002``. A request
+finds exactly the entry its settings name or trains it; an entry whose recorded settings (``config.yaml``)
+name another folder is refused, and ``python -m alignsearch.zoo migrate <zoo>`` renames such entries
+(zoos written before training settings were part of the name).
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
 import json
 import os
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from filelock import FileLock
+from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
 from alignsearch import io
-from alignsearch.components import build_model, build_task, settings_suffix
+from alignsearch.components import build_model, build_task, format_setting, settings_suffix
 from alignsearch.errors import ConfigError, ZooError
 from alignsearch.models import SequenceModel
+from alignsearch.settings import TRAINING_DEFAULTS, TrainingSettings, plain
 
 ENTRY_SETTINGS = ("seed", "task", "model", "training")
+ENTRY_FILES = ("entry.json", "config.yaml", "model.pt", "metrics.json")
 ENV_ZOO = "ALIGNSEARCH_ZOO"
+MAX_NAME = 120
+"""Longer entry names keep their start and end in a hash of the whole (folder names stay portable)."""
 
 
 @dataclass
@@ -47,6 +64,8 @@ class ZooEntry:
     model: SequenceModel
     metrics: dict[str, Any]
     info: dict[str, Any]
+    weights_sha256: str
+    """Hash of the weights file the model was loaded from: what identifies the model in a run's results."""
 
 
 @dataclass
@@ -57,6 +76,70 @@ class ModelRequest:
     task: Any
     model: SequenceModel
     path: Path
+    training: TrainingSettings
+
+    def identity(self) -> dict[str, Any]:
+        """What names the entry: seed, task and model settings, and the training settings that change
+        the weights."""
+        return identity_of(int(self.cfg.seed), self.cfg.task, self.cfg.model, self.training)
+
+
+def identity_of(seed: int, task: Any, model: Any, training: TrainingSettings) -> dict[str, Any]:
+    return {"seed": seed, "task": plain(task), "model": plain(model), "training": training.identity()}
+
+
+def entry_name(seed: int, task: Any, model: SequenceModel, training: TrainingSettings) -> str:
+    """``seed0``, plus ``-<key><value>`` for each non-default task, model and training setting.
+
+    >>> from alignsearch.tasks import NumericTask
+    >>> from alignsearch.models import GRU
+    >>> entry_name(3, NumericTask(), GRU(8, d_model=32), TrainingSettings.parse(TRAINING_DEFAULTS))
+    'seed3-d_model32'
+    """
+    name = f"seed{seed}{settings_suffix(task, model)}{training_suffix(training)}"
+    if len(name) <= MAX_NAME:
+        return name
+    digest = hashlib.blake2b(name.encode(), digest_size=6).hexdigest()
+    return f"{name[: MAX_NAME - 13]}-{digest}"
+
+
+def training_suffix(training: TrainingSettings) -> str:
+    """``-max_steps100-lr0.002`` for the weight-changing training settings that differ from
+    ``conf/training/default.yaml``."""
+    defaults = TrainingSettings.parse(TRAINING_DEFAULTS).identity()
+    return "".join(
+        f"-{key}{format_setting(value)}"
+        for key, value in training.identity().items()
+        if not same(value, defaults[key])
+    )
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal settings, with ``1`` equal to ``1.0`` and tuples equal to lists."""
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    numbers = (int, float)
+    if (
+        isinstance(a, numbers)
+        and isinstance(b, numbers)
+        and not isinstance(a, bool)
+        and not isinstance(b, bool)
+    ):
+        return float(a) == float(b)
+    return a == b
+
+
+def first_difference(a: Any, b: Any, key: str = "") -> tuple[str, Any, Any] | None:
+    """The first setting (dotted key) where ``a`` and ``b`` differ, with both values."""
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        for k in [*a, *(k for k in b if k not in a)]:
+            found = first_difference(a.get(k, "(none)"), b.get(k, "(none)"), f"{key}.{k}" if key else k)
+            if found:
+                return found
+        return None
+    return None if same(a, b) else (key, a, b)
 
 
 def zoo_root(cfg: DictConfig | None = None) -> Path:
@@ -74,11 +157,22 @@ def request(cfg: DictConfig) -> ModelRequest:
     seed = cfg.get("seed")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError("seed", seed, "a non-negative integer")
+    training = TrainingSettings.parse(cfg.training)
     task = build_task(cfg.task)
     L.seed_everything(seed, verbose=False)
     model = build_model(cfg.model, task.vocab.size)
-    path = zoo_root(cfg) / task.name / model.name / f"seed{seed}{settings_suffix(task, model)}"
-    return ModelRequest(cfg, task, model, path)
+    path = zoo_root(cfg) / task.name / model.name / entry_name(seed, task, model, training)
+    check_entry_path(path)
+    return ModelRequest(cfg, task, model, path, training)
+
+
+def check_entry_path(path: Path) -> None:
+    """A ZooError if something that is not a folder stands where the entry or one of its parents goes."""
+    for place in (path, partial_path(path), *path.parents):
+        if place.exists() and not place.is_dir():
+            raise ZooError(
+                f"zoo entry {path} cannot be written: {place} is a file, not a folder; move it away"
+            )
 
 
 def partial_path(path: Path) -> Path:
@@ -89,32 +183,50 @@ def lock_path(path: Path) -> Path:
     return path.with_name(path.name + ".lock")
 
 
-def load(path: Path | str, task: Any | None = None, snapshot: int | None = None) -> ZooEntry:
-    """Load a complete entry; with ``task``, check that the entry was trained on the same vocabulary;
-    with ``snapshot``, take the weights kept after that training step instead of the final ones."""
+def load(path: Path | str, request: ModelRequest | None = None, snapshot: int | None = None) -> ZooEntry:
+    """Load a complete entry.
+
+    Its recorded settings must name its folder (else it is refused); with ``request``, they must be the
+    settings the request asks for, on the same vocabulary; with ``snapshot``, the weights kept after that
+    training step are loaded instead of the final ones.
+    """
     path = Path(path)
     if not path.is_dir():
         raise ZooError(f"zoo entry {path} does not exist (train it with train_task_model.py)")
-    for name in ("entry.json", "config.yaml", "model.pt", "metrics.json"):
+    for name in ENTRY_FILES:
         if not (path / name).is_file():
             raise ZooError(
                 f"zoo entry {path} is incomplete: {name} is missing (delete the folder to retrain it)"
             )
+    info, metrics, settings = _read_entry(path)
     try:
-        info = json.loads((path / "entry.json").read_text())
-        metrics = json.loads((path / "metrics.json").read_text())
-        settings = OmegaConf.load(path / "config.yaml")
-    except Exception as e:  # noqa: BLE001
+        recorded = TrainingSettings.parse(settings["training"])
+        entry_task = build_task(settings["task"])
+        model = build_model(settings["model"], entry_task.vocab.size)
+    except ConfigError as e:
         raise ZooError(
-            f"zoo entry {path} is corrupt ({type(e).__name__}: {e}); delete the folder to retrain it"
+            f"zoo entry {path} is corrupt: config.yaml records {e}; delete the folder to retrain it"
         ) from None
-    entry_task = build_task(settings.task)
-    if task is not None and tuple(task.vocab.tokens) != tuple(info["vocab"]):
+    expected = entry_name(settings["seed"], entry_task, model, recorded)
+    if path.name != expected:
         raise ZooError(
-            f"zoo entry {path} has vocabulary {' '.join(info['vocab'])} but task {task.name} needs "
-            f"{' '.join(task.vocab.tokens)}; allowed: an entry trained on that task"
+            f"zoo entry {path} records settings that name it {expected}, not {path.name} (an entry of an "
+            f"older zoo layout: python -m alignsearch.zoo migrate {path.parents[2]} renames it)"
         )
-    model = build_model(settings.model, entry_task.vocab.size)
+    if request is not None:
+        if tuple(request.task.vocab.tokens) != tuple(info["vocab"]):
+            raise ZooError(
+                f"zoo entry {path} has vocabulary {' '.join(info['vocab'])} but task {request.task.name} "
+                f"needs {' '.join(request.task.vocab.tokens)}; allowed: an entry trained on that task"
+            )
+        found = identity_of(settings["seed"], settings["task"], settings["model"], recorded)
+        difference = first_difference(found, request.identity())
+        if difference:
+            key, was, asked = difference
+            raise ZooError(
+                f"zoo entry {path} was trained with {key}={was}, but {key}={asked} was asked for; "
+                "delete the entry or use another zoo"
+            )
     weights = path / "model.pt"
     if snapshot is not None:
         kept = info.get("snapshots", [])
@@ -125,6 +237,7 @@ def load(path: Path | str, task: Any | None = None, snapshot: int | None = None)
                 f"{', '.join(map(str, kept)) or 'none (train with training.keep_steps=[...] into another zoo)'}"
             )
     try:
+        content = weights.read_bytes()
         state = torch.load(weights, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
     except Exception as e:  # noqa: BLE001
@@ -132,7 +245,38 @@ def load(path: Path | str, task: Any | None = None, snapshot: int | None = None)
             f"zoo entry {path}: {weights.name} is corrupt ({type(e).__name__}); delete the folder to retrain it"
         ) from None
     model.eval().requires_grad_(False)
-    return ZooEntry(path, entry_task, model, metrics, info)
+    return ZooEntry(path, entry_task, model, metrics, info, hashlib.sha256(content).hexdigest())
+
+
+def _read_entry(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """``entry.json``, ``metrics.json`` and ``config.yaml`` of an entry, checked for the keys they need."""
+    try:
+        info = json.loads((path / "entry.json").read_text())
+        metrics = json.loads((path / "metrics.json").read_text())
+        settings = plain(OmegaConf.load(path / "config.yaml"))
+    except Exception as e:  # noqa: BLE001
+        raise ZooError(
+            f"zoo entry {path} is corrupt ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+            "delete the folder to retrain it"
+        ) from None
+    needs = {
+        "entry.json": (info, ("vocab", "sites")),
+        "metrics.json": (metrics, ("steps", "train_seconds")),
+        "config.yaml": (settings, ENTRY_SETTINGS),
+    }
+    for name, (content, keys) in needs.items():
+        missing = [k for k in keys if not isinstance(content, dict) or k not in content]
+        if missing:
+            raise ZooError(
+                f"zoo entry {path} is corrupt: {name} lacks {', '.join(missing)}; delete the folder to retrain it"
+            )
+    if not isinstance(settings["seed"], int) or not all(
+        isinstance(settings[k], dict) for k in ENTRY_SETTINGS[1:]
+    ):
+        raise ZooError(
+            f"zoo entry {path} is corrupt: config.yaml is not a set of settings; delete the folder to retrain it"
+        )
+    return info, metrics, settings
 
 
 def get_or_train(
@@ -146,13 +290,38 @@ def get_or_train(
     req = request(cfg)
     snapshot = cfg.get("snapshot")
     if req.path.is_dir():
-        return load(req.path, req.task, snapshot)
-    req.path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(lock_path(req.path)):
+        return checked_load(req, snapshot)
+    try:
+        req.path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ZooError(f"zoo entry {req.path} cannot be written: {e.strerror} ({req.path.parent})") from None
+    lock = FileLock(lock_path(req.path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"waiting for another process that is training {req.path} (lock {lock.lock_file})", flush=True)
+        lock.acquire()
+    try:
         if req.path.is_dir():  # trained by another process while we waited
-            return load(req.path, req.task, snapshot)
+            return checked_load(req, snapshot)
         train_into(req, loggers=loggers, callbacks=callbacks, verbose=verbose)
-    return load(req.path, req.task, snapshot)
+    finally:
+        lock.release()
+    return checked_load(req, snapshot)
+
+
+def checked_load(req: ModelRequest, snapshot: int | None = None) -> ZooEntry:
+    """The entry ``req`` names, which must hold the snapshots its training settings ask to keep."""
+    entry = load(req.path, req, snapshot)
+    missing = sorted(set(req.training.keep_steps) - set(entry.info.get("snapshots", [])))
+    if missing:
+        raise ConfigError(
+            "training.keep_steps",
+            list(req.training.keep_steps),
+            f"steps whose snapshots {req.path} holds ({', '.join(map(str, entry.info.get('snapshots', []))) or 'none'}): "
+            "the entry was trained without them; delete it or use another zoo (paths.zoo_dir)",
+        )
+    return entry
 
 
 def train_into(
@@ -172,7 +341,7 @@ def train_into(
     )
     if verbose:
         print(f"training {req.path}" + (f" (resuming from {resume})" if resume else ""), flush=True)
-    keep = sorted(int(step) for step in req.cfg.training.get("keep_steps") or [])
+    keep = sorted(req.training.keep_steps)
     if keep:
         callbacks = [*callbacks, KeepSnapshots(keep, work / "snapshots")]
     metrics = fit_task_model(
@@ -202,4 +371,55 @@ def train_into(
             "snapshots": kept,
         },
     )
+    for leftover in work.rglob(".*.tmp"):  # of an atomic write that a kill interrupted earlier
+        leftover.unlink()
     os.replace(work, req.path)
+
+
+def migrate(root: Path) -> list[tuple[Path, Path | None]]:
+    """Rename every entry under ``root`` whose folder name is not the one its recorded settings give.
+
+    Returns ``(old, new)`` per entry that needed it; ``new`` is None where that name is taken."""
+    moves: list[tuple[Path, Path | None]] = []
+    for info in sorted(root.glob("*/*/*/entry.json")):
+        path = info.parent
+        if path.name.endswith(".partial"):
+            continue
+        try:
+            _, _, settings = _read_entry(path)
+            task = build_task(settings["task"])
+            model = build_model(settings["model"], task.vocab.size)
+            name = entry_name(settings["seed"], task, model, TrainingSettings.parse(settings["training"]))
+        except (ZooError, ConfigError) as e:
+            print(f"skipped {path}: {e}", file=sys.stderr)
+            continue
+        if name == path.name:
+            continue
+        target = path.with_name(name)
+        if target.exists():
+            moves.append((path, None))
+            continue
+        os.replace(path, target)
+        moves.append((path, target))
+    return moves
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m alignsearch.zoo migrate [zoo]``: give old entries the names their settings give."""
+    parser = argparse.ArgumentParser(prog="python -m alignsearch.zoo", description=main.__doc__)
+    parser.add_argument("command", choices=["migrate"])
+    parser.add_argument("zoo", nargs="?", type=Path, default=zoo_root())
+    args = parser.parse_args(argv)
+    try:
+        moves = migrate(args.zoo)
+    except (ZooError, ConfigError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for old, new in moves:
+        print(f"renamed {old} -> {new.name}" if new else f"kept {old}: the entry its settings name exists")
+    print(f"{sum(new is not None for _, new in moves)} entries renamed under {args.zoo}")
+    return 1 if any(new is None for _, new in moves) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -44,9 +44,15 @@ def check_group_choices(argv: Sequence[str], groups: Sequence[str], conf_dir: Pa
 MAX_DIR_NAME = 120
 
 
-def run_dir_name(overrides: str) -> str:
+def run_dir_name(overrides: str, job: Sequence[str] = (), sweep_dir: str | None = None) -> str:
     """A folder name for a run from its overrides: ``default`` when there are none; long ones are cut and
     end in a hash of the whole, so that different runs never share a folder.
+
+    In a sweep (``job``: the job's overrides, ``hydra.overrides.task``; ``sweep_dir``: the sweep folder,
+    whose ``multirun.yaml`` says which keys the sweep varies, on the command line or in
+    ``hydra.sweeper.params``) a long name starts with the swept overrides, so that the cut falls on the
+    others and ``seed=1`` stays readable. The name depends only on the overrides and the sweep's keys: a
+    rerun of the sweep finds the same folders.
 
     >>> run_dir_name("")
     'default'
@@ -57,6 +63,40 @@ def run_dir_name(overrides: str) -> str:
     if len(name) <= MAX_DIR_NAME:
         return name
     digest = hashlib.blake2b(name.encode(), digest_size=4).hexdigest()
+    if job and sweep_dir is not None:
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+        from omegaconf import OmegaConf
+
+        parser = OverridesParser.create()
+
+        def key(line: str, swept: bool = False) -> str | None:
+            """The key of an override (only if it sweeps, with ``swept``); None where it does not parse."""
+            try:
+                (override,) = parser.parse_overrides([line])
+            except Exception:  # noqa: BLE001 - not an override we can read: not reordered
+                return None
+            return override.key_or_group if override.is_sweep_override() or not swept else None
+
+        try:
+            sweep = OmegaConf.load(Path(sweep_dir) / "multirun.yaml").hydra
+            lines = [str(o) for o in sweep.overrides.task]
+            params = sweep.sweeper.get("params") or {}
+        except Exception:  # noqa: BLE001 - no readable sweep record: the overrides' own order
+            lines, params = [], {}
+        keys = {key(line, swept=True) for line in lines}
+        for k in params:
+            try:
+                keys.add(key(f"{k}={params[k]}", swept=True))
+            except Exception:  # noqa: BLE001 - a value that does not resolve here: count it as swept
+                keys.add(k)
+        # the job's swept overrides (in the name's sorted order), then the rest of the name; its items are
+        # separated by "," (hydra.job.config.override_dirname.item_sep)
+        rest = f",{overrides},"
+        swept = [str(line) for line in job if f",{line}," in rest and key(str(line)) in keys - {None}]
+        for item in swept:
+            rest = rest.replace(f",{item},", ",", 1)
+        swept.sort(key=lambda item: f",{overrides},".find(f",{item},"))
+        name = ",".join([*swept, rest.strip(",")]).strip(",").replace("/", "_")
     return f"{name[: MAX_DIR_NAME - 9]}-{digest}"
 
 
@@ -73,24 +113,44 @@ def fail(error: Exception) -> None:
     sys.exit(2)
 
 
-def launch(body: Callable, config_name: str, groups: Sequence[str]) -> None:
-    """Run ``body(cfg)`` under Hydra with our argument conventions and one-line errors."""
+def launch(body: Callable, config_name: str, groups: Sequence[str], check: Callable | None = None) -> None:
+    """Run ``body(cfg)`` under Hydra with our argument conventions and one-line errors.
+
+    ``check(cfg)`` validates a composed config; it runs on every job of the command before Hydra starts
+    (and creates output folders), so bad input stops with one line and leaves nothing behind.
+    """
     import hydra
 
     argv = normalize_argv(sys.argv[1:])
+    register_resolvers()
     try:
         check_group_choices(argv, groups)
-    except ConfigError as e:
+        if check is not None:
+            from alignsearch.cli.checks import precheck
+
+            precheck(argv, config_name, check)
+    except (ConfigError, ZooError) as e:
         fail(e)
     sys.argv = [sys.argv[0], *argv]
-    register_resolvers()
+
+    from hydra.core.hydra_config import HydraConfig
 
     from alignsearch.cli import sweep
+    from alignsearch.training import interrupt
 
     @hydra.main(config_path=str(CONF_DIR), config_name=config_name, version_base="1.3")
     def _main(cfg):
+        if interrupt.INTERRUPTED:  # a signal ended an earlier job of this process: no further job starts
+            raise interrupt.INTERRUPTED[-1]
         try:
-            return body(cfg)
+            with interrupt.signals_interrupt():  # SIGTERM/SIGINT: checkpoint (when training) and stop
+                return body(cfg)
+        except interrupt.Interrupted as e:
+            if not sweep.in_multirun():
+                raise
+            e.resume = f"run the sweep again with hydra.sweep.dir={HydraConfig.get().sweep.dir} to resume"
+            interrupt.INTERRUPTED.append(e)  # recorded as failed, with the reason; the sweep stops here
+            return sweep.record_failure(e)
         except Exception as e:
             if sweep.in_multirun():  # recorded in the job's folder and the sweep's summary; others go on
                 return sweep.record_failure(e)
@@ -98,7 +158,15 @@ def launch(body: Callable, config_name: str, groups: Sequence[str]) -> None:
                 fail(e)
             raise
 
-    _main()
+    try:
+        with interrupt.signals_interrupt():
+            _main()
+    except interrupt.Interrupted as e:
+        interrupt.INTERRUPTED.append(e)
+    if interrupt.INTERRUPTED:  # one line, and the status a shell gives a process that the signal ended
+        stopped = interrupt.INTERRUPTED[-1]
+        print(f"error: {stopped}", file=sys.stderr, flush=True)
+        sys.exit(stopped.exit_status)
     if sweep.FAILED:
         print(f"error: {sweep.FAILED[-1]}", file=sys.stderr, flush=True)
         sys.exit(1)

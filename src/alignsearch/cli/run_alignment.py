@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io as text_io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,22 +16,38 @@ from rich.console import Console
 from rich.table import Table
 
 from alignsearch import io, zoo
+from alignsearch.cli.checks import check_run_config
 from alignsearch.cli.sweep import ALREADY_DONE
 from alignsearch.cli.train_task_model import make_loggers
-from alignsearch.errors import ConfigError
 from alignsearch.loggers import log_final_records
 from alignsearch.seeding import generator
+from alignsearch.settings import plain
 from alignsearch.similarity import similarity
 from alignsearch.similarity import to_markdown as similarity_markdown
+from alignsearch.training.fit import LAST_CHECKPOINT
 from alignsearch.training.fit_alignment import fit_alignment, flat_config
 from alignsearch.training.metrics import task_accuracy
-from alignsearch.training.plan import AlignmentPlan, member_configs, plan_alignment
+from alignsearch.training.plan import AlignmentPlan
 from alignsearch.training.saved_alignment import save_alignment
-from alignsearch.training.task_module import check_training_settings
 
 GROUPS = ("task", "model", "alignment", "hardware", "logger", "training", "experiment", "causal")
 RESULTS = "results.json"
+RUN = "run.json"
 SIMILARITY = "similarity.json"
+SUPERSEDED = "superseded"
+RUN_OUTPUTS = (
+    RESULTS,
+    "metrics.csv",
+    "alignment.pt",
+    SIMILARITY,
+    "similarity.md",
+    "checkpoints",
+    "logs",
+    "wandb",
+)
+"""What a run writes into its folder (moved aside together when it belonged to other models)."""
+NOT_IDENTITY = ("hardware", "logger", "paths", "auto_train", "training", "ckpt_path")
+"""Settings that do not change a run's results (the models' training is identified by their weights)."""
 HISTORY_COLUMNS = (
     "step",
     "split",
@@ -47,21 +65,16 @@ HISTORY_COLUMNS = (
 
 def main(cfg: DictConfig) -> dict[str, Any]:
     out_dir = Path(cfg.paths.output_dir)
-    snapshot = cfg.get("snapshot")
-    if snapshot is not None and (isinstance(snapshot, bool) or not isinstance(snapshot, int) or snapshot < 1):
-        raise ConfigError("snapshot", snapshot, "a training step kept in the zoo entry, or null")
-    check_training_settings(cfg.training)
-    cfgs = member_configs(cfg)
-    requests = [zoo.request(c) for c in cfgs]
-    plan = plan_alignment(cfgs, requests)  # every setting checked before any work
-    if (out_dir / RESULTS).is_file():
-        results = json.loads((out_dir / RESULTS).read_text())
-        show(results, f"already done: {out_dir / RESULTS}")
-        return {**results, "status": ALREADY_DONE}
-    for req in requests:
-        if not req.path.is_dir() and not cfg.auto_train:
-            raise ConfigError("auto_train", cfg.auto_train, f"true, or a trained zoo entry at {req.path}")
-    models = [zoo.get_or_train(c).model for c in cfgs]  # each missing model trained once, under its lock
+    cfgs, requests, plan = check_run_config(cfg)  # every setting checked before any work
+    entries = [zoo.get_or_train(c) for c in cfgs]  # each missing model trained once, under its lock
+    identity = run_identity(cfg, entries)
+    done = previous_results(out_dir, identity)
+    if done is not None:
+        show(done, f"already done: {out_dir / RESULTS}")
+        return {**done, "status": ALREADY_DONE}
+    models = [e.model for e in entries]
+    if (out_dir / "checkpoints" / LAST_CHECKPOINT).is_file():
+        print(f"resuming the alignment in {out_dir} from its last checkpoint", flush=True)
     if len(models) == 2 and cfg.get("similarity", True):
         write_similarity(plan, models, int(cfg.seed), out_dir)
     choices = dict(HydraConfig.get().runtime.choices) if HydraConfig.initialized() else {}
@@ -86,6 +99,7 @@ def main(cfg: DictConfig) -> dict[str, Any]:
             for model, member in zip(models, plan.members, strict=True)
         ],
         "records": out["records"],
+        "identity": identity,
     }
     save_alignment(out_dir / "alignment.pt", plan, out["state"], results["config"])
     io.write_text(out_dir / "metrics.csv", history_csv(out["history"], [m.name for m in plan.members]))
@@ -93,6 +107,68 @@ def main(cfg: DictConfig) -> dict[str, Any]:
     log_final_records(loggers, results["records"])
     show(results, f"results: {out_dir / RESULTS}")
     return results
+
+
+def run_identity(cfg: DictConfig, entries: list[zoo.ZooEntry]) -> dict[str, Any]:
+    """What a run's results belong to: the weights of every aligned model (by content) and a digest of
+    the run's settings (everything but hardware, loggers, paths and how missing models are trained)."""
+    settings = {k: plain(cfg[k]) for k in cfg if k not in NOT_IDENTITY}
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+    return {
+        "models": [{"name": _zoo_name(e.path), "weights_sha256": e.weights_sha256} for e in entries],
+        "settings_sha256": digest,
+    }
+
+
+def previous_results(out_dir: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
+    """The finished results in ``out_dir`` if they belong to ``identity``; results or checkpoints of
+    other models or settings are moved to ``out_dir/superseded/<n>/`` (nothing is deleted), and
+    ``run.json`` records the identity the folder now works for."""
+    recorded = None
+    if (out_dir / RESULTS).is_file():
+        try:
+            results = json.loads((out_dir / RESULTS).read_text())
+            recorded = results.get("identity")
+        except (ValueError, AttributeError):
+            results = None
+        if recorded == identity:
+            return results
+    elif (out_dir / RUN).is_file():
+        try:
+            recorded = json.loads((out_dir / RUN).read_text())
+        except ValueError:
+            recorded = None
+    stale = [p for p in (*RUN_OUTPUTS, RUN) if (out_dir / p).exists()]
+    if recorded != identity and any(p != RUN for p in stale):
+        index = 1 + len(list((out_dir / SUPERSEDED).glob("*")))
+        target = out_dir / SUPERSEDED / str(index)
+        target.mkdir(parents=True)
+        for name in stale:
+            os.replace(out_dir / name, target / name)
+        print(
+            f"{out_dir} held results or checkpoints of {describe_change(recorded, identity)}; "
+            f"moved them to {target} and running again",
+            flush=True,
+        )
+    io.write_json(out_dir / RUN, identity)
+    return None
+
+
+def describe_change(old: Any, new: dict[str, Any]) -> str:
+    """Which part of a run's identity changed, in words."""
+    if not isinstance(old, dict) or "models" not in old:
+        return "a run that recorded no model identity"
+    for i, (was, now) in enumerate(zip(old["models"], new["models"], strict=False)):
+        if was != now:
+            return f"another model {i} ({was.get('name')} with other weights than {now['name']} now)"
+    if len(old["models"]) != len(new["models"]):
+        return "another set of models"
+    return "other settings"
+
+
+def _zoo_name(path: Path) -> str:
+    """``multiobject/gru/seed0``: a model's path below the zoo's root."""
+    return "/".join(path.parts[-3:])
 
 
 def write_similarity(plan: AlignmentPlan, models: list, seed: int, out_dir: Path) -> None:

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from alignsearch import zoo
+from alignsearch.cli.checks import check_train_config
 
 GROUPS = ("task", "model", "hardware", "logger", "training")
 
@@ -25,10 +26,10 @@ def make_loggers(cfg: DictConfig, **wandb_run: Any) -> list:
 
 def main(cfg: DictConfig) -> dict:
     """Train (or find) the zoo entry; return its path and metrics (what a sweep records)."""
-    req = zoo.request(cfg)  # every setting checked before any work
+    req = check_train_config(cfg)  # every setting checked before any work
     existed = req.path.is_dir()
     if existed:
-        entry = zoo.load(req.path, req.task)
+        entry = zoo.checked_load(req)
     else:
         wandb_run = {
             "group": f"{req.task.name}/{req.model.name}/train",

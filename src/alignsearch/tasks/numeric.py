@@ -57,7 +57,14 @@ class NumericTask:
         require_probability("unk_p", unk_p)
         require_positive("modulus", modulus)
         require_positive("round_to", round_to)
-        hold_outs = tuple(sorted({int(h) for h in hold_outs}))
+        if not all(isinstance(h, int) and not isinstance(h, bool) for h in hold_outs):
+            raise ConfigError("hold_outs", list(hold_outs), "a list of counts (integers)")
+        outside = [h for h in hold_outs if not min_count <= h <= max_count]
+        if outside:
+            raise ConfigError(
+                "hold_outs", list(hold_outs), f"counts in [{min_count}, {max_count}] (min_count, max_count)"
+            )
+        hold_outs = tuple(sorted(set(hold_outs)))
         counts = [c for c in range(min_count, max_count + 1) if c not in hold_outs]
         if not counts:
             raise ConfigError(

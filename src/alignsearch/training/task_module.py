@@ -7,8 +7,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from alignsearch.errors import ConfigError, require_positive
+from alignsearch.errors import ConfigError
 from alignsearch.models import SequenceModel
+from alignsearch.settings import TrainingSettings
 from alignsearch.tasks import Vocabulary
 from alignsearch.training.metrics import TokenAccuracy, TrialAccuracy
 
@@ -96,15 +97,5 @@ class TaskModelModule(L.LightningModule):
 
 
 def check_training_settings(settings) -> None:
-    """Settings that the module and data module do not see themselves."""
-    require_positive("training.max_steps", settings.max_steps)
-    require_positive("training.val_every", settings.val_every)
-    require_positive("training.checkpoint_every", settings.checkpoint_every)
-    require_positive("training.stop_patience", settings.stop_patience)
-    if not 0 < settings.stop_at <= 1:
-        raise ConfigError("training.stop_at", settings.stop_at, "an accuracy in (0, 1]")
-    for step in settings.get("keep_steps") or []:
-        if isinstance(step, bool) or not isinstance(step, int) or not 1 <= step <= settings.max_steps:
-            raise ConfigError(
-                "training.keep_steps", step, f"steps in [1, {settings.max_steps}] (training.max_steps)"
-            )
+    """Every training setting, checked (see :class:`alignsearch.settings.TrainingSettings`)."""
+    TrainingSettings.parse(settings)

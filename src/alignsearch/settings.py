@@ -1,0 +1,288 @@
+"""Typed settings of the config groups, checked in one place: types, ranges and unknown keys.
+
+Each group of plain settings (``training``, ``hardware``, ``alignment``) is a frozen dataclass whose
+fields carry their rule; :func:`parse` turns a config node into one, or raises a one-line
+:class:`ConfigError` naming the key, the value and what is allowed::
+
+    >>> TrainingSettings.parse({**TRAINING_DEFAULTS, "lr": "fast"})
+    Traceback (most recent call last):
+    ...
+    alignsearch.errors.ConfigError: training.lr=fast is not allowed: expected a positive number
+
+A key that no field reads is refused with the closest known key (``training.max_step`` -> did you mean
+``training.max_steps``). The defaults live in the YAML of each group (``conf/training/default.yaml``);
+the dataclasses say what a setting means and what it may be.
+
+Training settings are split by what they change (:meth:`TrainingSettings.identity`): every setting that
+changes the trained weights names the zoo entry; ``checkpoint_every`` (when resume points are written),
+``eval_batch_size`` (how evaluation is batched), ``n_heldout`` (how many held-out sequences the final
+metrics use) and ``keep_steps`` (which snapshots are kept besides the final weights) do not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from omegaconf import OmegaConf
+
+from alignsearch.errors import ConfigError
+
+Check = Callable[[str, Any], Any]
+"""A rule: ``check(key, value)`` returns the value in its proper type or raises a ConfigError."""
+
+T = TypeVar("T")
+
+
+def setting(check: Check, *, identity: bool = True, default: Any = dataclasses.MISSING) -> Any:
+    """A dataclass field checked by ``check``; ``identity=False`` marks a setting that leaves the
+    trained weights unchanged (it does not name a zoo entry)."""
+    return field(default=default, metadata={"check": check, "identity": identity})
+
+
+# -- rules ------------------------------------------------------------------------------------------------
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def positive_int(key: str, value: Any) -> int:
+    if not _is_int(value) or value < 1:
+        raise ConfigError(key, value, "a positive integer")
+    return value
+
+
+def non_negative_int(key: str, value: Any) -> int:
+    if not _is_int(value) or value < 0:
+        raise ConfigError(key, value, "a non-negative integer")
+    return value
+
+
+def positive_number(key: str, value: Any) -> float:
+    if not _is_number(value) or value <= 0:
+        raise ConfigError(key, value, "a positive number")
+    return float(value)
+
+
+def non_negative_number(key: str, value: Any) -> float:
+    if not _is_number(value) or value < 0:
+        raise ConfigError(key, value, "a non-negative number")
+    return float(value)
+
+
+def accuracy(key: str, value: Any) -> float:
+    """An accuracy threshold in (0, 1]."""
+    if not _is_number(value) or not 0 < value <= 1:
+        raise ConfigError(key, value, "an accuracy in (0, 1]")
+    return float(value)
+
+
+def fraction(key: str, value: Any) -> float:
+    """A number in [0, 1]."""
+    if not _is_number(value) or not 0 <= value <= 1:
+        raise ConfigError(key, value, "a number in [0, 1]")
+    return float(value)
+
+
+def boolean(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(key, value, "true or false")
+    return value
+
+
+def text(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(key, value, "a non-empty string")
+    return value
+
+
+def one_of(*choices: Any) -> Check:
+    def check(key: str, value: Any) -> Any:
+        if isinstance(value, bool) or value not in choices:
+            raise ConfigError(key, value, f"one of {', '.join(map(str, choices))}")
+        return value
+
+    return check
+
+
+def optional(check: Check, what: str = "null") -> Check:
+    """``check``, or ``None``; the message adds ``, or null``."""
+
+    def optional_check(key: str, value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return check(key, value)
+        except ConfigError as e:
+            raise ConfigError(key, value, f"{e.allowed}, or {what}") from None
+
+    return optional_check
+
+
+def step_list(key: str, value: Any) -> tuple[int, ...]:
+    """A list of training steps (positive integers)."""
+    if not isinstance(value, list | tuple) or not all(_is_int(v) and v > 0 for v in value):
+        raise ConfigError(key, value, "a list of positive integers (training steps), e.g. [100,200]")
+    return tuple(value)
+
+
+def any_value(key: str, value: Any) -> Any:
+    """A setting checked where it is used (a ``_target_`` node, a list of names)."""
+    return value
+
+
+# -- parsing ----------------------------------------------------------------------------------------------
+def plain(node: Any) -> Any:
+    """A config node as plain Python values (interpolations resolved)."""
+    if OmegaConf.is_config(node):
+        return OmegaConf.to_container(node, resolve=True)
+    return node
+
+
+def parse(cls: type[T], node: Mapping | Any, prefix: str, *, known: tuple[str, ...] = ()) -> T:
+    """``cls`` from ``node``: every field checked by its rule, every key of ``node`` read by a field
+    (or listed in ``known``), else a one-line ConfigError keyed ``<prefix>.<key>``."""
+    values = plain(node)
+    if not isinstance(values, Mapping):
+        raise ConfigError(prefix, values, "a group of settings")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in values:
+        if key not in fields and key not in known:
+            raise unknown_key(f"{prefix}.{key}", values[key], [f"{prefix}.{k}" for k in fields])
+    out = {}
+    for name, f in fields.items():
+        key = f"{prefix}.{name}"
+        if name not in values:
+            if f.default is not dataclasses.MISSING:
+                continue
+            raise ConfigError(key, "(missing)", f"a value for {key} (see conf/{prefix})")
+        out[name] = f.metadata["check"](key, values[name])
+    instance = cls(**out)
+    check_together = getattr(instance, "check", None)
+    if check_together is not None:
+        check_together()
+    return instance
+
+
+def unknown_key(key: str, value: Any, known: list[str]) -> ConfigError:
+    """The error for a key nothing reads, naming the closest known key."""
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]}?" if close else f"one of {', '.join(sorted(known))}"
+    return ConfigError(key, value, f"a known setting ({hint})")
+
+
+# -- the groups -------------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class TrainingSettings:
+    """How a task model is trained (``conf/training/default.yaml``)."""
+
+    batch_size: int = setting(positive_int)
+    lr: float = setting(positive_number)
+    weight_decay: float = setting(non_negative_number)
+    warmup_steps: int = setting(non_negative_int)
+    grad_clip: float = setting(non_negative_number)  # 0: no clipping
+    loss_on: str = setting(one_of("task", "all"))
+    max_steps: int = setting(positive_int)
+    val_every: int = setting(positive_int)
+    n_val: int = setting(positive_int)
+    n_heldout: int = setting(positive_int, identity=False)
+    eval_batch_size: int = setting(positive_int, identity=False)
+    stop_at: float = setting(accuracy)
+    stop_patience: int = setting(positive_int)
+    checkpoint_every: int = setting(positive_int, identity=False)
+    keep_steps: tuple[int, ...] = setting(step_list, identity=False)
+
+    @classmethod
+    def parse(cls, node: Mapping | Any) -> TrainingSettings:
+        return parse(cls, node, "training")
+
+    def check(self) -> None:
+        for step in self.keep_steps:
+            if step > self.max_steps:
+                raise ConfigError(
+                    "training.keep_steps",
+                    list(self.keep_steps),
+                    f"steps in [1, {self.max_steps}] (training.max_steps)",
+                )
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that change the trained weights, by name."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata["identity"]}
+
+
+PRECISIONS = ("64-true", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", 64, 32, 16)
+
+
+@dataclass(frozen=True, kw_only=True)
+class HardwareSettings:
+    """Where and how Lightning runs (``conf/hardware``); none of these names a zoo entry."""
+
+    accelerator: str = setting(one_of("cpu", "gpu", "cuda", "mps", "auto"))
+    devices: int = setting(positive_int)
+    precision: str | int = setting(one_of(*PRECISIONS))
+    threads: int | None = setting(optional(positive_int, "null (torch's default)"))
+    progress_bar: bool = setting(boolean)
+    slurm_requeue: bool | None = setting(optional(boolean), default=None)
+
+    @classmethod
+    def parse(cls, node: Mapping | Any) -> HardwareSettings:
+        return parse(cls, node, "hardware")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlignmentSettings:
+    """How an alignment is trained and evaluated (``conf/alignment_base.yaml`` and ``conf/alignment``).
+
+    ``function`` and ``layout`` are ``_target_`` nodes and ``variables``/``directions`` are checked
+    against the models and causal models when the run is planned.
+    """
+
+    name: str = setting(text)
+    function: Any = setting(any_value)
+    layout: Any = setting(any_value)
+    variables: Any = setting(any_value)
+    causal_model: str = setting(text)
+    stepwise: bool = setting(boolean)
+    keep_extrapolation: bool = setting(boolean)
+    models: int = setting(one_of(1, 2))
+    directions: Any = setting(any_value)
+    cl_directions: Any = setting(any_value)
+    cl_eps: float = setting(non_negative_number)
+    keep_target: bool = setting(boolean)
+    whole_site: bool = setting(boolean)
+    lr: float = setting(positive_number)
+    warmup_steps: int = setting(non_negative_int)
+    min_lr_ratio: float = setting(fraction)
+    max_steps: int = setting(positive_int)
+    max_minutes: float | None = setting(optional(positive_number, "null (no budget)"))
+    batch_size: int = setting(positive_int)
+    eval_batch_size: int = setting(positive_int)
+    val_every: int = setting(positive_int)
+    stop_at: float = setting(accuracy)
+    patience: int = setting(non_negative_int)
+    min_delta: float = setting(non_negative_number)
+    n_train: int = setting(positive_int)
+    n_val: int = setting(positive_int)
+    n_heldout: int = setting(positive_int)
+    n_test: int = setting(positive_int)
+
+    @classmethod
+    def parse(cls, node: Mapping | Any) -> AlignmentSettings:
+        return parse(cls, node, "alignment")
+
+
+def _load_training_defaults() -> dict[str, Any]:
+    from alignsearch.components import CONF_DIR
+
+    return plain(OmegaConf.load(CONF_DIR / "training" / "default.yaml"))
+
+
+TRAINING_DEFAULTS: dict[str, Any] = _load_training_defaults()
+"""The shipped training settings (``conf/training/default.yaml``): what an unsuffixed zoo name means."""

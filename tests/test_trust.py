@@ -1,0 +1,192 @@
+"""No silently reused model or result: zoo entries and run folders are identified by what made them."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from alignsearch import zoo as model_zoo
+from alignsearch.errors import ZooError
+from tests.conftest import ROOT, TINY_ALIGNMENT, TINY_SUFFIX, TINY_TRAINING, run_script
+from tests.test_bad_input import assert_one_line_error
+
+TINY = f"seed0-d_model32{TINY_SUFFIX}"
+
+
+@pytest.fixture(scope="module")
+def tiny_zoo(tmp_path_factory):
+    """A zoo holding the TINY_TRAINING GRU (trained once for the tests that only read or break it)."""
+    root = tmp_path_factory.mktemp("tiny_zoo")
+    trained = run_script("train_task_model.py", *TINY_TRAINING, zoo=root / "zoo", cwd=root)
+    assert trained.returncode == 0, trained.stderr
+    return root / "zoo"
+
+
+def copy_of(tiny_zoo, zoo):
+    shutil.copytree(tiny_zoo, zoo)
+    return zoo
+
+
+def entries(root) -> list[str]:
+    return sorted(p.name for p in (root / "multiobject" / "gru").iterdir() if p.is_dir())
+
+
+def test_training_settings_name_the_zoo_entry(zoo, tmp_path) -> None:
+    first = run_script("train_task_model.py", *TINY_TRAINING, zoo=zoo, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    longer = run_script("train_task_model.py", *TINY_TRAINING, "training.max_steps=60", zoo=zoo, cwd=tmp_path)
+    assert longer.returncode == 0, longer.stderr
+    assert "training " in longer.stdout and "already in the zoo" not in longer.stdout
+    longer_name = TINY.replace("max_steps40", "max_steps60")
+    assert entries(zoo) == sorted([TINY, longer_name])
+    assert json.loads((zoo / "multiobject/gru" / longer_name / "metrics.json").read_text())["steps"] == 60
+
+    # settings that do not change the weights find the same entry
+    same = run_script(
+        "train_task_model.py", *TINY_TRAINING, "training.checkpoint_every=7", "training.n_heldout=16",
+        zoo=zoo, cwd=tmp_path,
+    )  # fmt: skip
+    assert same.returncode == 0 and f"already in the zoo: {zoo / 'multiobject/gru' / TINY}" in same.stdout
+
+    # a bad setting is refused even though the entry exists
+    bad = run_script("train_task_model.py", *TINY_TRAINING, "training.lr=fast", zoo=zoo, cwd=tmp_path)
+    assert_one_line_error(bad, "training.lr=fast", "a positive number")
+
+    # snapshots an entry did not keep are not silently missing
+    snaps = run_script(
+        "train_task_model.py", *TINY_TRAINING, "training.keep_steps=[20]", zoo=zoo, cwd=tmp_path
+    )
+    assert_one_line_error(snaps, "training.keep_steps=[20]", "trained without them")
+
+
+def test_entry_of_an_older_layout_is_refused_then_migrated(tiny_zoo, zoo, tmp_path) -> None:
+    copy_of(tiny_zoo, zoo)
+    old = zoo / "multiobject" / "gru" / "seed0-d_model32"  # the name before training settings counted
+    (zoo / "multiobject" / "gru" / TINY).rename(old)
+    default_training = ["model.d_model=32", "hardware.progress_bar=false"]
+    refused = run_script("train_task_model.py", *default_training, zoo=zoo, cwd=tmp_path)
+    assert_one_line_error(refused, str(old), f"name it {TINY}", "python -m alignsearch.zoo migrate")
+
+    migrate = subprocess.run(
+        [sys.executable, "-m", "alignsearch.zoo", "migrate", str(zoo)], capture_output=True, text=True
+    )
+    assert migrate.returncode == 0, migrate.stderr
+    assert f"renamed {old} -> {TINY}" in migrate.stdout
+    assert entries(zoo) == [TINY]
+    again = run_script("train_task_model.py", *TINY_TRAINING, zoo=zoo, cwd=tmp_path)
+    assert again.returncode == 0 and "already in the zoo" in again.stdout
+
+
+def test_run_folder_is_reused_only_for_the_same_models(tmp_path) -> None:
+    zoo_a, zoo_b = tmp_path / "A", tmp_path / "B"
+    args = [*TINY_TRAINING, *TINY_ALIGNMENT]
+    first = run_script("run_alignment.py", *args, zoo=zoo_a, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    (run_dir,) = (tmp_path / "outputs" / "run_alignment").iterdir()
+    results_a = json.loads((run_dir / "results.json").read_text())
+
+    # zoo B holds another GRU under the same name: other weights
+    entry_b = zoo_b / "multiobject" / "gru" / TINY
+    entry_b.parent.mkdir(parents=True)
+    os.system(f"cp -r {zoo_a / 'multiobject' / 'gru' / TINY} {entry_b}")
+    state = torch.load(entry_b / "model.pt", weights_only=True)
+    torch.manual_seed(1)
+    torch.save({k: v + 0.05 * torch.randn_like(v) for k, v in state.items()}, entry_b / "model.pt")
+
+    second = run_script("run_alignment.py", *args, zoo=zoo_b, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "already done" not in second.stdout and "moved them to" in second.stdout
+    results_b = json.loads((run_dir / "results.json").read_text())
+    hashes = [r["identity"]["models"][0]["weights_sha256"] for r in (results_a, results_b)]
+    assert hashes[0] != hashes[1] and hashes[1] == model_zoo.load(entry_b).weights_sha256
+    superseded = json.loads((run_dir / "superseded" / "1" / "results.json").read_text())
+    assert superseded == results_a  # nothing lost
+
+    third = run_script("run_alignment.py", *args, zoo=zoo_b, cwd=tmp_path)
+    assert third.returncode == 0 and "already done" in third.stdout
+    assert json.loads((run_dir / "results.json").read_text()) == results_b
+    # paths.zoo_dir is the same as the environment variable
+    fourth = run_script("run_alignment.py", *args, f"paths.zoo_dir={zoo_a}", zoo=zoo_b, cwd=tmp_path)
+    assert fourth.returncode == 0 and "moved them to" in fourth.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("entry.json", "{}", "entry.json lacks vocab, sites"),
+        ("entry.json", "[1, 2]", "entry.json lacks vocab, sites"),
+        ("metrics.json", "{}", "metrics.json lacks steps"),
+        ("metrics.json", "[]", "metrics.json lacks steps"),
+        ("config.yaml", "just a string\n", "config.yaml lacks seed"),
+        ("config.yaml", None, "config.yaml lacks model"),
+        ("metrics.json", '{"steps": 4', "is corrupt (JSONDecodeError"),
+    ],
+)
+def test_entry_files_that_parse_but_are_wrong(name, content, reason, tiny_zoo, zoo, tmp_path) -> None:
+    copy_of(tiny_zoo, zoo)
+    path = zoo / "multiobject" / "gru" / TINY
+    if content is None:  # drop the model from the recorded settings
+        text = (path / name).read_text()
+        content = text[: text.index("model:")] + text[text.index("training:") :]
+    (path / name).write_text(content)
+    with pytest.raises(ZooError, match="corrupt"):
+        model_zoo.load(path)
+    again = run_script("train_task_model.py", *TINY_TRAINING, zoo=zoo, cwd=tmp_path)
+    assert_one_line_error(again, str(path), reason)
+
+
+def test_file_where_an_entry_folder_goes_is_found_before_training(zoo, tmp_path) -> None:
+    (zoo / "multiobject").mkdir(parents=True)
+    (zoo / "multiobject" / "gru").write_text("not a folder")
+    result = run_script("train_task_model.py", *TINY_TRAINING, zoo=zoo, cwd=tmp_path)
+    assert_one_line_error(result, "is a file, not a folder")
+    assert "training" not in result.stdout and not (tmp_path / "outputs").exists()
+
+
+def test_leftover_temporary_file_is_not_published(zoo, tmp_path) -> None:
+    partial = zoo / "multiobject" / "gru" / f"{TINY}.partial"
+    partial.mkdir(parents=True)
+    (partial / ".model.pt.abc123.tmp").write_bytes(b"half a file")
+    result = run_script("train_task_model.py", *TINY_TRAINING, zoo=zoo, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert not list((zoo / "multiobject" / "gru" / TINY).rglob("*.tmp"))
+
+
+def test_rejected_command_leaves_no_output_folder(zoo, tmp_path) -> None:
+    for args in (["alignment.stop_at=high"], ["-m", "seed=0,x"], ["trainig.max_steps=100"]):
+        result = run_script("run_alignment.py", *args, zoo=zoo, cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+    assert not (tmp_path / "outputs").exists() and not (tmp_path / "multirun").exists()
+
+
+def test_unreadable_hydra_output_folder_is_one_line(zoo, tmp_path) -> None:
+    (tmp_path / "afile").write_text("")
+    result = run_script(
+        "train_task_model.py", *TINY_TRAINING, "hydra.run.dir=afile/run", zoo=zoo, cwd=tmp_path
+    )
+    assert_one_line_error(result, "hydra.run.dir=afile/run", "a folder this user can write")
+
+
+def test_waiting_for_another_process_says_so(zoo, tmp_path) -> None:
+    from filelock import FileLock
+
+    path = zoo / "multiobject" / "gru" / TINY
+    path.parent.mkdir(parents=True)
+    env = {**os.environ, "ALIGNSEARCH_ZOO": str(zoo)}
+    lock = model_zoo.lock_path(path)
+    with FileLock(lock):
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "train_task_model.py"), *TINY_TRAINING],
+            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        first_line = proc.stdout.readline()
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert first_line.startswith(f"waiting for another process that is training {path}"), first_line
+    assert str(lock) in first_line
