@@ -73,3 +73,31 @@ def test_wrong_vocabulary_in_the_zoo(zoo, tmp_path) -> None:
 def test_zoo_load_of_a_missing_entry_names_it(tmp_path) -> None:
     with pytest.raises(zoo.ZooError, match="does not exist"):
         zoo.load(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["training.lr=fast"], ["training.lr=fast", "a positive number"]),
+        (["training.weight_decay=lots"], ["training.weight_decay=lots", "a non-negative number"]),
+        (["training.stop_at=high"], ["training.stop_at=high", "an accuracy in (0, 1]"]),
+        (["training.keep_steps=[abc]"], ["training.keep_steps=[abc]", "a list of positive integers"]),
+        (["alignment.lr=fast"], ["alignment.lr=fast", "a positive number"]),
+        (["alignment.stop_at=high"], ["alignment.stop_at=high", "an accuracy in (0, 1]"]),
+        (["hardware.threads=-2"], ["hardware.threads=-2", "a positive integer, or null"]),
+        (["hardware.precision=99"], ["hardware.precision=99", "one of 64-true, 32-true"]),
+        (["training.grad_clip=-1"], ["training.grad_clip=-1", "a non-negative number"]),
+        (["task.hold_outs=[25]"], ["task.hold_outs=[25]", "counts in [1, 20]"]),
+        (["alignment.patience=-1"], ["alignment.patience=-1", "a non-negative integer"]),
+        (["alignment.stepwise=maybe"], ["alignment.stepwise=maybe", "true or false"]),
+        (["trainig.max_steps=100"], ["trainig.max_steps=100", "did you mean training.max_steps?"]),
+        (["alignment.max_step=50"], ["alignment.max_step=50", "did you mean alignment.max_steps?"]),
+        (["+foo=1"], ["foo=1", "a known setting"]),
+        (["+training.foo=1"], ["training.foo=1", "a known setting"]),
+        (["-m", "seed=0,1,x"], ["seed=x", "a non-negative integer"]),
+    ],
+)
+def test_bad_alignment_command(args, fragments, zoo, tmp_path) -> None:
+    result = run_script("run_alignment.py", *args, zoo=zoo, cwd=tmp_path)
+    assert_one_line_error(result, *fragments)
+    assert not zoo.exists() and not (tmp_path / "outputs").exists() and not (tmp_path / "multirun").exists()

@@ -27,8 +27,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from alignsearch.alignment import NULL, Interchange
 from alignsearch.components import instantiate_checked, load_choice
-from alignsearch.errors import ConfigError, require_positive
+from alignsearch.errors import ConfigError
 from alignsearch.models import SequenceModel, hooks
+from alignsearch.settings import AlignmentSettings
 from alignsearch.tasks import CausalModel, causal_model_for
 from alignsearch.tasks.counterfactual import swap_variables
 from alignsearch.training.alignment_data import Track
@@ -175,7 +176,7 @@ def _member(cfg: DictConfig, name: str, task, model: SequenceModel, index: int) 
     elif site in model.sites:
         width = model.sites[site]
     else:
-        layers = ", ".join(["embedding", *[s.split(".")[1] for s in model.sites if s != "embedding"]])
+        layers = ", ".join(s.removeprefix("layer.") for s in model.sites)  # the sites layer= names
         raise ConfigError(f"{prefix}layer", cfg.layer, f"a layer of the {model.name}: {layers}")
     try:
         causal_model = causal_model_for(task, cfg.alignment.causal_model)
@@ -201,6 +202,7 @@ def plan_alignment(cfgs: list[DictConfig], requests: list) -> AlignmentPlan:
     """
     cfg = cfgs[0]
     a = cfg.alignment
+    AlignmentSettings.parse(a)  # types and ranges of every alignment setting
     members = [
         _member(c, _zoo_name(r), r.task, r.model, i)
         for i, (c, r) in enumerate(zip(cfgs, requests, strict=True))
@@ -243,26 +245,6 @@ def plan_alignment(cfgs: list[DictConfig], requests: list) -> AlignmentPlan:
             if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= narrowest:
                 sites = " and ".join(f"{m.site} of {m.name}" for m in members)
                 raise ConfigError("n_units", size, f"an integer in [1, {narrowest}] (the width of {sites})")
-    for key in (
-        "batch_size",
-        "eval_batch_size",
-        "max_steps",
-        "val_every",
-        "n_train",
-        "n_val",
-        "n_heldout",
-        "n_test",
-    ):
-        require_positive(f"alignment.{key}", a[key])
-    if not a.lr > 0:
-        raise ConfigError("alignment.lr", a.lr, "a positive learning rate")
-    if a.get("max_minutes") is not None and not (
-        isinstance(a.max_minutes, int | float) and not isinstance(a.max_minutes, bool) and a.max_minutes > 0
-    ):
-        raise ConfigError("alignment.max_minutes", a.max_minutes, "a positive number of minutes, or null")
-    cl_eps = a.get("cl_eps", 1.0)
-    if isinstance(cl_eps, bool) or not isinstance(cl_eps, int | float) or cl_eps < 0:
-        raise ConfigError("alignment.cl_eps", cl_eps, "a non-negative weight")
     directions = parse_directions(a.get("directions"), "alignment.directions", len(members))
     cl_directions = parse_directions(a.get("cl_directions") or [], "alignment.cl_directions", len(members))
     if not directions and not cl_directions:
