@@ -83,6 +83,7 @@ def test_entry_of_an_older_layout_is_refused_then_migrated(tiny_zoo, zoo, tmp_pa
     assert again.returncode == 0 and "already in the zoo" in again.stdout
 
 
+@pytest.mark.slow
 def test_run_folder_is_reused_only_for_the_same_models(tmp_path) -> None:
     zoo_a, zoo_b = tmp_path / "A", tmp_path / "B"
     args = [*TINY_TRAINING, *TINY_ALIGNMENT]
