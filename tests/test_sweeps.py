@@ -95,6 +95,7 @@ def test_wandb_offline_run_holds_the_final_iia(trained_zoo, tmp_path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("wandb: logging offline to ")  # one line says so
+    assert "anonymous" not in done.stdout + done.stderr  # no warning about W&B's deprecated setting
     (run_dir,) = (tmp_path / "outputs" / "run_alignment").iterdir()
     (record,) = json.loads((run_dir / "results.json").read_text())["records"]
     (run_file,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")

@@ -18,6 +18,8 @@ say the same thing run the same thing: ``api.align(gru, alignment="revres", max_
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,6 +116,16 @@ class AlignmentResult:
             return load_alignment(self.save(Path(tmp) / "alignment.pt"))
 
 
+@contextmanager
+def _work_dir(out_dir: str | Path | None) -> Iterator[Path]:
+    """``out_dir`` (kept), or a temporary folder removed on leaving (also on an error)."""
+    if out_dir:
+        yield Path(out_dir)
+        return
+    with tempfile.TemporaryDirectory(prefix="alignsearch-") as tmp:
+        yield Path(tmp)
+
+
 def align(
     models: zoo.ZooEntry | list[zoo.ZooEntry],
     *,
@@ -133,29 +145,30 @@ def align(
     ``settings`` are alignment keys (``max_steps=300``, ``lr=0.01``, ``stepwise=True``); ``overrides``
     anything else, command-line style (``["partner.variables=[demo_count]"]``). With two models the
     second is the partner: its own task, causal model and variables come from ``overrides``.
-    Training checkpoints go to ``out_dir`` (a temporary folder by default).
+    Training checkpoints go to ``out_dir``, where they stay; without one they go to a temporary folder
+    that is removed when the call ends (also when it fails).
     """
     entries = models if isinstance(models, list) else [models]
-    work = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="alignsearch-"))
-    site_overrides = [f"site={site}"] if site else []
-    cfg = config(
-        "run_alignment",
-        [
-            f"alignment={alignment}",
-            f"layer={layer}",
-            *site_overrides,
-            f"alignment.variables=[{','.join(variables)}]",
-            f"n_units={list(n_units) if isinstance(n_units, list | tuple) else n_units}".replace(" ", ""),
-            f"alignment.causal_model={causal_model}",
-            f"seed={seed}",
-            *(f"alignment.{k}={_value(v)}" for k, v in settings.items()),
-            *_common(None, work),
-            *overrides,
-        ],
-    )
-    cfgs = _member_configs(cfg, entries)
-    plan = plan_alignment(cfgs, entries)
-    out = fit_alignment(cfg, plan, [e.model for e in entries], work)
+    with _work_dir(out_dir) as work:
+        site_overrides = [f"site={site}"] if site else []
+        cfg = config(
+            "run_alignment",
+            [
+                f"alignment={alignment}",
+                f"layer={layer}",
+                *site_overrides,
+                f"alignment.variables=[{','.join(variables)}]",
+                f"n_units={list(n_units) if isinstance(n_units, list | tuple) else n_units}".replace(" ", ""),
+                f"alignment.causal_model={causal_model}",
+                f"seed={seed}",
+                *(f"alignment.{k}={_value(v)}" for k, v in settings.items()),
+                *_common(None, work),
+                *overrides,
+            ],
+        )
+        cfgs = _member_configs(cfg, entries)
+        plan = plan_alignment(cfgs, entries)
+        out = fit_alignment(cfg, plan, [e.model for e in entries], work)
     first = entries[0].info
     flat = flat_config(cfg, plan, {"alignment": alignment, "task": first["task"], "model": first["model"]})
     if len(entries) > 1:

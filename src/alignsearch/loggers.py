@@ -35,7 +35,13 @@ def wandb_logger(run_config: dict[str, Any] | None = None, **kwargs: Any):
     if offline:
         print(f"wandb: logging offline to {where / 'wandb'} (upload later with `wandb sync`)", flush=True)
     where.mkdir(parents=True, exist_ok=True)
-    return WandbLogger(offline=offline, config=run_config, settings=wandb.Settings(silent=True), **kwargs)
+    logger = WandbLogger(offline=offline, config=run_config, settings=wandb.Settings(silent=True), **kwargs)
+    # Lightning hands wandb.init ``anonymous=None`` even when unset; recent wandb warns about any value of
+    # that deprecated setting (it has no effect), so it is left out. Offline runs need no credentials.
+    init = getattr(logger, "_wandb_init", {})
+    if "anonymous" in init and init["anonymous"] is None:
+        del init["anonymous"]
+    return logger
 
 
 def log_final_records(loggers: list, records: list[dict[str, Any]]) -> None:

@@ -42,7 +42,10 @@ def module_at(model: nn.Module, site: str) -> nn.Module:
         except AttributeError:
             continue
     else:
-        names = [*getattr(model, "sites", {}), *(name for name, _ in root.named_modules() if name)]
+        # a site and a module can share a name (``embedding``): each name once
+        names = list(
+            dict.fromkeys([*getattr(model, "sites", {}), *(name for name, _ in root.named_modules() if name)])
+        )
         close = difflib.get_close_matches(site, names, n=5, cutoff=0.5)
         hint = f"close matches: {', '.join(close)}" if close else f"e.g. {', '.join(names[:6])}"
         raise ConfigError(
