@@ -6,7 +6,7 @@ import csv
 import json
 from pathlib import Path
 
-from tests.conftest import TINY_ALIGNMENT, TINY_TRAINING, run_script
+from tests.conftest import SMALL_GRU, TINY_ALIGNMENT, TINY_TRAINING, run_script
 from tests.wandb_files import run_contents
 
 
@@ -20,8 +20,9 @@ def test_parallel_sweep_keeps_going_past_a_failure_and_reruns_only_what_is_missi
     args = [
         "hardware=local_parallel",
         "-m",
-        "n_units=4,8,40",  # 40 is wider than the 32-unit GRU: that job fails, the others do not
+        "snapshot=null,20,1000",  # the model keeps step 20 only: the last job fails at run time
         *TINY_TRAINING,
+        "training.keep_steps=[20]",
         *TINY_ALIGNMENT,
         f"hydra.sweep.dir={sweep}",
     ]
@@ -31,28 +32,28 @@ def test_parallel_sweep_keeps_going_past_a_failure_and_reruns_only_what_is_missi
     assert sum(line.startswith("training ") for line in first.stdout.splitlines()) == 1  # trained once
     rows = summary(sweep)
     assert {k: r["status"] for k, r in rows.items()} == {
-        "n_units=4": "done",
-        "n_units=8": "done",
-        "n_units=40": "failed",
+        "snapshot=null": "done",
+        "snapshot=20": "done",
+        "snapshot=1000": "failed",
     }
-    assert "n_units=40 is not allowed" in rows["n_units=40"]["error"]
-    failed_dir = sweep / rows["n_units=40"]["job"]
-    assert "ConfigError" in (failed_dir / "error.txt").read_text()
-    for key in ("n_units=4", "n_units=8"):
+    assert "snapshot=1000 is not allowed" in rows["snapshot=1000"]["error"]
+    failed_dir = sweep / rows["snapshot=1000"]["job"]
+    assert "ZooError" in (failed_dir / "error.txt").read_text()
+    for key, snapshot in (("snapshot=null", None), ("snapshot=20", 20)):
         results = json.loads((sweep / rows[key]["job"] / "results.json").read_text())
-        assert results["config"]["n_units"] == int(key.split("=")[1])
+        assert results["config"]["snapshot"] == snapshot
         assert float(rows[key]["iia"]) == round(results["records"][0]["iia"], 4)
-    assert "[job 2] failed: n_units=40" in first.stdout
+    assert "[job 2] failed: snapshot=1000" in first.stdout
 
     # an interrupted job (no results.json) reruns; finished ones are skipped, nothing is retrained
-    (sweep / rows["n_units=8"]["job"] / "results.json").unlink()
+    (sweep / rows["snapshot=20"]["job"] / "results.json").unlink()
     again = run_script("run_alignment.py", *args, zoo=zoo, cwd=tmp_path)
     assert again.returncode == 1 and "training " not in again.stdout
     rows = summary(sweep)
     assert {k: r["status"] for k, r in rows.items()} == {
-        "n_units=4": "already done",
-        "n_units=8": "done",
-        "n_units=40": "failed",
+        "snapshot=null": "already done",
+        "snapshot=20": "done",
+        "snapshot=1000": "failed",
     }
     assert "sweep finished: 1 done, 1 already done, 1 failed" in again.stdout
 
@@ -87,8 +88,7 @@ def test_wandb_offline_run_holds_the_final_iia(trained_zoo, tmp_path) -> None:
     done = run_script(
         "run_alignment.py",
         "logger=wandb",
-        "model.d_model=32",
-        "hardware.progress_bar=false",
+        *SMALL_GRU,
         *TINY_ALIGNMENT,
         zoo=trained_zoo,
         cwd=tmp_path,
