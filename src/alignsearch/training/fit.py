@@ -15,6 +15,7 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 from alignsearch.errors import ConfigError
 from alignsearch.training.callbacks import StopAtAccuracy, TrainClock
 from alignsearch.training.data import TaskDataModule
+from alignsearch.training.interrupt import SaveOnSignal
 from alignsearch.training.task_module import TaskModelModule, check_training_settings
 
 LAST_CHECKPOINT = "last.ckpt"
@@ -130,6 +131,7 @@ def fit_task_model(
         stopper,
         clock,
         *callbacks,
+        SaveOnSignal(work_dir / "checkpoints" / LAST_CHECKPOINT),  # after the step's other callbacks
     ]
     trainer = make_trainer(
         hardware,

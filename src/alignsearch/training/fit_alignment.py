@@ -23,6 +23,7 @@ from alignsearch.training.alignment_data import (
 from alignsearch.training.alignment_module import AlignmentModule
 from alignsearch.training.callbacks import StopAtAccuracy, TrainClock
 from alignsearch.training.fit import LAST_CHECKPOINT, check_checkpoint, make_trainer, quiet_lightning
+from alignsearch.training.interrupt import SaveOnSignal
 from alignsearch.training.latent_targets import latent_targets
 from alignsearch.training.plan import AlignmentPlan
 
@@ -126,6 +127,7 @@ def fit_alignment(
         ),
         clock,
         *callbacks,
+        SaveOnSignal(ckpt_dir / LAST_CHECKPOINT),  # after the step's other callbacks
     ]
     trainer = make_trainer(
         hardware,
