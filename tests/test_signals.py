@@ -221,6 +221,7 @@ def test_run_alignment_stopped_by_a_signal_saves_exits_and_resumes(signum, tiny_
     again = run_script("run_alignment.py", *args, zoo=tiny_zoo, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert json.loads((run_dir / "results.json").read_text())["steps"] == ALIGN_STEPS
+    assert f"resuming the alignment in {run_dir} from its last checkpoint" in again.stdout
     assert min(logged_steps(run_dir)) >= step - 1  # the rerun went on from the checkpoint, not from 0
 
 
