@@ -1,8 +1,6 @@
 """Train a task model into the zoo: ``python train_task_model.py model=gru task=multiobject seed=0``."""
 
-from alignsearch.cli import launch
-from alignsearch.cli.checks import check_train_config
-from alignsearch.cli.train_task_model import GROUPS, main
+from alignsearch.cli.train_task_model import run
 
 if __name__ == "__main__":
-    launch(main, config_name="train_task_model", groups=GROUPS, check=check_train_config)
+    run()

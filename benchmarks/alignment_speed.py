@@ -41,10 +41,10 @@ QUIET = ["hardware.progress_bar=false"]
 
 def bench_pairs(repeats: int = 5) -> None:
     from alignsearch.models import GRU
+    from alignsearch.search.pairs import pair_tensors
     from alignsearch.seeding import generator
     from alignsearch.tasks import NumericTask, causal_model_for
     from alignsearch.tasks.counterfactual import make_pairs
-    from alignsearch.training.alignment_data import pair_tensors
 
     torch.set_num_threads(2)
     task = NumericTask(objects="multi", hold_outs=[4, 9, 14, 17])

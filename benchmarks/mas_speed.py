@@ -18,13 +18,13 @@ import lightning as L
 import torch
 
 from alignsearch.alignment import FixedLayout, Interchange, Rotation
+from alignsearch.engine.trainer import quiet_lightning
 from alignsearch.models import GRU
+from alignsearch.search.module import AlignmentModule
+from alignsearch.search.pairs import PairDataModule, Track, pair_tensors
 from alignsearch.seeding import generator
 from alignsearch.tasks import NumericTask, causal_model_for
 from alignsearch.tasks.counterfactual import make_pairs
-from alignsearch.training.alignment_data import PairDataModule, Track, pair_tensors
-from alignsearch.training.alignment_module import AlignmentModule
-from alignsearch.training.fit import quiet_lightning
 
 WARMUP = 10
 SITE = "layer.0"

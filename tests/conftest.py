@@ -90,6 +90,6 @@ def trained_zoo(tmp_path_factory) -> Path:
             *SMALL_GRU,
         ],
     )
-    entry = zoo.get_or_train(cfg, verbose=False)
+    entry = zoo.get_or_train(zoo.request(cfg), verbose=False)
     assert entry.metrics["val_trial_acc"] >= 0.9, entry.metrics
     return root

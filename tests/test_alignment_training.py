@@ -7,11 +7,16 @@ import pytest
 import torch
 
 from alignsearch import zoo
-from alignsearch.training.alignment_data import select
-from alignsearch.training.alignment_module import AlignmentModule
-from alignsearch.training.fit_alignment import build_pairs, fit_alignment
-from alignsearch.training.plan import member_configs, plan_alignment
+from alignsearch.cli.plan import member_configs, plan_alignment
+from alignsearch.search.fit import build_pairs, fit_alignment
+from alignsearch.search.module import AlignmentModule
+from alignsearch.search.pairs import select
+from alignsearch.settings import HardwareSettings
 from tests.conftest import SMALL_GRU, TINY_ALIGNMENT, compose_config
+
+HARDWARE = HardwareSettings(
+    accelerator="cpu", devices=1, precision="32-true", threads=None, progress_bar=False
+)
 
 
 def setup(trained_zoo, tmp_path, *overrides: str):
@@ -34,12 +39,12 @@ def test_das_learns_count_within_a_small_budget(trained_zoo, tmp_path) -> None:
     cfg, plan, entry = setup(
         trained_zoo, tmp_path, "alignment.max_steps=150", "alignment.val_every=50", "alignment.n_train=2048"
     )
-    out = fit_alignment(cfg, plan, [entry.model], tmp_path)
-    (record,) = out["records"]
+    out = fit_alignment(plan, [entry.model], tmp_path, seed=0, hardware=HARDWARE)
+    (record,) = out.records
     assert record["iia_step0"] < 0.5
     assert record["iia"] >= record["iia_step0"] + 0.3, record
     assert record["iia_test"] >= record["iia_step0"] + 0.3, record
-    assert [h["step"] for h in out["history"] if h["split"] == "val"][:2] == [0, 50]
+    assert [h["step"] for h in out.history if h["split"] == "val"][:2] == [0, 50]
 
 
 def free_running_correct(module: AlignmentModule, track, batch) -> torch.Tensor:
@@ -79,10 +84,10 @@ def test_same_seed_same_results(trained_zoo, tmp_path) -> None:
     runs = []
     for name in ("a", "b"):
         cfg, plan, entry = setup(trained_zoo, tmp_path / name)
-        runs.append(fit_alignment(cfg, plan, [entry.model], tmp_path / name))
-    assert runs[0]["records"] == runs[1]["records"]
-    for key, value in runs[0]["state"].items():
-        torch.testing.assert_close(runs[1]["state"][key], value, rtol=0, atol=0)
+        runs.append(fit_alignment(plan, [entry.model], tmp_path / name, seed=0, hardware=HARDWARE))
+    assert runs[0].records == runs[1].records
+    for key, value in runs[0].state.items():
+        torch.testing.assert_close(runs[1].state[key], value, rtol=0, atol=0)
 
 
 class Crash(L.Callback):
@@ -93,13 +98,15 @@ class Crash(L.Callback):
 
 def test_interrupted_alignment_resumes(trained_zoo, tmp_path) -> None:
     cfg, plan, entry = setup(trained_zoo, tmp_path / "straight")
-    straight = fit_alignment(cfg, plan, [entry.model], tmp_path / "straight")
+    straight = fit_alignment(plan, [entry.model], tmp_path / "straight", seed=0, hardware=HARDWARE)
 
     cfg, plan, entry = setup(trained_zoo, tmp_path / "crashed")
     with pytest.raises(RuntimeError, match="simulated crash"):
-        fit_alignment(cfg, plan, [entry.model], tmp_path / "crashed", callbacks=[Crash()])
+        fit_alignment(
+            plan, [entry.model], tmp_path / "crashed", seed=0, hardware=HARDWARE, callbacks=[Crash()]
+        )
     assert (tmp_path / "crashed" / "checkpoints" / "last.ckpt").is_file()
-    resumed = fit_alignment(cfg, plan, [entry.model], tmp_path / "crashed")
-    assert resumed["steps"] == straight["steps"] == 20
-    assert resumed["records"] == straight["records"]
-    assert [h["step"] for h in resumed["history"] if h["split"] == "val"] == [0, 10, 20]
+    resumed = fit_alignment(plan, [entry.model], tmp_path / "crashed", seed=0, hardware=HARDWARE)
+    assert resumed.steps == straight.steps == 20
+    assert resumed.records == straight.records
+    assert [h["step"] for h in resumed.history if h["split"] == "val"] == [0, 10, 20]

@@ -85,13 +85,13 @@ def test_module_sites_that_cannot_work_are_refused() -> None:
 def test_hf_model_trains_aligns_and_pairs_with_a_gru(zoo, tmp_path) -> None:
     trained = run_script("train_task_model.py", *HF_QUICK, zoo=zoo, cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr
-    metrics = json.loads((zoo / "multiobject" / "hf_gpt2" / "seed0" / "metrics.json").read_text())
+    metrics = json.loads((zoo / "multiobject" / "hf_gpt2" / "seed0-n_val256" / "metrics.json").read_text())
     assert metrics["val_trial_acc"] >= 0.99, metrics
 
     from alignsearch import zoo as model_zoo
 
     saved = tmp_path / "saved_gpt2"
-    model_zoo.load(zoo / "multiobject" / "hf_gpt2" / "seed0").model.lm.save_pretrained(saved)
+    model_zoo.load(zoo / "multiobject" / "hf_gpt2" / "seed0-n_val256").model.lm.save_pretrained(saved)
     again = run_script("train_task_model.py", *HF_QUICK, f"model.path={saved}", zoo=zoo, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     (entry,) = [p for p in (zoo / "multiobject" / "hf_gpt2").glob("seed0-path*") if p.is_dir()]

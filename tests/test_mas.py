@@ -10,14 +10,14 @@ import torch
 
 from alignsearch.alignment import FixedLayout, Interchange, Rotation
 from alignsearch.models import GRU, SequenceModel
+from alignsearch.search.latent_targets import histogram_divergence, latent_targets
+from alignsearch.search.module import AlignmentModule
+from alignsearch.search.pairs import Track, pair_tensors, select
 from alignsearch.seeding import generator
 from alignsearch.similarity import cka, correlation, pair_measures, probe_accuracy
 from alignsearch.tasks import NumericTask, causal_model_for
 from alignsearch.tasks.counterfactual import make_pairs
-from alignsearch.training.alignment_data import Track, pair_tensors, select
-from alignsearch.training.alignment_module import AlignmentModule
-from alignsearch.training.latent_targets import histogram_divergence, latent_targets
-from tests.conftest import TINY_ALIGNMENT, TINY_TRAINING, run_script
+from tests.conftest import TINY_ALIGNMENT, TINY_SUFFIX, TINY_TRAINING, run_script
 from tests.test_bad_input import assert_one_line_error
 
 DIRECTIONS = ["0>0", "0>1", "1>0", "1>1"]
@@ -42,7 +42,7 @@ def test_users_mas_command_trains_each_model_once(zoo, tmp_path) -> None:
     )
     assert done.returncode == 0, done.stderr
     trained = sorted(line.split("/")[-1] for line in done.stdout.splitlines() if line.startswith("training "))
-    assert trained == [f"seed{s}-d_model32" for s in (1, 2, 3, 4)]
+    assert trained == [f"seed{s}-d_model32{TINY_SUFFIX}" for s in (1, 2, 3, 4)]
     runs = load_results(tmp_path)
     assert len(runs) == 3
     for results in runs.values():
@@ -52,7 +52,8 @@ def test_users_mas_command_trains_each_model_once(zoo, tmp_path) -> None:
         assert [r["direction"] for r in records] == DIRECTIONS
         assert all(r["trained"] and r["loss"] == "behaviour" for r in records)
         names = {r["direction"]: (r["source"], r["target"]) for r in records}
-        first, second = f"multiobject/gru/seed{seed}-d_model32", f"multiobject/gru/seed{seed + 1}-d_model32"
+        first = f"multiobject/gru/seed{seed}-d_model32{TINY_SUFFIX}"
+        second = f"multiobject/gru/seed{seed + 1}-d_model32{TINY_SUFFIX}"
         assert names["0>1"] == (first, second) and names["1>0"] == (second, first)
         assert all(0 <= r["iia"] <= 1 and 0 <= r["iia_test"] <= 1 for r in records)
     similarity_files = sorted(tmp_path.glob("multirun/run_alignment/*/*/*/similarity.json"))
@@ -108,7 +109,7 @@ def test_partners_of_other_architectures_tasks_and_causal_models(zoo, tmp_path) 
     assert done.returncode == 0, done.stderr
     runs = load_results(tmp_path)
     targets = sorted(r["records"][1]["target"] for r in runs.values())
-    assert targets == ["multiobject/lstm/seed1-d_model48", "multiobject/transformer/seed1-d_model48"]
+    assert targets == [f"multiobject/{m}/seed1-d_model48{TINY_SUFFIX}" for m in ("lstm", "transformer")]
     widths = {r["config"]["partner_model"]: r["config"]["n_units"] for r in runs.values()}
     assert widths == {"lstm": 16, "transformer": 16}  # models of widths 32 and 48 share one layout
 
@@ -127,7 +128,7 @@ def test_partners_of_other_architectures_tasks_and_causal_models(zoo, tmp_path) 
     assert done.returncode == 0, done.stderr
     (results,) = load_results(tmp_path, "outputs/run_alignment/*/results.json").values()
     by_direction = {r["direction"]: r for r in results["records"]}
-    assert by_direction["0>1"]["target"] == "sameobject/gru/seed1-d_model32"
+    assert by_direction["0>1"]["target"] == f"sameobject/gru/seed1-d_model32{TINY_SUFFIX}"
     assert (by_direction["0>1"]["source_variable"], by_direction["0>1"]["target_variable"]) == (
         "count",
         "demo_count",

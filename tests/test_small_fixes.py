@@ -13,7 +13,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from alignsearch import api, io
+from alignsearch import api, atomic
 from alignsearch.cli import MAX_DIR_NAME, register_resolvers, run_dir_name
 from alignsearch.errors import ConfigError
 from alignsearch.models import GRU, Transformer, hooks
@@ -31,24 +31,24 @@ def umask():
 @pytest.mark.parametrize(("mask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
 def test_written_files_get_0666_less_the_umask(umask, mask, mode, tmp_path) -> None:
     umask(mask)
-    io.write_text(tmp_path / "a.txt", "text")
-    io.write_json(tmp_path / "results.json", {"iia": 1.0})
-    io.save_torch(tmp_path / "weights.pt", {"w": torch.ones(2)})
-    io.write_text(tmp_path / "a.txt", "again")  # replacing a file gives the same mode
+    atomic.write_text(tmp_path / "a.txt", "text")
+    atomic.write_json(tmp_path / "results.json", {"iia": 1.0})
+    atomic.save_torch(tmp_path / "weights.pt", {"w": torch.ones(2)})
+    atomic.write_text(tmp_path / "a.txt", "again")  # replacing a file gives the same mode
     for name in ("a.txt", "results.json", "weights.pt"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == mode, name
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "results.json", "weights.pt"]
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary_one(tmp_path) -> None:
-    io.write_text(tmp_path / "a.txt", "old")
+    atomic.write_text(tmp_path / "a.txt", "old")
 
     def half(f):
         f.write(b"half of the n")
         raise RuntimeError("stopped")
 
     with pytest.raises(RuntimeError):
-        io._atomic(tmp_path / "a.txt", half)
+        atomic._atomic(tmp_path / "a.txt", half)
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
     assert (tmp_path / "a.txt").read_text() == "old"
 
@@ -58,7 +58,7 @@ def test_a_write_killed_midway_leaves_no_visible_partial_file(tmp_path) -> None:
     script = f"""
 import sys, time
 from pathlib import Path
-from alignsearch import io
+from alignsearch import atomic
 
 def slow(f):
     f.write(b'{{"iia": ')
@@ -66,7 +66,7 @@ def slow(f):
     print("writing", flush=True)
     time.sleep(60)
 
-io._atomic(Path({str(tmp_path)!r}) / "results.json", slow)
+atomic._atomic(Path({str(tmp_path)!r}) / "results.json", slow)
 """
     child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
@@ -98,7 +98,7 @@ def test_align_removes_its_temporary_folder(tiny_gru, tmp_path, monkeypatch) -> 
 
     seen: list[Path] = []
 
-    def fail(cfg, plan, models, work):
+    def fail(plan, models, work, **settings):
         seen.append(work)
         work.mkdir(parents=True, exist_ok=True)
         (work / "partial").write_text("")
@@ -123,7 +123,7 @@ def test_bad_layer_names_each_layer_once(tiny_gru) -> None:
 
 def test_bad_layer_of_a_model_without_an_embedding_site() -> None:
     """The hint lists the model's own sites, not an ``embedding`` it does not have."""
-    from alignsearch.training.plan import _member
+    from alignsearch.cli.plan import _member
 
     class NoEmbeddingSite(GRU):
         @property

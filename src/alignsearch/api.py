@@ -29,15 +29,17 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from alignsearch import zoo
+from alignsearch.cli.plan import flat_config, plan_alignment
 from alignsearch.components import CONF_DIR
+from alignsearch.search.fit import fit_alignment
+from alignsearch.search.module import AlignmentModule
+from alignsearch.search.pairs import Track, pair_tensors
+from alignsearch.search.saved import SavedAlignment, load_alignment, save_alignment
+from alignsearch.search.spec import AlignmentPlan
 from alignsearch.seeding import generator
+from alignsearch.settings import HardwareSettings
 from alignsearch.tasks import causal_model_for
 from alignsearch.tasks.counterfactual import CounterfactualPairs, make_pairs
-from alignsearch.training.alignment_data import Track, pair_tensors
-from alignsearch.training.alignment_module import AlignmentModule
-from alignsearch.training.fit_alignment import fit_alignment, flat_config
-from alignsearch.training.plan import AlignmentPlan, plan_alignment
-from alignsearch.training.saved_alignment import SavedAlignment, load_alignment, save_alignment
 
 __all__ = ["AlignmentResult", "align", "config", "iia", "load_alignment", "model", "pairs"]
 
@@ -69,7 +71,7 @@ def model(
         "train_task_model",
         [f"model={model}", f"task={task}", f"seed={seed}", *_common(zoo_dir, "."), *overrides],
     )
-    return zoo.get_or_train(cfg, verbose=False)
+    return zoo.get_or_train(zoo.request(cfg), verbose=False)
 
 
 def pairs(
@@ -168,7 +170,8 @@ def align(
         )
         cfgs = _member_configs(cfg, entries)
         plan = plan_alignment(cfgs, entries)
-        out = fit_alignment(cfg, plan, [e.model for e in entries], work)
+        hardware = HardwareSettings.parse(cfg.hardware)
+        out = fit_alignment(plan, [e.model for e in entries], work, seed=seed, hardware=hardware)
     first = entries[0].info
     flat = flat_config(cfg, plan, {"alignment": alignment, "task": first["task"], "model": first["model"]})
     if len(entries) > 1:
@@ -181,15 +184,15 @@ def align(
     return AlignmentResult(
         plan,
         flat,
-        out["records"],
-        out["history"],
-        out["state"],
-        out["steps"],
+        out.records,
+        out.history,
+        out.state,
+        out.steps,
     )
 
 
 def _member_configs(cfg: DictConfig, entries: list[zoo.ZooEntry]) -> list[DictConfig]:
-    from alignsearch.training.plan import member_configs
+    from alignsearch.cli.plan import member_configs
 
     if int(cfg.alignment.get("models", 1)) != len(entries):
         from alignsearch.errors import ConfigError

@@ -22,8 +22,9 @@ from omegaconf import DictConfig, OmegaConf
 import alignsearch
 from alignsearch.errors import ConfigError
 
-CONF_DIR = Path(alignsearch.__file__).resolve().parents[2] / "conf"
-"""The Hydra config folder: ``conf/<group>/<choice>.yaml``."""
+CONF_DIR = Path(alignsearch.__file__).resolve().parent / "conf"
+"""The Hydra config folder, shipped inside the package: ``conf/<group>/<choice>.yaml`` (the repository's
+top-level ``conf`` is a link to it)."""
 
 
 def group_choices(group: str, conf_dir: Path = CONF_DIR) -> list[str]:

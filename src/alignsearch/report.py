@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io as text_io
+import io
 import json
 import math
 import re
@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from alignsearch import io
+from alignsearch import atomic
 from alignsearch.cli import sweep
 
 RESULTS = "results.json"
@@ -375,7 +375,7 @@ def natural_order(value: Any) -> tuple[int, float, str]:
 
 
 def to_csv(summary: Sequence[dict[str, Any]]) -> str:
-    buffer = text_io.StringIO()
+    buffer = io.StringIO()
     if summary:
         writer = csv.DictWriter(buffer, list(summary[0]))
         writer.writeheader()
@@ -511,8 +511,8 @@ def report(
             markdown += "\n" + "\n".join(f"![{p.stem}]({PLOTS}/{p.name})" for p in plots) + "\n"
         for section in (failed_section(collected.failed), unreadable_section(collected.unreadable)):
             markdown += "\n" + section if section else ""
-        io.write_text(out_dir / "report.md", markdown)
-        io.write_text(out_dir / "report.csv", to_csv(summary))
+        atomic.write_text(out_dir / "report.md", markdown)
+        atomic.write_text(out_dir / "report.csv", to_csv(summary))
     except OSError as e:
         raise CannotWrite(f"cannot write the report to {out_dir}: {_write_failure(out_dir, e)}") from e
     return markdown, summary

@@ -42,11 +42,11 @@ import torch
 from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
-from alignsearch import io
+from alignsearch import atomic
 from alignsearch.components import build_model, build_task, format_setting, settings_suffix
 from alignsearch.errors import ConfigError, ZooError
 from alignsearch.models import SequenceModel
-from alignsearch.settings import TRAINING_DEFAULTS, TrainingSettings, plain
+from alignsearch.settings import TRAINING_DEFAULTS, HardwareSettings, TrainingSettings, plain
 
 ENTRY_SETTINGS = ("seed", "task", "model", "training")
 ENTRY_FILES = ("entry.json", "config.yaml", "model.pt", "metrics.json")
@@ -77,6 +77,11 @@ class ModelRequest:
     model: SequenceModel
     path: Path
     training: TrainingSettings
+    hardware: HardwareSettings
+
+    @property
+    def seed(self) -> int:
+        return int(self.cfg.seed)
 
     def identity(self) -> dict[str, Any]:
         """What names the entry: seed, task and model settings, and the training settings that change
@@ -163,7 +168,7 @@ def request(cfg: DictConfig) -> ModelRequest:
     model = build_model(cfg.model, task.vocab.size)
     path = zoo_root(cfg) / task.name / model.name / entry_name(seed, task, model, training)
     check_entry_path(path)
-    return ModelRequest(cfg, task, model, path, training)
+    return ModelRequest(cfg, task, model, path, training, HardwareSettings.parse(cfg.hardware))
 
 
 def check_entry_path(path: Path) -> None:
@@ -280,15 +285,19 @@ def _read_entry(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, A
 
 
 def get_or_train(
-    cfg: DictConfig, *, loggers: list | bool = False, callbacks: list = (), verbose: bool = True
+    req: ModelRequest,
+    *,
+    snapshot: int | None = None,
+    loggers: list | bool = False,
+    callbacks: list = (),
+    verbose: bool = True,
 ) -> ZooEntry:
-    """The zoo entry ``cfg`` asks for, trained first if it is missing.
+    """The zoo entry ``req`` (from :func:`request`) names, trained first if it is missing; with
+    ``snapshot``, the weights kept after that training step.
 
     Concurrent callers that need the same missing entry wait on its lock: one trains, the others load.
     An interrupted training leaves ``*.partial`` with its last checkpoint, and the next call resumes it.
     """
-    req = request(cfg)
-    snapshot = cfg.get("snapshot")
     if req.path.is_dir():
         return checked_load(req, snapshot)
     try:
@@ -328,8 +337,9 @@ def train_into(
     req: ModelRequest, *, loggers: list | bool = False, callbacks: list = (), verbose: bool = True
 ) -> None:
     """Train ``req`` in its ``.partial`` folder (resuming if it holds a checkpoint), then publish it."""
-    from alignsearch.training.callbacks import KeepSnapshots
-    from alignsearch.training.fit import LAST_CHECKPOINT, check_checkpoint, fit_task_model
+    from alignsearch.engine.trainer import LAST_CHECKPOINT, check_checkpoint
+    from alignsearch.training.fit import fit_task_model
+    from alignsearch.training.snapshots import KeepSnapshots
 
     work = partial_path(req.path)
     own = work / "checkpoints" / LAST_CHECKPOINT
@@ -345,7 +355,15 @@ def train_into(
     if keep:
         callbacks = [*callbacks, KeepSnapshots(keep, work / "snapshots")]
     metrics = fit_task_model(
-        req.cfg, req.task, req.model, work, resume_from=resume, loggers=loggers, callbacks=callbacks
+        req.task,
+        req.model,
+        work,
+        settings=req.training,
+        hardware=req.hardware,
+        seed=req.seed,
+        resume_from=resume,
+        loggers=loggers,
+        callbacks=callbacks,
     )
     kept = sorted(int(p.stem.removeprefix("step")) for p in (work / "snapshots").glob("step*.pt"))
     settings = OmegaConf.create(  # resolved where they stand: interpolations may point anywhere in cfg
@@ -357,10 +375,10 @@ def train_into(
             if k in req.cfg
         }
     )
-    io.save_torch(work / "model.pt", req.model.state_dict())
-    io.write_text(work / "config.yaml", OmegaConf.to_yaml(settings, resolve=True))
-    io.write_json(work / "metrics.json", metrics)
-    io.write_json(
+    atomic.save_torch(work / "model.pt", req.model.state_dict())
+    atomic.write_text(work / "config.yaml", OmegaConf.to_yaml(settings, resolve=True))
+    atomic.write_json(work / "metrics.json", metrics)
+    atomic.write_json(
         work / "entry.json",
         {
             "task": req.task.name,

@@ -136,7 +136,7 @@ def launch(body: Callable, config_name: str, groups: Sequence[str], check: Calla
     from hydra.core.hydra_config import HydraConfig
 
     from alignsearch.cli import sweep
-    from alignsearch.training import interrupt
+    from alignsearch.engine import interrupt
 
     @hydra.main(config_path=str(CONF_DIR), config_name=config_name, version_base="1.3")
     def _main(cfg):

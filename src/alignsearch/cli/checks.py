@@ -11,8 +11,8 @@ allowed: expected a known setting (did you mean training.max_steps?)``.
 from __future__ import annotations
 
 import difflib
-import os
 import itertools
+import os
 import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -55,7 +55,7 @@ def check_train_config(cfg: DictConfig) -> zoo.ModelRequest:
 
 def check_run_config(cfg: DictConfig):
     """The settings of ``run_alignment.py``; returns its member configs, zoo requests and plan."""
-    from alignsearch.training.plan import member_configs, plan_alignment
+    from alignsearch.cli.plan import member_configs, plan_alignment
 
     check_top_level(cfg, RUN_KEYS)
     HardwareSettings.parse(cfg.hardware)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io as text_io
+import io
 import json
 import os
 from pathlib import Path
@@ -15,20 +15,21 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from alignsearch import io, zoo
+from alignsearch import atomic, zoo
 from alignsearch.cli.checks import check_run_config
+from alignsearch.cli.plan import flat_config
 from alignsearch.cli.sweep import ALREADY_DONE
 from alignsearch.cli.train_task_model import make_loggers
+from alignsearch.engine.metrics import task_accuracy
+from alignsearch.engine.trainer import LAST_CHECKPOINT
 from alignsearch.loggers import log_final_records
+from alignsearch.search.fit import fit_alignment
+from alignsearch.search.saved import save_alignment
+from alignsearch.search.spec import AlignmentPlan
 from alignsearch.seeding import generator
-from alignsearch.settings import plain
+from alignsearch.settings import HardwareSettings, plain
 from alignsearch.similarity import similarity
 from alignsearch.similarity import to_markdown as similarity_markdown
-from alignsearch.training.fit import LAST_CHECKPOINT
-from alignsearch.training.fit_alignment import fit_alignment, flat_config
-from alignsearch.training.metrics import task_accuracy
-from alignsearch.training.plan import AlignmentPlan
-from alignsearch.training.saved_alignment import save_alignment
 
 GROUPS = ("task", "model", "alignment", "hardware", "logger", "training", "experiment", "causal")
 RESULTS = "results.json"
@@ -66,7 +67,9 @@ HISTORY_COLUMNS = (
 def main(cfg: DictConfig) -> dict[str, Any]:
     out_dir = Path(cfg.paths.output_dir)
     cfgs, requests, plan = check_run_config(cfg)  # every setting checked before any work
-    entries = [zoo.get_or_train(c) for c in cfgs]  # each missing model trained once, under its lock
+    entries = [  # each missing model trained once, under its lock
+        zoo.get_or_train(req, snapshot=cfg.snapshot) for req in requests
+    ]
     identity = run_identity(cfg, entries)
     done = previous_results(out_dir, identity)
     if done is not None:
@@ -87,23 +90,24 @@ def main(cfg: DictConfig) -> dict[str, Any]:
         + list(config["variables"]),
         run_config=config,
     )
-    out = fit_alignment(cfg, plan, models, out_dir, loggers=loggers)
+    hardware = HardwareSettings.parse(cfg.hardware)
+    out = fit_alignment(plan, models, out_dir, seed=int(cfg.seed), hardware=hardware, loggers=loggers)
     results = {
         "config": config,
-        "steps": out["steps"],
-        "best_step": out["best_step"],
-        "train_seconds": out["train_seconds"],
-        "learned_units": out["learned_units"],
+        "steps": out.steps,
+        "best_step": out.best_step,
+        "train_seconds": out.train_seconds,
+        "learned_units": out.learned_units,
         "task_accuracy": [  # of each model as aligned (a snapshot's accuracy when aligning one)
             task_accuracy(model, member.task, 1000, generator(int(cfg.seed), "task-accuracy"))
             for model, member in zip(models, plan.members, strict=True)
         ],
-        "records": out["records"],
+        "records": out.records,
         "identity": identity,
     }
-    save_alignment(out_dir / "alignment.pt", plan, out["state"], results["config"])
-    io.write_text(out_dir / "metrics.csv", history_csv(out["history"], [m.name for m in plan.members]))
-    io.write_json(out_dir / RESULTS, results)  # written last: its presence marks the run complete
+    save_alignment(out_dir / "alignment.pt", plan, out.state, results["config"])
+    atomic.write_text(out_dir / "metrics.csv", history_csv(out.history, [m.name for m in plan.members]))
+    atomic.write_json(out_dir / RESULTS, results)  # written last: its presence marks the run complete
     log_final_records(loggers, results["records"])
     show(results, f"results: {out_dir / RESULTS}")
     return results
@@ -150,7 +154,7 @@ def previous_results(out_dir: Path, identity: dict[str, Any]) -> dict[str, Any] 
             f"moved them to {target} and running again",
             flush=True,
         )
-    io.write_json(out_dir / RUN, identity)
+    atomic.write_json(out_dir / RUN, identity)
     return None
 
 
@@ -185,15 +189,15 @@ def write_similarity(plan: AlignmentPlan, models: list, seed: int, out_dir: Path
         names,
         seed=seed,
     )
-    io.write_text(out_dir / "similarity.md", similarity_markdown(measures, names, sites))
-    io.write_json(out_dir / SIMILARITY, {"models": names, "sites": sites, "measures": measures})
+    atomic.write_text(out_dir / "similarity.md", similarity_markdown(measures, names, sites))
+    atomic.write_json(out_dir / SIMILARITY, {"models": names, "sites": sites, "measures": measures})
     headline = ", ".join(f"{k} {measures[k]:.3f}" for k in ("cka_linear", "cka_rbf", "rsa_cos_spearman"))
     print(f"similarity ({SIMILARITY}): {headline}", flush=True)
 
 
 def history_csv(history: list[dict[str, Any]], model_names: list[str]) -> str:
     """The evaluation history as CSV, one row per (step, split, track), models by their zoo names."""
-    buffer = text_io.StringIO()
+    buffer = io.StringIO()
     writer = csv.DictWriter(buffer, HISTORY_COLUMNS, extrasaction="ignore")
     writer.writeheader()
     for row in history:
@@ -242,3 +246,10 @@ def show(results: dict[str, Any], status: str) -> None:
     legend = ", ".join(f"model {i} = {name}" for i, name in enumerate(models))
     table.caption = f"{legend}; {results['steps']} steps (best at {results['best_step']}), {results['train_seconds']:.1f} s"
     Console(width=120).print(table)
+
+
+def run() -> None:
+    """The command line: ``alignsearch-align`` (also ``python run_alignment.py``)."""
+    from alignsearch.cli import launch
+
+    launch(main, config_name="run_alignment", groups=GROUPS, check=check_run_config)

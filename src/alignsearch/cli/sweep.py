@@ -13,7 +13,7 @@ Registered as a Hydra callback (``hydra.callbacks.sweep`` in the entry points' c
 from __future__ import annotations
 
 import csv
-import io as text_io
+import io
 import traceback
 from pathlib import Path
 from typing import Any
@@ -88,7 +88,7 @@ class SweepProgress(Callback):
         sweep.mkdir(parents=True, exist_ok=True)
         with FileLock(sweep / f"{SUMMARY}.lock"):
             new = not (sweep / SUMMARY).exists()
-            buffer = text_io.StringIO()
+            buffer = io.StringIO()
             writer = csv.DictWriter(buffer, COLUMNS)
             if new:
                 writer.writeheader()

@@ -37,7 +37,7 @@ def main(cfg: DictConfig) -> dict:
             "tags": [req.task.name, req.model.name, f"seed{cfg.seed}"],
             "run_config": {"task": req.task.name, "model": req.model.name, "seed": int(cfg.seed)},
         }
-        entry = zoo.get_or_train(cfg, loggers=make_loggers(cfg, **wandb_run))
+        entry = zoo.get_or_train(req, loggers=make_loggers(cfg, **wandb_run))
     show(entry, "already in the zoo" if existed else "trained")
     return {"status": "already done" if existed else "done", "path": str(entry.path), **entry.metrics}
 
@@ -56,3 +56,10 @@ def show(entry: zoo.ZooEntry, status: str) -> None:
             )
     table.caption = f"{entry.metrics['steps']} steps, {entry.metrics['train_seconds']:.1f} s of training"
     Console().print(table)
+
+
+def run() -> None:
+    """The command line: ``alignsearch-train`` (also ``python train_task_model.py``)."""
+    from alignsearch.cli import launch
+
+    launch(main, config_name="train_task_model", groups=GROUPS, check=check_train_config)

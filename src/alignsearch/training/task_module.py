@@ -7,11 +7,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from alignsearch.engine.metrics import TokenAccuracy, TrialAccuracy
 from alignsearch.errors import ConfigError
 from alignsearch.models import SequenceModel
 from alignsearch.settings import TrainingSettings
 from alignsearch.tasks import Vocabulary
-from alignsearch.training.metrics import TokenAccuracy, TrialAccuracy
 
 LOSS_POSITIONS = ("task", "all")
 

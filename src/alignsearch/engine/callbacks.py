@@ -1,14 +1,11 @@
-"""Lightning callbacks of the task-model training."""
+"""Lightning callbacks of both trainers: stop at an accuracy, count the training time."""
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import lightning as L
-
-from alignsearch import io
 
 
 class StopAtAccuracy(L.Callback):
@@ -64,14 +61,3 @@ class TrainClock(L.Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.seconds = state_dict["seconds"]
-
-
-class KeepSnapshots(L.Callback):
-    """Save the task model's weights after chosen training steps: ``folder/step<N>.pt``."""
-
-    def __init__(self, steps: list[int], folder: Path) -> None:
-        self.steps, self.folder = set(steps), folder
-
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
-        if trainer.global_step in self.steps:
-            io.save_torch(self.folder / f"step{trainer.global_step}.pt", pl_module.model.state_dict())

@@ -14,10 +14,10 @@ from torch.nn.utils import parametrize
 from torchmetrics import MeanMetric
 
 from alignsearch.alignment import BoundlessLayout, Interchange
+from alignsearch.engine.metrics import TokenAccuracy, TrialAccuracy
 from alignsearch.models import Intervention, SequenceModel, hooks
-from alignsearch.training.alignment_data import PairBatch, Track
-from alignsearch.training.latent_targets import histogram_divergence, latent_loss
-from alignsearch.training.metrics import TokenAccuracy, TrialAccuracy
+from alignsearch.search.latent_targets import histogram_divergence, latent_loss
+from alignsearch.search.pairs import PairBatch, Track
 
 
 def intervention_mask(batch: PairBatch, length: int, stepwise: bool) -> Tensor:
@@ -253,7 +253,7 @@ class AlignmentModule(L.LightningModule):
     @torch.no_grad()
     def evaluate(self, tracks: dict[str, PairBatch], batch_size: int = 1000) -> dict[str, dict[str, float]]:
         """IIA and token IIA of every track on the given pairs (outside the Lightning loop)."""
-        from alignsearch.training.alignment_data import eval_batches
+        from alignsearch.search.pairs import eval_batches
 
         was_training = self.training
         self.eval()

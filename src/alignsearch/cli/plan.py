@@ -1,4 +1,5 @@
-"""What an alignment run will do, checked before any work: its models, sites, variables, layout, directions.
+"""From a composed config to an alignment plan: partner merging, every setting checked against the tasks
+and models, errors keyed by the command line's keys.
 
 One model is DAS; two are MAS and its family. The second model (the *partner*) is described by the
 ``partner`` settings of the run, each defaulting to the first model's::
@@ -17,22 +18,19 @@ model 1, in one shared block of the aligned space.
 
 from __future__ import annotations
 
-import inspect
 import itertools
-from dataclasses import dataclass
 from typing import Any
 
-from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
-from alignsearch.alignment import NULL, Interchange
-from alignsearch.components import instantiate_checked, load_choice
+from alignsearch.alignment import NULL
+from alignsearch.components import load_choice
 from alignsearch.errors import ConfigError
 from alignsearch.models import SequenceModel, hooks
+from alignsearch.search.spec import AlignmentPlan, Member
 from alignsearch.settings import AlignmentSettings
-from alignsearch.tasks import CausalModel, causal_model_for
+from alignsearch.tasks import causal_model_for
 from alignsearch.tasks.counterfactual import swap_variables
-from alignsearch.training.alignment_data import Track
 
 PARTNER_KEYS = ("model", "model_settings", "task", "seed", "layer", "site", "causal_model", "variables")
 
@@ -81,67 +79,6 @@ def member_configs(cfg: DictConfig) -> list[DictConfig]:
     return [cfg, other]
 
 
-@dataclass
-class Member:
-    """One model of an alignment: its zoo name, task, site, causal model and variables (by position)."""
-
-    name: str
-    task: Any
-    site: str
-    width: int
-    causal_model: CausalModel
-    variables: list[str]
-
-
-@dataclass
-class AlignmentPlan:
-    """Everything an alignment run needs, checked before any work."""
-
-    members: list[Member]
-    sizes: list[int]
-    directions: list[tuple[int, int]]
-    cl_directions: list[tuple[int, int]]
-    settings: DictConfig
-
-    @property
-    def variables(self) -> list[str]:
-        """The layout's block names: model 0's variables."""
-        return self.members[0].variables
-
-    @property
-    def named_variables(self) -> list[str]:
-        return [v for v in self.variables if v != NULL]
-
-    def tracks(self) -> list[Track]:
-        """Every (source, target, variable), with the losses that train it."""
-        pairs = itertools.product(range(len(self.members)), repeat=2)
-        return [
-            Track(s, t, v, behavioural=(s, t) in self.directions, latent=(s, t) in self.cl_directions)
-            for s, t in pairs
-            for v in self.variables
-        ]
-
-    def build_interchange(self) -> Interchange:
-        functions = [build_function(self.settings.function, m.width, sum(self.sizes)) for m in self.members]
-        layout = instantiate_checked(
-            self.settings.layout,
-            None,
-            variables=self.variables,
-            sizes=self.sizes,
-            code_width=max(f.code_width for f in functions),
-            n_aligned=min(f.n_aligned for f in functions),
-        )
-        return Interchange(functions, layout, keep_target=bool(self.settings.get("keep_target", True)))
-
-
-def build_function(node: DictConfig, width: int, total_units: int):
-    """An alignment function for a site of ``width``; low-rank functions get ``rank = total_units``."""
-    extra: dict[str, Any] = {"width": width}
-    if "rank" in inspect.signature(get_class(node._target_).__init__).parameters and node.get("rank") is None:
-        extra["rank"] = total_units
-    return instantiate_checked(node, "alignment.function", **extra)
-
-
 def parse_directions(value: Any, key: str, n_models: int) -> list[tuple[int, int]]:
     """``[[0, 1], [1, 1]]`` (or ``["0>1", "1>1"]``) -> ``[(0, 1), (1, 1)]``; ``None`` -> every pair."""
     every = list(itertools.product(range(n_models), repeat=2))
@@ -149,12 +86,12 @@ def parse_directions(value: Any, key: str, n_models: int) -> list[tuple[int, int
         return every
     example = ",".join(f"[{s},{t}]" for s, t in every)
     allowed = f"a list of [source, target] pairs of models 0..{n_models - 1}, e.g. [{example}]"
-    if not (OmegaConf.is_list(value) or isinstance(value, list)):
+    if not isinstance(value, list | tuple):
         raise ConfigError(key, value, allowed)
     out = []
     for item in value:
         parts = item.split(">") if isinstance(item, str) else item
-        shown = item if isinstance(item, str) else list(item) if OmegaConf.is_list(item) else item
+        shown = item if isinstance(item, str) else list(item) if isinstance(item, list | tuple) else item
         try:
             direction = tuple(int(p) for p in parts)
         except (TypeError, ValueError):
@@ -201,8 +138,7 @@ def plan_alignment(cfgs: list[DictConfig], requests: list) -> AlignmentPlan:
     ``cfgs`` come from :func:`member_configs`; ``requests`` are the matching zoo requests.
     """
     cfg = cfgs[0]
-    a = cfg.alignment
-    AlignmentSettings.parse(a)  # types and ranges of every alignment setting
+    a = AlignmentSettings.parse(cfg.alignment)  # types and ranges of every alignment setting
     members = [
         _member(c, _zoo_name(r), r.task, r.model, i)
         for i, (c, r) in enumerate(zip(cfgs, requests, strict=True))
@@ -232,7 +168,7 @@ def plan_alignment(cfgs: list[DictConfig], requests: list) -> AlignmentPlan:
     if not named:
         raise ConfigError("alignment.variables", first.variables, "at least one variable besides null")
     narrowest = min(m.width for m in members)
-    if a.get("whole_site"):
+    if a.whole_site:
         if len(named) != 1:
             raise ConfigError(
                 "alignment.variables", first.variables, "one variable with alignment.whole_site"
@@ -245,8 +181,8 @@ def plan_alignment(cfgs: list[DictConfig], requests: list) -> AlignmentPlan:
             if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= narrowest:
                 sites = " and ".join(f"{m.site} of {m.name}" for m in members)
                 raise ConfigError("n_units", size, f"an integer in [1, {narrowest}] (the width of {sites})")
-    directions = parse_directions(a.get("directions"), "alignment.directions", len(members))
-    cl_directions = parse_directions(a.get("cl_directions") or [], "alignment.cl_directions", len(members))
+    directions = parse_directions(a.directions, "alignment.directions", len(members))
+    cl_directions = parse_directions(a.cl_directions or [], "alignment.cl_directions", len(members))
     if not directions and not cl_directions:
         raise ConfigError("alignment.directions", [], "at least one trained direction (or cl_directions)")
     if cl_directions and a.stepwise:
@@ -259,3 +195,41 @@ def plan_alignment(cfgs: list[DictConfig], requests: list) -> AlignmentPlan:
 def _zoo_name(request) -> str:
     """``multiobject/gru/seed0``: a model's zoo path below the zoo's root."""
     return "/".join(request.path.parts[-3:])
+
+
+def flat_config(cfg: DictConfig, plan: AlignmentPlan, choices: dict[str, str]) -> dict[str, Any]:
+    """The choices of a run as one flat dict (what dashboards and reports pivot on)."""
+    a = plan.settings
+    first = plan.members[0]
+    flat = {
+        "task": choices.get("task"),
+        "model": choices.get("model"),
+        "alignment": a.name,
+        "seed": int(cfg.seed),
+        "layer": cfg.layer,
+        "site": first.site,
+        "n_units": plan.sizes[0] if len(set(plan.sizes)) == 1 else plan.sizes,
+        "variables": list(plan.variables),
+        "causal_model": first.causal_model.name,
+        "stepwise": bool(a.stepwise),
+        "lr": float(a.lr),
+        "batch_size": int(a.batch_size),
+        "max_steps": int(a.max_steps),
+        "function": a.function["_target_"].rsplit(".", 1)[-1],
+        "layout": a.layout["_target_"].rsplit(".", 1)[-1],
+        "snapshot": cfg.get("snapshot"),
+    }
+    if len(plan.members) > 1:
+        partner, settings = plan.members[1], cfg.get("partner") or {}
+        flat |= {
+            "partner_model": settings.get("model") or flat["model"],
+            "partner_task": settings.get("task") or flat["task"],
+            "partner_seed": int(settings.get("seed") if settings.get("seed") is not None else cfg.seed + 1),
+            "partner_site": partner.site,
+            "partner_causal_model": partner.causal_model.name,
+            "partner_variables": list(partner.variables),
+            "directions": [f"{s}>{t}" for s, t in plan.directions],
+            "cl_directions": [f"{s}>{t}" for s, t in plan.cl_directions],
+            "cl_eps": a.cl_eps,
+        }
+    return flat

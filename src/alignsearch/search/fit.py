@@ -2,30 +2,37 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-from omegaconf import DictConfig
 
+from alignsearch.engine.callbacks import StopAtAccuracy, TrainClock
+from alignsearch.engine.interrupt import SaveOnSignal
+from alignsearch.engine.trainer import (
+    LAST_CHECKPOINT,
+    check_checkpoint,
+    make_trainer,
+    quiet_lightning,
+    use_threads,
+)
 from alignsearch.models import SequenceModel
-from alignsearch.seeding import derive_seed, generator
-from alignsearch.tasks.counterfactual import make_pairs
-from alignsearch.training.alignment_data import (
+from alignsearch.search.latent_targets import latent_targets
+from alignsearch.search.module import AlignmentModule
+from alignsearch.search.pairs import (
     PairBatch,
     PairDataModule,
     Track,
     pair_tensors,
     with_latent_targets,
 )
-from alignsearch.training.alignment_module import AlignmentModule
-from alignsearch.training.callbacks import StopAtAccuracy, TrainClock
-from alignsearch.training.fit import LAST_CHECKPOINT, check_checkpoint, make_trainer, quiet_lightning
-from alignsearch.training.interrupt import SaveOnSignal
-from alignsearch.training.latent_targets import latent_targets
-from alignsearch.training.plan import AlignmentPlan
+from alignsearch.search.spec import AlignmentPlan
+from alignsearch.seeding import derive_seed, generator
+from alignsearch.settings import HardwareSettings
+from alignsearch.tasks.counterfactual import make_pairs
 
 EVAL_SPLITS = ("val", "heldout", "test")
 
@@ -78,21 +85,37 @@ def build_pairs(
     return train, data, tracks
 
 
+@dataclass
+class AlignmentOutcome:
+    """What fitting an alignment gives: its training, the final records and the kept weights."""
+
+    steps: int
+    best_step: int
+    train_seconds: float
+    records: list[dict[str, Any]]
+    """One per (source, target, variable): see :func:`track_record`."""
+    learned_units: list[int] | None
+    history: list[dict[str, Any]]
+    """IIA at every evaluation: step, split, source, target, variable, trained, iia, token_iia, ..."""
+    state: dict[str, Any]
+    """The interchange's state dict (the kept, best alignment)."""
+
+
 def fit_alignment(
-    cfg: DictConfig,
     plan: AlignmentPlan,
     models: list[SequenceModel],
     out_dir: Path,
     *,
+    seed: int,
+    hardware: HardwareSettings,
     loggers: list | bool = False,
     callbacks: list[L.Callback] = (),
-) -> dict[str, Any]:
-    """Train the alignment in ``out_dir`` (resuming from its checkpoint), keep the best, and evaluate it."""
+) -> AlignmentOutcome:
+    """Train the alignment in ``out_dir`` (resuming from its checkpoint), keep the best, and evaluate it;
+    pairs and initial weights are drawn from ``seed``."""
     quiet_lightning()
-    a, hardware = plan.settings, cfg.hardware
-    if hardware.get("threads"):
-        torch.set_num_threads(int(hardware.threads))
-    seed = int(cfg.seed)
+    a = plan.settings
+    use_threads(hardware)
     train, evals, tracks = build_pairs(plan, models, seed)
     test = evals.pop("test")
     L.seed_everything(derive_seed(seed, "alignment-init") % 2**31, verbose=False)
@@ -107,7 +130,7 @@ def fit_alignment(
         warmup_steps=a.warmup_steps,
         max_steps=a.max_steps,
         min_lr_ratio=a.min_lr_ratio,
-        cl_eps=float(a.get("cl_eps", 1.0)),
+        cl_eps=a.cl_eps,
     )
     data = PairDataModule(train, evals, a.batch_size, a.eval_batch_size, seed)
     ckpt_dir = out_dir / "checkpoints"
@@ -136,7 +159,7 @@ def fit_alignment(
         callbacks=trainer_callbacks,
         loggers=loggers,
         root=out_dir,
-        max_time={"minutes": a.max_minutes} if a.get("max_minutes") else None,
+        max_time={"minutes": a.max_minutes} if a.max_minutes else None,
         inference_mode=False,  # metric states must stay ordinary tensors across validate, fit and evaluate
     )
     resume = ckpt_dir / LAST_CHECKPOINT
@@ -165,15 +188,15 @@ def fit_alignment(
         track_record(plan, track, final, step0.get((track.source, track.target, track.variable)))
         for track in tracks
     ]
-    return {
-        "steps": trainer.global_step,
-        "best_step": best_step,
-        "train_seconds": round(clock.seconds, 2),
-        "records": records,
-        "learned_units": module.interchange.layout.learned_sizes(),
-        "history": module.history,
-        "state": module.interchange.state_dict(),
-    }
+    return AlignmentOutcome(
+        steps=trainer.global_step,
+        best_step=best_step,
+        train_seconds=round(clock.seconds, 2),
+        records=records,
+        learned_units=module.interchange.layout.learned_sizes(),
+        history=module.history,
+        state=module.interchange.state_dict(),
+    )
 
 
 def track_record(
@@ -201,41 +224,3 @@ def track_record(
     if track.latent:
         record["cl_loss"], record["cl_divergence"] = val.get("cl_loss"), val.get("cl_divergence")
     return record
-
-
-def flat_config(cfg: DictConfig, plan: AlignmentPlan, choices: dict[str, str]) -> dict[str, Any]:
-    """The choices of a run as one flat dict (what dashboards and reports pivot on)."""
-    a = plan.settings
-    first = plan.members[0]
-    flat = {
-        "task": choices.get("task"),
-        "model": choices.get("model"),
-        "alignment": a.name,
-        "seed": int(cfg.seed),
-        "layer": cfg.layer,
-        "site": first.site,
-        "n_units": plan.sizes[0] if len(set(plan.sizes)) == 1 else plan.sizes,
-        "variables": list(plan.variables),
-        "causal_model": first.causal_model.name,
-        "stepwise": bool(a.stepwise),
-        "lr": float(a.lr),
-        "batch_size": int(a.batch_size),
-        "max_steps": int(a.max_steps),
-        "function": a.function._target_.rsplit(".", 1)[-1],
-        "layout": a.layout._target_.rsplit(".", 1)[-1],
-        "snapshot": cfg.get("snapshot"),
-    }
-    if len(plan.members) > 1:
-        partner, settings = plan.members[1], cfg.get("partner") or {}
-        flat |= {
-            "partner_model": settings.get("model") or flat["model"],
-            "partner_task": settings.get("task") or flat["task"],
-            "partner_seed": int(settings.get("seed") if settings.get("seed") is not None else cfg.seed + 1),
-            "partner_site": partner.site,
-            "partner_causal_model": partner.causal_model.name,
-            "partner_variables": list(partner.variables),
-            "directions": [f"{s}>{t}" for s, t in plan.directions],
-            "cl_directions": [f"{s}>{t}" for s, t in plan.cl_directions],
-            "cl_eps": float(a.get("cl_eps", 1.0)),
-        }
-    return flat

@@ -13,10 +13,10 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
-from alignsearch import io
+from alignsearch import atomic
 from alignsearch.alignment import Interchange
 from alignsearch.components import instantiate_checked
-from alignsearch.training.plan import AlignmentPlan, build_function
+from alignsearch.search.spec import AlignmentPlan, build_function
 
 
 @dataclass
@@ -31,14 +31,14 @@ class SavedAlignment:
 
 
 def save_alignment(path: Path, plan: AlignmentPlan, state: dict[str, Any], config: dict[str, Any]) -> None:
-    io.save_torch(
+    atomic.save_torch(
         path,
         {
             "state_dict": state,
             "config": config,
-            "function": OmegaConf.to_container(plan.settings.function, resolve=True),
-            "layout": OmegaConf.to_container(plan.settings.layout, resolve=True),
-            "keep_target": bool(plan.settings.get("keep_target", True)),
+            "function": plan.settings.function,
+            "layout": plan.settings.layout,
+            "keep_target": plan.settings.keep_target,
             "widths": [m.width for m in plan.members],
             "models": [m.name for m in plan.members],
             "sites": [m.site for m in plan.members],

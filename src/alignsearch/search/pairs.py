@@ -22,7 +22,7 @@ class Track:
     """One (source model, target model, variable) combination and how it trains the alignment.
 
     ``behavioural``: its cross-entropy on the counterfactual sequence is part of the loss; ``latent``: its
-    counterfactual-latent loss is (see :mod:`alignsearch.training.latent_targets`). A track with neither
+    counterfactual-latent loss is (see :mod:`alignsearch.search.latent_targets`). A track with neither
     is only evaluated.
     """
 

@@ -1,0 +1,94 @@
+"""The trainer both halves use: a step-based Lightning trainer on the chosen hardware, checkpoints that
+can be resumed, and quiet logs."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import RichProgressBar
+from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+from alignsearch.errors import ConfigError
+from alignsearch.settings import HardwareSettings
+
+LAST_CHECKPOINT = "last.ckpt"
+
+
+def check_checkpoint(path: Path, key: str = "ckpt_path") -> Path:
+    """``path`` if it is a readable Lightning checkpoint, else a one-line ConfigError."""
+    if not path.is_file():
+        raise ConfigError(key, str(path), "an existing Lightning checkpoint file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - any failure to read means the file is unusable
+        raise ConfigError(
+            key,
+            str(path),
+            f"a readable checkpoint (it is corrupt: {type(e).__name__}); delete it to start over",
+        ) from None
+    if not isinstance(state, dict) or "state_dict" not in state or "global_step" not in state:
+        raise ConfigError(key, str(path), "a Lightning checkpoint (no state_dict/global_step in it)")
+    return path
+
+
+def quiet_lightning() -> None:
+    """Silence Lightning's advice that does not apply here (workers for in-memory data, tips)."""
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings(
+        "ignore", message=".*module\\(s\\) in eval mode.*"
+    )  # frozen task models, on purpose
+
+
+class StepProgressBar(RichProgressBar):
+    """Lightning's rich progress bar for step-based training: the bar says ``training``, not the epoch
+    (training here is one endless epoch, which the default bar shows as ``Epoch 0/-2``)."""
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        return "training"
+
+
+def make_trainer(
+    hardware: HardwareSettings,
+    *,
+    max_steps: int,
+    val_every: int,
+    callbacks: list,
+    loggers: list | bool,
+    root: Path,
+    **extra: Any,
+) -> L.Trainer:
+    """A step-based Lightning trainer on ``hardware`` (validation every ``val_every`` steps, progress bar optional)."""
+    show_progress = hardware.progress_bar
+    plugins = []
+    if hardware.slurm_requeue is False and SLURMEnvironment.detect():
+        plugins.append(SLURMEnvironment(auto_requeue=False))  # submitit requeues; Lightning must not
+    return L.Trainer(
+        accelerator=hardware.accelerator,
+        devices=hardware.devices,
+        precision=hardware.precision,
+        max_steps=max_steps,
+        val_check_interval=val_every,
+        check_val_every_n_epoch=None,
+        num_sanity_val_steps=0,
+        logger=loggers,
+        callbacks=[*callbacks, StepProgressBar(leave=False)] if show_progress else list(callbacks),
+        enable_progress_bar=show_progress,
+        enable_model_summary=False,
+        default_root_dir=root,
+        plugins=plugins or None,
+        **extra,
+    )
+
+
+def use_threads(hardware: HardwareSettings) -> None:
+    """Set torch's thread count when the hardware settings name one."""
+    if hardware.threads:
+        torch.set_num_threads(hardware.threads)
