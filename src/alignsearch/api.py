@@ -37,7 +37,7 @@ from alignsearch.search.pairs import Track, pair_tensors
 from alignsearch.search.saved import SavedAlignment, load_alignment, save_alignment
 from alignsearch.search.spec import AlignmentPlan
 from alignsearch.seeding import generator
-from alignsearch.settings import HardwareSettings
+from alignsearch.settings import HardwareSettings, unknown_key
 from alignsearch.tasks import causal_model_for
 from alignsearch.tasks.counterfactual import CounterfactualPairs, make_pairs
 
@@ -152,22 +152,16 @@ def align(
     """
     entries = models if isinstance(models, list) else [models]
     with _work_dir(out_dir) as work:
-        site_overrides = [f"site={site}"] if site else []
-        cfg = config(
-            "run_alignment",
-            [
-                f"alignment={alignment}",
-                f"layer={layer}",
-                *site_overrides,
-                f"alignment.variables=[{','.join(variables)}]",
-                f"n_units={list(n_units) if isinstance(n_units, list | tuple) else n_units}".replace(" ", ""),
-                f"alignment.causal_model={causal_model}",
-                f"seed={seed}",
-                *(f"alignment.{k}={_value(v)}" for k, v in settings.items()),
-                *_common(None, work),
-                *overrides,
-            ],
-        )
+        cfg = config("run_alignment", [f"alignment={alignment}", *_common(None, work), *overrides])
+        for key in settings:
+            if key not in cfg.alignment:
+                raise unknown_key(
+                    f"alignment.{key}", settings[key], [f"alignment.{k}" for k in cfg.alignment]
+                )
+        cfg.alignment.merge_with(settings)  # typed values as they are, checked with the plan
+        cfg.alignment.variables, cfg.alignment.causal_model = list(variables), causal_model
+        cfg.layer, cfg.site, cfg.seed = layer, site, seed
+        cfg.n_units = list(n_units) if isinstance(n_units, list | tuple) else n_units
         cfgs = _member_configs(cfg, entries)
         plan = plan_alignment(cfgs, entries)
         hardware = HardwareSettings.parse(cfg.hardware)
@@ -203,14 +197,6 @@ def _member_configs(cfg: DictConfig, entries: list[zoo.ZooEntry]) -> list[DictCo
             f"{cfg.alignment.get('models', 1)} model(s) for alignment={cfg.alignment.name}",
         )
     return member_configs(cfg)
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(_value(v) for v in value) + "]"
-    return "null" if value is None else str(value)
 
 
 @torch.no_grad()
