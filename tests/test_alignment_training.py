@@ -7,12 +7,13 @@ import pytest
 import torch
 
 from alignsearch import zoo
+from alignsearch.cli.checks import model_request
 from alignsearch.cli.plan import member_configs, plan_alignment
 from alignsearch.search.fit import build_pairs, fit_alignment
 from alignsearch.search.module import AlignmentModule
 from alignsearch.search.pairs import select
 from alignsearch.settings import HardwareSettings
-from tests.conftest import SMALL_GRU, TINY_ALIGNMENT, compose_config
+from tests.helpers import SMALL_GRU, TINY_ALIGNMENT, compose_config
 
 HARDWARE = HardwareSettings(
     accelerator="cpu", devices=1, precision="32-true", threads=None, progress_bar=False
@@ -30,7 +31,7 @@ def setup(trained_zoo, tmp_path, *overrides: str):
             *overrides,
         ],
     )
-    req = zoo.request(cfg)
+    req = model_request(cfg)
     entry = zoo.load(req.path, req)
     return cfg, plan_alignment(member_configs(cfg), [req]), entry
 

@@ -19,9 +19,10 @@ import pytest
 import torch
 
 from alignsearch import zoo as zoo_api
+from alignsearch.cli.checks import model_request
 from alignsearch.engine import interrupt
 from alignsearch.engine.interrupt import Interrupted, SaveOnSignal
-from tests.conftest import ROOT, TINY_ALIGNMENT, TINY_TRAINING, compose_config, run_script
+from tests.helpers import ROOT, TINY_ALIGNMENT, TINY_TRAINING, compose_config, run_script
 
 EXIT = {signal.SIGTERM: 143, signal.SIGINT: 130}
 THREADS = ["hardware.threads=1"]  # one torch thread per process: the runs share a small machine
@@ -146,10 +147,10 @@ def one_thread():
 def test_sigterm_in_training_saves_that_step_and_the_rerun_continues_to_the_same_model(
     tmp_path, one_thread
 ) -> None:
-    straight = zoo_api.get_or_train(zoo_api.request(tiny_cfg(tmp_path / "a")), verbose=False)
+    straight = zoo_api.get_or_train(model_request(tiny_cfg(tmp_path / "a")), verbose=False)
     cfg = tiny_cfg(tmp_path / "b")
     with interrupt.signals_interrupt(), pytest.raises(Interrupted) as caught:  # never the default action
-        zoo_api.get_or_train(zoo_api.request(cfg), callbacks=[SendSignal(25, signal.SIGTERM)], verbose=False)
+        zoo_api.get_or_train(model_request(cfg), callbacks=[SendSignal(25, signal.SIGTERM)], verbose=False)
     stopped = caught.value
     assert (stopped.signum, stopped.step) == (signal.SIGTERM, 25)  # not the periodic checkpoint (20)
     assert stopped.checkpoint.name == "last.ckpt" and stopped.checkpoint.parent.parent.suffix == ".partial"
@@ -157,7 +158,7 @@ def test_sigterm_in_training_saves_that_step_and_the_rerun_continues_to_the_same
     assert not [p for p in (tmp_path / "b").glob("*/*/*") if p.is_dir() and p.suffix != ".partial"]
 
     before = signal.getsignal(signal.SIGTERM)
-    resumed = zoo_api.get_or_train(zoo_api.request(cfg), verbose=False)
+    resumed = zoo_api.get_or_train(model_request(cfg), verbose=False)
     assert signal.getsignal(signal.SIGTERM) is before  # Lightning's handler and ours are gone again
     assert resumed.metrics["steps"] == 40
     for key, value in straight.model.state_dict().items():

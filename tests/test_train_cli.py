@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from alignsearch import zoo
+from alignsearch.cli.checks import model_request
 from alignsearch.errors import ZooError
-from tests.conftest import ROOT, TINY_SUFFIX, TINY_TRAINING, compose_config, run_script
+from tests.helpers import ROOT, TINY_SUFFIX, TINY_TRAINING, compose_config, run_script
 
 ENTRY = f"multiobject/gru/seed0-d_model32{TINY_SUFFIX}"
 
@@ -81,17 +82,17 @@ class Crash(L.Callback):
 
 
 def test_interrupted_training_resumes_to_the_same_model(tmp_path) -> None:
-    straight = zoo.get_or_train(zoo.request(tiny_cfg(tmp_path / "a")), verbose=False)
+    straight = zoo.get_or_train(model_request(tiny_cfg(tmp_path / "a")), verbose=False)
 
     cfg = tiny_cfg(tmp_path / "b")
     with pytest.raises(RuntimeError, match="simulated crash"):
-        zoo.get_or_train(zoo.request(cfg), callbacks=[Crash(30)], verbose=False)
+        zoo.get_or_train(model_request(cfg), callbacks=[Crash(30)], verbose=False)
     partial = tmp_path / "b" / f"{ENTRY}.partial"
     assert (partial / "checkpoints" / "last.ckpt").is_file()
     assert torch.load(partial / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 20
     assert not (tmp_path / "b" / ENTRY).exists()
 
-    resumed = zoo.get_or_train(zoo.request(cfg), verbose=False)
+    resumed = zoo.get_or_train(model_request(cfg), verbose=False)
     assert resumed.metrics["steps"] == 40
     for key, value in straight.model.state_dict().items():
         torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=0)
@@ -99,13 +100,13 @@ def test_interrupted_training_resumes_to_the_same_model(tmp_path) -> None:
 
 
 def test_entry_for_another_vocabulary_is_refused(tmp_path) -> None:
-    trained = zoo.get_or_train(zoo.request(tiny_cfg(tmp_path)), verbose=False)
+    trained = zoo.get_or_train(model_request(tiny_cfg(tmp_path)), verbose=False)
     wrong = tmp_path / "sameobject" / "gru" / f"seed0-d_model32{TINY_SUFFIX}"
     shutil.copytree(trained.path, wrong)
     with pytest.raises(
         ZooError, match="has vocabulary P B E D0 D1 D2 R T but task sameobject needs P B E D T"
     ):
-        zoo.get_or_train(zoo.request(tiny_cfg(tmp_path, "task=sameobject")), verbose=False)
+        zoo.get_or_train(model_request(tiny_cfg(tmp_path, "task=sameobject")), verbose=False)
 
 
 def test_two_processes_needing_the_same_model_train_it_once(zoo, tmp_path) -> None:

@@ -29,6 +29,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from alignsearch import zoo
+from alignsearch.cli.checks import model_request
 from alignsearch.cli.plan import flat_config, plan_alignment
 from alignsearch.components import CONF_DIR
 from alignsearch.search.fit import fit_alignment
@@ -71,7 +72,7 @@ def model(
         "train_task_model",
         [f"model={model}", f"task={task}", f"seed={seed}", *_common(zoo_dir, "."), *overrides],
     )
-    return zoo.get_or_train(zoo.request(cfg), verbose=False)
+    return zoo.get_or_train(model_request(cfg), verbose=False)
 
 
 def pairs(

@@ -33,14 +33,14 @@ import json
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from filelock import FileLock, Timeout
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from alignsearch import atomic
 from alignsearch.components import build_model, build_task, format_setting, settings_suffix
@@ -70,23 +70,25 @@ class ZooEntry:
 
 @dataclass
 class ModelRequest:
-    """A task model asked for by a config: its task, a freshly initialised model and its zoo path."""
+    """A task model asked for: its settings, its task, a freshly initialised model and its zoo path."""
 
-    cfg: DictConfig
+    seed: int
+    task_config: dict[str, Any]
+    """The task's ``_target_`` node (``conf/task``), as plain values."""
+    model_config: dict[str, Any]
+    """The model's ``_target_`` node (``conf/model``), as plain values."""
+    training: TrainingSettings
+    hardware: HardwareSettings
     task: Any
     model: SequenceModel
     path: Path
-    training: TrainingSettings
-    hardware: HardwareSettings
-
-    @property
-    def seed(self) -> int:
-        return int(self.cfg.seed)
+    resume_from: Path | None = None
+    """A Lightning checkpoint to start training from instead of the entry's own (``ckpt_path``)."""
 
     def identity(self) -> dict[str, Any]:
         """What names the entry: seed, task and model settings, and the training settings that change
         the weights."""
-        return identity_of(int(self.cfg.seed), self.cfg.task, self.cfg.model, self.training)
+        return identity_of(self.seed, self.task_config, self.model_config, self.training)
 
 
 def identity_of(seed: int, task: Any, model: Any, training: TrainingSettings) -> dict[str, Any]:
@@ -147,28 +149,36 @@ def first_difference(a: Any, b: Any, key: str = "") -> tuple[str, Any, Any] | No
     return None if same(a, b) else (key, a, b)
 
 
-def zoo_root(cfg: DictConfig | None = None) -> Path:
-    """``cfg.paths.zoo_dir`` if set, else ``$ALIGNSEARCH_ZOO``, else ``./zoo``."""
-    configured = OmegaConf.select(cfg, "paths.zoo_dir") if cfg is not None else None
+def zoo_root(configured: str | Path | None = None) -> Path:
+    """``configured`` (``paths.zoo_dir``) if set, else ``$ALIGNSEARCH_ZOO``, else ``./zoo``."""
     return Path(configured or os.environ.get(ENV_ZOO) or "zoo").resolve()
 
 
-def request(cfg: DictConfig) -> ModelRequest:
-    """Check and build what ``cfg`` asks for (task, model, seed), without training anything.
+def request(
+    task_config: Mapping,
+    model_config: Mapping,
+    *,
+    seed: int,
+    training: TrainingSettings,
+    hardware: HardwareSettings,
+    root: Path,
+    resume_from: str | Path | None = None,
+) -> ModelRequest:
+    """Check and build the task and model a request names, without training anything.
 
-    The model is initialised from ``cfg.seed``; its zoo path is
-    ``{zoo}/{task.name}/{model.name}/seed{seed}{suffix}``.
+    The model is initialised from ``seed``; its zoo path is ``{root}/{task.name}/{model.name}/<name>``
+    (see :func:`entry_name`).
     """
-    seed = cfg.get("seed")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError("seed", seed, "a non-negative integer")
-    training = TrainingSettings.parse(cfg.training)
-    task = build_task(cfg.task)
+    task_config, model_config = plain(task_config), plain(model_config)
+    task = build_task(task_config)
     L.seed_everything(seed, verbose=False)
-    model = build_model(cfg.model, task.vocab.size)
-    path = zoo_root(cfg) / task.name / model.name / entry_name(seed, task, model, training)
+    model = build_model(model_config, task.vocab.size)
+    path = Path(root) / task.name / model.name / entry_name(seed, task, model, training)
     check_entry_path(path)
-    return ModelRequest(cfg, task, model, path, training, HardwareSettings.parse(cfg.hardware))
+    resume = Path(resume_from) if resume_from else None
+    return ModelRequest(seed, task_config, model_config, training, hardware, task, model, path, resume)
 
 
 def check_entry_path(path: Path) -> None:
@@ -343,10 +353,9 @@ def train_into(
 
     work = partial_path(req.path)
     own = work / "checkpoints" / LAST_CHECKPOINT
-    explicit = req.cfg.get("ckpt_path")
     resume = (
-        check_checkpoint(Path(explicit))
-        if explicit
+        check_checkpoint(req.resume_from)
+        if req.resume_from
         else (check_checkpoint(own, "checkpoint") if own.exists() else None)
     )
     if verbose:
@@ -366,24 +375,17 @@ def train_into(
         callbacks=callbacks,
     )
     kept = sorted(int(p.stem.removeprefix("step")) for p in (work / "snapshots").glob("step*.pt"))
-    settings = OmegaConf.create(  # resolved where they stand: interpolations may point anywhere in cfg
-        {
-            k: OmegaConf.to_container(req.cfg[k], resolve=True)
-            if OmegaConf.is_config(req.cfg[k])
-            else req.cfg[k]
-            for k in ENTRY_SETTINGS
-            if k in req.cfg
-        }
-    )
+    training = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(req.training).items()}
+    settings = {"seed": req.seed, "task": req.task_config, "model": req.model_config, "training": training}
     atomic.save_torch(work / "model.pt", req.model.state_dict())
-    atomic.write_text(work / "config.yaml", OmegaConf.to_yaml(settings, resolve=True))
+    atomic.write_text(work / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(settings)))
     atomic.write_json(work / "metrics.json", metrics)
     atomic.write_json(
         work / "entry.json",
         {
             "task": req.task.name,
             "model": req.model.name,
-            "seed": int(req.cfg.seed),
+            "seed": req.seed,
             "vocab": list(req.task.vocab.tokens),
             "sites": req.model.sites,
             "snapshots": kept,

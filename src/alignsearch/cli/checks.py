@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from alignsearch import zoo
 from alignsearch.components import CONF_DIR
 from alignsearch.errors import ConfigError
-from alignsearch.settings import AlignmentSettings, HardwareSettings, plain, unknown_key
+from alignsearch.settings import AlignmentSettings, HardwareSettings, TrainingSettings, plain, unknown_key
 
 COMMON_KEYS = ("seed", "ckpt_path", "paths", "task", "model", "training", "hardware", "logger")
 TRAIN_KEYS = COMMON_KEYS
@@ -43,13 +43,26 @@ def check_top_level(cfg: DictConfig, allowed: Sequence[str]) -> None:
             raise unknown_key(str(key), OmegaConf.select(cfg, str(key)), list(allowed))
 
 
+def model_request(cfg: DictConfig) -> zoo.ModelRequest:
+    """The zoo request of a composed config: its task, model, seed, training and hardware settings."""
+    return zoo.request(
+        cfg.task,
+        cfg.model,
+        seed=cfg.get("seed"),
+        training=TrainingSettings.parse(cfg.training),
+        hardware=HardwareSettings.parse(cfg.hardware),
+        root=zoo.zoo_root(OmegaConf.select(cfg, "paths.zoo_dir")),
+        resume_from=cfg.get("ckpt_path"),
+    )
+
+
 def check_train_config(cfg: DictConfig) -> zoo.ModelRequest:
     """The settings of ``train_task_model.py``; returns the zoo request they make."""
     check_top_level(cfg, TRAIN_KEYS)
     HardwareSettings.parse(cfg.hardware)
-    req = zoo.request(cfg)
+    req = model_request(cfg)
     if not req.path.is_dir():
-        writable_folder(req.path, "paths.zoo_dir", zoo.zoo_root(cfg))
+        writable_folder(req.path, "paths.zoo_dir", req.path.parents[2])
     return req
 
 
@@ -70,13 +83,13 @@ def check_run_config(cfg: DictConfig):
     if snapshot is not None and (isinstance(snapshot, bool) or not isinstance(snapshot, int) or snapshot < 1):
         raise ConfigError("snapshot", snapshot, "a training step kept in the zoo entry, or null")
     cfgs = member_configs(cfg)
-    requests = [zoo.request(c) for c in cfgs]
+    requests = [model_request(c) for c in cfgs]
     plan = plan_alignment(cfgs, requests)
     for req in requests:
         if not req.path.is_dir() and not cfg.auto_train:
             raise ConfigError("auto_train", cfg.auto_train, f"true, or a trained zoo entry at {req.path}")
         if not req.path.is_dir():
-            writable_folder(req.path, "paths.zoo_dir", zoo.zoo_root(req.cfg))
+            writable_folder(req.path, "paths.zoo_dir", req.path.parents[2])
     return cfgs, requests, plan
 
 
