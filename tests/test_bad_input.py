@@ -5,16 +5,7 @@ from __future__ import annotations
 import pytest
 
 from alignsearch import zoo
-from tests.conftest import TINY_SUFFIX, TINY_TRAINING, run_script
-
-
-def assert_one_line_error(result, *fragments: str) -> None:
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+from tests.helpers import TINY_SUFFIX, TINY_TRAINING, assert_one_line_error, run_script
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from alignsearch.components import build_model, build_task, settings_suffix
 from alignsearch.errors import ConfigError
-from tests.conftest import CONF
+from tests.helpers import CONF
 
 
 @pytest.mark.parametrize("path", sorted((CONF / "task").glob("*.yaml")), ids=lambda p: p.stem)

@@ -12,7 +12,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from alignsearch import report
-from tests.conftest import TINY_ALIGNMENT, compose_config, run_script
+from tests.helpers import TINY_ALIGNMENT, compose_config, run_script
 
 PRESETS = {  # preset: (jobs at full size, jobs at small size)
     "das_grid": (5 * 5 * 3 * 2 * 2, 8),
@@ -34,7 +34,7 @@ def sweep_size(cfg) -> int:
 def test_presets_expand_to_their_grids(preset, size) -> None:
     from hydra import compose, initialize_config_dir
 
-    from tests.conftest import CONF
+    from tests.helpers import CONF
 
     with initialize_config_dir(str(CONF), version_base="1.3"):
         cfg = compose(

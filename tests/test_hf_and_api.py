@@ -13,8 +13,7 @@ import torch
 from alignsearch.errors import ConfigError
 from alignsearch.models import Intervention, SequenceModel, Transformer, hooks
 from alignsearch.models.hf import HFCausalLM
-from tests.conftest import ROOT, TINY_ALIGNMENT, TINY_SUFFIX, TINY_TRAINING, run_script
-from tests.test_bad_input import assert_one_line_error
+from tests.helpers import ROOT, TINY_ALIGNMENT, TINY_SUFFIX, TINY_TRAINING, assert_one_line_error, run_script
 
 HF_QUICK = ["model=hf", "hardware.progress_bar=false", "training.n_val=256", "training.n_heldout=128"]
 

@@ -17,8 +17,7 @@ from alignsearch.seeding import generator
 from alignsearch.similarity import cka, correlation, pair_measures, probe_accuracy
 from alignsearch.tasks import NumericTask, causal_model_for
 from alignsearch.tasks.counterfactual import make_pairs
-from tests.conftest import TINY_ALIGNMENT, TINY_SUFFIX, TINY_TRAINING, run_script
-from tests.test_bad_input import assert_one_line_error
+from tests.helpers import TINY_ALIGNMENT, TINY_SUFFIX, TINY_TRAINING, assert_one_line_error, run_script
 
 DIRECTIONS = ["0>0", "0>1", "1>0", "1>1"]
 

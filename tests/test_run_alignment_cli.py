@@ -8,8 +8,14 @@ import json
 import pytest
 import torch
 
-from tests.conftest import SMALL_GRU, TINY_ALIGNMENT, TINY_SUFFIX, TINY_TRAINING, run_script
-from tests.test_bad_input import assert_one_line_error
+from tests.helpers import (
+    SMALL_GRU,
+    TINY_ALIGNMENT,
+    TINY_SUFFIX,
+    TINY_TRAINING,
+    assert_one_line_error,
+    run_script,
+)
 
 RECORD_KEYS = {
     "source",

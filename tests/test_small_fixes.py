@@ -17,7 +17,7 @@ from alignsearch import api, atomic
 from alignsearch.cli import MAX_DIR_NAME, register_resolvers, run_dir_name
 from alignsearch.errors import ConfigError
 from alignsearch.models import GRU, Transformer, hooks
-from tests.conftest import TINY_ALIGNMENT, TINY_TRAINING
+from tests.helpers import TINY_ALIGNMENT, TINY_TRAINING
 
 
 @pytest.fixture
@@ -225,7 +225,7 @@ def test_composed_sweep_subdir_shows_the_swept_seed(entry, many, tmp_path) -> No
     """The entry points' hydra.sweep.subdir, resolved as the jobs of ``-m seed=0,1 <many overrides>`` do."""
     from hydra import compose, initialize_config_dir
 
-    from tests.conftest import CONF
+    from tests.helpers import CONF
 
     register_resolvers()
     sweep = tmp_path / "sweep"

@@ -6,7 +6,7 @@ import csv
 import json
 from pathlib import Path
 
-from tests.conftest import SMALL_GRU, TINY_ALIGNMENT, TINY_TRAINING, run_script
+from tests.helpers import SMALL_GRU, TINY_ALIGNMENT, TINY_TRAINING, run_script
 from tests.wandb_files import run_contents
 
 

@@ -13,8 +13,7 @@ import torch
 
 from alignsearch import zoo as model_zoo
 from alignsearch.errors import ZooError
-from tests.conftest import ROOT, TINY_ALIGNMENT, TINY_SUFFIX, TINY_TRAINING, run_script
-from tests.test_bad_input import assert_one_line_error
+from tests.helpers import ROOT, TINY_ALIGNMENT, TINY_SUFFIX, TINY_TRAINING, assert_one_line_error, run_script
 
 TINY = f"seed0-d_model32{TINY_SUFFIX}"
 

@@ -113,6 +113,22 @@ def fail(error: Exception) -> None:
     sys.exit(2)
 
 
+def check_command(
+    argv: Sequence[str], config_name: str, groups: Sequence[str], check: Callable | None = None
+) -> list[str]:
+    """What ``launch`` checks before Hydra starts: the config-group choices, then ``check`` on the config
+    of every job ``argv`` asks for. Raises the first ConfigError or ZooError; returns the normalized
+    arguments."""
+    argv = normalize_argv(argv)
+    register_resolvers()
+    check_group_choices(argv, groups)
+    if check is not None:
+        from alignsearch.cli.checks import precheck
+
+        precheck(argv, config_name, check)
+    return argv
+
+
 def launch(body: Callable, config_name: str, groups: Sequence[str], check: Callable | None = None) -> None:
     """Run ``body(cfg)`` under Hydra with our argument conventions and one-line errors.
 
@@ -121,14 +137,8 @@ def launch(body: Callable, config_name: str, groups: Sequence[str], check: Calla
     """
     import hydra
 
-    argv = normalize_argv(sys.argv[1:])
-    register_resolvers()
     try:
-        check_group_choices(argv, groups)
-        if check is not None:
-            from alignsearch.cli.checks import precheck
-
-            precheck(argv, config_name, check)
+        argv = check_command(sys.argv[1:], config_name, groups, check)
     except (ConfigError, ZooError) as e:
         fail(e)
     sys.argv = [sys.argv[0], *argv]

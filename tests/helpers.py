@@ -1,0 +1,150 @@
+"""Shared test helpers: the repository root, small settings, running the entry points, composing configs,
+and what a refused command says."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from alignsearch.errors import ConfigError, ZooError
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+# Small settings that train in seconds; the results are not meant to be good.
+TINY_TRAINING = [
+    "model.d_model=32",
+    "training.max_steps=40",
+    "training.val_every=20",
+    "training.checkpoint_every=20",
+    "training.n_val=64",
+    "training.n_heldout=32",
+    "training.batch_size=32",
+    "hardware.progress_bar=false",
+]
+TINY_SUFFIX = "-batch_size32-max_steps40-val_every20-n_val64"
+"""The zoo-name suffix of TINY_TRAINING's training settings (``seed0-d_model32`` + this)."""
+
+TINY_ALIGNMENT = [
+    "alignment.n_train=256",
+    "alignment.n_val=128",
+    "alignment.n_heldout=128",
+    "alignment.n_test=128",
+    "alignment.max_steps=20",
+    "alignment.val_every=10",
+    "alignment.batch_size=32",
+    "alignment.eval_batch_size=128",
+]
+
+SMALL_GRU = [
+    "model.d_model=32",
+    "training.max_steps=1500",
+    "training.stop_at=0.98",
+    "training.n_val=256",
+    "training.n_heldout=128",
+    "hardware.progress_bar=false",
+]
+"""The GRU of the ``trained_zoo`` fixture: its model and training settings (they name its zoo entry)."""
+SMALL_GRU_ENTRY = "seed0-d_model32-max_steps1500-n_val256-stop_at0.98"
+
+
+def command_env(zoo: Path) -> dict[str, str]:
+    """The environment of an entry point run by a test: its own zoo, W&B offline, short Hydra errors."""
+    return {**os.environ, "ALIGNSEARCH_ZOO": str(zoo), "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "0"}
+
+
+def run_script(
+    script: str, *args: str, zoo: Path, cwd: Path, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    """Run an entry point of the repository as a user would, with its own zoo."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *args],
+        cwd=cwd,
+        env=command_env(zoo),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def start(script: str, *args: str, zoo: Path, cwd: Path) -> subprocess.Popen:
+    """An entry point started as ``run_script`` runs it, without waiting for it."""
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / script), *args],
+        cwd=cwd,
+        env=command_env(zoo),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def compose_config(name: str, overrides: list[str]):
+    """The config ``name`` with ``overrides``, composed as Hydra composes it (without the hydra node)."""
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        return compose(name, overrides=overrides)
+
+
+def assert_error_line(line: str, *fragments: str) -> None:
+    """``line`` is a user error as the commands print it, and says each of ``fragments``."""
+    assert "\n" not in line and line.startswith("error: "), line
+    for fragment in fragments:
+        assert fragment in line, line
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    """A command that stopped with exit status 2 and one line on stderr saying each of ``fragments``."""
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert_error_line(lines[0], *fragments)
+
+
+def entry_point(script: str):
+    """``(config name, config groups, check)`` of an entry point script, as its ``run`` launches it."""
+    if script == "train_task_model.py":
+        from alignsearch.cli import train_task_model as entry
+        from alignsearch.cli.checks import check_train_config as check
+    elif script == "run_alignment.py":
+        from alignsearch.cli import run_alignment as entry
+        from alignsearch.cli.checks import check_run_config as check
+    else:
+        raise ValueError(script)
+    return script.removesuffix(".py"), entry.GROUPS, check
+
+
+def refusal(script: str, *args: str) -> str:
+    """The line ``python <script> <args>`` prints when its checks before Hydra refuse the command, found
+    in this process (``alignsearch.cli.check_command``, as ``launch`` runs it). Run it under the
+    ``in_command_env`` fixture for the zoo and working folder ``run_script`` would give the command."""
+    from alignsearch.cli import check_command
+
+    name, groups, check = entry_point(script)
+    with pytest.raises((ConfigError, ZooError)) as caught:
+        check_command(list(args), name, groups, check)
+    return f"error: {caught.value}"
+
+
+def assert_refused(script: str, *args: str, says: tuple[str, ...] | list[str]) -> None:
+    """``python <script> <args>`` stops before Hydra starts with one line saying each of ``says``."""
+    assert_error_line(refusal(script, *args), *says)
+
+
+def body_refusal(script: str, *overrides: str, output_dir: Path | str = "outputs/run") -> str:
+    """The line ``python <script> <overrides>`` prints when the entry point's body refuses the command
+    (a ConfigError or ZooError found after the checks before Hydra), found in this process: the body
+    runs on the config composed from ``overrides``, in ``output_dir``. Run it under ``in_command_env``."""
+    name, _, _ = entry_point(script)
+    if name == "train_task_model":
+        from alignsearch.cli.train_task_model import main
+    else:
+        from alignsearch.cli.run_alignment import main
+    cfg = compose_config(name, [*overrides, f"paths.output_dir={Path(output_dir).resolve()}"])
+    with pytest.raises((ConfigError, ZooError)) as caught:
+        main(cfg)
+    return f"error: {caught.value}"
