@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import SMALL_GRU, command_env, compose_config
+from tests.helpers import SMALL_GRU, TINY_TRAINING, command_env, compose_config
 
 
 @pytest.fixture
@@ -41,4 +41,19 @@ def trained_zoo(tmp_path_factory) -> Path:
     )
     entry = zoo.get_or_train(model_request(cfg), verbose=False)
     assert entry.metrics["val_trial_acc"] >= 0.9, entry.metrics
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_zoo(tmp_path_factory) -> Path:
+    """A zoo holding the TINY_TRAINING GRU (``multiobject/gru/seed0-d_model32`` + ``TINY_SUFFIX``),
+    trained once for the tests that read it; a test that changes it works on a copy."""
+    from alignsearch import zoo
+    from alignsearch.cli.checks import model_request
+
+    root = tmp_path_factory.mktemp("tiny_zoo")
+    cfg = compose_config(
+        "train_task_model", [f"paths.zoo_dir={root}", "paths.output_dir=unused", *TINY_TRAINING]
+    )
+    zoo.get_or_train(model_request(cfg), verbose=False)
     return root

@@ -1,11 +1,32 @@
-"""Every bad input stops before any training with one line (key, value, what is allowed) and exit 2."""
+"""Every bad input stops before any training with one line (key, value, what is allowed) and exit 2.
+
+The checks run in this process (``helpers.refusal``: what ``launch`` runs before Hydra starts;
+``helpers.body_refusal``: the entry point's body on a composed config); a few commands run for real to
+show that a refusal is one line on stderr and exit status 2, from either place.
+"""
 
 from __future__ import annotations
+
+import shutil
 
 import pytest
 
 from alignsearch import zoo
-from tests.helpers import TINY_SUFFIX, TINY_TRAINING, assert_one_line_error, run_script
+from tests.helpers import (
+    TINY_SUFFIX,
+    TINY_TRAINING,
+    assert_error_line,
+    assert_one_line_error,
+    assert_refused,
+    body_refusal,
+    run_script,
+)
+
+TINY = f"seed0-d_model32{TINY_SUFFIX}"
+
+
+def nothing_trained(zoo_dir) -> bool:
+    return not zoo_dir.exists() or not any(zoo_dir.rglob("*.ckpt")) and not any(zoo_dir.rglob("model.pt"))
 
 
 @pytest.mark.parametrize(
@@ -23,42 +44,40 @@ from tests.helpers import TINY_SUFFIX, TINY_TRAINING, assert_one_line_error, run
         (["model=transformer", "model.n_heads=3"], ["model.n_heads=3", "a divisor of d_model (128)"]),
         (["model=lstm", "model.d_model=127"], ["model.d_model=127", "an even width"]),
         (["seed=-1"], ["seed=-1", "a non-negative integer"]),
-        (
-            ["ckpt_path=/nonexistent/last.ckpt"],
-            ["ckpt_path=/nonexistent/last.ckpt", "an existing Lightning checkpoint"],
-        ),
     ],
 )
-def test_bad_settings(args, fragments, zoo, tmp_path) -> None:
-    result = run_script("train_task_model.py", *args, zoo=zoo, cwd=tmp_path)
-    assert_one_line_error(result, *fragments)
-    assert not zoo.exists() or not any(zoo.rglob("*.ckpt"))  # nothing was trained
+def test_bad_settings(args, fragments, in_command_env) -> None:
+    assert_refused("train_task_model.py", *args, says=fragments)
+    assert nothing_trained(in_command_env)
 
 
-def test_corrupt_checkpoint_of_an_interrupted_run(zoo, tmp_path) -> None:
-    partial = zoo / "multiobject" / "gru" / f"seed0-d_model32{TINY_SUFFIX}.partial" / "checkpoints"
+def test_missing_checkpoint_to_resume_from(in_command_env, tmp_path) -> None:
+    line = body_refusal("train_task_model.py", *TINY_TRAINING, "ckpt_path=/nonexistent/last.ckpt")
+    assert_error_line(line, "ckpt_path=/nonexistent/last.ckpt", "an existing Lightning checkpoint")
+    assert nothing_trained(in_command_env)
+
+
+def test_corrupt_checkpoint_of_an_interrupted_run(in_command_env) -> None:
+    partial = in_command_env / "multiobject" / "gru" / f"{TINY}.partial" / "checkpoints"
     partial.mkdir(parents=True)
     (partial / "last.ckpt").write_bytes(b"not a checkpoint")
-    result = run_script("train_task_model.py", *TINY_TRAINING, zoo=zoo, cwd=tmp_path)
-    assert_one_line_error(result, "checkpoint=", "last.ckpt", "corrupt", "delete it to start over")
+    line = body_refusal("train_task_model.py", *TINY_TRAINING)
+    assert_error_line(line, "checkpoint=", "last.ckpt", "corrupt", "delete it to start over")
 
 
 def test_corrupt_or_incomplete_zoo_entry(zoo, tmp_path) -> None:
-    entry = zoo / "multiobject" / "gru" / f"seed0-d_model32{TINY_SUFFIX}"
+    """Through the command line: an error of the entry point's body is one line and exit status 2 too."""
+    entry = zoo / "multiobject" / "gru" / TINY
     entry.mkdir(parents=True)
     result = run_script("train_task_model.py", *TINY_TRAINING, zoo=zoo, cwd=tmp_path)
     assert_one_line_error(result, str(entry), "is incomplete: entry.json is missing")
 
 
-def test_wrong_vocabulary_in_the_zoo(zoo, tmp_path) -> None:
-    trained = run_script("train_task_model.py", *TINY_TRAINING, zoo=zoo, cwd=tmp_path)
-    assert trained.returncode == 0, trained.stderr
-    (zoo / "sameobject" / "gru").mkdir(parents=True)
-    (zoo / "multiobject" / "gru" / f"seed0-d_model32{TINY_SUFFIX}").rename(
-        zoo / "sameobject" / "gru" / f"seed0-d_model32{TINY_SUFFIX}"
-    )
-    result = run_script("train_task_model.py", "task=sameobject", *TINY_TRAINING, zoo=zoo, cwd=tmp_path)
-    assert_one_line_error(result, "has vocabulary P B E D0 D1 D2 R T but task sameobject needs P B E D T")
+def test_wrong_vocabulary_in_the_zoo(tiny_zoo, in_command_env) -> None:
+    (in_command_env / "sameobject" / "gru").mkdir(parents=True)
+    shutil.copytree(tiny_zoo / "multiobject" / "gru" / TINY, in_command_env / "sameobject" / "gru" / TINY)
+    line = body_refusal("train_task_model.py", "task=sameobject", *TINY_TRAINING)
+    assert_error_line(line, "has vocabulary P B E D0 D1 D2 R T but task sameobject needs P B E D T")
 
 
 def test_zoo_load_of_a_missing_entry_names_it(tmp_path) -> None:
@@ -86,9 +105,26 @@ def test_zoo_load_of_a_missing_entry_names_it(tmp_path) -> None:
         (["+foo=1"], ["foo=1", "a known setting"]),
         (["+training.foo=1"], ["training.foo=1", "a known setting"]),
         (["-m", "seed=0,1,x"], ["seed=x", "a non-negative integer"]),
+        (["seed=0,1,x", "-m"], ["seed=x", "a non-negative integer"]),  # -m after the overrides
     ],
 )
-def test_bad_alignment_command(args, fragments, zoo, tmp_path) -> None:
-    result = run_script("run_alignment.py", *args, zoo=zoo, cwd=tmp_path)
+def test_bad_alignment_command(args, fragments, in_command_env, tmp_path) -> None:
+    assert_refused("run_alignment.py", *args, says=fragments)
+    assert not in_command_env.exists()
+    assert not (tmp_path / "outputs").exists() and not (tmp_path / "multirun").exists()
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "fragments"),
+    [
+        ("train_task_model.py", ["task=multiobjekt"], ["task=multiobjekt", "one of arithmetic,"]),
+        ("run_alignment.py", ["trainig.max_steps=100"], ["did you mean training.max_steps?"]),
+        ("run_alignment.py", ["-m", "seed=0,1,x"], ["seed=x", "a non-negative integer"]),
+    ],
+)
+def test_refused_command_is_one_line_and_exit_2(script, args, fragments, zoo, tmp_path) -> None:
+    """Through the command line: a group choice, a key typo and a sweep's value, each refused before
+    Hydra starts, with nothing left behind."""
+    result = run_script(script, *args, zoo=zoo, cwd=tmp_path)
     assert_one_line_error(result, *fragments)
     assert not zoo.exists() and not (tmp_path / "outputs").exists() and not (tmp_path / "multirun").exists()
