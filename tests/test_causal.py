@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
+from alignsearch.components import build_task
 from alignsearch.errors import ConfigError
 from alignsearch.seeding import generator
-from alignsearch.tasks import ENVIRONMENT, ArithmeticTask, NumericTask, causal_model_for
+from alignsearch.tasks import (
+    CAUSAL_MODELS,
+    ENVIRONMENT,
+    ArithmeticTask,
+    CausalModel,
+    NumericTask,
+    causal_model_for,
+    causal_models_for,
+    register_causal_model,
+)
+from tests.helpers import CONF
 
 
 def encode(task, text: str) -> torch.Tensor:
@@ -94,3 +106,54 @@ def test_causal_model_must_fit_the_task() -> None:
         causal_model_for(ArithmeticTask(), "updown")
     with pytest.raises(ConfigError, match="one of updown, upup, increment"):
         causal_model_for(NumericTask(), "downdown")
+
+
+# -- the registry: every causal model that fits a conf/task choice explains its sequences ---------------------
+@pytest.mark.parametrize("path", sorted((CONF / "task").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_fitting_causal_model_explains_the_task(path) -> None:
+    task = build_task(OmegaConf.load(path))
+    names = causal_models_for(task)
+    assert names == [n for n in CAUSAL_MODELS if CAUSAL_MODELS[n].fits(task)]
+    batch = task.sample(200, generator(3, path.stem))
+    for name in names:
+        cm = causal_model_for(task, name)
+        assert cm.name == name and "phase" in cm.variables
+        emitted = cm.emissions(batch.ids)[:, :-1]
+        nxt, task_next = batch.ids[:, 1:], batch.task_mask[:, 1:]
+        assert torch.equal(emitted[task_next], nxt[task_next]), name
+    for name in set(CAUSAL_MODELS) - set(names):
+        with pytest.raises(ConfigError, match=f"a causal model of task {task.name}"):
+            causal_model_for(task, name)
+
+
+def test_unknown_names_list_the_causal_models_of_the_task() -> None:
+    with pytest.raises(
+        ConfigError, match=r"^causal_model=downdown is not allowed: expected one of updown, upup$"
+    ):
+        causal_model_for(NumericTask(response="mod"), "downdown")
+    with pytest.raises(ConfigError, match="a causal model of task multiobject_mod: updown, upup$"):
+        causal_model_for(NumericTask(response="mod"), "increment")
+
+
+def test_a_causal_model_registers_by_name() -> None:
+    @register_causal_model
+    class Nothing(CausalModel):
+        name = "nothing_for_a_test"
+        variables = ("phase",)
+
+        @classmethod
+        def fits(cls, task) -> bool:
+            return isinstance(task, ArithmeticTask)
+
+        @classmethod
+        def for_task(cls, task):
+            return cls.__new__(cls)
+
+    try:
+        assert causal_models_for(ArithmeticTask()) == ["nothing_for_a_test"]
+        assert isinstance(causal_model_for(ArithmeticTask(), "nothing_for_a_test"), Nothing)
+        assert "nothing_for_a_test" not in causal_models_for(NumericTask())
+        with pytest.raises(ValueError, match="taken by"):
+            register_causal_model(type("Other", (Nothing,), {}))
+    finally:
+        del CAUSAL_MODELS["nothing_for_a_test"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from alignsearch.configurable import Configurable
 from alignsearch.errors import ConfigError, require_positive
 from alignsearch.tasks.batch import SequenceBatch
 from alignsearch.tasks.vocab import BOS, EOS, PAD, Vocabulary
@@ -24,11 +25,13 @@ PLUS, MINUS, EQUALS, COMMA = "+", "-", "=", ","
 BLOCK = 5  # op operand = result ,
 
 
-class ArithmeticTask:
-    """Sequences of ``n_ops`` additions/subtractions on numbers ``min_val..max_val``."""
+class ArithmeticTask(Configurable):
+    """Sequences of ``n_ops`` additions/subtractions on numbers ``min_val..max_val``.
+
+    ``settings()`` are the constructor's arguments (:class:`~alignsearch.configurable.Configurable`).
+    """
 
     naming_keys: tuple[str, ...] = ()
-    causal_models: tuple[str, ...] = ()
 
     def __init__(self, min_val: int = 0, max_val: int = 20, min_ops: int = 1, max_ops: int = 20) -> None:
         if isinstance(min_val, bool) or not isinstance(min_val, int) or min_val < 0:
@@ -45,14 +48,6 @@ class ArithmeticTask:
         self._number0 = self.vocab.id("0")
 
     name = "arithmetic"
-
-    def settings(self) -> dict:
-        return {
-            "min_val": self.min_val,
-            "max_val": self.max_val,
-            "min_ops": self.min_ops,
-            "max_ops": self.max_ops,
-        }
 
     def splits(self) -> tuple[str, ...]:
         return ("train",)

@@ -13,6 +13,24 @@ Up-Down on ``B D0 D2 T R R E`` (``count``, ``phase``: -1 demonstration, +1 respo
     emit after  env  env  env    R    R    E  PAD
 
 ``E`` and ``P`` end a run: ``count`` becomes -1 and the program emits padding from then on.
+
+**Registry.** A causal model registers itself by name with :func:`register_causal_model` and says which
+tasks it explains with :meth:`CausalModel.fits`; :func:`causal_model_for` builds it for a task with
+:meth:`CausalModel.for_task`. A new one is a class in any module the task's module imports (or the
+task's own module)::
+
+    @register_causal_model
+    class Tally(CausalModel):
+        name = "tally"
+        variables = ("count", "phase")
+
+        @classmethod
+        def fits(cls, task) -> bool:
+            return isinstance(task, MyTask)
+
+        ...  # init_state, step, emit
+
+and ``alignment.causal_model=tally`` selects it.
 """
 
 from __future__ import annotations
@@ -33,6 +51,22 @@ DEMO_PHASE, RESPONSE_PHASE = -1, 1
 
 State = dict[str, Tensor]
 
+CAUSAL_MODELS: dict[str, type[CausalModel]] = {}
+"""Every registered causal model by name (:func:`register_causal_model`)."""
+
+
+def register_causal_model(cls: type[CausalModel]) -> type[CausalModel]:
+    """Class decorator: make ``cls`` available by its ``name`` to :func:`causal_model_for` (and so to
+    ``alignment.causal_model``). Registering another class under a taken name is an error; registering
+    the same class again (a module imported twice) replaces it."""
+    taken = CAUSAL_MODELS.get(cls.name)
+    if taken is not None and (taken.__module__, taken.__qualname__) != (cls.__module__, cls.__qualname__):
+        raise ValueError(
+            f"causal model name {cls.name!r} is taken by {taken.__module__}.{taken.__qualname__}"
+        )
+    CAUSAL_MODELS[cls.name] = cls
+    return cls
+
 
 @dataclass
 class Trajectory:
@@ -43,10 +77,32 @@ class Trajectory:
 
 
 class CausalModel:
-    """Base class: subclasses define ``variables``, ``init_state``, ``step`` and ``emit``."""
+    """Base class: subclasses define ``name``, ``variables``, ``init_state``, ``step`` and ``emit``.
+
+    ``variables`` must include ``phase`` (:data:`DEMO_PHASE` while the environment speaks, other values
+    after): counterfactual pairs keep each variable within its training range per phase.
+    """
 
     name: str
     variables: tuple[str, ...]
+
+    @classmethod
+    def fits(cls, task) -> bool:
+        """Whether this program explains ``task``'s sequences. The default: a counting task, whose
+        vocabulary has demo, trigger and response tokens and which has a response ``rule``."""
+        vocab = getattr(task, "vocab", None)
+        return (
+            vocab is not None
+            and vocab.trigger is not None
+            and bool(vocab.demo)
+            and bool(vocab.response)
+            and hasattr(task, "rule")
+        )
+
+    @classmethod
+    def for_task(cls, task) -> CausalModel:
+        """This program for ``task`` (which :meth:`fits`), with the task's vocabulary and rule."""
+        return cls(task.vocab, task.rule)
 
     def __init__(self, vocab: Vocabulary, rule: Rule) -> None:
         if vocab.trigger is None or not vocab.demo or not vocab.response:
@@ -102,6 +158,7 @@ class CausalModel:
         return torch.stack(out, 1)
 
 
+@register_causal_model
 class UpDown(CausalModel):
     """Count up during the demonstration, apply the rule at the trigger, count down with each response.
 
@@ -134,6 +191,7 @@ class UpDown(CausalModel):
         return torch.where(state["phase"] == DEMO_PHASE, ENVIRONMENT, token)
 
 
+@register_causal_model
 class UpUp(CausalModel):
     """Count demos up, then count responses up until they match the rule applied to the demo count.
 
@@ -165,6 +223,7 @@ class UpUp(CausalModel):
         return torch.where(state["phase"] == DEMO_PHASE, ENVIRONMENT, token)
 
 
+@register_causal_model
 class Increment(CausalModel):
     """Count demos up; at the trigger keep only an increment ``incr = 1 / count`` and restart ``count``
     at 0; each response adds ``incr * max_count``; EOS once ``count`` reaches ``max_count``.
@@ -180,6 +239,15 @@ class Increment(CausalModel):
         super().__init__(vocab, rule)
         self.max_count = float(max_count)
         self.threshold = self.max_count - 1 / (2 * self.max_count)
+
+    @classmethod
+    def fits(cls, task) -> bool:
+        """A counting task whose rule is ``identity`` (the response count is the demo count)."""
+        return super().fits(task) and getattr(task, "response", None) == "identity"
+
+    @classmethod
+    def for_task(cls, task) -> Increment:
+        return cls(task.vocab, task.rule, task.max_count)
 
     def init_state(self, batch: int) -> State:
         return {
@@ -209,18 +277,18 @@ class Increment(CausalModel):
         return torch.where(state["phase"] == DEMO_PHASE, ENVIRONMENT, token)
 
 
-CAUSAL_MODELS: dict[str, type[CausalModel]] = {m.name: m for m in (UpDown, UpUp, Increment)}
+def causal_models_for(task) -> list[str]:
+    """The names of the registered causal models that fit ``task``, in registration order."""
+    return [name for name, cls in CAUSAL_MODELS.items() if cls.fits(task)]
 
 
 def causal_model_for(task, name: str = "updown") -> CausalModel:
-    """The causal model ``name`` for a numeric task, with the task's own rule and settings."""
-    if name not in CAUSAL_MODELS:
-        raise ConfigError("causal_model", name, f"one of {', '.join(CAUSAL_MODELS)}")
-    if name not in getattr(task, "causal_models", ()):
-        allowed = ", ".join(task.causal_models) or "none (this task has no counting program)"
-        raise ConfigError("causal_model", name, f"a causal model of task {task.name}: {allowed}")
-    if name == "increment":
-        if task.response != "identity":
-            raise ConfigError("causal_model", name, "updown or upup for a task whose rule is not identity")
-        return Increment(task.vocab, task.rule, task.max_count)
-    return CAUSAL_MODELS[name](task.vocab, task.rule)
+    """The causal model ``name`` for ``task``, built by the model itself from the task's settings; a
+    one-line ConfigError listing the causal models that fit the task if ``name`` is not one of them."""
+    fitting = causal_models_for(task)
+    if name in fitting:
+        return CAUSAL_MODELS[name].for_task(task)
+    if name not in CAUSAL_MODELS and fitting:
+        raise ConfigError("causal_model", name, f"one of {', '.join(fitting)}")
+    allowed = ", ".join(fitting) or "none (no registered causal model explains it)"
+    raise ConfigError("causal_model", name, f"a causal model of task {task.name}: {allowed}")

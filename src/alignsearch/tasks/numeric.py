@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from alignsearch.configurable import Configurable
 from alignsearch.errors import ConfigError, require_positive, require_probability
 from alignsearch.tasks.batch import SequenceBatch
 from alignsearch.tasks.rules import RULES, response_rule
@@ -23,7 +24,7 @@ from alignsearch.tasks.vocab import OBJECT_KINDS, numeric_vocabulary
 SPLITS = ("train", "heldout")
 
 
-class NumericTask:
+class NumericTask(Configurable):
     """A numeric-equivalence task: which objects, which response rule, which counts.
 
     Args:
@@ -33,7 +34,13 @@ class NumericTask:
         hold_outs: counts never sampled for training (the ``heldout`` split samples only these).
         unk_p: probability of a void token before each demo token and before the trigger.
         modulus, round_to: parameters of the ``mod`` and ``round`` rules.
+
+    ``settings()`` are these arguments as given (:class:`~alignsearch.configurable.Configurable`), with
+    ``hold_outs`` sorted.
     """
+
+    settings_canonical = {"hold_outs": lambda h: sorted(set(h)), "unk_p": float}
+    naming_keys = ("objects", "response")  # already part of ``name``
 
     def __init__(
         self,
@@ -87,22 +94,6 @@ class NumericTask:
     def name(self) -> str:
         """``multiobject``, ``sameobject_mod``, ...: the family and its rule."""
         return f"{self.objects}object" + ("" if self.response == "identity" else f"_{self.response}")
-
-    def settings(self) -> dict:
-        """The constructor arguments that define this task."""
-        return {
-            "objects": self.objects,
-            "response": self.response,
-            "min_count": self.min_count,
-            "max_count": self.max_count,
-            "hold_outs": list(self.hold_outs),
-            "unk_p": self.unk_p,
-            "modulus": self.modulus,
-            "round_to": self.round_to,
-        }
-
-    naming_keys = ("objects", "response")  # already part of ``name``
-    causal_models = ("updown", "upup", "increment")
 
     def splits(self) -> tuple[str, ...]:
         """The splits this task can sample: ``train`` always, ``heldout`` when some count is held out."""
