@@ -1,15 +1,45 @@
-"""Sequence models: sites, widths, and interventions that do exactly what they say."""
+"""Sequence models: sites, widths, and interventions that do exactly what they say.
+
+The contract tests run on every ``conf/model`` choice (``hf`` where ``transformers`` is installed), so a
+new model YAML is tested by adding it.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 import torch
+from omegaconf import OmegaConf
 
+from alignsearch.components import build_model
 from alignsearch.errors import ConfigError
-from alignsearch.models import GRU, LSTM, RNN, Intervention, Transformer
+from alignsearch.models import GRU, LSTM, RNN, Intervention, SequenceModel, Transformer, hooks
 from alignsearch.models.windows import Windows
+from tests.helpers import CONF
 
-MODELS = [GRU, LSTM, RNN, Transformer]
+
+def model_choices() -> list:
+    """Every ``conf/model`` choice; those built by ``alignsearch.models.hf`` need ``transformers``."""
+    out = []
+    for path in sorted((CONF / "model").glob("*.yaml")):
+        hf = str(OmegaConf.load(path)["_target_"]).startswith("alignsearch.models.hf.")
+        missing = hf and importlib.util.find_spec("transformers") is None
+        out.append(pytest.param(path.stem, marks=pytest.mark.skipif(missing, reason="needs transformers")))
+    return out
+
+
+MODELS = model_choices()
+
+
+def build(choice: str, **small) -> SequenceModel:
+    """The ``conf/model`` choice for a vocabulary of 8, with ``small`` settings where it has them, in eval
+    mode."""
+    node = OmegaConf.load(CONF / "model" / f"{choice}.yaml")
+    for key, value in small.items():
+        if key in node:
+            node[key] = value
+    return build_model(node, vocab_size=8).eval()
 
 
 def ids_batch(vocab: int = 8, batch: int = 5, length: int = 14) -> torch.Tensor:
@@ -52,9 +82,20 @@ def test_lstm_site_is_h_and_c() -> None:
     torch.testing.assert_close(acts[:, -1, 8:], c[0])
 
 
-@pytest.mark.parametrize("cls", MODELS)
-def test_identity_intervention_changes_nothing(cls) -> None:
-    model = cls(8, d_model=32, n_layers=2).eval()
+@pytest.mark.parametrize("choice", MODELS)
+def test_every_site_has_its_width(choice) -> None:
+    model = build(choice, d_model=32, n_layers=2)
+    ids = ids_batch()
+    assert model.sites, f"{choice} names no site"
+    assert model(ids).shape == (5, 14, 8)
+    for site, width in model.sites.items():
+        assert model.activations(ids, site).shape == (5, 14, width)
+        assert hooks.site_activations(model, ids, site).shape == (5, 14, width)
+
+
+@pytest.mark.parametrize("choice", MODELS)
+def test_identity_intervention_changes_nothing(choice) -> None:
+    model = build(choice, d_model=32, n_layers=2)
     ids = ids_batch()
     plain = model(ids)
     mask = torch.rand(ids.shape, generator=torch.Generator().manual_seed(1)) < 0.3
@@ -63,9 +104,9 @@ def test_identity_intervention_changes_nothing(cls) -> None:
         torch.testing.assert_close(out, plain, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("cls", MODELS)
-def test_intervention_acts_from_its_position_on(cls) -> None:
-    model = cls(8, d_model=32, n_layers=2).eval()
+@pytest.mark.parametrize("choice", MODELS)
+def test_intervention_acts_from_its_position_on(choice) -> None:
+    model = build(choice, d_model=32, n_layers=2)
     ids = ids_batch()
     plain = model(ids)
     mask = torch.zeros_like(ids, dtype=torch.bool)
@@ -85,10 +126,10 @@ def test_intervention_acts_from_its_position_on(cls) -> None:
         assert (out[1, 6:] - plain[1, 6:]).abs().max() > 1e-4
 
 
-@pytest.mark.parametrize("cls", MODELS)
-def test_replacing_with_activations_of_another_run(cls) -> None:
+@pytest.mark.parametrize("choice", MODELS)
+def test_replacing_with_activations_of_another_run(choice) -> None:
     """Writing another input's activations at every position reproduces that input's output."""
-    model = cls(8, d_model=32).eval()
+    model = build(choice, d_model=32)
     ids, other = ids_batch(), ids_batch().flip(0)
     for site in model.sites:
         source = model.activations(other, site)
@@ -184,11 +225,11 @@ def test_windows_pack_like_the_fused_kernels_padding() -> None:
     torch.testing.assert_close(shorter.take(windows, packed), shorter.gather(grid))
 
 
-@pytest.mark.parametrize("cls", MODELS)
+@pytest.mark.parametrize("choice", MODELS)
 @pytest.mark.parametrize("n_layers", [1, 2])
-def test_lengths_only_skip_unread_outputs(cls, n_layers) -> None:
+def test_lengths_only_skip_unread_outputs(choice, n_layers) -> None:
     """With ``lengths`` a model may skip work past each row's length; what it gives before is unchanged."""
-    model = cls(8, d_model=32, n_layers=n_layers).eval()
+    model = build(choice, d_model=32, n_layers=n_layers)
     ids = ids_batch(batch=6, length=12)
     mask = one_position_per_row(ids)
     lengths = torch.tensor([1, 9, 12, 7, 4, 12])
@@ -202,3 +243,40 @@ def test_lengths_only_skip_unread_outputs(cls, n_layers) -> None:
         full = model.encode(ids, Intervention(site, mask, fn))
         short = model.encode(ids, Intervention(site, mask, fn, lengths))
         torch.testing.assert_close(short[read], full[read], rtol=1e-4, atol=1e-5)
+
+
+class EncodeOnly(SequenceModel):
+    """A model that implements only ``encode`` and ``readout``: it handles no named site itself."""
+
+    def __init__(self, vocab_size: int, width: int = 16) -> None:
+        super().__init__()
+        self.embed = torch.nn.Embedding(vocab_size, width)
+        self.rnn = torch.nn.GRU(width, width, batch_first=True)
+        self.head = torch.nn.Linear(width, vocab_size)
+
+    def encode(self, ids, intervention=None):
+        return self.rnn(self.embed(ids))[0]
+
+    def readout(self, hidden):
+        return self.head(hidden)
+
+
+def test_a_model_with_only_encode_and_readout_offers_module_paths_only() -> None:
+    """No ``layer.<i>`` it would silently ignore: a named site is refused, a module path works by hook."""
+    model = EncodeOnly(8).eval()
+    assert model.sites == {} and model.settings() == {"width": 16}
+    ids = ids_batch()
+    mask = torch.zeros_like(ids, dtype=torch.bool)
+    mask[1, 6] = True
+    for site in ("embedding", "layer.0"):
+        with pytest.raises(ConfigError, match=f"site={site} is not allowed"):
+            hooks.encode(model, ids, Intervention(site, mask, lambda h, rows, cols: h * 0))
+        with pytest.raises(ConfigError, match="has no named sites"):
+            model.check_site(site)
+    plain = model.encode(ids)
+    out = hooks.encode(model, ids, Intervention("rnn", mask, lambda h, rows, cols: h * 0))
+    assert out[1, 6].abs().max() == 0
+    keep = torch.ones_like(mask)
+    keep[1, 6] = False
+    torch.testing.assert_close(out[keep], plain[keep])  # a hook changes the output, not the carried state
+    assert hooks.site_width(model, "embed") == 16

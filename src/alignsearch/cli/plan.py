@@ -114,6 +114,8 @@ def _member(cfg: DictConfig, name: str, task, model: SequenceModel, index: int) 
         width = model.sites[site]
     else:
         layers = ", ".join(s.removeprefix("layer.") for s in model.sites)  # the sites layer= names
+        if not layers:  # a model that handles no named site: only module paths reach it
+            layers = f"none (it has no named sites: {prefix}site=<module path>)"
         raise ConfigError(f"{prefix}layer", cfg.layer, f"a layer of the {model.name}: {layers}")
     try:
         causal_model = causal_model_for(task, cfg.alignment.causal_model)

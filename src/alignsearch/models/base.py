@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from alignsearch.configurable import Configurable
 from alignsearch.errors import ConfigError
 
 InterventionFn = Callable[[Tensor, Tensor, Tensor], Tensor]
@@ -47,19 +48,29 @@ class Intervention:
         return h.index_put((rows,), self.fn(h[rows], rows, torch.full_like(rows, t)))
 
 
-class SequenceModel(nn.Module):
+class SequenceModel(Configurable, nn.Module):
     """A next-token model over token ids with named sites where activations can be read or replaced.
 
-    Sites are ``embedding`` and ``layer.0`` ... ``layer.{n_layers-1}`` (each layer's output state).
+    A subclass implements :meth:`encode` and :meth:`readout`. Its *named sites* (:attr:`sites`) are the
+    ones its own code handles: ``encode`` applies an intervention there and :meth:`activations` reads
+    them (the built-in models: ``embedding`` and ``layer.0`` ... ``layer.{n_layers-1}``, each layer's
+    output state, see :func:`layer_sites`). The base class names none, so a model that implements only
+    ``encode`` and ``readout`` offers no site it would silently ignore; any of its modules is still a
+    site by module path (``site=rnn``, through a forward hook: :mod:`alignsearch.models.hooks`).
+
+    ``settings()`` are the constructor's arguments but ``vocab_size`` (:class:`Configurable`): what
+    names the model in the zoo.
     """
+
+    settings_exclude = ("vocab_size",)
 
     d_model: int
     n_layers: int
 
     @property
     def sites(self) -> dict[str, int]:
-        """Site name -> width of its activation vectors."""
-        return {"embedding": self.d_model, **{f"layer.{i}": self.d_model for i in range(self.n_layers)}}
+        """Site name -> width of its activation vectors, for the sites this model's code handles."""
+        return {}
 
     def forward(self, ids: Tensor, intervention: Intervention | None = None) -> Tensor:
         """Logits (batch, length, vocab) for the next token after each position of ``ids``."""
@@ -69,6 +80,7 @@ class SequenceModel(nn.Module):
         """The final hidden states (batch, length, hidden) that :meth:`readout` turns into logits.
 
         Split from :meth:`forward` so that training can read out only the positions it scores.
+        ``intervention`` is at one of :attr:`sites` (module paths are applied by hooks around this call).
         """
         raise NotImplementedError
 
@@ -77,24 +89,32 @@ class SequenceModel(nn.Module):
         raise NotImplementedError
 
     def activations(self, ids: Tensor, site: str) -> Tensor:
-        """The (batch, length, width) activations of ``site`` while reading ``ids``."""
+        """The (batch, length, width) activations of ``site`` (one of :attr:`sites`) while reading ``ids``."""
         raise NotImplementedError
 
     def check_site(self, site: str) -> int:
         """The site's layer index (-1 for the embedding), or a ConfigError listing the sites."""
+        if not self.sites:
+            raise ConfigError("site", site, f"a module path (the {self.name} has no named sites)")
         if site not in self.sites:
             raise ConfigError("site", site, f"one of {', '.join(self.sites)}")
         return -1 if site == "embedding" else int(site.split(".")[1])
 
-    def settings(self) -> dict:
-        """Constructor arguments (other than the vocabulary size) that define this model."""
-        raise NotImplementedError
-
     naming_keys: tuple[str, ...] = ()
+    """Settings already part of :attr:`name` (left out of the zoo entry's name)."""
 
     @property
     def name(self) -> str:
         return type(self).__name__.lower()
+
+
+def layer_sites(width: int, n_layers: int) -> dict[str, int]:
+    """The named sites of a stack of layers: ``embedding`` and each layer's output, all ``width`` wide.
+
+    >>> layer_sites(16, 2)
+    {'embedding': 16, 'layer.0': 16, 'layer.1': 16}
+    """
+    return {"embedding": width, **{f"layer.{i}": width for i in range(n_layers)}}
 
 
 def capture(store: list[Tensor]) -> InterventionFn:

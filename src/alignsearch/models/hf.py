@@ -18,7 +18,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from alignsearch.errors import ConfigError, require_positive
-from alignsearch.models.base import Intervention, SequenceModel, check_vocab_size
+from alignsearch.models.base import Intervention, SequenceModel, check_vocab_size, layer_sites
 from alignsearch.models.hooks import hooked
 
 MAX_POSITIONS = 128
@@ -126,14 +126,13 @@ class HFCausalLM(SequenceModel):
         )
 
     def settings(self) -> dict[str, Any]:
-        return {
-            "architecture": self.architecture,
-            "d_model": self.d_model,
-            "n_layers": self.n_layers,
-            "n_heads": self.n_heads,
-            "dropout": self.dropout,
-            "path": self.path,
-        }
+        """The constructor's arguments; with ``path``, ``d_model`` and ``n_layers`` are the loaded model's."""
+        return super().settings() | {"d_model": self.d_model, "n_layers": self.n_layers}
+
+    @property
+    def sites(self) -> dict[str, int]:
+        """``embedding`` (the input to the first block) and the residual stream after each block."""
+        return layer_sites(self.d_model, self.n_layers)
 
     naming_keys = ("architecture",)
 

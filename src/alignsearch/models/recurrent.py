@@ -21,6 +21,7 @@ from alignsearch.models.base import (
     check_dropout,
     check_vocab_size,
     full_mask,
+    layer_sites,
 )
 from alignsearch.models.windows import Windows
 
@@ -59,13 +60,12 @@ class RecurrentModel(SequenceModel):
             nn.Linear(head_mult * d_model, vocab_size),
         )
 
-    def settings(self) -> dict:
-        return {
-            "d_model": self.d_model,
-            "n_layers": self.n_layers,
-            "dropout": self.dropout,
-            "head_mult": self.head_mult,
-        }
+    settings_canonical = {"dropout": float}
+
+    @property
+    def sites(self) -> dict[str, int]:
+        """``embedding`` and each layer's state (an LSTM's ``[h; c]``), all ``d_model`` wide."""
+        return layer_sites(self.d_model, self.n_layers)
 
     def _hidden_size(self, d_model: int) -> int:
         return d_model

@@ -12,7 +12,13 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from alignsearch.errors import ConfigError, require_positive
-from alignsearch.models.base import Intervention, SequenceModel, check_dropout, check_vocab_size
+from alignsearch.models.base import (
+    Intervention,
+    SequenceModel,
+    check_dropout,
+    check_vocab_size,
+    layer_sites,
+)
 
 
 def rope_tables(length: int, head_dim: int, base: float, device: torch.device) -> tuple[Tensor, Tensor]:
@@ -93,15 +99,12 @@ class Transformer(SequenceModel):
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, vocab_size)
 
-    def settings(self) -> dict:
-        return {
-            "d_model": self.d_model,
-            "n_layers": self.n_layers,
-            "n_heads": self.n_heads,
-            "ff_mult": self.ff_mult,
-            "dropout": self.dropout,
-            "rope_base": self.rope_base,
-        }
+    settings_canonical = {"dropout": float, "rope_base": float}
+
+    @property
+    def sites(self) -> dict[str, int]:
+        """``embedding`` and the residual stream after each block."""
+        return layer_sites(self.d_model, self.n_layers)
 
     def _run(self, ids: Tensor, intervention: Intervention | None, stop_at: int | None = None) -> Tensor:
         """The residual stream after block ``stop_at`` (-1: the embedding), or after the last block."""
