@@ -7,6 +7,11 @@ listed; the null subspace owns the remainder. With a width of 128 and 16 units f
 
 :class:`FixedLayout` is the block layout; :class:`BoundlessLayout` learns each block's size with soft
 sigmoid boundaries (Boundless DAS), annealing their temperature towards hard blocks.
+
+A layout is built from ``conf/alignment/*.yaml``'s ``layout`` node with ``variables``, ``sizes``,
+``code_width`` and ``n_aligned`` added; what the alignment search calls on it: :meth:`FixedLayout.mask`
+(per variable), :meth:`~FixedLayout.penalty` (added to the loss), :meth:`~FixedLayout.on_train_step`
+(before each training step) and :meth:`~FixedLayout.learned_sizes` (reported).
 """
 
 from __future__ import annotations
@@ -56,9 +61,14 @@ class FixedLayout(nn.Module):
         return self.masks[self.index(variable)]
 
     def penalty(self) -> Tensor:
+        """A term added to the training loss (none here)."""
         return self.masks.new_zeros(())
 
+    def on_train_step(self, step: int, max_steps: int) -> None:
+        """Called before training step ``step`` (0-based) of at most ``max_steps``; nothing to do here."""
+
     def learned_sizes(self) -> dict[str, float]:
+        """Each named variable's block size (learned ones are fractional)."""
         return dict(zip(self._named, map(float, self.sizes), strict=True))
 
 
@@ -66,8 +76,8 @@ class BoundlessLayout(FixedLayout):
     """Blocks whose sizes are learned: soft boundaries ``sigmoid((i - start) / T) * sigmoid((end - i) / T)``.
 
     The sizes start at ``sizes`` and are pulled towards small values by :meth:`penalty` (mean size over the
-    width, weighted by ``size_weight``); :attr:`temperature` is annealed by the training loop from
-    ``t_start`` to ``t_end``, where the masks are all but hard.
+    width, weighted by ``size_weight``); :attr:`temperature` is annealed over training (at each step,
+    :meth:`on_train_step`) from ``t_start`` to ``t_end``, where the masks are all but hard.
     """
 
     def __init__(
@@ -90,6 +100,10 @@ class BoundlessLayout(FixedLayout):
         """Anneal the temperature geometrically: ``t_start`` at 0, ``t_end`` at 1."""
         fraction = min(max(fraction, 0.0), 1.0)
         self.temperature = self.t_start * (self.t_end / self.t_start) ** fraction
+
+    def on_train_step(self, step: int, max_steps: int) -> None:
+        """The temperature for ``step``: ``set_progress(step / max_steps)``."""
+        self.set_progress(step / max(max_steps, 1))
 
     def mask(self, variable: str) -> Tensor:
         sizes = self.log_sizes.exp()

@@ -13,7 +13,7 @@ from torch.nn import functional as F
 from torch.nn.utils import parametrize
 from torchmetrics import MeanMetric
 
-from alignsearch.alignment import BoundlessLayout, Interchange
+from alignsearch.alignment import Interchange
 from alignsearch.engine.metrics import TokenAccuracy, TrialAccuracy
 from alignsearch.models import Intervention, SequenceModel, hooks
 from alignsearch.search.latent_targets import histogram_divergence, latent_loss
@@ -186,8 +186,7 @@ class AlignmentModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, PairBatch], batch_idx: int) -> Tensor:
         layout = self.interchange.layout
-        if isinstance(layout, BoundlessLayout):
-            layout.set_progress(self.global_step / max(self.hparams.max_steps, 1))
+        layout.on_train_step(self.global_step, self.hparams.max_steps)
         trained = [t for t in self.tracks if t.trained]
         outputs = self.run_tracks(trained, batch)
         objectives = [self.objective(t, out) for t, out in zip(trained, outputs, strict=True)]
