@@ -20,7 +20,8 @@ def normalize_argv(argv: Sequence[str]) -> list[str]:
 
 
 def check_group_choices(argv: Sequence[str], groups: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
-    """Raise a one-line ConfigError for a config-group choice that does not exist (``task=foo``)."""
+    """Raise a one-line ConfigError for a config-group choice that does not exist (``task=foo``); the
+    folders of a ``hydra.searchpath=[file://<dir>]`` override add their choices."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     candidates = [a for a in argv if "=" in a and not a.startswith("-")]
@@ -28,6 +29,7 @@ def check_group_choices(argv: Sequence[str], groups: Sequence[str], conf_dir: Pa
         overrides = OverridesParser.create().parse_overrides(candidates)
     except Exception:  # noqa: BLE001 - leave malformed overrides to Hydra's own message
         return
+    dirs = [conf_dir, *search_path_dirs(overrides)]
     for override in overrides:
         group = override.key_or_group
         if group not in groups or override.is_delete() or override.package is not None:
@@ -35,10 +37,35 @@ def check_group_choices(argv: Sequence[str], groups: Sequence[str], conf_dir: Pa
         values = (
             list(override.sweep_string_iterator()) if override.is_sweep_override() else [override.value()]
         )
-        choices = group_choices(group, conf_dir)
+        choices = sorted({choice for d in dirs for choice in group_choices(group, d)})
         for value in values:
             if str(value) not in choices:
                 raise ConfigError(group, value, f"one of {', '.join(choices)}")
+
+
+def search_path_dirs(overrides: Sequence) -> list[Path]:
+    """The folders a ``hydra.searchpath`` override adds (``file://<dir>``, or ``pkg://<package>``), where
+    Hydra looks for config groups too: ``hydra.searchpath=[file://my_conf]`` with ``my_conf/task/toy.yaml``
+    offers ``task=toy``."""
+    import importlib.util
+
+    dirs = []
+    for override in overrides:
+        if override.key_or_group != "hydra.searchpath" or override.is_delete():
+            continue
+        value = override.value()
+        for entry in value if isinstance(value, list) else [value]:
+            scheme, _, where = str(entry).partition("://")
+            if scheme == "file":
+                dirs.append(Path(where))
+            elif scheme == "pkg":
+                try:
+                    spec = importlib.util.find_spec(where.replace("/", "."))
+                except (ImportError, ValueError):
+                    spec = None
+                locations = (spec.submodule_search_locations if spec else None) or []
+                dirs.extend(Path(p) for p in locations)
+    return dirs
 
 
 MAX_DIR_NAME = 120
