@@ -15,13 +15,24 @@ def zoo(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def in_command_env(zoo: Path, tmp_path: Path, monkeypatch) -> Path:
-    """This process in the environment ``run_script`` gives a command: ``zoo`` as ``$ALIGNSEARCH_ZOO``
-    and ``tmp_path`` as the working folder (for the in-process checks of ``helpers.refusal``)."""
-    for key in ("ALIGNSEARCH_ZOO", "WANDB_MODE", "HYDRA_FULL_ERROR"):
-        monkeypatch.setenv(key, command_env(zoo)[key])
-    monkeypatch.chdir(tmp_path)
-    return zoo
+def enter_command_env(tmp_path: Path, monkeypatch):
+    """``enter(zoo)`` puts this process in the environment ``run_script`` gives a command: ``zoo`` as
+    ``$ALIGNSEARCH_ZOO`` and ``tmp_path`` as the working folder (for the in-process checks of
+    ``helpers.refusal`` and ``helpers.body_refusal``); undone after the test."""
+
+    def enter(zoo: Path) -> Path:
+        for key in ("ALIGNSEARCH_ZOO", "WANDB_MODE", "HYDRA_FULL_ERROR"):
+            monkeypatch.setenv(key, command_env(zoo)[key])
+        monkeypatch.chdir(tmp_path)
+        return zoo
+
+    return enter
+
+
+@pytest.fixture
+def in_command_env(zoo: Path, enter_command_env) -> Path:
+    """This process in the environment ``run_script`` gives a command with the test's own ``zoo``."""
+    return enter_command_env(zoo)
 
 
 @pytest.fixture(scope="session")

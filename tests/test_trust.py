@@ -1,4 +1,9 @@
-"""No silently reused model or result: zoo entries and run folders are identified by what made them."""
+"""No silently reused model or result: zoo entries and run folders are identified by what made them.
+
+The checks and the entry point's body run in-process on composed configs (``helpers.refusal``,
+``helpers.body_refusal``, ``train_task_model.main``); the run-identity test and the lock test run the
+commands for real.
+"""
 
 from __future__ import annotations
 
@@ -12,19 +17,21 @@ import pytest
 import torch
 
 from alignsearch import zoo as model_zoo
+from alignsearch.cli import train_task_model
 from alignsearch.errors import ZooError
-from tests.helpers import ROOT, TINY_ALIGNMENT, TINY_SUFFIX, TINY_TRAINING, assert_one_line_error, run_script
+from tests.helpers import (
+    ROOT,
+    TINY_ALIGNMENT,
+    TINY_SUFFIX,
+    TINY_TRAINING,
+    assert_error_line,
+    assert_refused,
+    body_refusal,
+    compose_config,
+    run_script,
+)
 
 TINY = f"seed0-d_model32{TINY_SUFFIX}"
-
-
-@pytest.fixture(scope="module")
-def tiny_zoo(tmp_path_factory):
-    """A zoo holding the TINY_TRAINING GRU (trained once for the tests that only read or break it)."""
-    root = tmp_path_factory.mktemp("tiny_zoo")
-    trained = run_script("train_task_model.py", *TINY_TRAINING, zoo=root / "zoo", cwd=root)
-    assert trained.returncode == 0, trained.stderr
-    return root / "zoo"
 
 
 def copy_of(tiny_zoo, zoo):
@@ -36,41 +43,46 @@ def entries(root) -> list[str]:
     return sorted(p.name for p in (root / "multiobject" / "gru").iterdir() if p.is_dir())
 
 
-def test_training_settings_name_the_zoo_entry(zoo, tmp_path) -> None:
-    first = run_script("train_task_model.py", *TINY_TRAINING, zoo=zoo, cwd=tmp_path)
-    assert first.returncode == 0, first.stderr
-    longer = run_script("train_task_model.py", *TINY_TRAINING, "training.max_steps=60", zoo=zoo, cwd=tmp_path)
-    assert longer.returncode == 0, longer.stderr
-    assert "training " in longer.stdout and "already in the zoo" not in longer.stdout
+def train(capsys, *overrides: str) -> str:
+    """``python train_task_model.py <overrides>``'s body, run in-process; what it printed."""
+    capsys.readouterr()
+    cfg = compose_config("train_task_model", [*overrides, "paths.output_dir=outputs/run"])
+    train_task_model.main(cfg)
+    return capsys.readouterr().out
+
+
+def test_training_settings_name_the_zoo_entry(tiny_zoo, in_command_env, capsys) -> None:
+    zoo = copy_of(tiny_zoo, in_command_env)
+    longer = train(capsys, *TINY_TRAINING, "training.max_steps=60")
+    assert "training " in longer and "already in the zoo" not in longer
     longer_name = TINY.replace("max_steps40", "max_steps60")
     assert entries(zoo) == sorted([TINY, longer_name])
     assert json.loads((zoo / "multiobject/gru" / longer_name / "metrics.json").read_text())["steps"] == 60
 
     # settings that do not change the weights find the same entry
-    same = run_script(
-        "train_task_model.py", *TINY_TRAINING, "training.checkpoint_every=7", "training.n_heldout=16",
-        zoo=zoo, cwd=tmp_path,
-    )  # fmt: skip
-    assert same.returncode == 0 and f"already in the zoo: {zoo / 'multiobject/gru' / TINY}" in same.stdout
+    same = train(capsys, *TINY_TRAINING, "training.checkpoint_every=7", "training.n_heldout=16")
+    assert f"already in the zoo: {zoo / 'multiobject/gru' / TINY}" in same
 
     # a bad setting is refused even though the entry exists
-    bad = run_script("train_task_model.py", *TINY_TRAINING, "training.lr=fast", zoo=zoo, cwd=tmp_path)
-    assert_one_line_error(bad, "training.lr=fast", "a positive number")
+    assert_refused(
+        "train_task_model.py",
+        *TINY_TRAINING,
+        "training.lr=fast",
+        says=["training.lr=fast", "a positive number"],
+    )
 
     # snapshots an entry did not keep are not silently missing
-    snaps = run_script(
-        "train_task_model.py", *TINY_TRAINING, "training.keep_steps=[20]", zoo=zoo, cwd=tmp_path
-    )
-    assert_one_line_error(snaps, "training.keep_steps=[20]", "trained without them")
+    snaps = body_refusal("train_task_model.py", *TINY_TRAINING, "training.keep_steps=[20]")
+    assert_error_line(snaps, "training.keep_steps=[20]", "trained without them")
 
 
-def test_entry_of_an_older_layout_is_refused_then_migrated(tiny_zoo, zoo, tmp_path) -> None:
-    copy_of(tiny_zoo, zoo)
+def test_entry_of_an_older_layout_is_refused_then_migrated(tiny_zoo, in_command_env, capsys) -> None:
+    zoo = copy_of(tiny_zoo, in_command_env)
     old = zoo / "multiobject" / "gru" / "seed0-d_model32"  # the name before training settings counted
     (zoo / "multiobject" / "gru" / TINY).rename(old)
     default_training = ["model.d_model=32", "hardware.progress_bar=false"]
-    refused = run_script("train_task_model.py", *default_training, zoo=zoo, cwd=tmp_path)
-    assert_one_line_error(refused, str(old), f"name it {TINY}", "python -m alignsearch.zoo migrate")
+    refused = body_refusal("train_task_model.py", *default_training)
+    assert_error_line(refused, str(old), f"name it {TINY}", "python -m alignsearch.zoo migrate")
 
     migrate = subprocess.run(
         [sys.executable, "-m", "alignsearch.zoo", "migrate", str(zoo)], capture_output=True, text=True
@@ -78,8 +90,7 @@ def test_entry_of_an_older_layout_is_refused_then_migrated(tiny_zoo, zoo, tmp_pa
     assert migrate.returncode == 0, migrate.stderr
     assert f"renamed {old} -> {TINY}" in migrate.stdout
     assert entries(zoo) == [TINY]
-    again = run_script("train_task_model.py", *TINY_TRAINING, zoo=zoo, cwd=tmp_path)
-    assert again.returncode == 0 and "already in the zoo" in again.stdout
+    assert "already in the zoo" in train(capsys, *TINY_TRAINING)
 
 
 @pytest.mark.slow
@@ -128,8 +139,8 @@ def test_run_folder_is_reused_only_for_the_same_models(tmp_path) -> None:
         ("metrics.json", '{"steps": 4', "is corrupt (JSONDecodeError"),
     ],
 )
-def test_entry_files_that_parse_but_are_wrong(name, content, reason, tiny_zoo, zoo, tmp_path) -> None:
-    copy_of(tiny_zoo, zoo)
+def test_entry_files_that_parse_but_are_wrong(name, content, reason, tiny_zoo, in_command_env) -> None:
+    zoo = copy_of(tiny_zoo, in_command_env)
     path = zoo / "multiobject" / "gru" / TINY
     if content is None:  # drop the model from the recorded settings
         text = (path / name).read_text()
@@ -137,40 +148,32 @@ def test_entry_files_that_parse_but_are_wrong(name, content, reason, tiny_zoo, z
     (path / name).write_text(content)
     with pytest.raises(ZooError, match="corrupt"):
         model_zoo.load(path)
-    again = run_script("train_task_model.py", *TINY_TRAINING, zoo=zoo, cwd=tmp_path)
-    assert_one_line_error(again, str(path), reason)
+    assert_error_line(body_refusal("train_task_model.py", *TINY_TRAINING), str(path), reason)
 
 
-def test_file_where_an_entry_folder_goes_is_found_before_training(zoo, tmp_path) -> None:
-    (zoo / "multiobject").mkdir(parents=True)
-    (zoo / "multiobject" / "gru").write_text("not a folder")
-    result = run_script("train_task_model.py", *TINY_TRAINING, zoo=zoo, cwd=tmp_path)
-    assert_one_line_error(result, "is a file, not a folder")
-    assert "training" not in result.stdout and not (tmp_path / "outputs").exists()
+def test_file_where_an_entry_folder_goes_is_found_before_training(in_command_env, tmp_path, capsys) -> None:
+    (in_command_env / "multiobject").mkdir(parents=True)
+    (in_command_env / "multiobject" / "gru").write_text("not a folder")
+    assert_refused("train_task_model.py", *TINY_TRAINING, says=["is a file, not a folder"])
+    assert "training" not in capsys.readouterr().out and not (tmp_path / "outputs").exists()
 
 
-def test_leftover_temporary_file_is_not_published(zoo, tmp_path) -> None:
-    partial = zoo / "multiobject" / "gru" / f"{TINY}.partial"
+def test_leftover_temporary_file_is_not_published(in_command_env, capsys) -> None:
+    partial = in_command_env / "multiobject" / "gru" / f"{TINY}.partial"
     partial.mkdir(parents=True)
     (partial / ".model.pt.abc123.tmp").write_bytes(b"half a file")
-    result = run_script("train_task_model.py", *TINY_TRAINING, zoo=zoo, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert not list((zoo / "multiobject" / "gru" / TINY).rglob("*.tmp"))
+    assert "trained: " in train(capsys, *TINY_TRAINING)
+    assert not list((in_command_env / "multiobject" / "gru" / TINY).rglob("*.tmp"))
 
 
-def test_rejected_command_leaves_no_output_folder(zoo, tmp_path) -> None:
-    for args in (["alignment.stop_at=high"], ["-m", "seed=0,x"], ["trainig.max_steps=100"]):
-        result = run_script("run_alignment.py", *args, zoo=zoo, cwd=tmp_path)
-        assert result.returncode == 2, result.stderr
-    assert not (tmp_path / "outputs").exists() and not (tmp_path / "multirun").exists()
-
-
-def test_unreadable_hydra_output_folder_is_one_line(zoo, tmp_path) -> None:
+def test_unreadable_hydra_output_folder_is_one_line(in_command_env, tmp_path) -> None:
     (tmp_path / "afile").write_text("")
-    result = run_script(
-        "train_task_model.py", *TINY_TRAINING, "hydra.run.dir=afile/run", zoo=zoo, cwd=tmp_path
+    assert_refused(
+        "train_task_model.py",
+        *TINY_TRAINING,
+        "hydra.run.dir=afile/run",
+        says=["hydra.run.dir=afile/run", "a folder this user can write"],
     )
-    assert_one_line_error(result, "hydra.run.dir=afile/run", "a folder this user can write")
 
 
 def test_waiting_for_another_process_says_so(zoo, tmp_path) -> None:
