@@ -13,7 +13,7 @@ import torch
 from alignsearch.errors import ConfigError
 from alignsearch.models import Intervention, SequenceModel, Transformer, hooks
 from alignsearch.models.hf import HFCausalLM
-from tests.helpers import ROOT, TINY_ALIGNMENT, TINY_SUFFIX, TINY_TRAINING, assert_one_line_error, run_script
+from tests.helpers import ROOT, TINY_ALIGNMENT, TINY_SUFFIX, TINY_TRAINING, assert_refused, run_script
 
 HF_QUICK = ["model=hf", "hardware.progress_bar=false", "training.n_val=256", "training.n_heldout=128"]
 
@@ -151,19 +151,23 @@ def test_module_path_site_through_the_cli_matches_the_layer(zoo, tmp_path) -> No
         ),
     ],
 )
-def test_bad_sites_and_hf_folders(args, fragments, zoo, tmp_path) -> None:
-    assert_one_line_error(run_script("run_alignment.py", *args, zoo=zoo, cwd=tmp_path), *fragments)
+def test_bad_sites_and_hf_folders(args, fragments, in_command_env) -> None:
+    assert_refused("run_alignment.py", *args, says=fragments)
 
 
-def test_hf_folder_that_is_not_a_causal_lm(zoo, tmp_path) -> None:
+def test_hf_folder_that_is_not_a_causal_lm(in_command_env, tmp_path) -> None:
     import transformers
 
     folder = tmp_path / "encoder"
     transformers.BertConfig(
         vocab_size=16, hidden_size=16, num_hidden_layers=1, num_attention_heads=2
     ).save_pretrained(folder)
-    done = run_script("train_task_model.py", "model=hf", f"model.path={folder}", zoo=zoo, cwd=tmp_path)
-    assert_one_line_error(done, f"model.path={folder}", "a causal language model")
+    assert_refused(
+        "train_task_model.py",
+        "model=hf",
+        f"model.path={folder}",
+        says=[f"model.path={folder}", "a causal language model"],
+    )
 
 
 def test_hf_without_transformers_says_how_to_get_it(monkeypatch) -> None:

@@ -17,7 +17,7 @@ from alignsearch.seeding import generator
 from alignsearch.similarity import cka, correlation, pair_measures, probe_accuracy
 from alignsearch.tasks import NumericTask, causal_model_for
 from alignsearch.tasks.counterfactual import make_pairs
-from tests.helpers import TINY_ALIGNMENT, TINY_SUFFIX, TINY_TRAINING, assert_one_line_error, run_script
+from tests.helpers import TINY_ALIGNMENT, TINY_SUFFIX, TINY_TRAINING, assert_refused, run_script
 
 DIRECTIONS = ["0>0", "0>1", "1>0", "1>1"]
 
@@ -155,15 +155,18 @@ def test_partners_of_other_architectures_tasks_and_causal_models(zoo, tmp_path) 
         (["partner.seed=-1"], ["partner.seed=-1", "non-negative integer"]),
     ],
 )
-def test_bad_mas_settings(args, fragments, zoo, tmp_path) -> None:
-    done = run_script("run_alignment.py", "alignment=mas", *args, *TINY_TRAINING, zoo=zoo, cwd=tmp_path)
-    assert_one_line_error(done, *fragments)
-    assert not zoo.exists() or not any(zoo.rglob("model.pt"))  # nothing trained
+def test_bad_mas_settings(args, fragments, in_command_env) -> None:
+    assert_refused("run_alignment.py", "alignment=mas", *args, *TINY_TRAINING, says=fragments)
+    assert not in_command_env.exists() or not any(in_command_env.rglob("model.pt"))  # nothing trained
 
 
-def test_partner_settings_need_a_two_model_alignment(zoo, tmp_path) -> None:
-    done = run_script("run_alignment.py", "partner.model=lstm", *TINY_TRAINING, zoo=zoo, cwd=tmp_path)
-    assert_one_line_error(done, "partner.model=lstm", "null with alignment=das")
+def test_partner_settings_need_a_two_model_alignment(in_command_env) -> None:
+    assert_refused(
+        "run_alignment.py",
+        "partner.model=lstm",
+        *TINY_TRAINING,
+        says=["partner.model=lstm", "null with alignment=das"],
+    )
 
 
 # -- the pieces ---------------------------------------------------------------------------------------------
