@@ -80,9 +80,9 @@ atomic._atomic(Path({str(tmp_path)!r}) / "results.json", slow)
 
 
 @pytest.fixture(scope="module")
-def tiny_gru(tmp_path_factory):
-    """A GRU trained for a few steps (its alignments need not be good)."""
-    return api.model(zoo_dir=tmp_path_factory.mktemp("zoo"), overrides=TINY_TRAINING)
+def tiny_gru(tiny_zoo):
+    """A GRU trained for a few steps (its alignments need not be good), from the session's tiny zoo."""
+    return api.model(zoo_dir=tiny_zoo, overrides=TINY_TRAINING)
 
 
 def test_align_removes_its_temporary_folder(tiny_gru, tmp_path, monkeypatch) -> None:

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from alignsearch import zoo
+from alignsearch.cli import train_task_model
 from alignsearch.cli.checks import model_request
 from alignsearch.errors import ZooError
 from tests.helpers import ROOT, TINY_SUFFIX, TINY_TRAINING, compose_config, run_script
@@ -20,7 +21,7 @@ from tests.helpers import ROOT, TINY_SUFFIX, TINY_TRAINING, compose_config, run_
 ENTRY = f"multiobject/gru/seed0-d_model32{TINY_SUFFIX}"
 
 
-def test_cli_trains_a_zoo_entry(zoo, tmp_path) -> None:
+def test_cli_trains_a_zoo_entry(zoo, tmp_path, enter_command_env, capsys) -> None:
     result = run_script(
         "train_task_model.py",
         "model=gru",
@@ -54,8 +55,11 @@ def test_cli_trains_a_zoo_entry(zoo, tmp_path) -> None:
     assert not (zoo / f"{ENTRY}.partial").exists()
     assert list(tmp_path.glob("outputs/train_task_model/*/*/logs/version_0/metrics.csv"))
 
-    again = run_script("train_task_model.py", "seed=0", *TINY_TRAINING, zoo=zoo, cwd=tmp_path)
-    assert again.returncode == 0 and "already in the zoo" in again.stdout
+    enter_command_env(zoo)  # the same command again, its body in-process: the entry is found
+    train_task_model.main(
+        compose_config("train_task_model", ["seed=0", *TINY_TRAINING, "paths.output_dir=again"])
+    )
+    assert f"already in the zoo: {entry}" in capsys.readouterr().out
     loaded = zoo_load(entry)
     assert loaded.metrics == metrics and not loaded.model.training
 
@@ -81,8 +85,8 @@ class Crash(L.Callback):
             raise RuntimeError("simulated crash")
 
 
-def test_interrupted_training_resumes_to_the_same_model(tmp_path) -> None:
-    straight = zoo.get_or_train(model_request(tiny_cfg(tmp_path / "a")), verbose=False)
+def test_interrupted_training_resumes_to_the_same_model(tiny_zoo, tmp_path) -> None:
+    straight = zoo.load(tiny_zoo / ENTRY)  # the same settings, trained without a crash
 
     cfg = tiny_cfg(tmp_path / "b")
     with pytest.raises(RuntimeError, match="simulated crash"):
@@ -99,10 +103,9 @@ def test_interrupted_training_resumes_to_the_same_model(tmp_path) -> None:
     assert resumed.metrics["val_trial_acc"] == straight.metrics["val_trial_acc"]
 
 
-def test_entry_for_another_vocabulary_is_refused(tmp_path) -> None:
-    trained = zoo.get_or_train(model_request(tiny_cfg(tmp_path)), verbose=False)
+def test_entry_for_another_vocabulary_is_refused(tiny_zoo, tmp_path) -> None:
     wrong = tmp_path / "sameobject" / "gru" / f"seed0-d_model32{TINY_SUFFIX}"
-    shutil.copytree(trained.path, wrong)
+    shutil.copytree(tiny_zoo / ENTRY, wrong)
     with pytest.raises(
         ZooError, match="has vocabulary P B E D0 D1 D2 R T but task sameobject needs P B E D T"
     ):
