@@ -10,7 +10,6 @@ import pickle
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from alignsearch import zoo as zoo_api
 from alignsearch.cli.checks import model_request
 from alignsearch.engine import interrupt
 from alignsearch.engine.interrupt import Interrupted, SaveOnSignal
-from tests.helpers import ROOT, TINY_ALIGNMENT, TINY_TRAINING, compose_config, run_script
+from tests.helpers import TINY_ALIGNMENT, TINY_TRAINING, compose_config, run_script, start
 
 EXIT = {signal.SIGTERM: 143, signal.SIGINT: 130}
 THREADS = ["hardware.threads=1"]  # one torch thread per process: the runs share a small machine
@@ -45,19 +44,6 @@ LONG_TRAINING = overridden(
 LONG_ALIGNMENT = overridden(
     TINY_ALIGNMENT, f"alignment.max_steps={ALIGN_STEPS}", "alignment.stop_at=1.0", "alignment.patience=1000"
 )
-
-
-def start(script: str, *args: str, zoo: Path, cwd: Path) -> subprocess.Popen:
-    """An entry point started as ``run_script`` runs it, without waiting for it."""
-    env = {**os.environ, "ALIGNSEARCH_ZOO": str(zoo), "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "0"}
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / script), *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def wait_for(pattern: str, folder: Path, proc: subprocess.Popen, timeout: float = 180) -> Path:
@@ -188,15 +174,6 @@ def test_train_task_model_stopped_by_a_signal_saves_exits_and_resumes(signum, zo
     assert f"(resuming from {checkpoint})" in again.stdout
     (entry,) = [p for p in zoo.glob("*/*/*") if p.is_dir()]
     assert json.loads((entry / "metrics.json").read_text())["steps"] == TRAIN_STEPS
-
-
-@pytest.fixture(scope="module")
-def tiny_zoo(tmp_path_factory) -> Path:
-    """A zoo holding the TINY_TRAINING model that the alignments below align."""
-    root = tmp_path_factory.mktemp("signals")
-    done = run_script("train_task_model.py", *TINY_TRAINING, *THREADS, zoo=root / "zoo", cwd=root)
-    assert done.returncode == 0, done.stderr
-    return root / "zoo"
 
 
 def logged_steps(run_dir: Path) -> list[int]:
