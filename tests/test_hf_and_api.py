@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from alignsearch import api
+from alignsearch.cli import run_alignment
 from alignsearch.errors import ConfigError
 from alignsearch.models import Intervention, SequenceModel, Transformer, hooks
 from alignsearch.models.hf import HFCausalLM
-from tests.helpers import ROOT, TINY_ALIGNMENT, TINY_SUFFIX, TINY_TRAINING, assert_refused, run_script
+from tests.helpers import (
+    ROOT,
+    TINY_ALIGNMENT,
+    TINY_SUFFIX,
+    TINY_TRAINING,
+    assert_refused,
+    compose_config,
+    run_script,
+)
 
 HF_QUICK = ["model=hf", "hardware.progress_bar=false", "training.n_val=256", "training.n_heldout=128"]
 
@@ -81,7 +92,8 @@ def test_module_sites_that_cannot_work_are_refused() -> None:
     assert hooks.site_width(model, "embed") == 8
 
 
-def test_hf_model_trains_aligns_and_pairs_with_a_gru(zoo, tmp_path) -> None:
+def test_hf_model_trains_aligns_and_pairs_with_a_gru(tiny_zoo, zoo, tmp_path) -> None:
+    shutil.copytree(tiny_zoo, zoo)  # the GRU partner of the MAS below is there
     trained = run_script("train_task_model.py", *HF_QUICK, zoo=zoo, cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr
     metrics = json.loads((zoo / "multiobject" / "hf_gpt2" / "seed0-n_val256" / "metrics.json").read_text())
@@ -125,19 +137,16 @@ def test_hf_model_trains_aligns_and_pairs_with_a_gru(zoo, tmp_path) -> None:
     )
 
 
-def test_module_path_site_through_the_cli_matches_the_layer(zoo, tmp_path) -> None:
-    args = ["model=transformer", *TINY_TRAINING, *TINY_ALIGNMENT]
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    by_layer = run_script("run_alignment.py", *args, "layer=1", zoo=zoo, cwd=tmp_path / "a")
-    by_path = run_script("run_alignment.py", *args, "site=blocks.1", zoo=zoo, cwd=tmp_path / "b")
-    assert by_layer.returncode == 0 and by_path.returncode == 0, by_path.stderr
-    a, b = (
-        json.loads(next((tmp_path / d).glob("outputs/run_alignment/*/results.json")).read_text())["records"][
-            0
-        ]
-        for d in ("a", "b")
-    )
+def test_module_path_site_matches_the_layer_end_to_end(in_command_env, tmp_path) -> None:
+    """run_alignment's body with ``site=blocks.1`` (a module path) and with ``layer=1``: the same results."""
+    records = {}
+    for name, choice in (("a", "layer=1"), ("b", "site=blocks.1")):
+        overrides = ["model=transformer", *TINY_TRAINING, *TINY_ALIGNMENT, choice]
+        run_alignment.main(
+            compose_config("run_alignment", [*overrides, f"paths.output_dir={tmp_path / name}"])
+        )
+        (records[name],) = json.loads((tmp_path / name / "results.json").read_text())["records"]
+    a, b = records["a"], records["b"]
     assert (a["iia"], a["iia_test"], a["token_iia"]) == (b["iia"], b["iia_test"], b["token_iia"])
 
 
@@ -209,5 +218,11 @@ def test_quickstart_notebook_runs_top_to_bottom(tmp_path, monkeypatch) -> None:
     for cell in notebook["cells"]:
         if cell["cell_type"] == "code":
             exec(compile("".join(cell["source"]), "quickstart.ipynb", "exec"), namespace)
-    assert namespace["mas"].iia("0>1", "count") >= 0.0
+    result, saved, fresh, gru = (namespace[k] for k in ("result", "saved", "fresh", "gru"))
+    on_fresh = api.iia(saved, [gru], fresh)["iia"]  # the saved DAS map on new pairs: as good as on its own
+    assert on_fresh == pytest.approx(result.iia("0>0", "count"), abs=0.1)
+    mas = namespace["mas"]
+    assert sorted(r["direction"] for r in mas.records) == ["0>0", "0>1", "1>0", "1>1"]
+    cross = next(r for r in mas.records if r["direction"] == "0>1")  # the GRU's count into GPT-2
+    assert mas.iia("0>1", "count") == cross["iia"] and cross["iia"] > cross["iia_step0"]  # it learned
     assert Path(tmp_path / "quickstart_das.pt").is_file()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import shutil
 
 import lightning as L
 import pytest
@@ -62,7 +64,7 @@ def test_users_mas_command_trains_each_model_once(zoo, tmp_path) -> None:
     assert all(-1 <= measures[k] <= 1 for k in measures if not k.startswith("probe"))
 
 
-def test_every_mas_variant_through_the_cli(trained_zoo, tmp_path) -> None:
+def test_every_mas_variant_through_the_cli(tiny_zoo, tmp_path) -> None:
     done = run_script(
         "run_alignment.py",
         "-m",
@@ -70,7 +72,7 @@ def test_every_mas_variant_through_the_cli(trained_zoo, tmp_path) -> None:
         "partner.seed=0",  # the partner is the same zoo model: aligned with itself
         *TINY_TRAINING,
         *TINY_ALIGNMENT,
-        zoo=trained_zoo,
+        zoo=tiny_zoo,  # only read: the model is there
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
@@ -86,13 +88,15 @@ def test_every_mas_variant_through_the_cli(trained_zoo, tmp_path) -> None:
             has_latent = r["loss"] == "latent"
             assert ("cl_loss" in r) == has_latent
             if has_latent:
-                assert r["cl_loss"] >= 0 and r["cl_divergence"] >= 0
+                # positive: targets were found, and intervened vectors are not exactly natural ones
+                assert 0 < r["cl_loss"] < math.inf and 0 < r["cl_divergence"] < math.inf
     assert runs["stitch"]["config"]["n_units"] == 32  # the whole site
     assert runs["stitch"]["config"]["variables"] == ["full"]
     assert runs["clmas"]["config"]["cl_eps"] == pytest.approx(0.85)
 
 
-def test_partners_of_other_architectures_tasks_and_causal_models(zoo, tmp_path) -> None:
+def test_partners_of_other_architectures_tasks_and_causal_models(tiny_zoo, zoo, tmp_path) -> None:
+    shutil.copytree(tiny_zoo, zoo)  # the first model is there; its partners are trained
     done = run_script(
         "run_alignment.py",
         "-m",

@@ -20,7 +20,6 @@ from alignsearch import zoo as model_zoo
 from alignsearch.cli import train_task_model
 from alignsearch.errors import ZooError
 from tests.helpers import (
-    ROOT,
     TINY_ALIGNMENT,
     TINY_SUFFIX,
     TINY_TRAINING,
@@ -29,6 +28,7 @@ from tests.helpers import (
     body_refusal,
     compose_config,
     run_script,
+    start,
 )
 
 TINY = f"seed0-d_model32{TINY_SUFFIX}"
@@ -176,20 +176,20 @@ def test_unreadable_hydra_output_folder_is_one_line(in_command_env, tmp_path) ->
     )
 
 
-def test_waiting_for_another_process_says_so(zoo, tmp_path) -> None:
+def test_waiting_for_another_process_says_so(tiny_zoo, zoo, tmp_path) -> None:
+    """The command waits on the entry's lock, says so, then loads what the lock's holder published."""
     from filelock import FileLock
 
     path = zoo / "multiobject" / "gru" / TINY
     path.parent.mkdir(parents=True)
-    env = {**os.environ, "ALIGNSEARCH_ZOO": str(zoo)}
     lock = model_zoo.lock_path(path)
     with FileLock(lock):
-        proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "train_task_model.py"), *TINY_TRAINING],
-            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+        proc = start("train_task_model.py", *TINY_TRAINING, zoo=zoo, cwd=tmp_path)
         first_line = proc.stdout.readline()
+        shutil.copytree(tiny_zoo / "multiobject" / "gru" / TINY, path)  # the holder publishes the entry
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert first_line.startswith(f"waiting for another process that is training {path}"), first_line
     assert str(lock) in first_line
+    assert not any(line.startswith("training ") for line in out.splitlines()), out  # loaded, not trained
+    assert f"trained: {path}" in out
