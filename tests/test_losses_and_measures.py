@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from alignsearch.search.latent_targets import histogram_divergence, latent_loss
-from alignsearch.similarity import cka
+from alignsearch.similarity import cka, correlation
 
 
 def test_latent_loss_is_the_mean_of_mse_and_cosine_distance_over_pairs_with_a_target() -> None:
@@ -82,3 +82,12 @@ def test_cka_of_linear_kernels_matches_the_hand_centred_reference() -> None:
     k, m = x @ x.T, unrelated @ unrelated.T
     uncentred = float((k * m).sum() / ((k * k).sum() * (m * m).sum()).sqrt())
     assert reference_linear_cka(x, unrelated) < 0.3 and uncentred > 0.9  # the means alone look alike
+
+
+def test_spearman_correlation_is_the_pearson_correlation_of_the_ranks() -> None:
+    a = torch.tensor([4.0, 1.0, 3.0, 2.0], dtype=torch.double)  # ranks 3 0 2 1
+    b = torch.tensor([2.0, 4.0, 1.0, 3.0], dtype=torch.double)  # ranks 1 3 0 2
+    # centred ranks (1.5, -1.5, 0.5, -0.5) and (-0.5, 1.5, -1.5, 0.5): products sum to -4, norms sqrt(5)
+    assert correlation(a, b, "spearman") == pytest.approx(-4 / 5)
+    assert correlation(a, b**3, "spearman") == pytest.approx(-4 / 5)  # ranks only: b**3 ranks alike
+    assert correlation(a, b, "pearson") == pytest.approx(-0.8)  # these values are their own ranks + 1

@@ -65,9 +65,8 @@ def matched_activations(
 
 
 def _centre_gram(k: Tensor) -> Tensor:
-    n = k.shape[0]
-    h = torch.eye(n, dtype=k.dtype) - 1.0 / n
-    return h @ k @ h
+    """``H K H`` with ``H = I - 11'/n``, in O(n^2): less the row and column means, plus the grand mean."""
+    return k - k.mean(0, keepdim=True) - k.mean(1, keepdim=True) + k.mean()
 
 
 def cka(k: Tensor, m: Tensor) -> float:
@@ -93,7 +92,10 @@ def zscore(x: Tensor) -> Tensor:
 
 
 def _ranks(x: Tensor) -> Tensor:
-    return torch.argsort(torch.argsort(x)).double()
+    """The rank of each entry (0 for the smallest): one sort, its inverse permutation by scattering."""
+    ranks = torch.empty(len(x), dtype=torch.double)
+    ranks[torch.argsort(x)] = torch.arange(len(x), dtype=torch.double)
+    return ranks
 
 
 def correlation(a: Tensor, b: Tensor, method: str) -> float:
