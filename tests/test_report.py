@@ -286,7 +286,7 @@ def test_permission_denied_is_one_line(tmp_path: Path, capsys, monkeypatch) -> N
     def denied(path: Path | str, text: str) -> None:
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
 
-    monkeypatch.setattr(report.io, "write_text", denied)
+    monkeypatch.setattr(report.atomic, "write_text", denied)
     assert run_report(str(tmp_path), "--out", str(out)) == 2
     assert capsys.readouterr().err.splitlines() == [
         f"error: cannot write the report to {out}: permission denied"
