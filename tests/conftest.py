@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import SMALL_GRU, TINY_TRAINING, command_env, compose_config
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """One torch thread in this process and in the commands the tests start (they inherit
+    ``OMP_NUM_THREADS``), unless ``OMP_NUM_THREADS`` is set: the models here are tiny, and on a busy
+    machine a second thread mostly waits for the first."""
+    import torch
+
+    ours = "OMP_NUM_THREADS" not in os.environ
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    yield
+    torch.set_num_threads(threads)
+    if ours:
+        del os.environ["OMP_NUM_THREADS"]
 
 
 @pytest.fixture
