@@ -9,9 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 
 from alignsearch.errors import ConfigError, ZooError
+from alignsearch.seeding import generator
+from alignsearch.tasks import CountTask, Task, Vocabulary
+from alignsearch.tasks.protocol import SPLITS
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -148,3 +152,37 @@ def body_refusal(script: str, *overrides: str, output_dir: Path | str = "outputs
     with pytest.raises((ConfigError, ZooError)) as caught:
         main(cfg)
     return f"error: {caught.value}"
+
+
+def conf_node(path: Path):
+    """The config of ``conf/<group>/<choice>.yaml`` as Hydra composes it (its ``defaults`` applied)."""
+    from alignsearch.components import load_choice
+
+    return load_choice(path.parent.name, path.stem, path.parent.name)
+
+
+def check_task(task) -> None:
+    """What :class:`alignsearch.tasks.Task` promises, checked on samples of every split."""
+    assert isinstance(task, Task)
+    assert isinstance(task.name, str) and isinstance(task.vocab, Vocabulary)
+    assert set(task.naming_keys) <= set(task.settings())
+    splits = task.splits()
+    assert splits[0] == "train" and set(splits) <= set(SPLITS)
+    v = task.vocab
+    for split in splits:
+        batch = task.sample(64, generator(0, split), split=split)
+        again = task.sample(64, generator(0, split), split=split)
+        assert torch.equal(batch.ids, again.ids) and torch.equal(batch.task_mask, again.task_mask)
+        assert batch.ids.dtype == torch.long and batch.task_mask.dtype == torch.bool
+        assert batch.ids.shape == batch.task_mask.shape and batch.ids.shape[0] == 64
+        assert batch.pad_id == v.pad and int(batch.ids.max()) < v.size
+        assert (batch.ids[:, 0] == v.bos).all()
+        last = batch.lengths - 1
+        assert (batch.ids[torch.arange(64), last] == v.eos).all()
+        assert not batch.task_mask[batch.ids == v.pad].any() and batch.task_mask.any(1).all()
+        assert all(len(values) == 64 for values in batch.variables.values())
+    if isinstance(task, CountTask):
+        counts = task.train_counts
+        assert task.min_count <= int(counts.min()) and int(counts.max()) <= task.max_count
+        batch = task.sample(len(counts), generator(1), counts=counts)
+        assert len(batch) == len(counts)

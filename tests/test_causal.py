@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from alignsearch.components import build_task
 from alignsearch.errors import ConfigError
@@ -19,7 +18,7 @@ from alignsearch.tasks import (
     causal_models_for,
     register_causal_model,
 )
-from tests.helpers import CONF
+from tests.helpers import CONF, conf_node
 
 
 def encode(task, text: str) -> torch.Tensor:
@@ -111,7 +110,7 @@ def test_causal_model_must_fit_the_task() -> None:
 # -- the registry: every causal model that fits a conf/task choice explains its sequences ---------------------
 @pytest.mark.parametrize("path", sorted((CONF / "task").glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_fitting_causal_model_explains_the_task(path) -> None:
-    task = build_task(OmegaConf.load(path))
+    task = build_task(conf_node(path))
     names = causal_models_for(task)
     assert names == [n for n in CAUSAL_MODELS if CAUSAL_MODELS[n].fits(task)]
     batch = task.sample(200, generator(3, path.stem))

@@ -5,25 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
 
 from alignsearch.components import build_model, build_task, settings_suffix
 from alignsearch.configurable import Configurable, constructor_arguments, missing_settings
 from alignsearch.errors import ConfigError
 from alignsearch.models import GRU
-from tests.helpers import CONF
+from tests.helpers import CONF, conf_node
 
 
 @pytest.mark.parametrize("path", sorted((CONF / "task").glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_task_config_builds_with_its_own_name(path: Path) -> None:
-    task = build_task(OmegaConf.load(path))
+    task = build_task(conf_node(path))
     assert task.name == path.stem
     assert settings_suffix(task) == ""  # the config's values are the class defaults
 
 
 @pytest.mark.parametrize("path", sorted((CONF / "model").glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_model_config_builds_with_its_own_name(path: Path) -> None:
-    model = build_model(OmegaConf.load(path), vocab_size=8)
+    model = build_model(conf_node(path), vocab_size=8)
     assert model.name == {"hf": "hf_gpt2"}.get(path.stem, path.stem)  # HF models name their architecture
     assert settings_suffix(model) == ""
 
@@ -58,7 +57,7 @@ def build(group: str, node):
 def test_settings_are_every_constructor_argument(group: str, path: Path) -> None:
     """Each constructor argument names the zoo entry (vocab_size comes from the task), and the settings
     build the same thing again."""
-    node = OmegaConf.load(path)
+    node = conf_node(path)
     if group == "model" and "hf" in node["_target_"]:
         pytest.importorskip("transformers")
     component = build(group, node)

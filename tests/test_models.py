@@ -16,14 +16,14 @@ from alignsearch.components import build_model
 from alignsearch.errors import ConfigError
 from alignsearch.models import GRU, LSTM, RNN, Intervention, SequenceModel, Transformer, hooks
 from alignsearch.models.windows import Windows
-from tests.helpers import CONF
+from tests.helpers import CONF, conf_node
 
 
 def model_choices() -> list:
     """Every ``conf/model`` choice; those built by ``alignsearch.models.hf`` need ``transformers``."""
     out = []
     for path in sorted((CONF / "model").glob("*.yaml")):
-        hf = str(OmegaConf.load(path)["_target_"]).startswith("alignsearch.models.hf.")
+        hf = str(conf_node(path)["_target_"]).startswith("alignsearch.models.hf.")
         missing = hf and importlib.util.find_spec("transformers") is None
         out.append(pytest.param(path.stem, marks=pytest.mark.skipif(missing, reason="needs transformers")))
     return out

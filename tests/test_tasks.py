@@ -6,14 +6,12 @@ import textwrap
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from alignsearch.components import build_task
 from alignsearch.errors import ConfigError
 from alignsearch.seeding import generator
-from alignsearch.tasks import ArithmeticTask, CountTask, NumericTask, Task, Vocabulary, numeric_vocabulary
-from alignsearch.tasks.protocol import SPLITS
-from tests.helpers import CONF
+from alignsearch.tasks import ArithmeticTask, CountTask, NumericTask, numeric_vocabulary
+from tests.helpers import CONF, check_task, conf_node
 
 RULES = {
     "identity": lambda n: n,
@@ -126,36 +124,9 @@ def test_bad_task_settings(kwargs: dict, key: str) -> None:
 TASK_CONFIGS = sorted((CONF / "task").glob("*.yaml"))
 
 
-def check_task(task) -> None:
-    """What :class:`alignsearch.tasks.Task` promises, checked on samples of every split."""
-    assert isinstance(task, Task)
-    assert isinstance(task.name, str) and isinstance(task.vocab, Vocabulary)
-    assert set(task.naming_keys) <= set(task.settings())
-    splits = task.splits()
-    assert splits[0] == "train" and set(splits) <= set(SPLITS)
-    v = task.vocab
-    for split in splits:
-        batch = task.sample(64, generator(0, split), split=split)
-        again = task.sample(64, generator(0, split), split=split)
-        assert torch.equal(batch.ids, again.ids) and torch.equal(batch.task_mask, again.task_mask)
-        assert batch.ids.dtype == torch.long and batch.task_mask.dtype == torch.bool
-        assert batch.ids.shape == batch.task_mask.shape and batch.ids.shape[0] == 64
-        assert batch.pad_id == v.pad and int(batch.ids.max()) < v.size
-        assert (batch.ids[:, 0] == v.bos).all()
-        last = batch.lengths - 1
-        assert (batch.ids[torch.arange(64), last] == v.eos).all()
-        assert not batch.task_mask[batch.ids == v.pad].any() and batch.task_mask.any(1).all()
-        assert all(len(values) == 64 for values in batch.variables.values())
-    if isinstance(task, CountTask):
-        counts = task.train_counts
-        assert task.min_count <= int(counts.min()) and int(counts.max()) <= task.max_count
-        batch = task.sample(len(counts), generator(1), counts=counts)
-        assert len(batch) == len(counts)
-
-
 @pytest.mark.parametrize("path", TASK_CONFIGS, ids=lambda p: p.stem)
 def test_every_task_config_keeps_the_task_protocol(path) -> None:
-    task = build_task(OmegaConf.load(path))
+    task = build_task(conf_node(path))
     check_task(task)
     assert task.name == path.stem
 

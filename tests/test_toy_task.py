@@ -19,9 +19,16 @@ from pathlib import Path
 import pytest
 import torch
 
+from alignsearch.cli.checks import check_run_config
 from alignsearch.tasks import CountTask, causal_model_for, causal_models_for
-from tests.helpers import TINY_ALIGNMENT, TINY_SUFFIX, TINY_TRAINING, assert_refused, run_script
-from tests.test_tasks import check_task
+from tests.helpers import (
+    TINY_ALIGNMENT,
+    TINY_SUFFIX,
+    TINY_TRAINING,
+    assert_refused,
+    check_task,
+    run_script,
+)
 
 MODULE = "ones_task"
 TASK_FILE = '''
@@ -176,3 +183,29 @@ def test_a_new_task_trains_pairs_and_aligns_through_the_command_line(
     assert record["variable"] == "ones" and record["source"] == f"ones/gru/{entry.name}"
     assert 0 <= record["iia"] <= 1 and 0 <= record["iia_test"] <= 1
     assert json.loads((entry / "metrics.json").read_text()) == metrics  # the zoo's model, not trained again
+
+
+def test_a_partner_can_use_the_new_task(toy, tmp_path, monkeypatch) -> None:
+    """``partner.task`` finds choices in ``hydra.searchpath`` folders too (checked before Hydra runs, as
+    the command line does; inside a running Hydra app the app's search path is used)."""
+    from hydra import initialize_config_dir
+
+    from alignsearch.cli import check_command
+    from alignsearch.cli.run_alignment import GROUPS
+    from alignsearch.components import CONF_DIR, load_choice
+    from alignsearch.errors import ConfigError
+
+    monkeypatch.chdir(tmp_path)
+    argv = [f"hydra.searchpath=[file://{toy}]", "alignment=mas", "partner.task=ones", *TINY_TRAINING]
+    with pytest.raises(
+        ConfigError, match=r"^partner\.causal_model=updown .*a causal model of task ones: tally"
+    ):
+        check_command(argv, "run_alignment", GROUPS, check_run_config)
+    paired = [*argv, "partner.causal_model=tally", "partner.variables=[ones]", "n_units=4"]
+    assert check_command(paired, "run_alignment", GROUPS, check_run_config) == paired
+    with pytest.raises(
+        ConfigError, match=r"^partner\.task=ones is not allowed: expected one of arithmetic, "
+    ):
+        load_choice("task", "ones", "partner.task")  # without the folder
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):  # as inside a Hydra app
+        assert load_choice("task", "ones", "partner.task", [toy]).max_count == 6

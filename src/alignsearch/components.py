@@ -11,7 +11,7 @@ Errors in the settings come back as one-line :class:`ConfigError`s keyed under t
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +32,27 @@ def group_choices(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
     return sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
 
 
-def load_choice(group: str, choice: str, key: str) -> DictConfig:
-    """The config of ``group`` choice ``choice`` (e.g. a partner's ``model``); ConfigError under ``key``."""
-    choices = group_choices(group)
+def load_choice(group: str, choice: str, key: str, search_dirs: Sequence[Path] = ()) -> DictConfig:
+    """The config of ``group`` choice ``choice`` (e.g. a partner's ``model``) as Hydra composes it (its
+    ``defaults`` applied), found in the package's configs or ``search_dirs`` (the folders of
+    ``hydra.searchpath``); a ConfigError under ``key`` for a choice that does not exist.
+
+    >>> load_choice("task", "sameobject_mod", "partner.task").modulus
+    4
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    choices = sorted({c for d in (CONF_DIR, *search_dirs) for c in group_choices(group, Path(d))})
     if choice not in choices:
         raise ConfigError(key, choice, f"one of {', '.join(choices)}")
-    return OmegaConf.load(CONF_DIR / group / f"{choice}.yaml")
+    overrides = [f"+{group}={choice}"]
+    if search_dirs:
+        overrides.append(f"hydra.searchpath=[{','.join(f'file://{Path(d).resolve()}' for d in search_dirs)}]")
+    if GlobalHydra.instance().is_initialized():  # inside a Hydra app: its config repository
+        return compose(overrides=overrides)[group]
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose(overrides=overrides)[group]
 
 
 def instantiate_checked(node: Mapping | DictConfig, group: str | None, **extra: Any) -> Any:

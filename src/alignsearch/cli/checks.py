@@ -15,6 +15,7 @@ import itertools
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,21 @@ from alignsearch import zoo
 from alignsearch.components import CONF_DIR
 from alignsearch.errors import ConfigError
 from alignsearch.settings import AlignmentSettings, HardwareSettings, TrainingSettings, plain, unknown_key
+
+SEARCH_DIRS: ContextVar[tuple[Path, ...]] = ContextVar("search_dirs", default=())
+"""The ``hydra.searchpath`` folders of the job :func:`precheck` is checking (before Hydra runs)."""
+
+
+def search_dirs() -> tuple[Path, ...]:
+    """The config folders ``hydra.searchpath`` adds (``file://`` entries), where a partner's ``task`` or
+    ``model`` choice is looked up too: the running Hydra job's, or the one :func:`precheck` checks."""
+    from hydra.core.hydra_config import HydraConfig
+
+    entries = HydraConfig.get().searchpath if HydraConfig.initialized() else None
+    if entries is None:
+        return SEARCH_DIRS.get()
+    return tuple(Path(e.split("://", 1)[1]) for e in entries if str(e).startswith("file://"))
+
 
 COMMON_KEYS = ("seed", "ckpt_path", "paths", "task", "model", "training", "hardware", "logger")
 TRAIN_KEYS = COMMON_KEYS
@@ -111,7 +127,12 @@ def precheck(argv: Sequence[str], config_name: str, check: Callable[[DictConfig]
         folder = OmegaConf.select(hydra, key.removeprefix("hydra."), throw_on_resolution_failure=False)
         raw = OmegaConf.to_container(hydra, resolve=False)["sweep" if multirun else "run"]["dir"]
         writable_folder(Path(str(raw).split("${", 1)[0] or "."), key, shown=folder or raw)
-        check(cfg)
+        entries = hydra.get("searchpath") or []
+        token = SEARCH_DIRS.set(tuple(Path(e.split("://", 1)[1]) for e in entries if e.startswith("file://")))
+        try:
+            check(cfg)
+        finally:
+            SEARCH_DIRS.reset(token)
 
 
 def sweep_variants(overrides: list[str]) -> Iterator[list[str]]:

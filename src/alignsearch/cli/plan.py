@@ -24,6 +24,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from alignsearch.alignment import NULL
+from alignsearch.cli.checks import search_dirs
 from alignsearch.components import load_choice
 from alignsearch.errors import ConfigError
 from alignsearch.models import SequenceModel, hooks
@@ -58,11 +59,11 @@ def member_configs(cfg: DictConfig) -> list[DictConfig]:
         raise ConfigError("alignment.models", n_models, "1 or 2")
     other = cfg.copy()
     if partner.get("model") is not None:
-        other.model = load_choice("model", str(partner.model), "partner.model")
+        other.model = load_choice("model", str(partner.model), "partner.model", search_dirs())
     if partner.get("model_settings"):
         other.model = OmegaConf.merge(other.model, partner.model_settings)
     if partner.get("task") is not None:
-        other.task = load_choice("task", str(partner.task), "partner.task")
+        other.task = load_choice("task", str(partner.task), "partner.task", search_dirs())
     seed = partner.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise ConfigError("partner.seed", seed, "a non-negative integer, or null for seed + 1")
