@@ -1,0 +1,512 @@
+"""Counterfactual text pairs for a causal language model, from a JSONL or CSV file or from Python rows.
+
+Each row is one pair: a ``base`` prompt, a ``source`` prompt, the ``target`` continuation the intervened
+model should produce after the base prompt, and where to intervene in each prompt::
+
+    {"base": "the cat sat on the", "source": "a dog ran to the", "target": " mat", "marker": "sat"}
+
+A CSV file has the same fields as columns, with a header line; an empty cell is a field not given.
+
+**Positions.** Intervening at position ``p`` changes the state the model holds after reading token ``p``
+of the prompt (counted in the prompt as the tokenizer encodes it, special tokens included). Each prompt's
+position comes from its own field (``base_position``, ``base_marker``; ``source_position``,
+``source_marker``) or else from the shared one (``position``, ``marker``):
+
+* ``position``: a token index (``-1`` is the last token, ``-2`` the one before) or ``"last"`` (the default);
+* ``marker``: a piece of the prompt's text; the position is the last token that overlaps the first
+  occurrence of that text (``"cat sat"`` in ``"the cat sat on"``: the token ``sat``).
+
+**Tokens.** Prompts are encoded by the model's own (fast) tokenizer with its special tokens (a Llama
+tokenizer adds its BOS); the target is encoded on its own, without special tokens, and appended to the
+base prompt. For byte-level BPE tokenizers (GPT-2 and most others) a target normally starts with the
+space the text would have: ``" three"`` is the token ``Ġthree``, while ``"three"`` is another token (the
+start of a word glued to the prompt). SentencePiece tokenizers may add the word's space themselves;
+``tokenizer.tokenize(target)`` shows what a target becomes.
+
+**Splits.** A ``split`` field (``train``, ``val`` or ``validation``, ``test``) places each row; without
+one, a seeded shuffle divides the usable rows by ``fractions`` (the same seed and the same usable rows
+give the same split).
+
+**Rows that cannot be used** (missing or empty texts, a marker not in its prompt, a position outside its
+prompt, more than ``max_length`` tokens, a line that is not a JSON object, an unknown split) are left out
+and reported as ``RowProblem(line, reason)``; when more than half of the rows fail, nothing is returned
+and one ``ConfigError`` line names the first few.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from alignsearch.errors import ConfigError, require_positive
+from alignsearch.seeding import generator
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+SPLITS = ("train", "val", "test")
+SPLIT_NAMES = {"train": "train", "val": "val", "validation": "val", "test": "test"}
+SIDES = ("base", "source")
+LAST = "last"
+SUFFIXES = (".jsonl", ".csv")
+DEFAULT_MAX_LENGTH = 256
+DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
+FRACTION_TOLERANCE = 1e-6
+SHOWN_PROBLEMS = 3  # problems quoted by an error or a summary; the rest are counted
+KEY = "data.path"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of a pairs file: its 1-based line in the file and its fields, or why it has none.
+
+    ``Row(3, {"base": "two plus one is", "source": "one plus one is", "target": " three"})``;
+    ``Row(4, {}, "not valid JSON (Expecting value: column 1)")``.
+    """
+
+    line: int
+    fields: Mapping[str, Any]
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """A row left out: ``RowProblem(4, "empty target")`` reads ``line 4: empty target``."""
+
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}"
+
+
+@dataclass
+class TextPairs:
+    """``n`` counterfactual pairs as tensors (one split).
+
+    ``ids`` (n, L) long: the base prompt then the target tokens, right-padded with the pad id;
+    ``task_mask`` (n, L) bool: True exactly at the target tokens (a pair counts for IIA when every one of
+    them is the intervened model's argmax, teacher-forced); ``base_pos`` (n,): where the base is
+    intervened on; ``source_ids`` (n, Ls) long: the source prompts, right-padded; ``source_pos`` (n,):
+    the source position whose state is swapped in; ``lines`` (n,): each pair's line in the file.
+
+    Example (a word-level tokenizer that adds ``[BOS]``; ids: ``[PAD]`` 0, ``[BOS]`` 2, ``the`` 3, ``cat``
+    4, ``sat`` 5, ``on`` 6, ``mat`` 8, ``dog`` 9, ``ran`` 10), rows on lines 1 and 2::
+
+        {"base": "the cat sat on the", "source": "the dog ran", "target": "mat", "base_marker": "cat sat"}
+        {"base": "the dog", "source": "the cat", "target": "sat on", "position": -2}
+
+        base + target  [BOS] the cat sat on  the   mat     source  [BOS] the dog ran
+                       [BOS] the dog sat on  [PAD] [PAD]           [BOS] the cat [PAD]
+        ids            2     3   4   5   6   3     8       source_ids  2  3  9  10
+                       2     3   9   5   6   0     0                   2  3  4  0
+        task_mask      0     0   0   0   0   0     1       (True at the target tokens: mat; sat on)
+                       0     0   0   1   1   0     0
+        base_pos       3 (sat: the last token of "cat sat"), 1 (the: -2 of "[BOS] the dog")
+        source_pos     3 ("last", the default),              1 (the: -2 of "[BOS] the cat")
+        lines          1, 2
+    """
+
+    ids: Tensor
+    task_mask: Tensor
+    base_pos: Tensor
+    source_ids: Tensor
+    source_pos: Tensor
+    lines: Tensor
+
+    def __len__(self) -> int:
+        return self.ids.shape[0]
+
+
+@dataclass
+class PairsData:
+    """The usable pairs by split (``train``, ``val``, ``test``), the rows left out and how many rows
+    there were in all."""
+
+    splits: dict[str, TextPairs]
+    problems: list[RowProblem]
+    n_rows: int
+
+    def describe(self) -> str:
+        """A one-line summary of the rows left out, for a run's log."""
+        return describe(self.problems, self.n_rows)
+
+
+@dataclass(frozen=True)
+class _Where:
+    """A prompt position: a token index (``-1``: the last) or the text of a marker."""
+
+    index: int = -1
+    marker: str | None = None
+
+
+@dataclass(frozen=True)
+class _Fields:
+    line: int
+    texts: dict[str, str]  # base, source, target
+    where: dict[str, _Where]  # per side
+    split: str | None
+
+
+@dataclass(frozen=True)
+class _Encoded:
+    line: int
+    ids: list[int]  # base prompt + target
+    n_prompt: int
+    base_pos: int
+    source_ids: list[int]
+    source_pos: int
+    split: str | None
+
+
+class _Skip(Exception):
+    """A row that cannot be used, and why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def read_rows(path: str | Path) -> list[Row]:
+    """The rows of a ``.jsonl`` (one JSON object a line; blank lines skipped) or ``.csv`` file (a header
+    line naming the fields, which is line 1). A line that is no JSON object is a row with a problem."""
+    path = Path(path)
+    if path.suffix.lower() not in SUFFIXES:
+        raise ConfigError(KEY, path, "a .jsonl or .csv file of counterfactual pairs")
+    if not path.is_file():
+        raise ConfigError(KEY, path, "an existing .jsonl or .csv file")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ConfigError(KEY, path, f"a UTF-8 text file ({err.reason} at byte {err.start})") from None
+    return _jsonl_rows(text) if path.suffix.lower() == ".jsonl" else _csv_rows(text, path)
+
+
+def _jsonl_rows(text: str) -> list[Row]:
+    rows = []
+    for line, content in enumerate(text.split("\n"), 1):  # not splitlines: JSON text may hold U+2028
+        if not content.strip():
+            continue
+        try:
+            value = json.loads(content)
+        except json.JSONDecodeError as err:
+            rows.append(Row(line, {}, f"not valid JSON ({err.msg} at column {err.colno})"))
+            continue
+        if isinstance(value, dict):
+            rows.append(Row(line, value))
+        else:
+            rows.append(Row(line, {}, f"a JSON {type(value).__name__}, not an object"))
+    return rows
+
+
+def _csv_rows(text: str, path: Path) -> list[Row]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+        if header is None:
+            return []
+        if len(set(header)) != len(header):
+            raise ConfigError(KEY, path, f"a CSV header with distinct column names ({','.join(header)})")
+        rows, end = [], reader.line_num
+        for record in reader:
+            start, end = end + 1, reader.line_num
+            if not record:
+                continue
+            if len(record) != len(header):
+                rows.append(Row(start, {}, f"{len(record)} fields where the header has {len(header)}"))
+            else:
+                rows.append(Row(start, dict(zip(header, record, strict=True))))
+    except csv.Error as err:
+        raise ConfigError(KEY, path, f"a readable CSV file ({err} at line {reader.line_num})") from None
+    return rows
+
+
+def read_pairs(path: str | Path, tokenizer: PreTrainedTokenizerBase, **kw: Any) -> PairsData:
+    """``text_pairs(read_rows(path), tokenizer, **kw)``, with errors naming the file."""
+    return text_pairs(read_rows(path), tokenizer, source_name=str(path), **kw)
+
+
+def text_pairs(
+    rows: Iterable[Mapping[str, Any] | Row],
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    max_length: int = DEFAULT_MAX_LENGTH,
+    seed: int = 0,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    source_name: str = "rows",
+) -> PairsData:
+    """Tokenised counterfactual pairs by split, from rows of fields (see the module docstring).
+
+    ``rows``: ``Row`` objects (``read_rows``) or plain mappings (a list of dicts, a generator, a
+    ``datasets.Dataset``), whose line numbers are their 1-based places in ``rows``. ``tokenizer``: the
+    model's fast ``transformers`` tokenizer (pads with its pad token, else its eos token). A prompt, or a
+    base prompt with its target, longer than ``max_length`` tokens is a row problem. Raises a
+    ``ConfigError`` about ``source_name`` when more than half of the rows fail or train or val is empty.
+    """
+    require_positive("data.max_length", max_length)
+    shares = _check_fractions(fractions)
+    pad = _pad_id(tokenizer)
+    problems: list[RowProblem] = []
+    parsed: list[_Fields] = []
+    n_rows = 0
+    for n_rows, item in enumerate(rows, 1):
+        row = item if isinstance(item, Row) else Row(n_rows, item)
+        try:
+            parsed.append(_parse(row))
+        except _Skip as skip:
+            problems.append(RowProblem(row.line, skip.reason))
+    if any(p.split is not None for p in parsed):
+        for p in parsed:
+            if p.split is None:
+                problems.append(RowProblem(p.line, "no split (other rows name theirs)"))
+        parsed = [p for p in parsed if p.split is not None]
+    encoded = _encode(parsed, tokenizer, max_length, problems)
+    problems.sort(key=lambda p: p.line)
+    _check_usable(n_rows, problems, encoded, source_name)
+    groups = _split(encoded, shares, seed)
+    for name in ("train", "val"):
+        if not groups[name]:
+            how = "by the split column" if encoded[0].split is not None else f"by fractions {list(shares)}"
+            raise ConfigError(
+                KEY, source_name, f"a pairs file with {name} rows (none of {len(encoded)} usable rows {how})"
+            )
+    return PairsData({name: _stack(groups[name], pad) for name in SPLITS}, problems, n_rows)
+
+
+def describe(problems: Sequence[RowProblem], n_rows: int | None = None) -> str:
+    """A short summary of the rows left out, for a run's log.
+
+    >>> describe([RowProblem(4, "empty target"), RowProblem(9, "marker 'x' not in the base")], 200)
+    "2 of 200 rows skipped: line 4: empty target; line 9: marker 'x' not in the base"
+    >>> describe([], 200)
+    'all 200 rows used'
+    """
+    if not problems:
+        return "no rows skipped" if n_rows is None else f"all {n_rows} rows used"
+    if n_rows is None:
+        count = f"{len(problems)} row" if len(problems) == 1 else f"{len(problems)} rows"
+    else:
+        count = f"{len(problems)} of {n_rows} rows"
+    return f"{count} skipped: {_first(problems)}"
+
+
+def _first(problems: Sequence[RowProblem]) -> str:
+    shown = "; ".join(str(p) for p in problems[:SHOWN_PROBLEMS])
+    rest = len(problems) - SHOWN_PROBLEMS
+    return f"{shown}; and {rest} more" if rest > 0 else shown
+
+
+def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
+    allowed = "three fractions (train, val, test) >= 0 summing to 1, with train and val above 0"
+    try:
+        shares = tuple(float(f) for f in fractions)
+    except (TypeError, ValueError):
+        raise ConfigError("data.fractions", fractions, allowed) from None
+    if (
+        len(shares) != len(SPLITS)
+        or min(shares) < 0
+        or shares[0] == 0
+        or shares[1] == 0
+        or abs(sum(shares) - 1) > FRACTION_TOLERANCE
+    ):
+        raise ConfigError("data.fractions", fractions, allowed)
+    return shares  # type: ignore[return-value]
+
+
+def _pad_id(tokenizer: PreTrainedTokenizerBase) -> int:
+    name = type(tokenizer).__name__
+    if not getattr(tokenizer, "is_fast", False):
+        raise ConfigError("tokenizer", name, "a fast transformers tokenizer (markers need its offsets)")
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if pad is None:
+        raise ConfigError("tokenizer", name, "a tokenizer with a pad or an eos token (to pad with)")
+    return int(pad)
+
+
+def _parse(row: Row) -> _Fields:
+    """A row's texts, positions and split, or ``_Skip`` with the first reason it cannot be used."""
+    if row.problem is not None:
+        raise _Skip(row.problem)
+    fields = row.fields
+    if not isinstance(fields, Mapping):
+        raise _Skip(f"a {type(fields).__name__}, not a mapping of fields")
+    texts = {name: _text(fields, name) for name in ("base", "source", "target")}
+    where = {side: _where(fields, side) for side in SIDES}
+    split = _given(fields, "split")
+    if split is not None:
+        name = SPLIT_NAMES.get(str(split).strip().lower())
+        if name is None:
+            raise _Skip(f"split {split!r} is not train, val, validation or test")
+        split = name
+    return _Fields(row.line, texts, where, split)
+
+
+def _given(fields: Mapping[str, Any], name: str) -> Any:
+    """A field's value, or None when it is absent, null, an empty string (a CSV cell) or NaN."""
+    value = fields.get(name)
+    if value == "" or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value
+
+
+def _text(fields: Mapping[str, Any], name: str) -> str:
+    value = fields.get(name)
+    if value is None:
+        raise _Skip(f"no {name}")
+    if not isinstance(value, str):
+        raise _Skip(f"{name} is not text ({type(value).__name__})")
+    if not value:
+        raise _Skip(f"empty {name}")
+    return value
+
+
+def _where(fields: Mapping[str, Any], side: str) -> _Where:
+    """``side``'s position: its own fields if it has one, else the shared ``position`` / ``marker``."""
+    own = (f"{side}_position", f"{side}_marker")
+    names = own if any(_given(fields, n) is not None for n in own) else ("position", "marker")
+    position, marker = (_given(fields, n) for n in names)
+    if position is not None and marker is not None:
+        raise _Skip(f"both {names[0]} and {names[1]} given")
+    if marker is not None:
+        if not isinstance(marker, str):
+            raise _Skip(f"{names[1]} is not text ({type(marker).__name__})")
+        return _Where(marker=marker)
+    return _Where() if position is None else _Where(_index(position, names[0]))
+
+
+def _index(value: Any, name: str) -> int:
+    """A token index from an int, an integral float or a string (``"-1"``, ``"last"``)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == LAST:
+            return -1
+        try:
+            return int(text)
+        except ValueError:
+            pass
+    raise _Skip(f"{name} {value!r} is not a token index or {LAST!r}")
+
+
+def _encode(
+    parsed: list[_Fields], tokenizer: PreTrainedTokenizerBase, max_length: int, problems: list[RowProblem]
+) -> list[_Encoded]:
+    """Token ids and positions of every parsed row; rows that fail go to ``problems``."""
+    if not parsed:
+        return []
+    prompts = {
+        side: tokenizer([p.texts[side] for p in parsed], return_offsets_mapping=True) for side in SIDES
+    }
+    targets = tokenizer([p.texts["target"] for p in parsed], add_special_tokens=False)["input_ids"]
+    encoded = []
+    for i, p in enumerate(parsed):
+        try:
+            ids = {side: list(prompts[side]["input_ids"][i]) for side in SIDES}
+            pos = {
+                side: _position(p.where[side], p.texts[side], prompts[side]["offset_mapping"][i], side)
+                for side in SIDES
+            }
+            target = list(targets[i])
+            if not target:
+                raise _Skip("target has no tokens")
+            if len(ids["base"]) + len(target) > max_length:
+                raise _Skip(
+                    f"base + target are {len(ids['base']) + len(target)} tokens, more than {max_length}"
+                )
+            if len(ids["source"]) > max_length:
+                raise _Skip(f"source is {len(ids['source'])} tokens, more than {max_length}")
+        except _Skip as skip:
+            problems.append(RowProblem(p.line, skip.reason))
+            continue
+        encoded.append(
+            _Encoded(
+                p.line,
+                ids["base"] + target,
+                len(ids["base"]),
+                pos["base"],
+                ids["source"],
+                pos["source"],
+                p.split,
+            )
+        )
+    return encoded
+
+
+def _position(where: _Where, text: str, offsets: Sequence[tuple[int, int]], side: str) -> int:
+    """The token index of ``where`` in a prompt of ``len(offsets)`` tokens with these character spans."""
+    n = len(offsets)
+    if where.marker is None:
+        if not -n <= where.index < n:
+            raise _Skip(f"{side} position {where.index} out of range for a {n}-token {side}")
+        return where.index % n
+    start = text.find(where.marker)
+    if start < 0:
+        raise _Skip(f"marker {where.marker!r} not in the {side}")
+    end = start + len(where.marker)
+    covering = [t for t, (a, b) in enumerate(offsets) if a < end and b > start]
+    if not covering:
+        raise _Skip(f"marker {where.marker!r} covers no token of the {side}")
+    return covering[-1]
+
+
+def _check_usable(n_rows: int, problems: list[RowProblem], encoded: list[_Encoded], source: str) -> None:
+    if n_rows == 0:
+        raise ConfigError(KEY, source, "a pairs file with at least one row")
+    if 2 * len(problems) > n_rows or not encoded:
+        raise ConfigError(
+            KEY,
+            source,
+            f"a pairs file whose rows are mostly usable: {len(problems)} of {n_rows} rows failed "
+            f"({_first(problems)})",
+        )
+
+
+def _split(
+    encoded: list[_Encoded], shares: tuple[float, float, float], seed: int
+) -> dict[str, list[_Encoded]]:
+    """Rows by split: their ``split`` field, or a seeded shuffle cut by ``shares`` (val and test get at
+    least one row each when their share is above 0); each split keeps file order."""
+    if encoded[0].split is not None:
+        return {name: [e for e in encoded if e.split == name] for name in SPLITS}
+    n = len(encoded)
+    n_val, n_test = (max(1, round(share * n)) if share > 0 else 0 for share in shares[1:])
+    n_test = min(n_test, n)
+    n_train = max(0, n - n_test - n_val)
+    order = torch.randperm(n, generator=generator(seed, "text-pairs-split")).tolist()
+    cuts = {"train": order[:n_train], "val": order[n_train : n - n_test], "test": order[n - n_test :]}
+    return {name: [encoded[i] for i in sorted(cuts[name])] for name in SPLITS}
+
+
+def _stack(items: list[_Encoded], pad: int) -> TextPairs:
+    """Right-padded tensors of ``items``."""
+
+    def padded(seqs: list[list[int]]) -> Tensor:
+        out = torch.full((len(seqs), max((len(s) for s in seqs), default=0)), pad, dtype=torch.long)
+        for row, seq in enumerate(seqs):
+            out[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        return out
+
+    ids = padded([e.ids for e in items])
+    task_mask = torch.zeros(ids.shape, dtype=torch.bool)
+    for row, e in enumerate(items):
+        task_mask[row, e.n_prompt : len(e.ids)] = True
+    return TextPairs(
+        ids,
+        task_mask,
+        torch.tensor([e.base_pos for e in items], dtype=torch.long),
+        padded([e.source_ids for e in items]),
+        torch.tensor([e.source_pos for e in items], dtype=torch.long),
+        torch.tensor([e.line for e in items], dtype=torch.long),
+    )
