@@ -45,7 +45,7 @@ COMMON_KEYS = ("seed", "ckpt_path", "paths", "task", "model", "training", "hardw
 TRAIN_KEYS = COMMON_KEYS
 RUN_KEYS = (
     *COMMON_KEYS,
-    *("alignment", "layer", "site", "n_units", "auto_train", "snapshot", "partner", "similarity"),
+    *("alignment", "layer", "site", "n_units", "auto_train", "snapshot", "partner", "similarity", "data"),
 )
 PRESET_KEYS = ("size", "sizes")
 """Top-level keys of the ``conf/experiment`` presets (the preset's size and its grids)."""
@@ -85,6 +85,7 @@ def check_train_config(cfg: DictConfig) -> zoo.ModelRequest:
 def check_run_config(cfg: DictConfig):
     """The settings of ``run_alignment.py``; returns its member configs, zoo requests and plan."""
     from alignsearch.cli.plan import member_configs, plan_alignment
+    from alignsearch.cli.text_run import check_text_config, is_text_run
 
     check_top_level(cfg, RUN_KEYS)
     HardwareSettings.parse(cfg.hardware)
@@ -92,6 +93,10 @@ def check_run_config(cfg: DictConfig):
     for key in plain(cfg.get("partner") or {}):
         if key not in PARTNER_KEYS:
             raise unknown_key(f"partner.{key}", cfg.partner[key], [f"partner.{k}" for k in PARTNER_KEYS])
+    if is_text_run(cfg):  # language models from their folders: loaded (and planned) by the run itself
+        return check_text_config(cfg), None, None
+    if str(cfg.model.get("_target_")) == "alignsearch.models.lm.TextLM":
+        raise ConfigError("data", None, "data=pairs or data=corpus with model=lm (text for a language model)")
     for key in ("auto_train", "similarity"):
         if not isinstance(cfg.get(key), bool):
             raise ConfigError(key, cfg.get(key), "true or false")

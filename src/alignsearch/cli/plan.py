@@ -28,7 +28,7 @@ from alignsearch.cli.checks import search_dirs
 from alignsearch.components import load_choice
 from alignsearch.errors import ConfigError
 from alignsearch.models import SequenceModel, hooks
-from alignsearch.search.spec import AlignmentPlan, Member
+from alignsearch.search.spec import AlignmentPlan, Member, PairSource
 from alignsearch.settings import AlignmentSettings
 from alignsearch.tasks import causal_model_for
 from alignsearch.tasks.counterfactual import swap_variables
@@ -167,6 +167,14 @@ def plan_alignment(cfgs: list[DictConfig], requests: list) -> AlignmentPlan:
                 other.task.name,
                 f"a task with the vocabulary of {first.task.name} for stepwise swaps (or alignment.stepwise=false)",
             )
+    return assemble_plan(cfg, a, members)
+
+
+def assemble_plan(
+    cfg: DictConfig, a: AlignmentSettings, members: list[Member], data: PairSource | None = None
+) -> AlignmentPlan:
+    """The block sizes, directions and alignment functions of checked ``members`` (task or text)."""
+    first = members[0]
     named = [v for v in first.variables if v != NULL]
     if not named:
         raise ConfigError("alignment.variables", first.variables, "at least one variable besides null")
@@ -188,9 +196,9 @@ def plan_alignment(cfgs: list[DictConfig], requests: list) -> AlignmentPlan:
     cl_directions = parse_directions(a.cl_directions or [], "alignment.cl_directions", len(members))
     if not directions and not cl_directions:
         raise ConfigError("alignment.directions", [], "at least one trained direction (or cl_directions)")
-    if cl_directions and a.stepwise:
+    if cl_directions and a.stepwise and data is None:  # task pairs have latent targets per pair only
         raise ConfigError("alignment.cl_directions", a.cl_directions, "[] with alignment.stepwise=true")
-    plan = AlignmentPlan(members, sizes, directions, cl_directions, a)
+    plan = AlignmentPlan(members, sizes, directions, cl_directions, a, data)
     plan.build_interchange()  # checks the function and the layout (total size, room for null)
     return plan
 
@@ -213,7 +221,7 @@ def flat_config(cfg: DictConfig, plan: AlignmentPlan, choices: dict[str, str]) -
         "site": first.site,
         "n_units": plan.sizes[0] if len(set(plan.sizes)) == 1 else plan.sizes,
         "variables": list(plan.variables),
-        "causal_model": first.causal_model.name,
+        "causal_model": first.causal_model.name if first.causal_model else None,
         "stepwise": bool(a.stepwise),
         "lr": float(a.lr),
         "batch_size": int(a.batch_size),
@@ -222,14 +230,19 @@ def flat_config(cfg: DictConfig, plan: AlignmentPlan, choices: dict[str, str]) -
         "layout": a.layout["_target_"].rsplit(".", 1)[-1],
         "snapshot": cfg.get("snapshot"),
     }
+    if plan.data is not None:  # text: the data names the "task", the models name themselves
+        flat["data"] = str(cfg.data.path)
+        flat["model"] = plan.members[0].name
     if len(plan.members) > 1:
         partner, settings = plan.members[1], cfg.get("partner") or {}
         flat |= {
-            "partner_model": settings.get("model") or flat["model"],
+            "partner_model": partner.name
+            if plan.data is not None
+            else settings.get("model") or flat["model"],
             "partner_task": settings.get("task") or flat["task"],
             "partner_seed": int(settings.get("seed") if settings.get("seed") is not None else cfg.seed + 1),
             "partner_site": partner.site,
-            "partner_causal_model": partner.causal_model.name,
+            "partner_causal_model": partner.causal_model.name if partner.causal_model else None,
             "partner_variables": list(partner.variables),
             "directions": [f"{s}>{t}" for s, t in plan.directions],
             "cl_directions": [f"{s}>{t}" for s, t in plan.cl_directions],

@@ -19,6 +19,7 @@ from alignsearch import atomic, zoo
 from alignsearch.cli.checks import check_run_config
 from alignsearch.cli.plan import flat_config
 from alignsearch.cli.sweep import ALREADY_DONE
+from alignsearch.cli.text_run import is_text_run, prepare_text_run
 from alignsearch.cli.train_task_model import make_loggers
 from alignsearch.engine.metrics import task_accuracy
 from alignsearch.engine.trainer import LAST_CHECKPOINT
@@ -31,13 +32,14 @@ from alignsearch.settings import HardwareSettings, plain
 from alignsearch.similarity import similarity
 from alignsearch.similarity import to_markdown as similarity_markdown
 
-GROUPS = ("task", "model", "alignment", "hardware", "logger", "training", "experiment", "causal")
+GROUPS = ("task", "model", "alignment", "hardware", "logger", "training", "experiment", "causal", "data")
 RESULTS = "results.json"
 RUN = "run.json"
 SIMILARITY = "similarity.json"
 SUPERSEDED = "superseded"
 RUN_OUTPUTS = (
     RESULTS,
+    "predictions",
     "metrics.csv",
     "alignment.pt",
     SIMILARITY,
@@ -66,21 +68,28 @@ HISTORY_COLUMNS = (
 
 def main(cfg: DictConfig) -> dict[str, Any]:
     out_dir = Path(cfg.paths.output_dir)
-    cfgs, requests, plan = check_run_config(cfg)  # every setting checked before any work
-    entries = [  # each missing model trained once, under its lock
-        zoo.get_or_train(req, snapshot=cfg.snapshot) for req in requests
-    ]
-    identity = run_identity(cfg, entries)
+    choices = dict(HydraConfig.get().runtime.choices) if HydraConfig.initialized() else {}
+    data = None
+    if is_text_run(cfg):  # language models from their folders, pairs from the data
+        text = prepare_text_run(cfg, out_dir)
+        models, plan, data = text.models, text.plan, text.data
+        identity = {**text.identity, "settings_sha256": settings_digest(cfg)}
+        choices |= text.choices
+    else:
+        cfgs, requests, plan = check_run_config(cfg)  # every setting checked before any work
+        entries = [  # each missing model trained once, under its lock
+            zoo.get_or_train(req, snapshot=cfg.snapshot) for req in requests
+        ]
+        identity = run_identity(cfg, entries)
+        models = [e.model for e in entries]
     done = previous_results(out_dir, identity)
     if done is not None:
         show(done, f"already done: {out_dir / RESULTS}")
         return {**done, "status": ALREADY_DONE}
-    models = [e.model for e in entries]
     if (out_dir / "checkpoints" / LAST_CHECKPOINT).is_file():
         print(f"resuming the alignment in {out_dir} from its last checkpoint", flush=True)
-    if len(models) == 2 and cfg.get("similarity", True):
+    if len(models) == 2 and cfg.get("similarity", True) and data is None:
         write_similarity(plan, models, int(cfg.seed), out_dir)
-    choices = dict(HydraConfig.get().runtime.choices) if HydraConfig.initialized() else {}
     config = flat_config(cfg, plan, choices)
     loggers = make_loggers(
         cfg,
@@ -98,13 +107,17 @@ def main(cfg: DictConfig) -> dict[str, Any]:
         "best_step": out.best_step,
         "train_seconds": out.train_seconds,
         "learned_units": out.learned_units,
-        "task_accuracy": [  # of each model as aligned (a snapshot's accuracy when aligning one)
+        "task_accuracy": None
+        if data is not None
+        else [  # of each model as aligned (a snapshot's accuracy when aligning one)
             task_accuracy(model, member.task, 1000, generator(int(cfg.seed), "task-accuracy"))
             for model, member in zip(models, plan.members, strict=True)
         ],
         "records": out.records,
         "identity": identity,
     }
+    if data is not None:
+        results["data"] = data
     save_alignment(out_dir / "alignment.pt", plan, out.state, results["config"])
     atomic.write_text(out_dir / "metrics.csv", history_csv(out.history, [m.name for m in plan.members]))
     atomic.write_json(out_dir / RESULTS, results)  # written last: its presence marks the run complete
@@ -116,12 +129,16 @@ def main(cfg: DictConfig) -> dict[str, Any]:
 def run_identity(cfg: DictConfig, entries: list[zoo.ZooEntry]) -> dict[str, Any]:
     """What a run's results belong to: the weights of every aligned model (by content) and a digest of
     the run's settings (everything but hardware, loggers, paths and how missing models are trained)."""
-    settings = {k: plain(cfg[k]) for k in cfg if k not in NOT_IDENTITY}
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
     return {
         "models": [{"name": _zoo_name(e.path), "weights_sha256": e.weights_sha256} for e in entries],
-        "settings_sha256": digest,
+        "settings_sha256": settings_digest(cfg),
     }
+
+
+def settings_digest(cfg: DictConfig) -> str:
+    """A digest of the settings that change a run's results (not hardware, loggers, paths, ...)."""
+    settings = {k: plain(cfg[k]) for k in cfg if k not in NOT_IDENTITY}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def previous_results(out_dir: Path, identity: dict[str, Any]) -> dict[str, Any] | None:

@@ -45,6 +45,8 @@ def build_pairs(
     source's task, and latent tracks carry their counterfactual-latent targets."""
     a = plan.settings
     tracks = plan.tracks()
+    if plan.data is not None:
+        return plan.data.build(tracks, models, [m.site for m in plan.members], seed)
     sizes = {"train": a.n_train, "val": a.n_val, "heldout": a.n_heldout, "test": a.n_test}
     heldout = all("heldout" in m.task.splits() for m in plan.members)
     splits = ["train", "val", "test"] + (["heldout"] if heldout else [])
@@ -117,7 +119,7 @@ def fit_alignment(
     a = plan.settings
     use_threads(hardware)
     train, evals, tracks = build_pairs(plan, models, seed)
-    test = evals.pop("test")
+    test = evals.pop("test", None)
     L.seed_everything(derive_seed(seed, "alignment-init") % 2**31, verbose=False)
     module = AlignmentModule(
         models,
@@ -177,7 +179,8 @@ def fit_alignment(
     else:
         best_step = trainer.global_step
     final = {
-        split: module.evaluate(pairs, a.eval_batch_size) for split, pairs in {**evals, "test": test}.items()
+        split: module.evaluate(pairs, a.eval_batch_size)
+        for split, pairs in {**evals, **({"test": test} if test else {})}.items()
     }
     step0 = {
         (r["source"], r["target"], r["variable"]): r["iia"]
@@ -206,6 +209,7 @@ def track_record(
     source, target = plan.members[track.source], plan.members[track.target]
     k = plan.variables.index(track.variable)
     val = final["val"][track.name]
+    test = final["test"][track.name] if "test" in final else None
     record = {
         "source": source.name,
         "target": target.name,
@@ -215,7 +219,7 @@ def track_record(
         "loss": track.loss,
         "iia": val["iia"],
         "iia_heldout": final["heldout"][track.name]["iia"] if "heldout" in final else None,
-        "iia_test": final["test"][track.name]["iia"],
+        "iia_test": None if test is None else test["iia"],
         "token_iia": val["token_iia"],
         "iia_step0": iia_step0,
     }

@@ -32,20 +32,17 @@ def stack_batches(batches: list[PairBatch]) -> tuple[PairBatch, list[int]]:
     returns the stacked batch and the row boundaries ``[0, n0, n0 + n1, ...]``.
 
     The filler id is irrelevant: filled columns come after each row's own end, are never scored, and
-    the task models are causal (nothing before them reads them)."""
+    the task models are causal (nothing before them reads them). ``labels`` are stacked when every
+    batch has them (all batches of one run do, or none)."""
     bounds = [0]
     for b in batches:
         bounds.append(bounds[-1] + len(b["ids"]))
     if len(batches) == 1:
         return batches[0], bounds
     length = max(b["ids"].shape[1] for b in batches)
-    stacked = {
-        "ids": torch.cat([F.pad(b["ids"], (0, length - b["ids"].shape[1])) for b in batches]),
-        "task_mask": torch.cat(
-            [F.pad(b["task_mask"], (0, length - b["task_mask"].shape[1])) for b in batches]
-        ),
-        "pos": torch.cat([b["pos"] for b in batches]),
-    }
+    keys = ("ids", "task_mask", "labels") if all("labels" in b for b in batches) else ("ids", "task_mask")
+    stacked = {k: torch.cat([F.pad(b[k], (0, length - b[k].shape[1])) for b in batches]) for k in keys}
+    stacked["pos"] = torch.cat([b["pos"] for b in batches])
     return stacked, bounds
 
 
@@ -133,8 +130,9 @@ class AlignmentModule(L.LightningModule):
         model = self.task_models[target]
         stacked, bounds = stack_batches(batches)
         ids = stacked["ids"]
-        inputs, targets, task = ids[:, :-1], ids[:, 1:], stacked["task_mask"][:, 1:]
-        swapped: dict[int, tuple[Tensor, Tensor]] = {}
+        inputs, task = ids[:, :-1], stacked["task_mask"][:, 1:]
+        targets = stacked.get("labels", ids)[:, 1:]
+        swapped: dict[int, tuple[Tensor, Tensor, Tensor]] = {}
 
         def swap(h: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
             pieces = []
@@ -143,9 +141,12 @@ class AlignmentModule(L.LightningModule):
                 where = ((rows >= lo) & (rows < hi)).nonzero().squeeze(1)
                 local = rows[where] - lo
                 h_s = batch["src"][local, cols[where]] if self.stepwise else batch["src"][local]
-                out = self.interchange(h[where], h_s, track.variable, target=target, source=track.source)
-                swapped[k] = (out, local)
-                pieces.append((where, out))
+                # the alignment computes in its own precision (a bfloat16 model's vectors are cast)
+                out = self.interchange(
+                    h[where].to(h_s.dtype), h_s, track.variable, target=target, source=track.source
+                )
+                swapped[k] = (out, local, cols[where])
+                pieces.append((where, out.to(h.dtype)))
             order = torch.cat([w for w, _ in pieces])
             values = torch.cat([v for _, v in pieces])
             return values[torch.argsort(order)] if len(pieces) > 1 else values
@@ -156,7 +157,7 @@ class AlignmentModule(L.LightningModule):
         lengths = scored.max(1).values
         hidden = hooks.encode(model, inputs, Intervention(self.sites[target], mask, swap, lengths))
         scored_cells = task.flatten().nonzero()[:, 0]  # index_select: its backward adds without sorting
-        logits = model.readout(hidden.flatten(0, 1).index_select(0, scored_cells))
+        logits = model.readout(hidden.flatten(0, 1).index_select(0, scored_cells)).float()
         losses = (
             F.cross_entropy(logits, targets[task], reduction="none") if task.any() else logits.sum(-1) * 0
         )
@@ -171,8 +172,9 @@ class AlignmentModule(L.LightningModule):
             length = batch["ids"].shape[1] - 1
             out = TrackOutput(loss, preds[lo:hi, :length], targets[lo:hi, :length], task[lo:hi, :length])
             if "cl" in batch and k in swapped:
-                h, rows = swapped[k]
-                out.intervened, out.cl, out.cl_found = h, batch["cl"][rows], batch["cl_found"][rows]
+                h, rows, cols = swapped[k]
+                at = (rows, cols) if batch["cl"].dim() == 3 else (rows,)  # stepwise: a target per position
+                out.intervened, out.cl, out.cl_found = h, batch["cl"][at], batch["cl_found"][at]
                 out.latent = latent_loss(out.intervened, out.cl, out.cl_found)
             results[track.name] = out
         return results

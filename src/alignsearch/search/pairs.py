@@ -15,6 +15,14 @@ from alignsearch.seeding import generator
 from alignsearch.tasks.counterfactual import CounterfactualPairs
 
 PairBatch = dict[str, Tensor]
+"""A batch of counterfactual pairs: ``ids`` (n, L) the base sequence (what the intervened model reads),
+``task_mask`` (n, L) the tokens it must predict, ``pos`` (n,) where to intervene (stepwise: every
+position up to it), ``src`` the source activations to swap in ((n, width), stepwise (n, P, width));
+optionally ``labels`` (n, L), the token expected at each position where it is not ``ids`` itself (the
+source model's own predictions, in behavioural MAS), and ``cl``/``cl_found``, counterfactual-latent
+targets (per pair, or stepwise per pair and position)."""
+SEQUENCE_KEYS = ("ids", "task_mask", "labels")
+"""The per-position tensors of a :data:`PairBatch` (trimmed and padded together)."""
 
 
 @dataclass(frozen=True)
@@ -70,9 +78,9 @@ def pair_tensors(
         if pairs.stepwise:
             prefix = int(pairs.base_pos.max()) + 1
             acts = torch.nn.functional.pad(acts, (0, 0, 0, max(0, prefix - acts.shape[1])))[:, :prefix]
-            vectors.append(acts)
+            vectors.append(acts.float())
         else:
-            vectors.append(acts[torch.arange(len(pos)), pos])
+            vectors.append(acts[torch.arange(len(pos)), pos].float())
     return {"ids": pairs.ids, "task_mask": pairs.task_mask, "pos": pairs.base_pos, "src": torch.cat(vectors)}
 
 
@@ -88,7 +96,9 @@ def select(tensors: PairBatch, index: Tensor) -> PairBatch:
         int(out["task_mask"].any(0).nonzero().max()) + 1 if out["task_mask"].any() else out["ids"].shape[1]
     )
     length = max(length, int(out["pos"].max()) + 2)
-    out["ids"], out["task_mask"] = out["ids"][:, :length], out["task_mask"][:, :length]
+    for key in SEQUENCE_KEYS:
+        if key in out:
+            out[key] = out[key][:, :length]
     return out
 
 

@@ -9,7 +9,7 @@ import inspect
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from hydra.utils import get_class
 
@@ -22,13 +22,16 @@ from alignsearch.tasks import CausalModel
 
 @dataclass
 class Member:
-    """One model of an alignment: its zoo name, task, site, causal model and variables (by position)."""
+    """One model of an alignment: its name, task, site, causal model and variables (by position).
+
+    A language model aligned on text has no task or causal model: its pairs come from the plan's
+    ``data`` (:mod:`alignsearch.search.text_data`), and its one variable is named by that data."""
 
     name: str
     task: Any
     site: str
     width: int
-    causal_model: CausalModel
+    causal_model: CausalModel | None
     variables: list[str]
 
 
@@ -41,6 +44,8 @@ class AlignmentPlan:
     directions: list[tuple[int, int]]
     cl_directions: list[tuple[int, int]]
     settings: AlignmentSettings
+    data: PairSource | None = None
+    """Where the pairs come from when they are not the tasks' (text pairs, a corpus)."""
 
     @property
     def variables(self) -> list[str]:
@@ -71,6 +76,16 @@ class AlignmentPlan:
             n_aligned=min(f.n_aligned for f in functions),
         )
         return Interchange(functions, layout, keep_target=self.settings.keep_target)
+
+
+class PairSource(Protocol):
+    """Pairs that do not come from a task and its causal model (:mod:`alignsearch.search.text_data`)."""
+
+    def eval_splits(self) -> list[str]:
+        """The evaluation splits it has (``val`` first, then e.g. ``test``)."""
+
+    def build(self, tracks: list[Track], models: list, sites: list[str], seed: int) -> tuple:
+        """Training pairs per track, evaluation pairs per split and track, and the tracks."""
 
 
 def build_function(node: Mapping, width: int, total_units: int):

@@ -1,0 +1,272 @@
+"""Where an alignment's pairs come from when the models are language models reading text.
+
+Two sources, each giving every track's training and evaluation :data:`PairBatch`es like the task pairs:
+
+* :class:`TextPairSource` (``data=pairs``): counterfactual pairs of text (a pairs file, or rows a Python
+  function produces; :mod:`alignsearch.text.pairs`). The base prompt followed by the target continuation
+  is what the intervened model reads; the target's tokens are what it must predict; the source vector
+  is the source model's activation at the source prompt's position.
+* :class:`CorpusSource` (``data=corpus``): behavioural MAS between two language models on a shared corpus.
+  For a text ``x`` and a cut ``t``, the target model's activations at positions ``0..t`` are replaced (in
+  the aligned subspace) by the source model's on ``x`` (stepwise); the target must then predict, at the
+  next ``horizon`` positions, what the *source model* predicts there (its greedy next tokens). Each
+  model's predictions are computed once per split and cached in ``cache_dir``.
+
+    x = "the cat sat on the mat", t = 2          (tokens: the cat sat | on the mat)
+    swapped positions: 0 1 2                     (the source model's vectors on x, aligned subspace)
+    scored positions:  3 4 5                     (labels: the source model's own predictions there)
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from alignsearch.atomic import save_torch
+from alignsearch.models import SequenceModel, hooks
+from alignsearch.search.pairs import PairBatch, Track
+from alignsearch.seeding import generator
+from alignsearch.text.pairs import PairsData, TextPairs
+
+CHUNK = 64
+"""Sequences per forward pass when activations and predictions are computed (no gradients)."""
+
+Built = tuple[dict[str, PairBatch], dict[str, dict[str, PairBatch]], list[Track]]
+"""Training pairs per track, evaluation pairs per split and track, and the tracks."""
+
+
+@torch.no_grad()
+def activations_at(model: SequenceModel, ids: Tensor, site: str, pos: Tensor | None = None) -> Tensor:
+    """``model``'s float32 activations at ``site`` on right-padded ``ids``: at one position per row
+    (``pos``: (n, width)) or at every position ((n, L, width)). Right padding needs no attention mask:
+    a causal model's positions never read the padding after them."""
+    pieces = []
+    for start in range(0, len(ids), CHUNK):
+        acts = hooks.site_activations(model, ids[start : start + CHUNK], site).float()
+        if pos is not None:
+            rows = pos[start : start + CHUNK]
+            acts = acts[torch.arange(len(rows)), rows]
+        pieces.append(acts)
+    return torch.cat(pieces)
+
+
+@dataclass
+class TextPairSource:
+    """Counterfactual text pairs, already tokenised into splits (``train``, ``val``, ``test``)."""
+
+    data: PairsData
+    variable: str = "variable"
+    """The aligned variable's name in the records (by default the pairs file's stem)."""
+
+    def eval_splits(self) -> list[str]:
+        return [s for s in ("val", "test") if s in self.data.splits]
+
+    def build(self, tracks: list[Track], models: list[SequenceModel], sites: list[str], seed: int) -> Built:
+        splits: dict[str, dict[str, PairBatch]] = {}
+        for split, pairs in self.data.splits.items():
+            splits[split] = {t.name: self.tensors(pairs, models[t.source], sites[t.source]) for t in tracks}
+        train = splits.pop("train")
+        return train, splits, tracks
+
+    @staticmethod
+    def tensors(pairs: TextPairs, source_model: SequenceModel, site: str) -> PairBatch:
+        return {
+            "ids": pairs.ids,
+            "task_mask": pairs.task_mask,
+            "pos": pairs.base_pos,
+            "src": activations_at(source_model, pairs.source_ids, site, pairs.source_pos),
+        }
+
+
+@dataclass
+class CorpusSource:
+    """A tokenised corpus split into ``train``/``val``/``test`` texts (right-padded ids and lengths),
+    the number of predicted tokens after each cut, and where model predictions are cached."""
+
+    ids: dict[str, Tensor]
+    lengths: dict[str, Tensor]
+    horizon: int
+    cache_dir: Path | None = None
+    variable: str = "shared"
+    n_texts: int = 0
+    skipped: int = 0
+    """Texts too short to leave ``horizon`` tokens after a cut."""
+
+    def eval_splits(self) -> list[str]:
+        return [s for s in ("val", "test") if s in self.ids]
+
+    def cuts(self, split: str, seed: int) -> Tensor:
+        """A cut per text, uniform over the positions that leave ``horizon`` tokens to predict."""
+        room = (self.lengths[split] - 1 - self.horizon).clamp(min=0)
+        g = generator(seed, "corpus-cuts", split)
+        return (torch.rand(len(room), generator=g) * (room + 1)).long().clamp(max=room)
+
+    def build(self, tracks: list[Track], models: list[SequenceModel], sites: list[str], seed: int) -> Built:
+        splits: dict[str, dict[str, PairBatch]] = {}
+        for split, ids in self.ids.items():
+            cut = self.cuts(split, seed)
+            prefix = int(cut.max()) + 1
+            columns = torch.arange(ids.shape[1])[None, :]
+            scored = (columns > cut[:, None]) & (columns <= (cut + self.horizon)[:, None])
+            scored &= columns < self.lengths[split][:, None]
+            acts = {
+                m: activations_at(models[m], ids, sites[m])[:, :prefix] for m in {t.source for t in tracks}
+            }
+            own = {
+                m: activations_at(models[m], ids, sites[m])[:, :prefix]
+                for m in {t.target for t in tracks if t.latent}
+            }
+            splits[split] = {}
+            for track in tracks:
+                predicted = self.predictions(models[track.source], ids, split)
+                labels = ids.clone()
+                labels[:, 1:] = predicted[:, :-1]  # the token expected at i: the source's prediction at i - 1
+                batch = {
+                    "ids": ids,
+                    "task_mask": scored,
+                    "labels": labels,
+                    "pos": cut,
+                    "src": acts[track.source],
+                }
+                if track.latent:  # the target model's own vector on the same text, at every swapped position
+                    batch |= {
+                        "cl": own[track.target],
+                        "cl_found": torch.ones(own[track.target].shape[:2], dtype=torch.bool),
+                    }
+                splits[split][track.name] = batch
+        train = splits.pop("train")
+        return train, splits, tracks
+
+    @torch.no_grad()
+    def predictions(self, model: SequenceModel, ids: Tensor, split: str) -> Tensor:
+        """``model``'s greedy next token after every position of ``ids`` (cached per model and split)."""
+        key = hashlib.sha256(ids.numpy().tobytes()).hexdigest()[:16]
+        name = getattr(model, "name", type(model).__name__)
+        path = None if self.cache_dir is None else self.cache_dir / f"{name}-{split}-{key}.pt"
+        if path is not None and path.is_file():
+            return torch.load(path, weights_only=True)
+        out = torch.cat([model(ids[s : s + CHUNK]).argmax(-1) for s in range(0, len(ids), CHUNK)])
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_torch(path, out)
+        return out
+
+
+# -- building the sources from their settings (the ``data`` config group's ``_target_``s) ---------------------
+CORPUS_SUFFIXES = (".txt", ".jsonl")
+MIN_CORPUS_TEXTS = 3
+"""A corpus needs at least a text per split."""
+
+
+def pairs_source(
+    path: str | None,
+    tokenizer,
+    *,
+    variable: str | None = None,
+    max_length: int = 256,
+    seed: int = 0,
+    fractions: list[float] | tuple[float, ...] = (0.8, 0.1, 0.1),
+) -> TextPairSource:
+    """``data=pairs``: the counterfactual pairs of a JSONL or CSV file, tokenised with the model's
+    tokenizer (rows that cannot be used are listed in ``source.data.problems``)."""
+    from alignsearch.text.pairs import read_pairs
+
+    file = require_file(path, "data.path", "a .jsonl or .csv file of counterfactual pairs")
+    data = read_pairs(file, tokenizer, max_length=max_length, seed=seed, fractions=tuple(fractions))
+    return TextPairSource(data, variable or file.stem)
+
+
+def corpus_source(
+    path: str | None,
+    tokenizers: list,
+    *,
+    variable: str = "shared",
+    max_length: int = 64,
+    horizon: int = 4,
+    seed: int = 0,
+    fractions: list[float] | tuple[float, ...] = (0.8, 0.1, 0.1),
+    cache_dir: Path | None = None,
+) -> CorpusSource:
+    """``data=corpus``: a text per line (``.txt``, or ``.jsonl`` with a ``text`` field), tokenised with the
+    models' tokenizer (which must tokenise every text alike), cut to ``max_length`` tokens; texts too
+    short to leave ``horizon`` tokens after a cut are skipped (``source.skipped`` counts them)."""
+    from alignsearch.errors import ConfigError, require_positive
+
+    file = require_file(path, "data.path", "a .txt (a text per line) or .jsonl (a text field) corpus")
+    if file.suffix not in CORPUS_SUFFIXES:
+        raise ConfigError("data.path", str(path), "a .txt (a text per line) or .jsonl (a text field) corpus")
+    require_positive("data.horizon", horizon)
+    require_positive("data.max_length", max_length)
+    texts = read_corpus(file)
+    encoded = [tokenizers[0](t, add_special_tokens=True)["input_ids"][:max_length] for t in texts]
+    for other in tokenizers[1:]:
+        for line, (text, ids) in enumerate(zip(texts, encoded, strict=True), 1):
+            if other(text, add_special_tokens=True)["input_ids"][:max_length] != ids:
+                raise ConfigError(
+                    "partner.model", "a model with another tokenizer",
+                    f"models whose tokenizers agree on the corpus (they differ on line {line} of {file})",
+                )  # fmt: skip
+    keep = [ids for ids in encoded if len(ids) >= horizon + 2]
+    if len(keep) < MIN_CORPUS_TEXTS:
+        raise ConfigError(
+            "data.path",
+            str(path),
+            f"at least {MIN_CORPUS_TEXTS} texts of {horizon + 2} tokens or more (data.horizon={horizon})",
+        )
+    pad = getattr(tokenizers[0], "pad_token_id", None)
+    pad = pad if pad is not None else tokenizers[0].eos_token_id or 0
+    order = torch.randperm(len(keep), generator=generator(seed, "corpus-split"))
+    bounds = split_bounds(len(keep), fractions)
+    ids, lengths = {}, {}
+    for split, (lo, hi) in bounds.items():
+        chosen = [keep[i] for i in sorted(order[lo:hi].tolist())]
+        width = max(len(c) for c in chosen)
+        ids[split] = torch.tensor([c + [pad] * (width - len(c)) for c in chosen])
+        lengths[split] = torch.tensor([len(c) for c in chosen])
+    return CorpusSource(ids, lengths, horizon, cache_dir, variable, len(encoded), len(encoded) - len(keep))
+
+
+def split_bounds(n: int, fractions) -> dict[str, tuple[int, int]]:
+    """Index ranges of ``train``/``val``/``test`` over ``n`` shuffled items; val and test get at least one.
+
+    >>> split_bounds(10, (0.8, 0.1, 0.1))
+    {'train': (0, 8), 'val': (8, 9), 'test': (9, 10)}
+    """
+    n_val = max(1, round(n * fractions[1]))
+    n_test = max(1, round(n * fractions[2]))
+    n_train = n - n_val - n_test
+    return {"train": (0, n_train), "val": (n_train, n_train + n_val), "test": (n_train + n_val, n)}
+
+
+def read_corpus(path: Path) -> list[str]:
+    """The non-empty texts of a corpus file: lines of a ``.txt``, ``text`` fields of a ``.jsonl``."""
+    import json
+
+    from alignsearch.errors import ConfigError
+
+    lines = path.read_text(encoding="utf-8").split("\n")
+    if path.suffix == ".txt":
+        return [line.strip() for line in lines if line.strip()]
+    texts = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            texts.append(str(json.loads(line)["text"]))
+        except (ValueError, KeyError, TypeError):
+            raise ConfigError(
+                "data.path", str(path), f'JSON objects with a "text" field (line {number})'
+            ) from None
+    return texts
+
+
+def require_file(path: str | None, key: str, allowed: str) -> Path:
+    from alignsearch.errors import ConfigError
+
+    if not path or not Path(str(path)).is_file():
+        raise ConfigError(key, path, allowed)
+    return Path(str(path))
