@@ -86,3 +86,18 @@ def tiny_zoo(tmp_path_factory) -> Path:
     )
     zoo.get_or_train(model_request(cfg), verbose=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def toy_lms(tmp_path_factory) -> dict[str, Path]:
+    """Folders of small trained language models (``alignsearch.text.toy``), built once (a few seconds):
+    ``gpt2`` and ``llama`` trained on the plain counting texts, ``gpt2_terse`` the GPT-2 fine-tuned on the
+    terse ones, ``gpt2_untrained`` a random model of the GPT-2's shape."""
+    pytest.importorskip("transformers")
+    from alignsearch.text import toy
+
+    root = tmp_path_factory.mktemp("toy_lms")
+    folders = {arch: toy.build_toy_lm(root / arch, architecture=arch).folder for arch in ("gpt2", "llama")}
+    folders["gpt2_terse"] = toy.finetune_toy_lm(root / "gpt2", root / "gpt2_terse", style="terse").folder
+    folders["gpt2_untrained"] = toy.build_untrained_lm(root / "gpt2_untrained", like=root / "gpt2")
+    return folders

@@ -4,7 +4,9 @@ Built from a ``transformers`` config with random weights (``model=hf``; small by
 on the numeric tasks like any other model, or loaded from a local directory written by
 ``save_pretrained`` (``model=hf model.path=...``). Sites are named like the other models':
 ``embedding`` (the input to the first block) and ``layer.<i>`` (the residual stream after block ``i``),
-reached with forward hooks on the blocks; any module path works too (``transformer.h.1``).
+reached with forward hooks on the blocks; any module path works too (``transformer.h.1``). What wraps a
+``transformers`` model this way is :class:`HFSequenceModel`, shared with the frozen pretrained LMs of
+:mod:`alignsearch.models.lm`.
 
     >>> HFCausalLM(vocab_size=8, architecture="gpt2", d_model=32, n_layers=2, n_heads=2).sites
     {'embedding': 32, 'layer.0': 32, 'layer.1': 32}
@@ -12,14 +14,17 @@ reached with forward hooks on the blocks; any module path works too (``transform
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
 
 from alignsearch.errors import ConfigError, require_positive
 from alignsearch.models.base import Intervention, SequenceModel, check_vocab_size, layer_sites
-from alignsearch.models.hooks import hooked
+from alignsearch.models.hooks import hooked, module_at
 
 MAX_POSITIONS = 128
 """Position table size of the models built here (the tasks' sequences are at most about 45 tokens)."""
@@ -47,7 +52,143 @@ def require_transformers():
     return transformers
 
 
-class HFCausalLM(SequenceModel):
+def load_pretrained(path: Path, dtype: torch.dtype | None = None) -> nn.Module:
+    """The causal LM saved in the folder ``path`` (by ``save_pretrained``; nothing is downloaded), in
+    ``dtype`` (None: as its config says), or a one-line ConfigError.
+
+        load_pretrained(Path("checkpoints/gpt2"), torch.bfloat16)  # a GPT2LMHeadModel in bfloat16
+    """
+    transformers = require_transformers()
+    if not (path / "config.json").is_file():
+        raise ConfigError("model.path", str(path), "a folder written by save_pretrained (with config.json)")
+    try:
+        return transformers.AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=dtype)
+    except (ValueError, OSError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ConfigError("model.path", str(path), f"a causal language model ({first})") from None
+
+
+def find_blocks(lm: nn.Module, path: str | None = None) -> nn.ModuleList:
+    """The list of transformer blocks of a ``transformers`` causal LM (at one of :data:`BLOCK_PATHS`), or a
+    one-line ConfigError naming ``path`` (the folder it came from)."""
+    for where in BLOCK_PATHS:
+        try:
+            blocks = lm.get_submodule(where)
+        except AttributeError:
+            continue
+        if isinstance(blocks, nn.ModuleList):
+            return blocks
+    raise ConfigError("model.path", path, f"a causal LM whose blocks are at one of {', '.join(BLOCK_PATHS)}")
+
+
+def position_ids(attention_mask: Tensor) -> Tensor:
+    """The position of each token among its row's real tokens (``attention_mask`` 1), 0 on padding: what
+    makes a left-padded row read like the same row unpadded.
+
+    >>> position_ids(torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 0]])).tolist()
+    [[0, 0, 0, 1, 2], [0, 1, 2, 3, 3]]
+    """
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+class HFSequenceModel(SequenceModel):
+    """What the models wrapping a ``transformers`` causal LM (``self.lm``) share: the sites ``embedding``
+    (the input to the first block) and ``layer.<i>`` (the residual stream after block ``i``) through hooks
+    on the blocks, any module path inside ``self.lm`` (``transformer.h.1``), and runs with an optional
+    ``attention_mask`` (1 = a real token; position ids follow from it, so left padding reads like none).
+
+    A subclass builds or loads its LM and calls :meth:`_attach` with it.
+    """
+
+    lm: nn.Module
+    blocks: nn.ModuleList
+
+    def _attach(self, lm: nn.Module, path: str | None = None) -> None:
+        """Wrap ``lm``: find its blocks and widths (``path`` only names the folder in an error)."""
+        self.lm = lm
+        self.blocks = find_blocks(lm, path)
+        self.d_model = int(lm.config.hidden_size)
+        self.n_layers = len(self.blocks)
+
+    @property
+    def sites(self) -> dict[str, int]:
+        """``embedding`` (the input to the first block) and the residual stream after each block."""
+        return layer_sites(self.d_model, self.n_layers)
+
+    @property
+    def module_root(self) -> nn.Module:
+        """Module paths are read inside the HuggingFace model: ``transformer.h.1``."""
+        return self.lm
+
+    def _hook(self, site: str, fn: Callable[[Tensor], Tensor | None]) -> RemovableHandle:
+        """A hook handing ``fn`` the site's (batch, sequence, width) activations (a tensor it returns replaces
+        them): before the first block (``embedding``), after block ``i`` (``layer.<i>``), or at the output
+        of the module at a module path."""
+        if site not in self.sites:
+            return hooked(module_at(self, site), fn)
+        layer = self.check_site(site)
+        if layer >= 0:
+            return hooked(self.blocks[layer], fn)
+
+        def pre(module: nn.Module, args: tuple, kwargs: dict):
+            if args:
+                new = fn(args[0])
+                return None if new is None else ((new, *args[1:]), kwargs)
+            new = fn(kwargs["hidden_states"])
+            return None if new is None else (args, {**kwargs, "hidden_states": new})
+
+        return self.blocks[0].register_forward_pre_hook(pre, with_kwargs=True)
+
+    def _run(self, ids: Tensor, attention_mask: Tensor | None) -> Tensor:
+        """The final hidden states of ``self.lm``'s base model, with the mask and its position ids if given."""
+        if attention_mask is None:
+            return self.lm.base_model(input_ids=ids, use_cache=False).last_hidden_state
+        out = self.lm.base_model(
+            input_ids=ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids(attention_mask),
+            use_cache=False,
+        )
+        return out.last_hidden_state
+
+    def forward(
+        self, ids: Tensor, intervention: Intervention | None = None, attention_mask: Tensor | None = None
+    ) -> Tensor:
+        """Logits (batch, length, vocab); ``attention_mask`` (1 on real tokens) for left-padded batches."""
+        return self.readout(self.encode(ids, intervention, attention_mask))
+
+    def encode(
+        self, ids: Tensor, intervention: Intervention | None = None, attention_mask: Tensor | None = None
+    ) -> Tensor:
+        """The final hidden states (after the LM's last norm); ``intervention`` at a site or a module path;
+        ``attention_mask`` (batch, length), 1 on real tokens, for left-padded batches."""
+        handle = None if intervention is None else self._hook(intervention.site, intervention.apply)
+        try:
+            return self._run(ids, attention_mask)
+        finally:
+            if handle is not None:
+                handle.remove()
+
+    def readout(self, hidden: Tensor) -> Tensor:
+        """Logits: the LM's output embedding (``lm_head``) applied to final hidden states."""
+        return self.lm.get_output_embeddings()(hidden)
+
+    def activations(self, ids: Tensor, site: str, attention_mask: Tensor | None = None) -> Tensor:
+        """The (batch, length, width) activations of a site or module path while reading ``ids``."""
+        seen: list[Tensor] = []
+        handle = self._hook(site, lambda h: seen.append(h) or None)
+        try:
+            self._run(ids, attention_mask)
+        finally:
+            handle.remove()
+        if not seen:
+            raise ConfigError(
+                "site", site, "a module that runs while the model reads its input (not the read-out)"
+            )
+        return seen[0]
+
+
+class HFCausalLM(HFSequenceModel):
     """A ``transformers`` causal LM behind the task-model contract (sites, encode, readout)."""
 
     def __init__(
@@ -65,7 +206,9 @@ class HFCausalLM(SequenceModel):
         check_vocab_size(vocab_size)
         self.architecture, self.path = architecture, path
         if path is not None:
-            self.lm = self._load(transformers, Path(path), vocab_size)
+            lm = load_pretrained(Path(path))
+            if lm.get_input_embeddings().num_embeddings < vocab_size:
+                raise ConfigError("model.path", path, f"a model with at least {vocab_size} token embeddings")
         else:
             if architecture not in CONFIG_KEYS:
                 raise ConfigError(
@@ -92,91 +235,16 @@ class HFCausalLM(SequenceModel):
                 "pad_token_id": None,
             }  # ours live in the task
             config = transformers.AutoConfig.for_model(architecture, vocab_size=vocab_size, **settings)
-            self.lm = transformers.AutoModelForCausalLM.from_config(config)
-        self.blocks = self._blocks()
-        self.d_model = int(self.lm.config.hidden_size)
-        self.n_layers = len(self.blocks)
+            lm = transformers.AutoModelForCausalLM.from_config(config)
+        self._attach(lm, path)
         self.n_heads, self.dropout = n_heads, dropout
-
-    @staticmethod
-    def _load(transformers, path: Path, vocab_size: int) -> nn.Module:
-        if not (path / "config.json").is_file():
-            raise ConfigError(
-                "model.path", str(path), "a folder written by save_pretrained (with config.json)"
-            )
-        try:
-            lm = transformers.AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
-        except (ValueError, OSError) as e:
-            first = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise ConfigError("model.path", str(path), f"a causal language model ({first})") from None
-        if lm.get_input_embeddings().num_embeddings < vocab_size:
-            raise ConfigError("model.path", str(path), f"a model with at least {vocab_size} token embeddings")
-        return lm
-
-    def _blocks(self) -> nn.ModuleList:
-        for path in BLOCK_PATHS:
-            try:
-                blocks = self.lm.get_submodule(path)
-            except AttributeError:
-                continue
-            if isinstance(blocks, nn.ModuleList):
-                return blocks
-        raise ConfigError(
-            "model.path", self.path, f"a causal LM whose blocks are at one of {', '.join(BLOCK_PATHS)}"
-        )
 
     def settings(self) -> dict[str, Any]:
         """The constructor's arguments; with ``path``, ``d_model`` and ``n_layers`` are the loaded model's."""
         return super().settings() | {"d_model": self.d_model, "n_layers": self.n_layers}
 
-    @property
-    def sites(self) -> dict[str, int]:
-        """``embedding`` (the input to the first block) and the residual stream after each block."""
-        return layer_sites(self.d_model, self.n_layers)
-
     naming_keys = ("architecture",)
-
-    @property
-    def module_root(self) -> nn.Module:
-        """Module paths are read inside the HuggingFace model: ``transformer.h.1``."""
-        return self.lm
 
     @property
     def name(self) -> str:
         return f"hf_{self.architecture}"
-
-    def _hook(self, site: str, fn):
-        """A hook at a named site: before the first block (embedding) or after block ``i``."""
-        layer = self.check_site(site)
-        if layer >= 0:
-            return hooked(self.blocks[layer], fn)
-
-        def pre(module: nn.Module, args: tuple, kwargs: dict):
-            if args:
-                new = fn(args[0])
-                return None if new is None else ((new, *args[1:]), kwargs)
-            new = fn(kwargs["hidden_states"])
-            return None if new is None else (args, {**kwargs, "hidden_states": new})
-
-        return self.blocks[0].register_forward_pre_hook(pre, with_kwargs=True)
-
-    def encode(self, ids: Tensor, intervention: Intervention | None = None) -> Tensor:
-        handle = None if intervention is None else self._hook(intervention.site, intervention.apply)
-        try:
-            out = self.lm.base_model(input_ids=ids)
-        finally:
-            if handle is not None:
-                handle.remove()
-        return out.last_hidden_state
-
-    def readout(self, hidden: Tensor) -> Tensor:
-        return self.lm.get_output_embeddings()(hidden)
-
-    def activations(self, ids: Tensor, site: str) -> Tensor:
-        seen: list[Tensor] = []
-        handle = self._hook(site, lambda h: seen.append(h) or None)
-        try:
-            self.lm.base_model(input_ids=ids)
-        finally:
-            handle.remove()
-        return seen[0]
