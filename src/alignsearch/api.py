@@ -17,8 +17,9 @@ say the same thing run the same thing: ``api.align(gru, alignment="revres", max_
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,18 +32,32 @@ from omegaconf import DictConfig
 from alignsearch import zoo
 from alignsearch.cli.checks import model_request
 from alignsearch.cli.plan import flat_config, plan_alignment
+from alignsearch.cli.text_run import plan_text
 from alignsearch.components import CONF_DIR
+from alignsearch.models import SequenceModel
 from alignsearch.search.fit import fit_alignment
 from alignsearch.search.module import AlignmentModule
 from alignsearch.search.pairs import Track, pair_tensors
 from alignsearch.search.saved import SavedAlignment, load_alignment, save_alignment
 from alignsearch.search.spec import AlignmentPlan
+from alignsearch.search.text_data import CorpusSource, TextPairSource
 from alignsearch.seeding import generator
-from alignsearch.settings import HardwareSettings, unknown_key
+from alignsearch.settings import AlignmentSettings, HardwareSettings, unknown_key
 from alignsearch.tasks import causal_model_for
 from alignsearch.tasks.counterfactual import CounterfactualPairs, make_pairs
+from alignsearch.text.pairs import PairsData
 
-__all__ = ["AlignmentResult", "align", "config", "iia", "load_alignment", "model", "pairs"]
+__all__ = [
+    "AlignmentResult",
+    "align",
+    "config",
+    "iia",
+    "language_model",
+    "load_alignment",
+    "model",
+    "pairs",
+    "text_pairs",
+]
 
 
 def config(name: str, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
@@ -141,9 +156,13 @@ def align(
     seed: int = 0,
     out_dir: str | Path | None = None,
     overrides: list[str] | tuple[str, ...] = (),
+    data: PairsData | TextPairSource | CorpusSource | None = None,
     **settings: Any,
 ) -> AlignmentResult:
     """Align a site of one model (DAS) or two (MAS and its family) and evaluate it.
+
+    Language models (:func:`language_model`) align on ``data`` instead of a task: counterfactual pairs of
+    text (:func:`text_pairs`; the variable is named ``variables[0]``) or a corpus source.
 
     ``settings`` are alignment keys (``max_steps=300``, ``lr=0.01``, ``stepwise=True``); ``overrides``
     anything else, command-line style (``["partner.variables=[demo_count]"]``). With two models the
@@ -152,14 +171,14 @@ def align(
     that is removed when the call ends (also when it fails).
     """
     entries = models if isinstance(models, list) else [models]
+    if data is not None:
+        return _align_text(
+            entries, data, alignment=alignment, layer=layer, site=site, variable=variables[0],
+            n_units=n_units, seed=seed, out_dir=out_dir, overrides=overrides, **settings,
+        )  # fmt: skip
     with _work_dir(out_dir) as work:
         cfg = config("run_alignment", [f"alignment={alignment}", *_common(None, work), *overrides])
-        for key in settings:
-            if key not in cfg.alignment:
-                raise unknown_key(
-                    f"alignment.{key}", settings[key], [f"alignment.{k}" for k in cfg.alignment]
-                )
-        cfg.alignment.merge_with(settings)  # typed values as they are, checked with the plan
+        _merge_settings(cfg, settings)
         cfg.alignment.variables, cfg.alignment.causal_model = list(variables), causal_model
         cfg.layer, cfg.site, cfg.seed = layer, site, seed
         cfg.n_units = list(n_units) if isinstance(n_units, list | tuple) else n_units
@@ -186,7 +205,65 @@ def align(
     )
 
 
-def _member_configs(cfg: DictConfig, entries: list[zoo.ZooEntry]) -> list[DictConfig]:
+def _align_text(
+    models: list[SequenceModel],
+    data: PairsData | TextPairSource | CorpusSource,
+    *,
+    alignment: str,
+    layer: int | str,
+    site: str | None,
+    variable: str,
+    n_units: int | list[int],
+    seed: int,
+    out_dir: str | Path | None,
+    overrides: list[str] | tuple[str, ...],
+    **settings: Any,
+) -> AlignmentResult:
+    """:func:`align` for language models on text."""
+    source = TextPairSource(data, variable) if isinstance(data, PairsData) else data
+    with _work_dir(out_dir) as work:
+        cfg = config("run_alignment", [f"alignment={alignment}", *_common(None, work), *overrides])
+        _merge_settings(cfg, settings)
+        cfg.layer, cfg.site, cfg.seed = layer, site, seed
+        cfg.n_units = list(n_units) if isinstance(n_units, list | tuple) else n_units
+        cfgs = _member_configs(cfg, models)
+        a = AlignmentSettings.parse(cfg.alignment)
+        if isinstance(source, CorpusSource):
+            a = dataclasses.replace(a, stepwise=True)
+        plan = plan_text(cfg, cfgs, models, source, a)
+        hardware = HardwareSettings.parse(cfg.hardware)
+        out = fit_alignment(plan, models, work, seed=seed, hardware=hardware)
+    flat = flat_config(cfg, plan, {"alignment": alignment, "task": variable, "model": models[0].name})
+    return AlignmentResult(plan, flat, out.records, out.history, out.state, out.steps)
+
+
+def _merge_settings(cfg: DictConfig, settings: dict[str, Any]) -> None:
+    """Alignment keys given as keyword arguments, typed values as they are (checked with the plan)."""
+    for key in settings:
+        if key not in cfg.alignment:
+            raise unknown_key(f"alignment.{key}", settings[key], [f"alignment.{k}" for k in cfg.alignment])
+    cfg.alignment.merge_with(settings)
+
+
+def language_model(path: str | Path, dtype: str = "float32") -> SequenceModel:
+    """A causal language model from a local folder (``save_pretrained``), frozen, with its tokenizer:
+    ``model=lm model.path=<path>`` of the command line."""
+    from alignsearch.models.lm import TextLM
+
+    return TextLM(str(path), dtype)
+
+
+def text_pairs(rows: Iterable[Mapping[str, Any]], tokenizer, **options: Any) -> PairsData:
+    """Counterfactual pairs of text from Python rows (dicts with ``base``, ``source``, ``target`` and
+    optionally ``position``/``marker``/``split``; a list, a generator or a ``datasets.Dataset``),
+    tokenised with ``tokenizer``: what ``data=pairs`` reads from a file (see
+    :func:`alignsearch.text.pairs.text_pairs` for ``max_length``, ``seed`` and ``fractions``)."""
+    from alignsearch.text.pairs import text_pairs as build
+
+    return build(rows, tokenizer, **options)
+
+
+def _member_configs(cfg: DictConfig, entries: list) -> list[DictConfig]:
     from alignsearch.cli.plan import member_configs
 
     if int(cfg.alignment.get("models", 1)) != len(entries):

@@ -231,7 +231,7 @@ def flat_config(cfg: DictConfig, plan: AlignmentPlan, choices: dict[str, str]) -
         "snapshot": cfg.get("snapshot"),
     }
     if plan.data is not None:  # text: the data names the "task", the models name themselves
-        flat["data"] = str(cfg.data.path)
+        flat["data"] = str(OmegaConf.select(cfg, "data.path", default=None) or "python rows")
         flat["model"] = plan.members[0].name
     if len(plan.members) > 1:
         partner, settings = plan.members[1], cfg.get("partner") or {}

@@ -145,14 +145,21 @@ def prepare_text_run(cfg: DictConfig, out_dir: Path) -> TextRun:
             "pairs": {split: len(p) for split, p in source.data.splits.items()},
             "skipped": [{"line": p.line, "reason": p.reason} for p in problems],
         }
-    members = [_member(c, m, source.variable, i) for i, (c, m) in enumerate(zip(cfgs, models, strict=True))]
-    plan = assemble_plan(cfg, a, members, source)
+    plan = plan_text(cfg, cfgs, models, source, a)
     identity = {
         "models": [{"name": m.name, "weights_sha256": m.weights_sha256()} for m in models],
         "data_sha256": hashlib.sha256(Path(str(cfg.data.path)).read_bytes()).hexdigest(),
     }
     choices = {"task": Path(str(cfg.data.path)).stem, "model": models[0].name}
     return TextRun(models, plan, identity, data, choices)
+
+
+def plan_text(
+    cfg: DictConfig, cfgs: list[DictConfig], models: list[SequenceModel], source, a: AlignmentSettings
+) -> AlignmentPlan:
+    """The plan of a text alignment: each model's site and width, the data's variable, and ``a``."""
+    members = [_member(c, m, source.variable, i) for i, (c, m) in enumerate(zip(cfgs, models, strict=True))]
+    return assemble_plan(cfg, a, members, source)
 
 
 def check_same_vocabulary(tokenizers: list) -> None:
