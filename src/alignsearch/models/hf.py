@@ -62,7 +62,8 @@ def load_pretrained(path: Path, dtype: torch.dtype | None = None) -> nn.Module:
     if not (path / "config.json").is_file():
         raise ConfigError("model.path", str(path), "a folder written by save_pretrained (with config.json)")
     try:
-        return transformers.AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=dtype)
+        given = {} if dtype is None else {"dtype": dtype}  # transformers before 4.56 knows no ``dtype``
+        return transformers.AutoModelForCausalLM.from_pretrained(path, local_files_only=True, **given)
     except (ValueError, OSError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ConfigError("model.path", str(path), f"a causal language model ({first})") from None
