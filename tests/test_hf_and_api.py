@@ -37,9 +37,10 @@ def test_hf_sites_act_from_their_position_on(architecture) -> None:
     mask = torch.zeros(3, 10, dtype=torch.bool)
     mask[:, 4] = True
     base = model(ids)
+    shift = torch.linspace(-1, 1, 32)  # not a constant: the blocks' LayerNorms would undo that
     for site in model.sites:
         torch.testing.assert_close(model(ids, Intervention(site, mask, lambda h, r, c: h)), base)
-        changed = model(ids, Intervention(site, mask, lambda h, r, c: h + 1))
+        changed = model(ids, Intervention(site, mask, lambda h, r, c: h + shift))
         torch.testing.assert_close(changed[:, :4], base[:, :4])  # causal: earlier positions untouched
         assert not torch.allclose(changed[:, 4:], base[:, 4:])
     path = "transformer.h.1" if architecture == "gpt2" else "model.layers.1"

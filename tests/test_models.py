@@ -7,6 +7,7 @@ new model YAML is tested by adding it.
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,11 +19,20 @@ from alignsearch.models import GRU, LSTM, RNN, Intervention, SequenceModel, Tran
 from alignsearch.models.windows import Windows
 from tests.helpers import CONF, conf_node
 
+PRETRAINED = "alignsearch.models.lm.TextLM"
+
+
+def task_model_configs() -> list[Path]:
+    """The ``conf/model`` YAMLs of models trained on the tasks: all but ``lm``, a pretrained language model
+    that needs its folder (tested in ``test_lm_model.py``)."""
+    paths = sorted((CONF / "model").glob("*.yaml"))
+    return [p for p in paths if OmegaConf.load(p).get("_target_") != PRETRAINED]
+
 
 def model_choices() -> list:
     """Every ``conf/model`` choice; those built by ``alignsearch.models.hf`` need ``transformers``."""
     out = []
-    for path in sorted((CONF / "model").glob("*.yaml")):
+    for path in task_model_configs():
         hf = str(conf_node(path)["_target_"]).startswith("alignsearch.models.hf.")
         missing = hf and importlib.util.find_spec("transformers") is None
         out.append(pytest.param(path.stem, marks=pytest.mark.skipif(missing, reason="needs transformers")))

@@ -142,8 +142,11 @@ class HFSequenceModel(SequenceModel):
 
     def _run(self, ids: Tensor, attention_mask: Tensor | None) -> Tensor:
         """The final hidden states of ``self.lm``'s base model, with the mask and its position ids if given."""
-        if attention_mask is None:
-            return self.lm.base_model(input_ids=ids, use_cache=False).last_hidden_state
+        if attention_mask is None:  # right padding: causal positions never read the padding after them
+            attention_mask = torch.ones_like(ids)  # (said explicitly, so transformers does not warn about it)
+            return self.lm.base_model(
+                input_ids=ids, attention_mask=attention_mask, use_cache=False
+            ).last_hidden_state
         out = self.lm.base_model(
             input_ids=ids,
             attention_mask=attention_mask,
