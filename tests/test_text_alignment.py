@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import assert_error_line, body_refusal, refusal, run_script
+from tests.helpers import ROOT, assert_error_line, body_refusal, refusal, run_script
 
 pytest.importorskip("transformers")
 
@@ -206,3 +206,36 @@ def test_models_whose_tokenizers_disagree_are_refused(toy_lms, pairs_file, tmp_p
         body_refusal("run_alignment.py", *mas, "data=pairs", f"data.path={pairs_file}"),
         "partner.model_settings.path", "the same tokenizer",
     )  # fmt: skip
+
+
+# -- the README's and the examples' language-model runs, as written ------------------------------------------
+def test_readme_language_model_api_example_runs(tmp_path, monkeypatch) -> None:
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    code = re.search(r"<!-- ci:lm-api -->\n```python\n(.*?)```", text, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    result = namespace["result"]
+    assert result.records[0]["variable"] == "count" and result.iia() >= 0.9
+
+
+@pytest.mark.slow
+def test_language_model_example_runs(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "language_models.py"), str(tmp_path / "work")],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    runs = [
+        json.loads(p.read_text()) for p in (tmp_path / "work").glob("outputs/run_alignment/*/results.json")
+    ]
+    kinds = sorted(r["data"]["kind"] for r in runs)
+    assert kinds == ["corpus", "pairs"]
+    das = next(r for r in runs if r["data"]["kind"] == "pairs")
+    assert das["records"][0]["iia"] >= 0.9
+    assert "0>0       count" in done.stdout  # the API run's table
