@@ -94,6 +94,29 @@ def test_behavioural_mas_between_two_lms_on_a_corpus(toy_lms, tmp_path) -> None:
     assert cached == ["lm_gpt2"] * 3 + ["lm_gpt2_terse"] * 3  # each model's predictions, per split
 
 
+@pytest.mark.slow
+def test_behavioural_mas_aligns_a_model_with_its_copy(toy_lms, tmp_path) -> None:
+    """Two models with the same weights (in other folders): every direction can be made right, so the
+    trained cross directions climb well above their step-0 IIA (random rotations)."""
+    from alignsearch.text.toy import count_sentences
+
+    copy = tmp_path / "gpt2_copy"
+    shutil.copytree(toy_lms["gpt2"], copy)
+    corpus = tmp_path / "texts.txt"
+    corpus.write_text("\n".join(count_sentences(500, seed=1)) + "\n")
+    result = run_script(
+        "run_alignment.py", "model=lm", f"model.path={toy_lms['gpt2']}", "alignment=mas",
+        f"+partner.model_settings.path={copy}", "data=corpus", f"data.path={corpus}", "layer=1", "n_units=16",
+        "alignment.max_steps=300", "alignment.val_every=50", "hardware.progress_bar=false",
+        zoo=tmp_path / "zoo", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (path,) = tmp_path.glob("outputs/run_alignment/*/results.json")
+    records = {r["direction"]: r for r in json.loads(path.read_text())["records"]}
+    for direction in ("0>1", "1>0"):
+        assert records[direction]["iia"] >= 0.8 > records[direction]["iia_step0"], records[direction]
+
+
 def test_das_from_python_rows(toy_lms, count_rows) -> None:
     """The API: rows a Python function produces (a generator here), the same alignment as the file's."""
     from alignsearch import api
