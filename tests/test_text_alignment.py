@@ -124,9 +124,15 @@ def test_das_from_python_rows(toy_lms, count_rows) -> None:
     lm = api.language_model(toy_lms["llama"])
     pairs = api.text_pairs((row for row in count_rows), lm.tokenizer)
     assert len(pairs.splits["train"]) == 480 and not pairs.problems
-    result = api.align(lm, data=pairs, layer=1, n_units=8, max_steps=150, val_every=50, batch_size=64)
-    assert result.records[0]["variable"] == "count" and result.records[0]["source"] == "lm_llama"
+    result = api.align(
+        lm, data=pairs, layer=1, n_units=8, max_steps=150, val_every=50, batch_size=64,
+        controls=["untrained", "random_subspace", "shuffled"],
+    )  # fmt: skip
+    (record,) = result.records
+    assert record["variable"] == "count" and record["source"] == "lm_llama"
     assert result.iia() >= 0.9
+    for control in ("untrained", "random_subspace", "shuffled"):  # nine number words: chance is about 0.1
+        assert record[f"iia_control_{control}"] <= 0.3, record
 
 
 # -- bad input: one line, before any training -----------------------------------------------------------------

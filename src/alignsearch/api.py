@@ -32,9 +32,10 @@ from omegaconf import DictConfig
 from alignsearch import zoo
 from alignsearch.cli.checks import model_request
 from alignsearch.cli.plan import flat_config, plan_alignment
-from alignsearch.cli.text_run import plan_text
+from alignsearch.cli.text_run import plan_text, untrained_copies
 from alignsearch.components import CONF_DIR
 from alignsearch.models import SequenceModel
+from alignsearch.search.controls import run_controls, with_controls
 from alignsearch.search.fit import fit_alignment
 from alignsearch.search.module import AlignmentModule
 from alignsearch.search.pairs import Track, pair_tensors
@@ -185,7 +186,11 @@ def align(
         cfgs = _member_configs(cfg, entries)
         plan = plan_alignment(cfgs, entries)
         hardware = HardwareSettings.parse(cfg.hardware)
-        out = fit_alignment(plan, [e.model for e in entries], work, seed=seed, hardware=hardware)
+        models = [e.model for e in entries]
+        out = fit_alignment(plan, models, work, seed=seed, hardware=hardware)
+        records = _controlled(plan, models, out.records, work, seed, hardware, lambda: [
+            model_request(c).model for c in cfgs
+        ])  # fmt: skip
     first = entries[0].info
     flat = flat_config(cfg, plan, {"alignment": alignment, "task": first["task"], "model": first["model"]})
     if len(entries) > 1:
@@ -195,14 +200,7 @@ def align(
             "partner_task": partner["task"],
             "partner_seed": partner["seed"],
         }
-    return AlignmentResult(
-        plan,
-        flat,
-        out.records,
-        out.history,
-        out.state,
-        out.steps,
-    )
+    return AlignmentResult(plan, flat, records, out.history, out.state, out.steps)
 
 
 def _align_text(
@@ -233,8 +231,21 @@ def _align_text(
         plan = plan_text(cfg, cfgs, models, source, a)
         hardware = HardwareSettings.parse(cfg.hardware)
         out = fit_alignment(plan, models, work, seed=seed, hardware=hardware)
+        records = _controlled(
+            plan, models, out.records, work, seed, hardware, lambda: untrained_copies(models, seed)
+        )
     flat = flat_config(cfg, plan, {"alignment": alignment, "task": variable, "model": models[0].name})
-    return AlignmentResult(plan, flat, out.records, out.history, out.state, out.steps)
+    return AlignmentResult(plan, flat, records, out.history, out.state, out.steps)
+
+
+def _controlled(plan, models, records, work: Path, seed: int, hardware, untrained) -> list[dict[str, Any]]:
+    """``records`` with the controls of ``alignment.controls`` (``controls=[...]``) beside each IIA."""
+    if not plan.settings.controls:
+        return records
+    scores = run_controls(
+        plan, models, plan.settings.controls, work, seed=seed, hardware=hardware, untrained=untrained
+    )
+    return with_controls(records, scores)
 
 
 def _merge_settings(cfg: DictConfig, settings: dict[str, Any]) -> None:

@@ -50,7 +50,26 @@ SIMILARITY = "similarity.json"
 METRICS = "metrics.csv"
 PLOTS = "plots"
 BASE_METRICS = ("iia", "iia_heldout", "iia_test")
-EXTRA_METRICS = ("task_acc", "cka_linear", "cka_rbf", "cka_dist_cos", "rsa_cos_spearman")
+CONTROL_METRICS = ("iia_control_untrained", "iia_control_random_subspace", "iia_control_shuffled")
+"""The controls' validation IIA a record holds when its run asked for them (``alignment.controls``)."""
+SELECTIVITY = "selectivity"
+"""IIA (validation) minus the best control of the record."""
+CONTROLS_NOTE = (
+    "Controls (alignment.controls): untrained = the same alignment on untrained copies of the models (near 0"
+    " by construction: an untrained model cannot do the task); random_subspace = untrained alignment"
+    " functions (random subspaces of the same sizes); shuffled = trained on pairs whose source vectors are"
+    " shuffled (what an alignment fits without a variable). The last two are the informative ones;"
+    " selectivity = IIA val minus the best control."
+)
+EXTRA_METRICS = (
+    *CONTROL_METRICS,
+    SELECTIVITY,
+    "task_acc",
+    "cka_linear",
+    "cka_rbf",
+    "cka_dist_cos",
+    "rsa_cos_spearman",
+)
 ROW_KEYS = ("direction", "variable")
 RECORD_KEYS = ("variable", "iia")
 """What every record of a readable ``results.json`` holds (``iia`` as a number)."""
@@ -140,6 +159,8 @@ def collect(folder: Path) -> Collected:
             target = int(direction.split(">")[1])
             row = {**config, **record, "direction": direction, "run": run}
             row["task_acc"] = accuracy[target] if target < len(accuracy) else None
+            controls = [record[k] for k in CONTROL_METRICS if _is_number(record.get(k))]
+            row[SELECTIVITY] = record["iia"] - max(controls) if controls else None
             row |= {k: similarity.get(k) for k in EXTRA_METRICS if k in similarity}
             out.rows.append(row)
         points = _optional(path.parent / METRICS, read_curves, [], out.unreadable)
@@ -390,6 +411,9 @@ def _cell(mean: float | None, std: float | None) -> str:
 
 
 def _title(metric: str) -> str:
+    """``iia`` -> ``IIA val``, ``iia_control_shuffled`` -> ``control: shuffled``."""
+    if metric.startswith("iia_control_"):
+        return f"control: {metric.removeprefix('iia_control_')}"
     return {"iia": "IIA val", "iia_heldout": "IIA heldout", "iia_test": "IIA test"}.get(metric, metric)
 
 
@@ -494,6 +518,8 @@ def report(
     metrics = metrics_present(rows)
     summary = summarize(rows, varying, metrics)
     markdown = to_markdown(summary, shared, metrics)
+    if SELECTIVITY in metrics:
+        markdown += f"\n{CONTROLS_NOTE}\n"
     r, n = training_correlation(rows)
     if n:
         shown = "-" if r is None else f"{r:.3f}"

@@ -236,6 +236,26 @@ class HardwareSettings:
         return parse(cls, node, "hardware")
 
 
+CONTROLS = ("untrained", "random_subspace", "shuffled")
+"""The controls an alignment can run (``alignment.controls``)."""
+
+
+def control_list(key: str, value: Any) -> tuple[str, ...]:
+    """A list of distinct names from :data:`CONTROLS`.
+
+    >>> control_list("alignment.controls", ["shuffled", "random_subspace"])
+    ('shuffled', 'random_subspace')
+    """
+    value = plain(value)
+    if (
+        not isinstance(value, list | tuple)
+        or any(v not in CONTROLS for v in value)
+        or len(set(value)) != len(value)
+    ):
+        raise ConfigError(key, value, f"a list of distinct controls from {', '.join(CONTROLS)} (or [])")
+    return tuple(value)
+
+
 @dataclass(frozen=True, kw_only=True)
 class AlignmentSettings:
     """How an alignment is trained and evaluated (``conf/alignment_base.yaml`` and ``conf/alignment``).
@@ -263,6 +283,14 @@ class AlignmentSettings:
     max_steps: int = setting(positive_int)
     max_minutes: float | None = setting(optional(positive_number, "null (no budget)"))
     batch_size: int = setting(positive_int)
+    accumulate: int = setting(positive_int, default=1)
+    """Micro-batches of ``batch_size`` rows per optimizer step: an effective batch of
+    ``batch_size * accumulate`` with the memory of ``batch_size``."""
+    prefix_cache: bool = setting(boolean, default=True)
+    """Language models (GPT-2 and Llama families, at ``embedding`` or ``layer.<i>``): each pair's target states
+    at the site are computed once and every step runs only the blocks above the site."""
+    prefix_cache_mb: float = setting(non_negative_number, default=2048.0)
+    """Cached states beyond this many MB go to memory-mapped files in the run folder (removed at its end)."""
     eval_batch_size: int = setting(positive_int)
     val_every: int = setting(positive_int)
     stop_at: float = setting(accuracy)
@@ -272,6 +300,8 @@ class AlignmentSettings:
     n_val: int = setting(positive_int)
     n_heldout: int = setting(positive_int)
     n_test: int = setting(positive_int)
+    controls: tuple[str, ...] = setting(control_list, default=())
+    """Controls run after the alignment, each reported beside its IIA (:mod:`alignsearch.search.controls`)."""
 
     @classmethod
     def parse(cls, node: Mapping | Any) -> AlignmentSettings:

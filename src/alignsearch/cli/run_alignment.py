@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +17,15 @@ from rich.console import Console
 from rich.table import Table
 
 from alignsearch import atomic, zoo
-from alignsearch.cli.checks import check_run_config
-from alignsearch.cli.plan import flat_config
+from alignsearch.cli.checks import check_run_config, model_request
+from alignsearch.cli.plan import flat_config, member_configs
 from alignsearch.cli.sweep import ALREADY_DONE
-from alignsearch.cli.text_run import is_text_run, prepare_text_run
+from alignsearch.cli.text_run import is_text_run, prepare_text_run, untrained_copies
 from alignsearch.cli.train_task_model import make_loggers
 from alignsearch.engine.metrics import task_accuracy
 from alignsearch.engine.trainer import LAST_CHECKPOINT
 from alignsearch.loggers import log_final_records
+from alignsearch.search.controls import run_controls, with_controls
 from alignsearch.search.fit import fit_alignment
 from alignsearch.search.saved import save_alignment
 from alignsearch.search.spec import AlignmentPlan
@@ -39,6 +41,7 @@ SIMILARITY = "similarity.json"
 SUPERSEDED = "superseded"
 RUN_OUTPUTS = (
     RESULTS,
+    "controls",
     "predictions",
     "metrics.csv",
     "alignment.pt",
@@ -101,6 +104,13 @@ def main(cfg: DictConfig) -> dict[str, Any]:
     )
     hardware = HardwareSettings.parse(cfg.hardware)
     out = fit_alignment(plan, models, out_dir, seed=int(cfg.seed), hardware=hardware, loggers=loggers)
+    records = out.records
+    if plan.settings.controls:
+        scores = run_controls(
+            plan, models, plan.settings.controls, out_dir, seed=int(cfg.seed), hardware=hardware,
+            untrained=untrained_models(cfg, models),
+        )  # fmt: skip
+        records = with_controls(records, scores)
     results = {
         "config": config,
         "steps": out.steps,
@@ -113,7 +123,7 @@ def main(cfg: DictConfig) -> dict[str, Any]:
             task_accuracy(model, member.task, 1000, generator(int(cfg.seed), "task-accuracy"))
             for model, member in zip(models, plan.members, strict=True)
         ],
-        "records": out.records,
+        "records": records,
         "identity": identity,
     }
     if data is not None:
@@ -124,6 +134,14 @@ def main(cfg: DictConfig) -> dict[str, Any]:
     log_final_records(loggers, results["records"])
     show(results, f"results: {out_dir / RESULTS}")
     return results
+
+
+def untrained_models(cfg: DictConfig, models: list) -> Callable[[], list]:
+    """The ``untrained`` control's models: each model as initialised before training (task models: built
+    from their settings and seed, as the zoo builds them; language models: fresh weights)."""
+    if is_text_run(cfg):
+        return lambda: untrained_copies(models, int(cfg.seed))
+    return lambda: [model_request(c).model for c in member_configs(cfg)]
 
 
 def run_identity(cfg: DictConfig, entries: list[zoo.ZooEntry]) -> dict[str, Any]:
@@ -238,6 +256,9 @@ def show(results: dict[str, Any], status: str) -> None:
             if name not in models:
                 models.append(name)
     table = Table()
+    controls = (
+        [k for k in results["records"][0] if k.startswith("iia_control_")] if results["records"] else []
+    )
     for column in (
         "direction",
         "variable",
@@ -247,10 +268,12 @@ def show(results: dict[str, Any], status: str) -> None:
         "test",
         "token IIA",
         "step 0",
+        *(f"control: {k.removeprefix('iia_control_')}" for k in controls),
     ):
         table.add_column(column)
     for r in results["records"]:
         cells = [r["iia"], r["iia_heldout"], r["iia_test"], r["token_iia"], r["iia_step0"]]
+        cells += [r.get(k) for k in controls]
         variable = r["variable"]
         if "source_variable" in r:
             variable = f"{r['source_variable']} -> {r['target_variable']}"

@@ -188,3 +188,24 @@ def _member(cfg: DictConfig, model: SequenceModel, variable: str, index: int) ->
     else:
         width = model.sites[site]
     return Member(model.name, None, site, width, None, [variable])
+
+
+def untrained_copies(models: list[SequenceModel], seed: int) -> list[SequenceModel]:
+    """Each language model with freshly initialised weights (its architecture and config, ``seed``), and
+    the same tokenizer: the ``untrained`` control."""
+    import copy
+
+    import torch
+
+    from alignsearch.models.hf import require_transformers
+
+    transformers = require_transformers()
+    out = []
+    for i, model in enumerate(models):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed + i)
+            fresh = transformers.AutoModelForCausalLM.from_config(model.lm.config)
+        twin = copy.deepcopy(model)
+        twin.lm.load_state_dict(fresh.state_dict())
+        out.append(twin)
+    return out

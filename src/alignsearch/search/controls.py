@@ -1,0 +1,126 @@
+"""Controls: what an IIA is worth, measured beside it in the same run (``alignment.controls``).
+
+* ``untrained``: the same alignment, trained the same way, on freshly initialised copies of the models
+  (same architecture, settings and seed, no training). An untrained model cannot do the task, so its
+  IIA is near 0 by construction: it shows that the task-trained weights matter, not how selective the
+  alignment is. The two below are the informative ones.
+* ``random_subspace``: the IIA of the alignment functions as initialised (a random rotation: random
+  subspaces of the same sizes), not trained, averaged over :data:`RANDOM_DRAWS` draws.
+* ``shuffled``: the alignment trained (and evaluated) on pairs whose source vectors are shuffled across
+  pairs, so that the counterfactual targets no longer follow from what is swapped in: what a rotation can
+  fit without a variable (a control task in the sense of probing).
+
+Each control gives, per track (source, target, variable), its validation IIA; the records of the run get
+``iia_control_<name>`` beside ``iia``, and the report adds a selectivity, IIA minus the best control.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from alignsearch.models import SequenceModel
+from alignsearch.search.fit import build_pairs, fit_alignment
+from alignsearch.search.module import AlignmentModule
+from alignsearch.search.pairs import PairBatch, Track
+from alignsearch.search.spec import AlignmentPlan
+from alignsearch.seeding import derive_seed, generator
+from alignsearch.settings import HardwareSettings
+
+RANDOM_DRAWS = 3
+"""Random rotations averaged by the ``random_subspace`` control."""
+SHUFFLED_KEYS = ("src", "cl", "cl_found")
+"""What a shuffled pair takes from another pair: the swapped-in vector (and its latent target)."""
+
+Scores = dict[str, float]
+"""Validation IIA per track name (``"0>1/count"``)."""
+
+
+@dataclasses.dataclass
+class ShuffledPairs:
+    """The pairs of ``plan``, each split's source vectors permuted across its pairs (seeded)."""
+
+    plan: AlignmentPlan
+
+    def eval_splits(self) -> list[str]:
+        return self.plan.data.eval_splits() if self.plan.data is not None else []
+
+    def build(self, tracks: list[Track], models: list, sites: list[str], seed: int) -> tuple:
+        train, evals, tracks = build_pairs(self.plan, models, seed)
+        train = {name: shuffled(batch, seed, "train", name) for name, batch in train.items()}
+        evals = {
+            split: {name: shuffled(batch, seed, split, name) for name, batch in per.items()}
+            for split, per in evals.items()
+        }
+        return train, evals, tracks
+
+
+def shuffled(batch: PairBatch, seed: int, split: str, track: str) -> PairBatch:
+    """``batch`` with its source vectors (and latent targets) given to other rows."""
+    order = torch.randperm(len(batch["ids"]), generator=generator(seed, "shuffled-control", split, track))
+    return {k: v[order] if k in SHUFFLED_KEYS else v for k, v in batch.items()}
+
+
+def random_subspace_scores(plan: AlignmentPlan, models: list[SequenceModel], seed: int) -> Scores:
+    """Validation IIA of untrained alignment functions, the mean over :data:`RANDOM_DRAWS` draws."""
+    _, evals, tracks = build_pairs(plan, models, seed)
+    totals: dict[str, float] = {}
+    for draw in range(RANDOM_DRAWS):
+        L.seed_everything(derive_seed(seed, "random-subspace", draw) % 2**31, verbose=False)
+        module = AlignmentModule(
+            models, [m.site for m in plan.members], plan.build_interchange(), tracks,
+            eval_splits=(), stepwise=plan.settings.stepwise,
+        )  # fmt: skip
+        for name, metrics in module.evaluate(evals["val"], plan.settings.eval_batch_size).items():
+            totals[name] = totals.get(name, 0.0) + metrics["iia"] / RANDOM_DRAWS
+    return totals
+
+
+def trained_scores(
+    plan: AlignmentPlan, models: list[SequenceModel], out_dir: Path, *, seed: int, hardware: HardwareSettings
+) -> Scores:
+    """Validation IIA of an alignment trained (and resumable) in ``out_dir``."""
+    out = fit_alignment(plan, models, out_dir, seed=seed, hardware=hardware)
+    return {f"{r['direction']}/{r['variable']}": r["iia"] for r in out.records}
+
+
+def run_controls(
+    plan: AlignmentPlan,
+    models: list[SequenceModel],
+    names: tuple[str, ...],
+    out_dir: Path,
+    *,
+    seed: int,
+    hardware: HardwareSettings,
+    untrained: Callable[[], list[SequenceModel]],
+) -> dict[str, Scores]:
+    """Every control in ``names``: ``{control: {track name: validation IIA}}``; the trained ones keep their
+    checkpoints in ``out_dir/controls/<name>/`` (so an interrupted run resumes them too)."""
+    scores: dict[str, Scores] = {}
+    for name in names:
+        print(f"control: {name}", flush=True)
+        if name == "random_subspace":
+            scores[name] = random_subspace_scores(plan, models, seed)
+        elif name == "untrained":
+            scores[name] = trained_scores(
+                plan, untrained(), out_dir / "controls" / name, seed=seed, hardware=hardware
+            )
+        else:
+            shuffled_plan = dataclasses.replace(plan, data=ShuffledPairs(plan))
+            scores[name] = trained_scores(
+                shuffled_plan, models, out_dir / "controls" / name, seed=seed, hardware=hardware
+            )
+    return scores
+
+
+def with_controls(records: list[dict], scores: dict[str, Scores]) -> list[dict]:
+    """``records`` with ``iia_control_<name>`` for every control (None where a track has no score)."""
+    out = []
+    for record in records:
+        key = f"{record['direction']}/{record['variable']}"
+        out.append(record | {f"iia_control_{name}": per.get(key) for name, per in scores.items()})
+    return out
