@@ -293,3 +293,7 @@ def run() -> None:
     from alignsearch.cli import launch
 
     launch(main, config_name="run_alignment", groups=GROUPS, check=check_run_config)
+
+
+if __name__ == "__main__":  # python -m alignsearch.cli.run_alignment
+    run()

@@ -1,0 +1,415 @@
+"""The papers' findings, reproduced by one command: run the grids behind each claim, then judge each claim.
+
+    python -m alignsearch.reproduce --size small          # a laptop, about an hour on 2 cores
+    python -m alignsearch.reproduce --size full hardware=slurm hydra.launcher.partition=gpu   # a cluster
+
+Each grid is a preset of ``conf/experiment`` (``findings_count``, ``upup_vs_updown``, ...), run as a sweep
+of ``run_alignment`` into ``<out>/<grid>`` (default ``multirun/reproduce/<size>``); extra arguments are
+passed to every sweep (a launcher, hardware). Running the command again resumes: finished jobs are
+reused, interrupted ones resume. Then ``<out>/FINDINGS.md`` gets, for each claim, the measured numbers
+over seeds (mean, standard deviation, n), the controls where they apply, and a one-line verdict against
+a threshold written down here, before any run (:data:`CLAIMS`); each grid folder also gets its report
+and plots (:mod:`alignsearch.report`). ``--skip-runs`` only judges what the folders already hold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alignsearch import atomic
+from alignsearch.report import NothingToReport, collect, pearson, report
+
+GRIDS = {
+    "count": "findings_count",
+    "upup": "upup_vs_updown",
+    "training": "iia_over_training",
+    "transformer": "transformer_layers",
+    "variants": "findings_variants",
+    "mas": "findings_mas",
+    "n_units": "findings_n_units",
+}
+"""Grid name -> its ``conf/experiment`` preset."""
+
+Rows = list[dict[str, Any]]
+
+# -- thresholds, fixed before any run ---------------------------------------------------------------------------
+COUNT_IIA = 0.9
+"""A model carries the count when its mean validation IIA reaches this."""
+SELECTIVITY = 0.5
+"""... and it is no artifact when it beats the best informative control by this much."""
+UNTRAINED_CEILING = 0.1
+"""An untrained model's count IIA stays below this (it cannot do the task)."""
+MODEL_MARGIN = 0.1
+"""Up-Down explains a model better than Up-Up when its IIA is higher by this much."""
+TRACKING_R = 0.7
+"""IIA tracks task accuracy over training when their Pearson correlation reaches this."""
+DIFFERENCE = 0.2
+"""A model or task variant 'differs' when its count IIA is lower by this much."""
+MAS_ALIGNED = 0.8
+"""Two models align when their cross directions' mean IIA reaches this."""
+FEW_UNITS = 4
+"""'A few units': the count is low-dimensional when this many units reach ..."""
+FEW_UNITS_SHARE = 0.9
+"""... this share of the IIA of 32 units."""
+
+
+@dataclass
+class Finding:
+    """A claim's measured table (markdown lines), its verdict (None: not measurable here) and a line."""
+
+    table: list[str]
+    holds: bool | None
+    line: str
+    plots: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Claim:
+    title: str
+    measured_as: str
+    grids: tuple[str, ...]
+    threshold: str
+    judge: Callable[[dict[str, Rows]], Finding]
+
+
+# -- statistics -------------------------------------------------------------------------------------------------
+def values(rows: Rows, key: str = "iia", **where: Any) -> list[float]:
+    """``key`` of the rows matching ``where`` (a value, or a callable that says whether it matches)."""
+    out = []
+    for row in rows:
+        value = row.get(key)
+        matches = all(w(row.get(k)) if callable(w) else row.get(k) == w for k, w in where.items())
+        if matches and isinstance(value, int | float) and not isinstance(value, bool):
+            out.append(float(value))
+    return out
+
+
+def mean(xs: Sequence[float]) -> float | None:
+    return statistics.fmean(xs) if xs else None
+
+
+def summary(xs: Sequence[float]) -> str:
+    """``0.953 ± 0.021 (n=5)``; ``-`` without values.
+
+    >>> summary([0.9, 1.0])
+    '0.950 ± 0.071 (n=2)'
+    """
+    if not xs:
+        return "-"
+    std = statistics.stdev(xs) if len(xs) > 1 else 0.0
+    return f"{statistics.fmean(xs):.3f} ± {std:.3f} (n={len(xs)})"
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+
+
+def verdict(holds: bool | None) -> str:
+    return {True: "supported", False: "not supported", None: "not measured"}[holds]
+
+
+def is_count(row: dict) -> bool:
+    return row.get("variable") == "count" and row.get("direction", "0>0") == "0>0"
+
+
+# -- the claims ----------------------------------------------------------------------------------------------
+def judge_count(grids: dict[str, Rows]) -> Finding:
+    rows = [r for r in grids["count"] if is_count(r)]
+    lines, ok = [], []
+    for model in ("gru", "lstm"):
+        iia = values(rows, model=model)
+        lines.append([model, summary(iia), summary(values(rows, "iia_heldout", model=model)),
+                      summary(values(rows, "iia_test", model=model))])  # fmt: skip
+        ok.append(bool(iia) and mean(iia) >= COUNT_IIA)
+    holds = all(ok) if lines and any(values(rows)) else None
+    return Finding(
+        table(["model", "IIA val", "IIA held-out counts", "IIA test"], lines),
+        holds,
+        f"mean validation IIA of count (16 units, layer 0) >= {COUNT_IIA} for GRU and LSTM: {ok}",
+    )
+
+
+def judge_controls(grids: dict[str, Rows]) -> Finding:
+    rows = [r for r in grids["count"] if is_count(r)]
+    lines, ok = [], []
+    for model in ("gru", "lstm"):
+        iia = mean(values(rows, model=model))
+        controls = {
+            c: values(rows, f"iia_control_{c}", model=model)
+            for c in ("untrained", "random_subspace", "shuffled")
+        }
+        best = max((mean(v) for k, v in controls.items() if k != "untrained" and v), default=None)
+        selectivity = None if iia is None or best is None else iia - best
+        lines.append([model, f"{iia:.3f}" if iia is not None else "-", *(summary(v) for v in controls.values()),
+                      "-" if selectivity is None else f"{selectivity:.3f}"])  # fmt: skip
+        untrained = mean(controls["untrained"])
+        ok.append(
+            selectivity is not None and selectivity >= SELECTIVITY and (untrained or 0) <= UNTRAINED_CEILING
+        )
+    return Finding(
+        table(["model", "IIA val", "untrained", "random subspace", "shuffled", "selectivity"], lines),
+        all(ok) if rows else None,
+        f"IIA minus the best of random-subspace and shuffled >= {SELECTIVITY}, untrained < {UNTRAINED_CEILING}"
+        f" (untrained is near 0 by construction; the other two are the informative controls): {ok}",
+    )
+
+
+def judge_upup(grids: dict[str, Rows]) -> Finding:
+    rows = [r for r in grids["upup"] if r.get("direction", "0>0") == "0>0"]
+    lines, ok = [], []
+    for model in sorted({r["model"] for r in rows}):
+        updown = values(rows, model=model, causal_model="updown", variable="count")
+        upup = {
+            v: values(rows, model=model, causal_model="upup", variable=v)
+            for v in ("demo_count", "resp_count")
+        }
+        lines.append([model, summary(updown), *(summary(v) for v in upup.values())])
+        best_upup = max((mean(v) for v in upup.values() if v), default=None)
+        ok.append(bool(updown) and best_upup is not None and mean(updown) >= best_upup + MODEL_MARGIN)
+    return Finding(
+        table(["model", "Up-Down count", "Up-Up demo_count", "Up-Up resp_count"], lines),
+        all(ok) if ok else None,
+        f"Up-Down's count IIA exceeds the better Up-Up counter by >= {MODEL_MARGIN}: {ok}",
+    )
+
+
+def judge_training(grids: dict[str, Rows]) -> Finding:
+    rows = [r for r in grids["training"] if is_count(r) and r.get("task_acc") is not None]
+    pairs = [(r["iia"], r["task_acc"]) for r in rows]
+    r_all = pearson([p[0] for p in pairs], [p[1] for p in pairs]) if len(pairs) > 2 else None
+    per_seed = []
+    for seed in sorted({r["seed"] for r in rows}):
+        mine = [r for r in rows if r["seed"] == seed]
+        if len(mine) > 2:
+            r_seed = pearson([r["iia"] for r in mine], [r["task_acc"] for r in mine])
+            if r_seed is not None:
+                per_seed.append(r_seed)
+    by_step = sorted({r["snapshot"] for r in rows})
+    lines = [
+        [step, summary(values(rows, snapshot=step)), summary(values(rows, "task_acc", snapshot=step))]
+        for step in by_step
+    ]
+    lines.append(
+        ["Pearson r (all)", "-" if r_all is None else f"{r_all:.3f}", f"per seed: {summary(per_seed)}"]
+    )
+    return Finding(
+        table(["snapshot (training step)", "count IIA", "task accuracy"], lines),
+        None if r_all is None else r_all >= TRACKING_R,
+        f"Pearson correlation of IIA and task accuracy over snapshots >= {TRACKING_R}",
+    )
+
+
+def judge_transformer(grids: dict[str, Rows]) -> Finding:
+    rows = [r for r in grids["transformer"] if is_count(r)]
+    layers = sorted({str(r["layer"]) for r in rows}, key=lambda s: (s != "embedding", s))
+    lines = [
+        [f"transformer {layer}", summary(values(rows, layer=lambda v, layer=layer: str(v) == layer))]
+        for layer in layers
+    ]
+    rnn = values([r for r in grids["count"] if is_count(r)], model="gru")
+    lines.append(["GRU layer 0 (count grid)", summary(rnn)])
+    best = max(
+        (mean(values(rows, layer=lambda v, layer=layer: str(v) == layer)) or 0 for layer in layers),
+        default=None,
+    )
+    holds = None if best is None or not rnn else best <= mean(rnn) - DIFFERENCE
+    return Finding(
+        table(["site", "count IIA"], lines),
+        holds,
+        f"the 2-layer Transformer's best-layer count IIA is below the GRU's by >= {DIFFERENCE} (no Markovian"
+        " count state; IIA by position is not measured here)",
+    )
+
+
+def judge_variants(grids: dict[str, Rows]) -> Finding:
+    rows = [r for r in grids["variants"] if is_count(r)]
+    tasks = ("multiobject", "sameobject", "multiobject_mod", "multiobject_round")
+    lines = [[task, summary(values(rows, task=task))] for task in tasks]
+    base = mean(values(rows, task="multiobject"))
+    others = [mean(values(rows, task=t)) for t in tasks[1:] if values(rows, task=t)]
+    holds = None if base is None or not others else base >= COUNT_IIA and min(others) <= base - DIFFERENCE
+    return Finding(
+        table(["task (GRU)", "count IIA"], lines),
+        holds,
+        f"MultiObject's count IIA >= {COUNT_IIA} and some variant's is lower by >= {DIFFERENCE}",
+    )
+
+
+def judge_mas(grids: dict[str, Rows]) -> Finding:
+    rows = grids["mas"]
+    lines, cross = [], {}
+    for partner in ("gru", "lstm", "transformer"):
+        mine = [r for r in rows if r.get("partner_model") == partner and r.get("variable") == "count"]
+        cross[partner] = mean(values(mine, direction=lambda d: d in ("0>1", "1>0")))
+        within = values(mine, direction=lambda d: d in ("0>0", "1>1"))
+        cka, rsa = mean(values(mine, "cka_linear")), mean(values(mine, "rsa_cos_spearman"))
+        lines.append([f"GRU-{partner}", summary(values(mine, direction=lambda d: d in ("0>1", "1>0"))), summary(within),
+                      "-" if cka is None else f"{cka:.3f}", "-" if rsa is None else f"{rsa:.3f}"])  # fmt: skip
+    if None in cross.values():
+        return Finding(
+            table(["models", "IIA cross", "IIA within", "CKA", "RSA"], lines), None, "incomplete grid"
+        )
+    same_kind = min(cross["gru"], cross["lstm"])
+    ckas = {p: mean(values([r for r in rows if r.get("partner_model") == p], "cka_linear")) for p in cross}
+    over = (
+        ckas["transformer"] is not None and ckas["gru"] and cross["gru"]
+        and ckas["transformer"] / ckas["gru"] > cross["transformer"] / cross["gru"]
+    )  # fmt: skip
+    holds = same_kind >= MAS_ALIGNED and cross["transformer"] <= same_kind - DIFFERENCE and bool(over)
+    return Finding(
+        table(
+            [
+                "models",
+                "IIA cross (0>1, 1>0)",
+                "IIA within (0>0, 1>1)",
+                "CKA (linear)",
+                "RSA (cos, Spearman)",
+            ],
+            lines,
+        ),
+        holds,
+        f"GRU-GRU and GRU-LSTM cross IIA >= {MAS_ALIGNED}; GRU-Transformer lower by >= {DIFFERENCE}; CKA rates"
+        " GRU-Transformer closer to GRU-GRU than MAS does",
+    )
+
+
+def judge_n_units(grids: dict[str, Rows]) -> Finding:
+    rows = [r for r in grids["n_units"] if is_count(r)]
+    sizes = sorted({int(r["n_units"]) for r in rows})
+    lines = [[n, summary(values(rows, n_units=n))] for n in sizes]
+    full = mean(values(rows, n_units=max(sizes))) if sizes else None
+    few = mean(values(rows, n_units=FEW_UNITS))
+    holds = None if full is None or few is None else few >= FEW_UNITS_SHARE * full
+    return Finding(
+        table(["n_units", "count IIA (GRU)"], lines),
+        holds,
+        f"{FEW_UNITS} units reach >= {FEW_UNITS_SHARE:.0%} of the IIA of {max(sizes) if sizes else 32} units",
+    )
+
+
+CLAIMS = (
+    Claim("GRUs and LSTMs trained on MultiObject carry an Up-Down count that behaves like a symbolic variable",
+          "DAS count IIA at 16 units over seeds: validation, held-out counts, test", ("count",),
+          f"mean IIA >= {COUNT_IIA}", judge_count),
+    Claim("It is not an artifact of the method", "the same alignment on untrained models, random subspaces and"
+          " shuffled pairs (alignment.controls)", ("count",), f"selectivity >= {SELECTIVITY}", judge_controls),
+    Claim("Up-Down explains the recurrent models better than Up-Up", "the two causal models side by side",
+          ("upup",), f"margin >= {MODEL_MARGIN}", judge_upup),
+    Claim("IIA tracks task performance over training", "IIA and task accuracy over training snapshots",
+          ("training",), f"Pearson r >= {TRACKING_R}", judge_training),
+    Claim("2-layer Transformers solve the task differently (anti-Markovian)", "count IIA by layer beside the"
+          " GRU's", ("transformer", "count"), f"lower by >= {DIFFERENCE}", judge_transformer),
+    Claim("Symbol-like variables do not form for every task variant", "SameObject, Mod and Round beside"
+          " MultiObject", ("variants",), f"a variant lower by >= {DIFFERENCE}", judge_variants),
+    Claim("MAS: models of one kind align in all directions, GRU-Transformer poorly; RSA/CKA overestimate",
+          "the direction table with CKA and RSA", ("mas",), f"cross IIA >= {MAS_ALIGNED}", judge_mas),
+    Claim("Low-dimensional variables: a few units carry the count", "IIA against n_units 1-32", ("n_units",),
+          f"{FEW_UNITS} units >= {FEW_UNITS_SHARE:.0%} of 32", judge_n_units),
+)  # fmt: skip
+
+
+# -- running and writing -----------------------------------------------------------------------------------------
+def run_grid(grid: str, size: str, out: Path, extra: Sequence[str]) -> int:
+    """The grid's sweep, resumable in ``out/<grid>``; returns its exit status (1: some job failed)."""
+    command = [
+        sys.executable, "-m", "alignsearch.cli.run_alignment", "-m", f"+experiment={GRIDS[grid]}",
+        f"size={size}", f"hydra.sweep.dir={out / grid}", "hardware.progress_bar=false", *extra,
+    ]  # fmt: skip
+    print(f"reproduce: {grid} ({GRIDS[grid]}, size={size})", flush=True)
+    return subprocess.run(command).returncode
+
+
+def grid_rows(out: Path, grid: str) -> Rows:
+    folder = out / grid
+    if not folder.is_dir():
+        return []
+    rows = collect(folder).rows
+    with contextlib.suppress(NothingToReport):
+        report(folder)  # report.md, report.csv and plots of the grid
+    return rows
+
+
+def findings(out: Path, size: str, seconds: float | None, command: str) -> str:
+    grids = {grid: grid_rows(out, grid) for grid in GRIDS}
+    lines = [
+        "# Findings",
+        "",
+        f"Produced by `{command}` on {datetime.date.today().isoformat()}, {platform.machine()} "
+        f"({platform.system()}, Python {platform.python_version()}, {_cpus()} CPU cores)"
+        + (f", in {seconds / 60:.0f} min of wall time." if seconds is not None else "."),
+        "Each number is a mean ± standard deviation over seeds (n). Verdicts compare them with thresholds"
+        " fixed in `alignsearch/reproduce.py` before any run; at `--size small` there are few seeds and short"
+        " trainings, so a verdict is evidence at that size, not a replication.",
+        "",
+        "| claim | measured as | verdict |",
+        "|---|---|---|",
+    ]
+    judged = []
+    for i, claim in enumerate(CLAIMS, 1):
+        try:
+            finding = claim.judge(grids)
+        except (KeyError, ValueError, TypeError, ZeroDivisionError) as e:
+            finding = Finding([], None, f"could not be judged: {type(e).__name__}: {e}")
+        judged.append(finding)
+        lines.append(f"| {i}. {claim.title} | {claim.measured_as} | {verdict(finding.holds)} |")
+    for i, (claim, finding) in enumerate(zip(CLAIMS, judged, strict=True), 1):
+        lines += ["", f"## {i}. {claim.title}", "", f"Measured as: {claim.measured_as} (grids: "
+                  + ", ".join(f"`{g}` = `+experiment={GRIDS[g]}`" for g in claim.grids) + ").", ""]  # fmt: skip
+        lines += finding.table + ["", f"**{verdict(finding.holds)}**: {finding.line}."]
+        for grid in claim.grids:
+            plots = sorted((out / grid / "plots").glob("*.png")) if (out / grid / "plots").is_dir() else []
+            lines += [f"![{grid}: {p.stem}]({grid}/plots/{p.name})" for p in plots if p.stem != "iia_curves"]
+    return "\n".join(lines) + "\n"
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m alignsearch.reproduce", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--size", choices=("small", "full"), default="small")
+    parser.add_argument("--out", type=Path, help="the folder of every grid and FINDINGS.md")
+    parser.add_argument("--only", help="comma-separated grids to run: " + ", ".join(GRIDS))
+    parser.add_argument("--skip-runs", action="store_true", help="judge what the grid folders hold")
+    args, extra = parser.parse_known_args(argv)
+    out = (args.out or Path("multirun") / "reproduce" / args.size).resolve()
+    grids = list(GRIDS) if not args.only else args.only.split(",")
+    unknown = [g for g in grids if g not in GRIDS]
+    if unknown:
+        parser.error(f"--only={args.only}: unknown grid {unknown[0]}; expected some of {', '.join(GRIDS)}")
+    start = time.perf_counter()
+    failed = []
+    if not args.skip_runs:
+        for grid in grids:
+            if run_grid(grid, args.size, out, extra) != 0:
+                failed.append(grid)
+    seconds = None if args.skip_runs else time.perf_counter() - start
+    command = " ".join(["python -m alignsearch.reproduce", f"--size {args.size}", *extra])
+    text = findings(out, args.size, seconds, command)
+    atomic.write_text(out / "FINDINGS.md", text)
+    print(
+        f"findings: {out / 'FINDINGS.md'}"
+        + (f" (grids with failed jobs: {', '.join(failed)})" if failed else "")
+    )
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
