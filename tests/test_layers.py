@@ -15,7 +15,8 @@ LAYERS = [
     {"errors", "seeding", "atomic", "configurable"},
     {"components"},
     {"settings"},
-    {"alignment", "models", "tasks", "text", "engine"},
+    {"alignment", "models", "tasks", "engine"},
+    {"text"},
     {"training", "search", "similarity", "loggers"},
     {"zoo"},
     {"cli", "api", "report", "report_plots", "reproduce"},  # entry points: these may use each other
