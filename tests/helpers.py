@@ -76,6 +76,83 @@ def run_script(
     )
 
 
+def run_here(script: str, *args: str, zoo: Path, cwd: Path) -> subprocess.CompletedProcess:
+    """What ``run_script`` gives for ``python <script> <args>``, with the entry point's ``run`` in this
+    process: for a test of what the command does (its jobs, folders, results, lines it prints) rather
+    than of the process around it (imports, exit status as the shell sees it, launchers that start
+    processes). The command sees ``sys.argv``, the environment of ``command_env`` and the working folder
+    ``cwd``; its stdout and stderr are captured (``print`` and Hydra's job log; Lightning's own log lines
+    go to this process's stderr); its exit status comes from ``SystemExit`` (0 without). All of it,
+    logging and the entry points' module state (failed jobs, signals) included, is put back after."""
+    import contextlib
+    import io
+    import logging
+
+    from hydra.core.global_hydra import GlobalHydra
+
+    from alignsearch.cli import sweep
+    from alignsearch.engine import interrupt
+
+    name, _, _ = entry_point(script)
+    if name == "train_task_model":
+        from alignsearch.cli.train_task_model import run
+    else:
+        from alignsearch.cli.run_alignment import run
+    env = {key: value for key, value in command_env(zoo).items() if os.environ.get(key) != value}
+    saved_env = {key: os.environ.get(key) for key in env}
+    saved_argv, saved_cwd, saved_threads = sys.argv, Path.cwd(), torch.get_num_threads()
+    root = logging.getLogger()
+    saved_log = (root.handlers[:], root.level)
+    out, err = io.StringIO(), io.StringIO()
+    status: int | str | None = 0
+    sweep.FAILED.clear()
+    interrupt.INTERRUPTED.clear()
+    GlobalHydra.instance().clear()
+    try:
+        os.environ.update(env)
+        os.chdir(cwd)
+        sys.argv = [str(ROOT / script), *args]
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                run()
+            except SystemExit as e:
+                status = e.code
+    finally:
+        for handler in root.handlers:
+            if handler not in saved_log[0]:
+                handler.close()
+        root.handlers[:], root.level = saved_log
+        GlobalHydra.instance().clear()
+        sweep.FAILED.clear()
+        interrupt.INTERRUPTED.clear()
+        torch.set_num_threads(saved_threads)
+        sys.argv = saved_argv
+        os.chdir(saved_cwd)
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    if isinstance(status, str):  # sys.exit("message"): printed, status 1
+        err.write(f"{status}\n")
+    code = status if isinstance(status, int) else (0 if status is None else 1)
+    return subprocess.CompletedProcess([script, *args], code, out.getvalue(), err.getvalue())
+
+
+def quick_similarity(monkeypatch, sample_size: int = 200, runs: int = 2) -> None:
+    """Two-model alignments run in this process (``run_here``, ``run_alignment.main``) compute their
+    similarity baselines (``similarity.json``) on ``runs`` subsets of ``sample_size`` rows instead of
+    10 of 1000: the same measures and files, for tests that do not look at the values' precision."""
+    import functools
+
+    from alignsearch.cli import run_alignment
+    from alignsearch.similarity import similarity
+
+    monkeypatch.setattr(
+        run_alignment, "similarity", functools.partial(similarity, sample_size=sample_size, runs=runs)
+    )
+
+
 def start(script: str, *args: str, zoo: Path, cwd: Path) -> subprocess.Popen:
     """An entry point started as ``run_script`` runs it, without waiting for it."""
     return subprocess.Popen(

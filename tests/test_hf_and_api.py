@@ -23,7 +23,8 @@ from tests.helpers import (
     TINY_TRAINING,
     assert_refused,
     compose_config,
-    run_script,
+    quick_similarity,
+    run_here,
 )
 
 HF_QUICK = ["model=hf", "hardware.progress_bar=false", "training.n_val=256", "training.n_heldout=128"]
@@ -93,9 +94,11 @@ def test_module_sites_that_cannot_work_are_refused() -> None:
     assert hooks.site_width(model, "embed") == 8
 
 
-def test_hf_model_trains_aligns_and_pairs_with_a_gru(tiny_zoo, zoo, tmp_path) -> None:
+def test_hf_model_trains_aligns_and_pairs_with_a_gru(tiny_zoo, zoo, tmp_path, monkeypatch) -> None:
+    """The commands run in this process (``run_here``): training, a sweep over sites, a MAS with a GRU."""
+    quick_similarity(monkeypatch)
     shutil.copytree(tiny_zoo, zoo)  # the GRU partner of the MAS below is there
-    trained = run_script("train_task_model.py", *HF_QUICK, zoo=zoo, cwd=tmp_path)
+    trained = run_here("train_task_model.py", *HF_QUICK, zoo=zoo, cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr
     metrics = json.loads((zoo / "multiobject" / "hf_gpt2" / "seed0-n_val256" / "metrics.json").read_text())
     assert metrics["val_trial_acc"] >= 0.99, metrics
@@ -104,13 +107,13 @@ def test_hf_model_trains_aligns_and_pairs_with_a_gru(tiny_zoo, zoo, tmp_path) ->
 
     saved = tmp_path / "saved_gpt2"
     model_zoo.load(zoo / "multiobject" / "hf_gpt2" / "seed0-n_val256").model.lm.save_pretrained(saved)
-    again = run_script("train_task_model.py", *HF_QUICK, f"model.path={saved}", zoo=zoo, cwd=tmp_path)
+    again = run_here("train_task_model.py", *HF_QUICK, f"model.path={saved}", zoo=zoo, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     (entry,) = [p for p in (zoo / "multiobject" / "hf_gpt2").glob("seed0-path*") if p.is_dir()]
     reloaded = json.loads((entry / "metrics.json").read_text())
     assert reloaded["val_trial_acc"] >= 0.99 and reloaded["steps"] == 50  # already trained: stops at once
 
-    das = run_script(
+    das = run_here(
         "run_alignment.py", *HF_QUICK, "-m", "layer=embedding,1", *TINY_ALIGNMENT, zoo=zoo, cwd=tmp_path
     )
     assert das.returncode == 0, das.stderr
@@ -119,7 +122,7 @@ def test_hf_model_trains_aligns_and_pairs_with_a_gru(tiny_zoo, zoo, tmp_path) ->
     )
     assert sites == ["embedding", "layer.1"]
 
-    mas = run_script(
+    mas = run_here(
         "run_alignment.py",
         "alignment=mas",
         "partner.model=hf",

@@ -19,7 +19,14 @@ from alignsearch.seeding import generator
 from alignsearch.similarity import cka, correlation, pair_measures, probe_accuracy
 from alignsearch.tasks import NumericTask, causal_model_for
 from alignsearch.tasks.counterfactual import make_pairs
-from tests.helpers import TINY_ALIGNMENT, TINY_SUFFIX, TINY_TRAINING, assert_refused, run_script
+from tests.helpers import (
+    TINY_ALIGNMENT,
+    TINY_SUFFIX,
+    TINY_TRAINING,
+    assert_refused,
+    quick_similarity,
+    run_here,
+)
 
 DIRECTIONS = ["0>0", "0>1", "1>0", "1>1"]
 
@@ -29,8 +36,9 @@ def load_results(root, pattern: str = "multirun/run_alignment/*/*/*/results.json
 
 
 def test_users_mas_command_trains_each_model_once(zoo, tmp_path) -> None:
-    """`python run_alignment.py model=gru alignment=mas -m seed=1,2,3` on a fresh zoo: GRUs 1-4, trained once."""
-    done = run_script(
+    """`python run_alignment.py model=gru alignment=mas -m seed=1,2,3` on a fresh zoo: GRUs 1-4, trained once
+    (the command run in this process; its similarity baselines of the default size)."""
+    done = run_here(
         "run_alignment.py",
         "model=gru",
         "alignment=mas",
@@ -64,8 +72,9 @@ def test_users_mas_command_trains_each_model_once(zoo, tmp_path) -> None:
     assert all(-1 <= measures[k] <= 1 for k in measures if not k.startswith("probe"))
 
 
-def test_every_mas_variant_through_the_cli(tiny_zoo, tmp_path) -> None:
-    done = run_script(
+def test_every_mas_variant_through_the_cli(tiny_zoo, tmp_path, monkeypatch) -> None:
+    quick_similarity(monkeypatch)
+    done = run_here(
         "run_alignment.py",
         "-m",
         "alignment=unimas,clmas,stitch,latent_stitch",
@@ -93,11 +102,15 @@ def test_every_mas_variant_through_the_cli(tiny_zoo, tmp_path) -> None:
     assert runs["stitch"]["config"]["n_units"] == 32  # the whole site
     assert runs["stitch"]["config"]["variables"] == ["full"]
     assert runs["clmas"]["config"]["cl_eps"] == pytest.approx(0.85)
+    assert len(list(tmp_path.glob("multirun/run_alignment/*/*/*/similarity.json"))) == 4
 
 
-def test_partners_of_other_architectures_tasks_and_causal_models(tiny_zoo, zoo, tmp_path) -> None:
+def test_partners_of_other_architectures_tasks_and_causal_models(
+    tiny_zoo, zoo, tmp_path, monkeypatch
+) -> None:
+    quick_similarity(monkeypatch)
     shutil.copytree(tiny_zoo, zoo)  # the first model is there; its partners are trained
-    done = run_script(
+    done = run_here(
         "run_alignment.py",
         "-m",
         "alignment=mas",
@@ -116,7 +129,7 @@ def test_partners_of_other_architectures_tasks_and_causal_models(tiny_zoo, zoo, 
     widths = {r["config"]["partner_model"]: r["config"]["n_units"] for r in runs.values()}
     assert widths == {"lstm": 16, "transformer": 16}  # models of widths 32 and 48 share one layout
 
-    done = run_script(
+    done = run_here(
         "run_alignment.py",
         "alignment=mas",
         "partner.task=sameobject",
