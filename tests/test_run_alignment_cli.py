@@ -1,4 +1,5 @@
-"""run_alignment.py through the real command line, and its checks and body in-process."""
+"""run_alignment.py's command line (run in this process: ``helpers.run_here``; the real process is in
+test_sweeps.py and test_bad_input.py), its checks, and its body on composed configs."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from tests.helpers import (
     TINY_TRAINING,
     assert_refused,
     compose_config,
-    run_script,
+    run_here,
 )
 
 RECORD_KEYS = {
@@ -35,7 +36,7 @@ RECORD_KEYS = {
 
 
 def test_fresh_zoo_trains_the_model_then_aligns(zoo, tmp_path) -> None:
-    done = run_script("run_alignment.py", *TINY_TRAINING, *TINY_ALIGNMENT, zoo=zoo, cwd=tmp_path)
+    done = run_here("run_alignment.py", *TINY_TRAINING, *TINY_ALIGNMENT, zoo=zoo, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert (
         "training " in done.stdout
@@ -66,12 +67,14 @@ def test_fresh_zoo_trains_the_model_then_aligns(zoo, tmp_path) -> None:
     assert any("rotate" in k for k in saved["state_dict"])
     assert "IIA val" in done.stdout
 
-    again = run_script("run_alignment.py", *TINY_TRAINING, *TINY_ALIGNMENT, zoo=zoo, cwd=tmp_path)
+    # the same command again: the run is found, nothing is trained
+    again = run_here("run_alignment.py", *TINY_TRAINING, *TINY_ALIGNMENT, zoo=zoo, cwd=tmp_path)
     assert again.returncode == 0 and "already done" in again.stdout and "training " not in again.stdout
 
 
 def test_user_command_form_with_multirun_flag_after_overrides(trained_zoo, tmp_path) -> None:
-    done = run_script(
+    """``model=gru alignment=das -m seed=0 n_units=4,8``: the command line's arguments, in this process."""
+    done = run_here(
         "run_alignment.py",
         "model=gru",
         "alignment=das",

@@ -27,7 +27,7 @@ from tests.helpers import (
     TINY_TRAINING,
     assert_refused,
     check_task,
-    run_script,
+    run_here,
 )
 
 MODULE = "ones_task"
@@ -152,7 +152,7 @@ def test_a_new_task_trains_pairs_and_aligns_through_the_command_line(
     toy, zoo, tmp_path, in_command_env
 ) -> None:
     search = f"hydra.searchpath=[file://{toy}]"
-    trained = run_script("train_task_model.py", search, "task=ones", *TINY_TRAINING, zoo=zoo, cwd=tmp_path)
+    trained = run_here("train_task_model.py", search, "task=ones", *TINY_TRAINING, zoo=zoo, cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr
     entry = zoo / "ones" / "gru" / f"seed0-d_model32{TINY_SUFFIX}"
     metrics = json.loads((entry / "metrics.json").read_text())
@@ -163,7 +163,7 @@ def test_a_new_task_trains_pairs_and_aligns_through_the_command_line(
         says=["alignment.causal_model=updown", "a causal model of task ones: tally"],
     )  # fmt: skip
 
-    aligned = run_script(
+    aligned = run_here(
         "run_alignment.py",
         search,
         "task=ones",

@@ -16,13 +16,14 @@ from alignsearch import zoo
 from alignsearch.cli import train_task_model
 from alignsearch.cli.checks import model_request
 from alignsearch.errors import ZooError
-from tests.helpers import ROOT, TINY_SUFFIX, TINY_TRAINING, compose_config, run_script
+from tests.helpers import ROOT, TINY_SUFFIX, TINY_TRAINING, compose_config, run_here
 
 ENTRY = f"multiobject/gru/seed0-d_model32{TINY_SUFFIX}"
 
 
 def test_cli_trains_a_zoo_entry(zoo, tmp_path, enter_command_env, capsys) -> None:
-    result = run_script(
+    """The command in this process (``run_here``; two real processes train in the test below)."""
+    result = run_here(
         "train_task_model.py",
         "model=gru",
         "task=multiobject",
