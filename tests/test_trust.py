@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import runpy
 import shutil
-import subprocess
 import sys
+import warnings
 
 import pytest
 import torch
@@ -76,7 +77,9 @@ def test_training_settings_name_the_zoo_entry(tiny_zoo, in_command_env, capsys) 
     assert_error_line(snaps, "training.keep_steps=[20]", "trained without them")
 
 
-def test_entry_of_an_older_layout_is_refused_then_migrated(tiny_zoo, in_command_env, capsys) -> None:
+def test_entry_of_an_older_layout_is_refused_then_migrated(
+    tiny_zoo, in_command_env, capsys, monkeypatch
+) -> None:
     zoo = copy_of(tiny_zoo, in_command_env)
     old = zoo / "multiobject" / "gru" / "seed0-d_model32"  # the name before training settings counted
     (zoo / "multiobject" / "gru" / TINY).rename(old)
@@ -84,11 +87,15 @@ def test_entry_of_an_older_layout_is_refused_then_migrated(tiny_zoo, in_command_
     refused = body_refusal("train_task_model.py", *default_training)
     assert_error_line(refused, str(old), f"name it {TINY}", "python -m alignsearch.zoo migrate")
 
-    migrate = subprocess.run(
-        [sys.executable, "-m", "alignsearch.zoo", "migrate", str(zoo)], capture_output=True, text=True
-    )
-    assert migrate.returncode == 0, migrate.stderr
-    assert f"renamed {old} -> {TINY}" in migrate.stdout
+    capsys.readouterr()
+    with monkeypatch.context() as patch, pytest.raises(SystemExit) as exited, warnings.catch_warnings():
+        # python -m alignsearch.zoo migrate <zoo>, run in this process
+        patch.setattr(sys, "argv", ["alignsearch.zoo", "migrate", str(zoo)])
+        warnings.simplefilter("ignore", RuntimeWarning)  # runpy: the module is imported already
+        runpy.run_module("alignsearch.zoo", run_name="__main__")
+    migrate = capsys.readouterr()
+    assert exited.value.code == 0, migrate.err
+    assert f"renamed {old} -> {TINY}" in migrate.out
     assert entries(zoo) == [TINY]
     assert "already in the zoo" in train(capsys, *TINY_TRAINING)
 
