@@ -118,13 +118,18 @@ def test_bad_alignment_command(args, fragments, in_command_env, tmp_path) -> Non
     ("script", "args", "fragments"),
     [
         ("train_task_model.py", ["task=multiobjekt"], ["task=multiobjekt", "one of arithmetic,"]),
-        ("run_alignment.py", ["trainig.max_steps=100"], ["did you mean training.max_steps?"]),
+        pytest.param(  # the same line in-process: test_bad_alignment_command; the same exit: the others
+            "run_alignment.py",
+            ["trainig.max_steps=100"],
+            ["did you mean training.max_steps?"],
+            marks=pytest.mark.slow,
+        ),
         ("run_alignment.py", ["-m", "seed=0,1,x"], ["seed=x", "a non-negative integer"]),
     ],
 )
 def test_refused_command_is_one_line_and_exit_2(script, args, fragments, zoo, tmp_path) -> None:
-    """Through the command line: a group choice, a key typo and a sweep's value, each refused before
-    Hydra starts, with nothing left behind."""
+    """Through the command line: a group choice, a key typo (in the slow set) and a sweep's value, each
+    refused before Hydra starts, with nothing left behind."""
     result = run_script(script, *args, zoo=zoo, cwd=tmp_path)
     assert_one_line_error(result, *fragments)
     assert not zoo.exists() and not (tmp_path / "outputs").exists() and not (tmp_path / "multirun").exists()
