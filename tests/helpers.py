@@ -81,14 +81,16 @@ def run_here(script: str, *args: str, zoo: Path, cwd: Path) -> subprocess.Comple
     process: for a test of what the command does (its jobs, folders, results, lines it prints) rather
     than of the process around it (imports, exit status as the shell sees it, launchers that start
     processes). The command sees ``sys.argv``, the environment of ``command_env`` and the working folder
-    ``cwd``; its stdout and stderr are captured (``print`` and Hydra's job log; Lightning's own log lines
-    go to this process's stderr); its exit status comes from ``SystemExit`` (0 without). All of it,
-    logging and the entry points' module state (failed jobs, signals) included, is put back after."""
+    ``cwd``; its stdout and stderr are captured (``print``, Hydra's job log; not log handlers made before
+    the run, such as Lightning's); its exit status comes from ``SystemExit`` (0 without). All of it,
+    logging, Hydra's global state and the entry points' module state (failed jobs, signals) included,
+    is put back after."""
     import contextlib
     import io
     import logging
 
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
 
     from alignsearch.cli import sweep
     from alignsearch.engine import interrupt
@@ -101,6 +103,7 @@ def run_here(script: str, *args: str, zoo: Path, cwd: Path) -> subprocess.Comple
     env = {key: value for key, value in command_env(zoo).items() if os.environ.get(key) != value}
     saved_env = {key: os.environ.get(key) for key in env}
     saved_argv, saved_cwd, saved_threads = sys.argv, Path.cwd(), torch.get_num_threads()
+    saved_hydra_config = HydraConfig.instance().cfg  # the jobs' config: read by the bodies when set
     root = logging.getLogger()
     saved_log = (root.handlers[:], root.level)
     out, err = io.StringIO(), io.StringIO()
@@ -123,6 +126,7 @@ def run_here(script: str, *args: str, zoo: Path, cwd: Path) -> subprocess.Comple
                 handler.close()
         root.handlers[:], root.level = saved_log
         GlobalHydra.instance().clear()
+        HydraConfig.instance().cfg = saved_hydra_config
         sweep.FAILED.clear()
         interrupt.INTERRUPTED.clear()
         torch.set_num_threads(saved_threads)
