@@ -98,7 +98,7 @@ def main(cfg: DictConfig) -> dict[str, Any]:
         cfg,
         group=f"{config['task']}/{config['model']}/{config['alignment']}",
         job_type=f"layer{config['layer']}",
-        tags=[str(config[k]) for k in ("task", "model", "alignment", "causal_model")]
+        tags=[str(config[k]) for k in ("task", "model", "alignment", "causal_model") if config[k] is not None]
         + list(config["variables"]),
         run_config=config,
     )
