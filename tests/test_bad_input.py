@@ -33,7 +33,7 @@ def nothing_trained(zoo_dir) -> bool:
     ("args", "fragments"),
     [
         (["task=multiobjekt"], ["task=multiobjekt", "one of arithmetic, multiobject,"]),
-        (["model=gpt"], ["model=gpt", "one of gru, hf, lstm, rnn, transformer"]),
+        (["model=gpt"], ["model=gpt", "one of gru, hf, lm, lstm, rnn, transformer"]),
         (["task.min_count=25"], ["task.min_count=25", "max_count (20)"]),
         (
             ["task.max_count=4", "task.hold_outs=[1,2,3,4]"],

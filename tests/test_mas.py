@@ -170,7 +170,7 @@ def test_partners_of_other_architectures_tasks_and_causal_models(
             ["partner.causal_model=upup", "partner.variables=[count]"],
             ["partner.variables=count", "demo_count, resp_count"],
         ),
-        (["partner.model=gpt"], ["partner.model=gpt", "one of gru, hf, lstm, rnn, transformer"]),
+        (["partner.model=gpt"], ["partner.model=gpt", "one of gru, hf, lm, lstm, rnn, transformer"]),
         (["partner.seed=-1"], ["partner.seed=-1", "non-negative integer"]),
     ],
 )
