@@ -267,3 +267,15 @@ def check_task(task) -> None:
         assert task.min_count <= int(counts.min()) and int(counts.max()) <= task.max_count
         batch = task.sample(len(counts), generator(1), counts=counts)
         assert len(batch) == len(counts)
+
+
+PRETRAINED_MODEL = "alignsearch.models.lm.TextLM"
+
+
+def task_model_configs() -> list[Path]:
+    """The ``conf/model`` YAMLs of models trained on the tasks: all but ``lm``, a pretrained language model
+    that needs its folder (tested in ``test_lm_model.py``)."""
+    from omegaconf import OmegaConf
+
+    paths = sorted((CONF / "model").glob("*.yaml"))
+    return [p for p in paths if OmegaConf.load(p).get("_target_") != PRETRAINED_MODEL]

@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
 
 from alignsearch.components import build_model, build_task, settings_suffix
 from alignsearch.configurable import Configurable, constructor_arguments, missing_settings
 from alignsearch.errors import ConfigError
 from alignsearch.models import GRU
-from tests.helpers import CONF, conf_node
+from tests.helpers import CONF, conf_node, task_model_configs
 
 
 @pytest.mark.parametrize("path", sorted((CONF / "task").glob("*.yaml")), ids=lambda p: p.stem)
@@ -19,12 +18,6 @@ def test_every_task_config_builds_with_its_own_name(path: Path) -> None:
     task = build_task(conf_node(path))
     assert task.name == path.stem
     assert settings_suffix(task) == ""  # the config's values are the class defaults
-
-
-def task_model_configs() -> list[Path]:
-    """The ``conf/model`` YAMLs but ``lm`` (a pretrained language model: it needs its folder)."""
-    paths = sorted((CONF / "model").glob("*.yaml"))
-    return [p for p in paths if OmegaConf.load(p).get("_target_") != "alignsearch.models.lm.TextLM"]
 
 
 @pytest.mark.parametrize("path", task_model_configs(), ids=lambda p: p.stem)

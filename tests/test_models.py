@@ -7,7 +7,6 @@ new model YAML is tested by adding it.
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,16 +16,7 @@ from alignsearch.components import build_model
 from alignsearch.errors import ConfigError
 from alignsearch.models import GRU, LSTM, RNN, Intervention, SequenceModel, Transformer, hooks
 from alignsearch.models.windows import Windows
-from tests.helpers import CONF, conf_node
-
-PRETRAINED = "alignsearch.models.lm.TextLM"
-
-
-def task_model_configs() -> list[Path]:
-    """The ``conf/model`` YAMLs of models trained on the tasks: all but ``lm``, a pretrained language model
-    that needs its folder (tested in ``test_lm_model.py``)."""
-    paths = sorted((CONF / "model").glob("*.yaml"))
-    return [p for p in paths if OmegaConf.load(p).get("_target_") != PRETRAINED]
+from tests.helpers import CONF, conf_node, task_model_configs
 
 
 def model_choices() -> list:
