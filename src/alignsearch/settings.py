@@ -288,7 +288,8 @@ class AlignmentSettings:
     ``batch_size * accumulate`` with the memory of ``batch_size``."""
     prefix_cache: bool = setting(boolean, default=True)
     """Language models (GPT-2 and Llama families, at ``embedding`` or ``layer.<i>``): each pair's target states
-    at the site are computed once and every step runs only the blocks above the site."""
+    at the site are computed once and every step runs only the blocks above the site (the same results;
+    it pays once training draws each pair more than once, ``max_steps * batch_size > n_train``)."""
     prefix_cache_mb: float = setting(non_negative_number, default=2048.0)
     """Cached states beyond this many MB go to memory-mapped files in the run folder (removed at its end)."""
     eval_batch_size: int = setting(positive_int)

@@ -8,6 +8,13 @@ reached with forward hooks on the blocks; any module path works too (``transform
 ``transformers`` model this way is :class:`HFSequenceModel`, shared with the frozen pretrained LMs of
 :mod:`alignsearch.models.lm`.
 
+A run can also start at a named site (:meth:`HFSequenceModel.encode_from`): given the activations there,
+only the blocks above it, the final norm (and the read-out) run. An alignment computes a frozen model's
+states at its site once per pair and trains on the blocks above it alone::
+
+    h = lm.activations(ids, "layer.5")                       # once, without gradients
+    lm.readout(lm.encode_from("layer.5", h, intervention))   # = lm(ids, intervention), 6 blocks fewer
+
     >>> HFCausalLM(vocab_size=8, architecture="gpt2", d_model=32, n_layers=2, n_heads=2).sites
     {'embedding': 32, 'layer.0': 32, 'layer.1': 32}
 """
@@ -39,6 +46,12 @@ CONFIG_KEYS = {  # our setting -> the architecture's config key
     },
 }
 BLOCK_PATHS = ("transformer.h", "model.layers", "gpt_neox.layers", "model.decoder.layers")
+RESUMABLE = ("gpt2", "llama")
+"""The ``model_type``s whose blocks :meth:`HFSequenceModel.encode_from` runs by itself: GPT-2 blocks take the
+hidden states and the causal mask, Llama blocks also the rotary position embeddings."""
+RESUME_TRANSFORMERS = 5
+"""The ``transformers`` major version whose block signatures :meth:`HFSequenceModel.encode_from` follows
+(older versions run the whole model)."""
 
 
 def require_transformers():
@@ -154,6 +167,65 @@ class HFSequenceModel(SequenceModel):
             use_cache=False,
         )
         return out.last_hidden_state
+
+    def supports_resume(self, site: str) -> bool:
+        """Whether :meth:`encode_from` can start at ``site``: a named site (``embedding``, ``layer.<i>``) of a
+        GPT-2 or Llama model (:data:`RESUMABLE`) under ``transformers`` 5 or later; module paths, other
+        architectures and older versions run the whole model."""
+        transformers = require_transformers()
+        major = int(transformers.__version__.split(".")[0])
+        model_type = getattr(self.lm.config, "model_type", None)
+        return site in self.sites and model_type in RESUMABLE and major >= RESUME_TRANSFORMERS
+
+    def encode_from(
+        self,
+        site: str,
+        hidden: Tensor,
+        intervention: Intervention | None = None,
+        attention_mask: Tensor | None = None,
+    ) -> Tensor:
+        """The final hidden states of a run whose activations at ``site`` are ``hidden`` (batch, length, width),
+        with ``intervention`` (at ``site``) applied to them first: what :meth:`encode` gives for the ids behind
+        ``hidden``, computing only the blocks above the site and the final norm. ``attention_mask`` as in
+        :meth:`encode` (the one ``hidden`` was computed with). Only for sites :meth:`supports_resume` accepts.
+
+        Gradients reach ``hidden``'s intervened positions (and whatever produced them) through those blocks.
+        """
+        if not self.supports_resume(site):
+            raise ConfigError("site", site, f"a site {type(self).__name__}.encode_from can start at")
+        start = self.check_site(site) + 1
+        if intervention is not None:
+            hidden = intervention.apply(hidden)
+        from transformers.masking_utils import create_causal_mask
+
+        base = self.lm.base_model
+        if attention_mask is None:
+            attention_mask = torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
+            positions = torch.arange(hidden.shape[1], device=hidden.device)[None, :]
+        else:
+            positions = position_ids(attention_mask)
+        causal = create_causal_mask(
+            config=base.config,
+            inputs_embeds=hidden,
+            attention_mask=attention_mask,
+            cache=None,
+            position_ids=positions,
+        )
+        if self.lm.config.model_type == "llama":
+            context = {
+                "attention_mask": causal,
+                "position_ids": positions,
+                "position_embeddings": base.rotary_emb(hidden, position_ids=positions),
+                "use_cache": False,
+            }
+            final_norm = base.norm
+        else:  # gpt2: its blocks take the causal mask (position embeddings were added before block 0)
+            context = {"attention_mask": causal, "position_ids": positions, "use_cache": False}
+            final_norm = base.ln_f
+        for block in self.blocks[start:]:
+            out = block(hidden, **context)
+            hidden = out[0] if isinstance(out, tuple) else out
+        return final_norm(hidden)
 
     def forward(
         self, ids: Tensor, intervention: Intervention | None = None, attention_mask: Tensor | None = None

@@ -20,6 +20,10 @@ from changing earlier positions.
 In ``bfloat16`` or ``float16`` an intervention's function receives activations in that dtype, and what it
 returns is cast to it by the model; an alignment kept in float32 converts on its side, e.g.
 ``lambda h, rows, cols: rotate(h.float()).to(h.dtype)``.
+
+GPT-2 and Llama models can also run from their states at a named site (``encode_from``, see
+:mod:`alignsearch.models.hf`): an alignment computes those states once per pair, in the model's dtype,
+and each training step runs only the blocks above the site.
 """
 
 from __future__ import annotations

@@ -25,7 +25,9 @@ from alignsearch.search.module import AlignmentModule
 from alignsearch.search.pairs import (
     PairBatch,
     PairDataModule,
+    PrefixCache,
     Track,
+    add_base_states,
     pair_tensors,
     with_latent_targets,
 )
@@ -35,6 +37,9 @@ from alignsearch.settings import HardwareSettings
 from alignsearch.tasks.counterfactual import make_pairs
 
 EVAL_SPLITS = ("val", "heldout", "test")
+PREFIX_CACHE_DIR = "prefix_cache"
+"""The run folder's subfolder for cached target states beyond ``alignment.prefix_cache_mb`` (removed at
+the end of the run)."""
 
 
 def build_pairs(
@@ -114,11 +119,47 @@ def fit_alignment(
     callbacks: list[L.Callback] = (),
 ) -> AlignmentOutcome:
     """Train the alignment in ``out_dir`` (resuming from its checkpoint), keep the best, and evaluate it;
-    pairs and initial weights are drawn from ``seed``."""
+    pairs and initial weights are drawn from ``seed``.
+
+    With ``alignment.prefix_cache``, target models that can resume at their site (HuggingFace GPT-2 and
+    Llama at ``embedding`` or ``layer.<i>``) get their states there computed once for the training and
+    selection pairs (not ``test``, read once): each step then runs only the blocks above the site. They
+    are kept in memory up to ``alignment.prefix_cache_mb``, beyond it in memory-mapped files in
+    ``out_dir/prefix_cache`` (removed when this returns or fails)."""
     quiet_lightning()
     a = plan.settings
     use_threads(hardware)
     train, evals, tracks = build_pairs(plan, models, seed)
+    cache = PrefixCache(a.prefix_cache_mb, out_dir / PREFIX_CACHE_DIR)
+    try:
+        if a.prefix_cache:
+            splits = [train, *(pairs for split, pairs in evals.items() if split != "test")]
+            add_base_states(splits, tracks, models, [m.site for m in plan.members], cache)
+            if cache.on_disk:
+                print(
+                    f"prefix cache: {cache.in_memory / 2**20:.0f} MB of target states in memory, "
+                    f"{cache.on_disk / 2**20:.0f} MB in memory-mapped files ({out_dir / PREFIX_CACHE_DIR})",
+                    flush=True,
+                )
+        return _fit(plan, models, out_dir, train, evals, tracks, seed, hardware, loggers, callbacks)
+    finally:
+        cache.close()
+
+
+def _fit(
+    plan: AlignmentPlan,
+    models: list[SequenceModel],
+    out_dir: Path,
+    train: dict[str, PairBatch],
+    evals: dict[str, dict[str, PairBatch]],
+    tracks: list[Track],
+    seed: int,
+    hardware: HardwareSettings,
+    loggers: list | bool,
+    callbacks: list[L.Callback],
+) -> AlignmentOutcome:
+    """:func:`fit_alignment` once the pairs are built."""
+    a = plan.settings
     test = evals.pop("test", None)
     L.seed_everything(derive_seed(seed, "alignment-init") % 2**31, verbose=False)
     module = AlignmentModule(
@@ -133,8 +174,9 @@ def fit_alignment(
         max_steps=a.max_steps,
         min_lr_ratio=a.min_lr_ratio,
         cl_eps=a.cl_eps,
+        accumulate=a.accumulate,
     )
-    data = PairDataModule(train, evals, a.batch_size, a.eval_batch_size, seed)
+    data = PairDataModule(train, evals, a.batch_size * a.accumulate, a.eval_batch_size, seed)
     ckpt_dir = out_dir / "checkpoints"
     best = ModelCheckpoint(
         dirpath=ckpt_dir, filename="best", monitor="val/iia_mean", mode="max", save_last=True, save_top_k=1

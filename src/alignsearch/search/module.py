@@ -17,7 +17,7 @@ from alignsearch.alignment import Interchange
 from alignsearch.engine.metrics import TokenAccuracy, TrialAccuracy
 from alignsearch.models import Intervention, SequenceModel, hooks
 from alignsearch.search.latent_targets import histogram_divergence, latent_loss
-from alignsearch.search.pairs import PairBatch, Track
+from alignsearch.search.pairs import BASE, PairBatch, Track, split_rows
 
 
 def intervention_mask(batch: PairBatch, length: int, stepwise: bool) -> Tensor:
@@ -33,7 +33,8 @@ def stack_batches(batches: list[PairBatch]) -> tuple[PairBatch, list[int]]:
 
     The filler id is irrelevant: filled columns come after each row's own end, are never scored, and
     the task models are causal (nothing before them reads them). ``labels`` are stacked when every
-    batch has them (all batches of one run do, or none)."""
+    batch has them (all batches of one run do, or none), and so are cached target states (``base``:
+    the batches of one target model have them, or none do; zeros fill their padding)."""
     bounds = [0]
     for b in batches:
         bounds.append(bounds[-1] + len(b["ids"]))
@@ -43,7 +44,43 @@ def stack_batches(batches: list[PairBatch]) -> tuple[PairBatch, list[int]]:
     keys = ("ids", "task_mask", "labels") if all("labels" in b for b in batches) else ("ids", "task_mask")
     stacked = {k: torch.cat([F.pad(b[k], (0, length - b[k].shape[1])) for b in batches]) for k in keys}
     stacked["pos"] = torch.cat([b["pos"] for b in batches])
+    if all(BASE in b for b in batches):
+        stacked[BASE] = torch.cat([F.pad(b[BASE], (0, 0, 0, length - 1 - b[BASE].shape[1])) for b in batches])
     return stacked, bounds
+
+
+def loss_shares(parts: list[dict[str, PairBatch]], tracks: list[Track], stepwise: bool) -> list[dict]:
+    """Each micro-batch's share of every track's losses, ``{track name: (behaviour, latent)}``: its scored
+    tokens over all parts' (a track's loss is a mean over its scored tokens), and its intervened positions
+    with a latent target over all parts'. The parts' losses weighted by them add up to the loss of the
+    whole batch; a track with nothing to count in any part splits evenly."""
+    counts = [
+        {
+            t.name: (int(p[t.name]["task_mask"][:, 1:].sum()), latent_count(p[t.name], stepwise))
+            for t in tracks
+        }
+        for p in parts
+    ]
+    shares = []
+    for part in counts:
+        share = {}
+        for t in tracks:
+            totals = [sum(c[t.name][i] for c in counts) for i in (0, 1)]
+            share[t.name] = tuple(
+                part[t.name][i] / totals[i] if totals[i] else 1 / len(parts) for i in (0, 1)
+            )
+        shares.append(share)
+    return shares
+
+
+def latent_count(batch: PairBatch, stepwise: bool) -> int:
+    """Intervened positions that have a counterfactual-latent target (0 without latent targets)."""
+    if "cl_found" not in batch:
+        return 0
+    found = batch["cl_found"]
+    if stepwise:  # a target per position: those up to each row's last intervened position
+        found = found & intervention_mask(batch, found.shape[1], stepwise=True)
+    return int(found.sum())
 
 
 class AlignmentModule(L.LightningModule):
@@ -61,6 +98,11 @@ class AlignmentModule(L.LightningModule):
     against the target model's natural vector in the same causal state); for them the evaluation also
     reports ``cl_loss`` and ``cl_divergence`` (symmetric KL between value histograms of the two).
     Several models: one alignment function each, every track runs its own target model.
+
+    ``accumulate``: each training batch is split into that many micro-batches, each run and backpropagated
+    in turn, before one optimizer step (the loss of the whole batch, the memory of one micro-batch).
+    Batches with cached target states (``base``, :func:`~alignsearch.search.pairs.add_base_states`) run
+    only the target model's blocks above the site (``encode_from``); others run the whole model.
     """
 
     def __init__(
@@ -76,6 +118,7 @@ class AlignmentModule(L.LightningModule):
         max_steps: int = 1000,
         min_lr_ratio: float = 0.1,
         cl_eps: float = 1.0,
+        accumulate: int = 1,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["models", "interchange", "tracks", "sites"])
@@ -141,10 +184,12 @@ class AlignmentModule(L.LightningModule):
                 where = ((rows >= lo) & (rows < hi)).nonzero().squeeze(1)
                 local = rows[where] - lo
                 h_s = batch["src"][local, cols[where]] if self.stepwise else batch["src"][local]
-                # the alignment computes in its own precision (a bfloat16 model's vectors are cast)
-                out = self.interchange(
-                    h[where].to(h_s.dtype), h_s, track.variable, target=target, source=track.source
-                )
+                # the alignment computes in its own precision (a bfloat16 model's vectors are cast; no
+                # autocast: under bf16-mixed its matrices stay float32 too)
+                with torch.autocast(h.device.type, enabled=False):
+                    out = self.interchange(
+                        h[where].to(h_s.dtype), h_s, track.variable, target=target, source=track.source
+                    )
                 swapped[k] = (out, local, cols[where])
                 pieces.append((where, out.to(h.dtype)))
             order = torch.cat([w for w, _ in pieces])
@@ -155,7 +200,11 @@ class AlignmentModule(L.LightningModule):
         columns = torch.arange(1, task.shape[1] + 1, device=task.device)
         scored = columns * task  # outputs after the last scored one are unused
         lengths = scored.max(1).values
-        hidden = hooks.encode(model, inputs, Intervention(self.sites[target], mask, swap, lengths))
+        intervention = Intervention(self.sites[target], mask, swap, lengths)
+        if BASE in stacked:  # the frozen states below the site were computed once: run the blocks above
+            hidden = model.encode_from(self.sites[target], stacked[BASE][:, : inputs.shape[1]], intervention)
+        else:
+            hidden = hooks.encode(model, inputs, intervention)
         scored_cells = task.flatten().nonzero()[:, 0]  # index_select: its backward adds without sorting
         logits = model.readout(hidden.flatten(0, 1).index_select(0, scored_cells)).float()
         losses = (
@@ -179,32 +228,47 @@ class AlignmentModule(L.LightningModule):
             results[track.name] = out
         return results
 
-    def objective(self, track: Track, out: TrackOutput) -> Tensor:
-        """A trained track's share of the loss: its behavioural loss and/or ``cl_eps`` x its latent loss."""
-        loss = out.loss if track.behavioural else out.loss.new_zeros(())
+    def objective(self, track: Track, out: TrackOutput, shares: tuple[float, float] = (1.0, 1.0)) -> Tensor:
+        """A trained track's share of the loss: its behavioural loss and/or ``cl_eps`` x its latent loss,
+        each weighted by the micro-batch's share of it (:func:`loss_shares`)."""
+        loss = out.loss * shares[0] if track.behavioural else out.loss.new_zeros(())
         if track.latent:
-            loss = loss + self.hparams.cl_eps * out.latent
+            loss = loss + self.hparams.cl_eps * shares[1] * out.latent
         return loss
 
     def training_step(self, batch: dict[str, PairBatch], batch_idx: int) -> Tensor:
+        """One optimizer step on ``batch``, in ``accumulate`` micro-batches (one backward pass each)."""
         layout = self.interchange.layout
         layout.on_train_step(self.global_step, self.hparams.max_steps)
         trained = [t for t in self.tracks if t.trained]
-        outputs = self.run_tracks(trained, batch)
-        objectives = [self.objective(t, out) for t, out in zip(trained, outputs, strict=True)]
-        loss = torch.stack(objectives).mean() + layout.penalty()
-        for track, out in zip(trained, outputs, strict=True):
-            size = len(batch[track.name]["ids"])
-            self.log(f"train/loss/{track.name}", out.loss.detach(), batch_size=size)
-            if track.latent:
-                self.log(f"train/cl_loss/{track.name}", out.latent.detach(), batch_size=size)
-        self.log("train/loss", loss.detach(), prog_bar=True, batch_size=1)
         optimizer, schedule = self.optimizers(), self.lr_schedulers()
         optimizer.zero_grad()
-        self.manual_backward(loss)
+        parts = split_rows(batch, self.hparams.accumulate)
+        whole = {t.name: (1.0, 1.0) for t in trained}
+        shares = loss_shares(parts, trained, self.stepwise) if len(parts) > 1 else [whole]
+        total, logged = 0.0, {}
+        for part, share in zip(parts, shares, strict=True):
+            outputs = self.run_tracks(trained, part)
+            objectives = [
+                self.objective(t, out, share[t.name]) for t, out in zip(trained, outputs, strict=True)
+            ]
+            loss = torch.stack(objectives).mean() + layout.penalty() / len(parts)
+            self.manual_backward(loss)
+            total = total + loss.detach()
+            for track, out in zip(trained, outputs, strict=True):  # the whole batch's losses, for the log
+                b, c = share[track.name]
+                logged[track.name] = logged.get(track.name, 0.0) + b * out.loss.detach()
+                if track.latent:
+                    logged[f"cl/{track.name}"] = logged.get(f"cl/{track.name}", 0.0) + c * out.latent.detach()
+        for track in trained:
+            size = len(batch[track.name]["ids"])
+            self.log(f"train/loss/{track.name}", logged[track.name], batch_size=size)
+            if track.latent:
+                self.log(f"train/cl_loss/{track.name}", logged[f"cl/{track.name}"], batch_size=size)
+        self.log("train/loss", total, prog_bar=True, batch_size=1)
         optimizer.step()
         schedule.step()
-        return loss.detach()
+        return total
 
     def validation_step(self, batch: dict[str, PairBatch], batch_idx: int, dataloader_idx: int = 0) -> None:
         split = self.eval_splits[dataloader_idx]
