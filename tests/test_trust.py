@@ -200,3 +200,17 @@ def test_waiting_for_another_process_says_so(tiny_zoo, zoo, tmp_path) -> None:
     assert str(lock) in first_line
     assert not any(line.startswith("training ") for line in out.splitlines()), out  # loaded, not trained
     assert f"trained: {path}" in out
+
+
+def test_run_identity_ignores_only_settings_that_do_not_change_results() -> None:
+    from alignsearch.cli.run_alignment import settings_digest
+
+    def digest(*overrides: str) -> str:
+        return settings_digest(compose_config("run_alignment", list(overrides)))
+
+    base = digest()
+    for same in ("alignment.prefix_cache=false", "alignment.prefix_cache_mb=10", "alignment.eval_batch_size=7",
+                 "hardware.threads=1", "logger=wandb"):  # fmt: skip
+        assert digest(same) == base, same
+    for other in ("alignment.lr=0.1", "alignment.accumulate=2", "alignment.controls=[shuffled]", "n_units=8"):
+        assert digest(other) != base, other

@@ -286,13 +286,13 @@ class AlignmentSettings:
     accumulate: int = setting(positive_int, default=1)
     """Micro-batches of ``batch_size`` rows per optimizer step: an effective batch of
     ``batch_size * accumulate`` with the memory of ``batch_size``."""
-    prefix_cache: bool = setting(boolean, default=True)
+    prefix_cache: bool = setting(boolean, identity=False, default=True)
     """Language models (GPT-2 and Llama families, at ``embedding`` or ``layer.<i>``): each pair's target states
     at the site are computed once and every step runs only the blocks above the site (the same results;
     it pays once training draws each pair more than once, ``max_steps * batch_size > n_train``)."""
-    prefix_cache_mb: float = setting(non_negative_number, default=2048.0)
+    prefix_cache_mb: float = setting(non_negative_number, identity=False, default=2048.0)
     """Cached states beyond this many MB go to memory-mapped files in the run folder (removed at its end)."""
-    eval_batch_size: int = setting(positive_int)
+    eval_batch_size: int = setting(positive_int, identity=False)
     val_every: int = setting(positive_int)
     stop_at: float = setting(accuracy)
     patience: int = setting(non_negative_int)
@@ -303,6 +303,11 @@ class AlignmentSettings:
     n_test: int = setting(positive_int)
     controls: tuple[str, ...] = setting(control_list, default=())
     """Controls run after the alignment, each reported beside its IIA (:mod:`alignsearch.search.controls`)."""
+
+    def not_identity(self) -> tuple[str, ...]:
+        """Settings that change how fast or where a run computes, not its results (left out of a run's
+        identity)."""
+        return tuple(f.name for f in dataclasses.fields(self) if not f.metadata["identity"])
 
     @classmethod
     def parse(cls, node: Mapping | Any) -> AlignmentSettings:

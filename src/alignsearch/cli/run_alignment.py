@@ -30,7 +30,7 @@ from alignsearch.search.fit import fit_alignment
 from alignsearch.search.saved import save_alignment
 from alignsearch.search.spec import AlignmentPlan
 from alignsearch.seeding import generator
-from alignsearch.settings import HardwareSettings, plain
+from alignsearch.settings import AlignmentSettings, HardwareSettings, plain
 from alignsearch.similarity import similarity
 from alignsearch.similarity import to_markdown as similarity_markdown
 
@@ -156,6 +156,8 @@ def run_identity(cfg: DictConfig, entries: list[zoo.ZooEntry]) -> dict[str, Any]
 def settings_digest(cfg: DictConfig) -> str:
     """A digest of the settings that change a run's results (not hardware, loggers, paths, ...)."""
     settings = {k: plain(cfg[k]) for k in cfg if k not in NOT_IDENTITY}
+    for key in AlignmentSettings.parse(cfg.alignment).not_identity():
+        settings["alignment"].pop(key, None)
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
 
 
