@@ -143,9 +143,13 @@ class CorpusSource:
 
     @torch.no_grad()
     def predictions(self, model: SequenceModel, ids: Tensor, split: str) -> Tensor:
-        """``model``'s greedy next token after every position of ``ids`` (cached per model and split)."""
+        """``model``'s greedy next token after every position of ``ids``, cached per model (by name and,
+        where it has one, the digest of its weights: another model in the same folder is not served the
+        old predictions) and per split (by the digest of the token ids)."""
         key = hashlib.sha256(ids.numpy().tobytes()).hexdigest()[:16]
         name = getattr(model, "name", type(model).__name__)
+        if hasattr(model, "weights_sha256"):
+            key = f"{model.weights_sha256()[:16]}-{key}"
         path = None if self.cache_dir is None else self.cache_dir / f"{name}-{split}-{key}.pt"
         if path is not None and path.is_file():
             return torch.load(path, weights_only=True)
