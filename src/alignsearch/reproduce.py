@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import json
 import platform
 import statistics
 import subprocess
@@ -42,6 +43,8 @@ GRIDS = {
 """Grid name -> its ``conf/experiment`` preset."""
 
 Rows = list[dict[str, Any]]
+RUN_RECORD = "reproduce.json"
+"""The command and wall time of the last run of the grids (read by ``--skip-runs``)."""
 
 # -- thresholds, fixed before any run ---------------------------------------------------------------------------
 COUNT_IIA = 0.9
@@ -255,7 +258,7 @@ def judge_mas(grids: dict[str, Rows]) -> Finding:
         cross[partner] = mean(values(mine, direction=lambda d: d in ("0>1", "1>0")))
         within = values(mine, direction=lambda d: d in ("0>0", "1>1"))
         cka, rsa = mean(values(mine, "cka_linear")), mean(values(mine, "rsa_cos_spearman"))
-        lines.append([f"GRU-{partner}", summary(values(mine, direction=lambda d: d in ("0>1", "1>0"))), summary(within),
+        lines.append([f"GRU-{partner.upper() if partner != 'transformer' else 'Transformer'}", summary(values(mine, direction=lambda d: d in ("0>1", "1>0"))), summary(within),
                       "-" if cka is None else f"{cka:.3f}", "-" if rsa is None else f"{rsa:.3f}"])  # fmt: skip
     if None in cross.values():
         return Finding(
@@ -400,9 +403,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         for grid in grids:
             if run_grid(grid, args.size, out, extra) != 0:
                 failed.append(grid)
-    seconds = None if args.skip_runs else time.perf_counter() - start
     command = " ".join(["python -m alignsearch.reproduce", f"--size {args.size}", *extra])
-    text = findings(out, args.size, seconds, command)
+    if not args.skip_runs:  # what the last run took, kept for a later --skip-runs
+        atomic.write_json(out / RUN_RECORD, {"command": command, "seconds": time.perf_counter() - start})
+    run = json.loads((out / RUN_RECORD).read_text()) if (out / RUN_RECORD).is_file() else {}
+    text = findings(out, args.size, run.get("seconds"), run.get("command", command))
     atomic.write_text(out / "FINDINGS.md", text)
     print(
         f"findings: {out / 'FINDINGS.md'}"
