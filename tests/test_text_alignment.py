@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, assert_error_line, body_refusal, refusal, run_script
+from tests.helpers import ROOT, assert_error_line, body_refusal, refusal, run_here, run_script
 
 pytest.importorskip("transformers")
 
@@ -47,7 +47,7 @@ def pairs_file(tmp_path: Path, count_rows) -> Path:
 def test_das_on_a_pairs_file_finds_the_count_in_the_trained_lm_only(toy_lms, pairs_file, tmp_path) -> None:
     """One sweep over the trained model and its untrained copy; the file's bad rows are reported."""
     paths = f"model.path={toy_lms['gpt2']},{toy_lms['gpt2_untrained']}"
-    result = run_script(
+    result = run_here(
         "run_alignment.py", "-m", "model=lm", paths, "data=pairs", f"data.path={pairs_file}",
         "layer=0", "n_units=8", *FAST, zoo=tmp_path / "zoo", cwd=tmp_path,
     )  # fmt: skip
@@ -75,7 +75,7 @@ def test_behavioural_mas_between_two_lms_on_a_corpus(toy_lms, tmp_path) -> None:
 
     corpus = tmp_path / "texts.txt"
     corpus.write_text("\n".join(count_sentences(300, seed=3)) + "\n")
-    result = run_script(
+    result = run_here(
         "run_alignment.py", "model=lm", f"model.path={toy_lms['gpt2']}", "alignment=mas",
         f"+partner.model_settings.path={toy_lms['gpt2_terse']}", "data=corpus", f"data.path={corpus}",
         "layer=1", "n_units=32", "alignment.max_steps=60", "alignment.val_every=30", "hardware.progress_bar=false",
