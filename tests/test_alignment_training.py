@@ -111,3 +111,18 @@ def test_interrupted_alignment_resumes(trained_zoo, tmp_path) -> None:
     assert resumed.steps == straight.steps == 20
     assert resumed.records == straight.records
     assert [h["step"] for h in resumed.history if h["split"] == "val"] == [0, 10, 20]
+
+
+def test_iia_by_position_splits_the_iia_by_where_the_pairs_intervene(trained_zoo, tmp_path) -> None:
+    cfg, plan, entry = setup(trained_zoo, tmp_path)
+    _, evals, tracks = build_pairs(plan, [entry.model], seed=0)
+    module = AlignmentModule([entry.model], ["layer.0"], plan.build_interchange(), tracks, eval_splits=())
+    val = evals["val"]
+    (track,) = tracks
+    out = module.evaluate(val, batch_size=50)[track.name]
+    positions = val[track.name]["pos"]
+    by_position = out["iia_by_position"]
+    assert sorted(int(p) for p in by_position) == sorted(set(positions.tolist()))
+    weights = {str(p): int((positions == p).sum()) for p in set(positions.tolist())}
+    weighted = sum(by_position[p] * n for p, n in weights.items()) / len(positions)
+    assert weighted == pytest.approx(out["iia"], abs=1e-6)

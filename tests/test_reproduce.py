@@ -90,3 +90,20 @@ def test_a_tiny_reproduction_runs_end_to_end(tmp_path) -> None:
     text = (tmp_path / "FINDINGS.md").read_text()
     assert "## 3. Up-Down explains the recurrent models better than Up-Up" in text
     assert "| gru |" in text and (tmp_path / "upup" / "report.md").is_file()
+
+
+def test_the_transformer_claim_shows_iia_by_position() -> None:
+    rows = [
+        {
+            "variable": "count",
+            "direction": "0>0",
+            "layer": layer,
+            "iia": 0.1,
+            "iia_by_position": {"3": a, "7": b},
+        }
+        for layer, a, b in (("embedding", 0.0, 0.2), (1, 0.5, 0.1))
+    ]
+    finding = reproduce.judge_transformer(grids(transformer=rows))
+    text = "\n".join(finding.table)
+    assert "| base position | transformer embedding | transformer 1 |" in text
+    assert "| 3 | 0.000 | 0.500 |" in text and "| 7 | 0.200 | 0.100 |" in text

@@ -229,11 +229,27 @@ def judge_transformer(grids: dict[str, Rows]) -> Finding:
     )
     holds = None if best is None or not rnn else best <= mean(rnn) - DIFFERENCE
     return Finding(
-        table(["site", "count IIA"], lines),
+        table(["site", "count IIA"], lines)
+        + ["", "By the base position of the intervention:", ""]
+        + position_table(rows, layers),
         holds,
         f"the 2-layer Transformer's best-layer count IIA is below the GRU's by >= {DIFFERENCE} (no Markovian"
-        " count state; IIA by position is not measured here)",
+        " count state at any layer; the IIA by position shows where it is lowest)",
     )
+
+
+def position_table(rows: Rows, layers: list[str]) -> list[str]:
+    """Count IIA by the base position of the intervention (a column per layer, mean over seeds)."""
+    positions = sorted({int(p) for r in rows for p in (r.get("iia_by_position") or {})})
+    cells = []
+    for pos in positions:
+        cell = [pos]
+        for layer in layers:
+            found = [r["iia_by_position"][str(pos)] for r in rows
+                     if str(r["layer"]) == layer and str(pos) in (r.get("iia_by_position") or {})]  # fmt: skip
+            cell.append(f"{mean(found):.3f}" if found else "-")
+        cells.append(cell)
+    return table(["base position", *(f"transformer {layer}" for layer in layers)], cells) if cells else []
 
 
 def judge_variants(grids: dict[str, Rows]) -> Finding:

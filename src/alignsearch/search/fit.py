@@ -264,6 +264,7 @@ def track_record(
         "iia_test": None if test is None else test["iia"],
         "token_iia": val["token_iia"],
         "iia_step0": iia_step0,
+        "iia_by_position": {pos: round(v, 4) for pos, v in val["iia_by_position"].items()},
     }
     if (source.variables[k], target.variables[k]) != (track.variable, track.variable):
         record["source_variable"], record["target_variable"] = source.variables[k], target.variables[k]

@@ -317,12 +317,15 @@ class AlignmentModule(L.LightningModule):
 
     @torch.no_grad()
     def evaluate(self, tracks: dict[str, PairBatch], batch_size: int = 1000) -> dict[str, dict[str, float]]:
-        """IIA and token IIA of every track on the given pairs (outside the Lightning loop)."""
+        """IIA and token IIA of every track on the given pairs (outside the Lightning loop), and the IIA of
+        the pairs intervened at each base position (``iia_by_position``: ``{"5": 0.9, ...}``; stepwise:
+        by the last swapped position)."""
         from alignsearch.search.pairs import eval_batches
 
         was_training = self.training
         self.eval()
         metrics: dict[str, dict[str, Any]] = {}
+        by_position: dict[str, dict[int, list[int]]] = {track.name: {} for track in self.tracks}
         for track in self.tracks:
             metrics[track.name] = {"iia": TrialAccuracy(), "token_iia": TokenAccuracy()}
             if track.latent:
@@ -330,8 +333,16 @@ class AlignmentModule(L.LightningModule):
         for batch in eval_batches(tracks, batch_size):
             for track, out in zip(self.tracks, self.run_tracks(self.tracks, batch), strict=True):
                 update_metrics(metrics[track.name], out)
+                right = ((out.preds == out.targets) | ~out.task).all(1)
+                for pos, hit in zip(batch[track.name]["pos"].tolist(), right.tolist(), strict=True):
+                    counts = by_position[track.name].setdefault(pos, [0, 0])
+                    counts[0], counts[1] = counts[0] + hit, counts[1] + 1
         self.train(was_training)
-        return {name: {k: _value(m) for k, m in per.items()} for name, per in metrics.items()}
+        return {
+            name: {k: _value(m) for k, m in per.items()}
+            | {"iia_by_position": {str(p): h / n for p, (h, n) in sorted(by_position[name].items())}}
+            for name, per in metrics.items()
+        }
 
     # -- optimisation ----------------------------------------------------------------------------------------
     def configure_optimizers(self):
