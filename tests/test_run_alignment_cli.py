@@ -33,6 +33,7 @@ RECORD_KEYS = {
     "iia_test",
     "token_iia",
     "iia_step0",
+    "iia_by_position",
 }
 
 
@@ -61,6 +62,7 @@ def test_fresh_zoo_trains_the_model_then_aligns(zoo, tmp_path) -> None:
     assert record["source"] == record["target"] == f"multiobject/gru/seed0-d_model32{TINY_SUFFIX}"
     assert (record["direction"], record["loss"], record["trained"]) == ("0>0", "behaviour", True)
     assert all(0 <= record[k] <= 1 for k in ("iia", "iia_heldout", "iia_test", "token_iia", "iia_step0"))
+    assert all(0 <= v <= 1 for v in record["iia_by_position"].values()) and record["iia_by_position"]
     assert results["steps"] == 20 and results["train_seconds"] > 0
     rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
     assert {r["split"] for r in rows} == {"val", "heldout"} and rows[0]["step"] == "0"
