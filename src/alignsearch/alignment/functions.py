@@ -145,7 +145,36 @@ def check_rank(rank: int, width: int) -> int:
     return rank
 
 
-class FCA(AlignmentFunction):
+class LowRankFunction(AlignmentFunction):
+    """``z = [h U, h - h U U^T]`` for ``U`` (width x rank) with orthonormal columns: the ``rank``
+    coordinates along ``U``, then the residual outside them (``width`` more numbers), so the map stays
+    exactly invertible: ``inverse(z) = z[:rank] U^T + z[rank:]``. A subclass says what ``U`` is
+    (:meth:`projection`)."""
+
+    rank: int
+
+    def projection(self) -> Tensor:
+        """``U``: (width, rank), orthonormal columns."""
+        raise NotImplementedError
+
+    @property
+    def code_width(self) -> int:
+        return self.rank + self.width
+
+    @property
+    def n_aligned(self) -> int:
+        return self.rank
+
+    def forward(self, h: Tensor) -> Tensor:
+        u = self.projection()
+        coords = h @ u
+        return torch.cat([coords, h - coords @ u.T], -1)
+
+    def inverse(self, z: Tensor) -> Tensor:
+        return z[..., : self.rank] @ self.projection().T + z[..., self.rank :]
+
+
+class FCA(LowRankFunction):
     """Functional Component Analysis: an orthonormal basis ``W`` (rank x width) of learned directions.
 
     ``z = [h W^T, h - h W^T W]``: the ``rank`` basis coordinates, then the residual outside the basis
@@ -160,27 +189,14 @@ class FCA(AlignmentFunction):
         self.vectors = nn.Parameter(torch.randn(rank, width) / width**0.5)
 
     @property
-    def code_width(self) -> int:
-        return self.rank + self.width
-
-    @property
-    def n_aligned(self) -> int:
-        return self.rank
-
-    @property
     def basis(self) -> Tensor:
         return gram_schmidt(self.vectors)
 
-    def forward(self, h: Tensor) -> Tensor:
-        w = self.basis
-        coords = h @ w.T
-        return torch.cat([coords, h - coords @ w], -1)
-
-    def inverse(self, z: Tensor) -> Tensor:
-        return z[..., : self.rank] @ self.basis + z[..., self.rank :]
+    def projection(self) -> Tensor:
+        return self.basis.T
 
 
-class LowRankRotation(AlignmentFunction):
+class LowRankRotation(LowRankFunction):
     """The first ``rank`` columns of a rotation: ``U`` (width x rank) with orthonormal columns, learned through
     torch's orthogonal parametrization of a non-square matrix (Householder reflections by default), so no
     width x width matrix is ever formed.
@@ -201,22 +217,9 @@ class LowRankRotation(AlignmentFunction):
         self.columns = orthogonal(nn.Linear(rank, width, bias=False), orthogonal_map=orthogonal_map)
 
     @property
-    def code_width(self) -> int:
-        return self.rank + self.width
-
-    @property
-    def n_aligned(self) -> int:
-        return self.rank
-
-    @property
     def basis(self) -> Tensor:
         """``U``: (width, rank), orthonormal columns."""
         return self.columns.weight
 
-    def forward(self, h: Tensor) -> Tensor:
-        u = self.basis
-        coords = h @ u
-        return torch.cat([coords, h - coords @ u.T], -1)
-
-    def inverse(self, z: Tensor) -> Tensor:
-        return z[..., : self.rank] @ self.basis.T + z[..., self.rank :]
+    def projection(self) -> Tensor:
+        return self.basis
