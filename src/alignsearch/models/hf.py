@@ -31,7 +31,7 @@ from torch.utils.hooks import RemovableHandle
 
 from alignsearch.errors import ConfigError, require_positive
 from alignsearch.models.base import Intervention, SequenceModel, check_vocab_size, layer_sites
-from alignsearch.models.hooks import hooked, module_at
+from alignsearch.models.hooks import first_seen, hooked, module_at
 
 MAX_POSITIONS = 128
 """Position table size of the models built here (the tasks' sequences are at most about 45 tokens)."""
@@ -251,17 +251,7 @@ class HFSequenceModel(SequenceModel):
 
     def activations(self, ids: Tensor, site: str, attention_mask: Tensor | None = None) -> Tensor:
         """The (batch, length, width) activations of a site or module path while reading ``ids``."""
-        seen: list[Tensor] = []
-        handle = self._hook(site, lambda h: seen.append(h) or None)
-        try:
-            self._run(ids, attention_mask)
-        finally:
-            handle.remove()
-        if not seen:
-            raise ConfigError(
-                "site", site, "a module that runs while the model reads its input (not the read-out)"
-            )
-        return seen[0]
+        return first_seen(site, lambda fn: self._hook(site, fn), lambda: self._run(ids, attention_mask))
 
 
 class HFCausalLM(HFSequenceModel):

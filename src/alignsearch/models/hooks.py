@@ -94,10 +94,17 @@ def site_activations(model: SequenceModel, ids: Tensor, site: str) -> Tensor:
     """``model.activations`` for any site: the model's own, or a module path (through a hook)."""
     if is_named_site(model, site):
         return model.activations(ids, site)
+    module = module_at(model, site)
+    return first_seen(site, lambda fn: hooked(module, fn), lambda: model.encode(ids))
+
+
+def first_seen(site: str, register: Callable, run: Callable[[], Any]) -> Tensor:
+    """The first tensor a hook sees while ``run()`` runs: ``register(fn)`` puts ``fn`` (which records and
+    changes nothing) on the site and returns the hook's handle; a ConfigError if the site never runs."""
     seen: list[Tensor] = []
-    handle = hooked(module_at(model, site), lambda h: seen.append(h) or None)
+    handle = register(lambda h: seen.append(h) or None)
     try:
-        model.encode(ids)
+        run()
     finally:
         handle.remove()
     if not seen:
