@@ -12,6 +12,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
+from alignsearch.cli.commands import ALIGN, TRAIN, Command
 from alignsearch.errors import ConfigError, ZooError
 from alignsearch.seeding import generator
 from alignsearch.tasks import CountTask, Task, Vocabulary
@@ -93,13 +94,10 @@ def run_here(script: str, *args: str, zoo: Path, cwd: Path) -> subprocess.Comple
     from hydra.core.hydra_config import HydraConfig
 
     from alignsearch.cli import sweep
+    from alignsearch.cli.commands import align, train
     from alignsearch.engine import interrupt
 
-    name, _, _ = entry_point(script)
-    if name == "train_task_model":
-        from alignsearch.cli.train_task_model import run
-    else:
-        from alignsearch.cli.run_alignment import run
+    run = train if entry_point(script) is TRAIN else align
     env = {key: value for key, value in command_env(zoo).items() if os.environ.get(key) != value}
     saved_env = {key: os.environ.get(key) for key in env}
     saved_argv, saved_cwd, saved_threads = sys.argv, Path.cwd(), torch.get_num_threads()
@@ -190,17 +188,9 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
     assert_error_line(lines[0], *fragments)
 
 
-def entry_point(script: str):
-    """``(config name, config groups, check)`` of an entry point script, as its ``run`` launches it."""
-    if script == "train_task_model.py":
-        from alignsearch.cli import train_task_model as entry
-        from alignsearch.cli.checks import check_train_config as check
-    elif script == "run_alignment.py":
-        from alignsearch.cli import run_alignment as entry
-        from alignsearch.cli.checks import check_run_config as check
-    else:
-        raise ValueError(script)
-    return script.removesuffix(".py"), entry.GROUPS, check
+def entry_point(script: str) -> Command:
+    """The command an entry point script launches."""
+    return {"train_task_model.py": TRAIN, "run_alignment.py": ALIGN}[script]
 
 
 def refusal(script: str, *args: str) -> str:
@@ -209,9 +199,8 @@ def refusal(script: str, *args: str) -> str:
     ``in_command_env`` fixture for the zoo and working folder ``run_script`` would give the command."""
     from alignsearch.cli import check_command
 
-    name, groups, check = entry_point(script)
     with pytest.raises((ConfigError, ZooError)) as caught:
-        check_command(list(args), name, groups, check)
+        check_command(list(args), entry_point(script))
     return f"error: {caught.value}"
 
 
@@ -224,14 +213,10 @@ def body_refusal(script: str, *overrides: str, output_dir: Path | str = "outputs
     """The line ``python <script> <overrides>`` prints when the entry point's body refuses the command
     (a ConfigError or ZooError found after the checks before Hydra), found in this process: the body
     runs on the config composed from ``overrides``, in ``output_dir``. Run it under ``in_command_env``."""
-    name, _, _ = entry_point(script)
-    if name == "train_task_model":
-        from alignsearch.cli.train_task_model import main
-    else:
-        from alignsearch.cli.run_alignment import main
-    cfg = compose_config(name, [*overrides, f"paths.output_dir={Path(output_dir).resolve()}"])
+    command = entry_point(script)
+    cfg = compose_config(command.config_name, [*overrides, f"paths.output_dir={Path(output_dir).resolve()}"])
     with pytest.raises((ConfigError, ZooError)) as caught:
-        main(cfg)
+        command.body_function()(cfg)
     return f"error: {caught.value}"
 
 

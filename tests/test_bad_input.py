@@ -8,6 +8,8 @@ show that a refusal is one line on stderr and exit status 2, from either place.
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -19,6 +21,7 @@ from tests.helpers import (
     assert_one_line_error,
     assert_refused,
     body_refusal,
+    command_env,
     run_script,
 )
 
@@ -133,3 +136,24 @@ def test_refused_command_is_one_line_and_exit_2(script, args, fragments, zoo, tm
     result = run_script(script, *args, zoo=zoo, cwd=tmp_path)
     assert_one_line_error(result, *fragments)
     assert not zoo.exists() and not (tmp_path / "outputs").exists() and not (tmp_path / "multirun").exists()
+
+
+def test_a_refusal_comes_before_the_training_stack_loads(zoo, tmp_path) -> None:
+    """The checks before Hydra load neither Lightning nor the alignment search: a refused command answers
+    in the time it takes to import torch and compose the config."""
+    code = (
+        "import sys\n"
+        "from alignsearch.cli.commands import align\n"
+        "sys.argv = ['run_alignment.py', 'n_units=0']\n"
+        "try:\n"
+        "    align()\n"
+        "except SystemExit as e:\n"
+        "    loaded = [m for m in ('lightning', 'alignsearch.search.fit', 'alignsearch.cli.run_alignment')\n"
+        "              if m in sys.modules]\n"
+        "    print(e.code, loaded)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=command_env(zoo), capture_output=True, text=True
+    )
+    assert result.stdout.strip() == "2 []", result.stdout + result.stderr
+    assert_error_line(result.stderr.strip(), "n_units=0", "an integer in [1, 128]")

@@ -12,10 +12,10 @@ import torch
 from alignsearch.alignment import FixedLayout, Interchange, LowRankRotation, Rotation
 from alignsearch.errors import ConfigError
 from alignsearch.models import GRU, Intervention, hooks
+from alignsearch.search.datamodule import PairDataModule
 from alignsearch.search.module import AlignmentModule
 from alignsearch.search.pairs import (
     BASE,
-    PairDataModule,
     PrefixCache,
     Track,
     add_base_states,

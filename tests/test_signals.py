@@ -20,7 +20,8 @@ import torch
 from alignsearch import zoo as zoo_api
 from alignsearch.cli.checks import model_request
 from alignsearch.engine import interrupt
-from alignsearch.engine.interrupt import Interrupted, SaveOnSignal
+from alignsearch.engine.callbacks import SaveOnSignal
+from alignsearch.engine.interrupt import Interrupted
 from tests.helpers import TINY_ALIGNMENT, TINY_TRAINING, compose_config, run_script, start
 
 EXIT = {signal.SIGTERM: 143, signal.SIGINT: 130}

@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from alignsearch.cli.checks import check_run_config
 from alignsearch.tasks import CountTask, causal_model_for, causal_models_for
 from tests.helpers import (
     TINY_ALIGNMENT,
@@ -191,7 +190,7 @@ def test_a_partner_can_use_the_new_task(toy, tmp_path, monkeypatch) -> None:
     from hydra import initialize_config_dir
 
     from alignsearch.cli import check_command
-    from alignsearch.cli.run_alignment import GROUPS
+    from alignsearch.cli.commands import ALIGN
     from alignsearch.components import CONF_DIR, load_choice
     from alignsearch.errors import ConfigError
 
@@ -200,9 +199,9 @@ def test_a_partner_can_use_the_new_task(toy, tmp_path, monkeypatch) -> None:
     with pytest.raises(
         ConfigError, match=r"^partner\.causal_model=updown .*a causal model of task ones: tally"
     ):
-        check_command(argv, "run_alignment", GROUPS, check_run_config)
+        check_command(argv, ALIGN)
     paired = [*argv, "partner.causal_model=tally", "partner.variables=[ones]", "n_units=4"]
-    assert check_command(paired, "run_alignment", GROUPS, check_run_config) == paired
+    assert check_command(paired, ALIGN) == paired
     with pytest.raises(
         ConfigError, match=r"^partner\.task=ones is not allowed: expected one of arithmetic, "
     ):

@@ -9,6 +9,7 @@ True
 from __future__ import annotations
 
 import hashlib
+import random
 
 import torch
 
@@ -17,6 +18,13 @@ def derive_seed(seed: int, *keys: object) -> int:
     """A 63-bit seed that depends on ``seed`` and every key (stable across processes and platforms)."""
     digest = hashlib.blake2b(repr((seed, *keys)).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") >> 1
+
+
+def seed_all(seed: int) -> None:
+    """Seed the global streams that initialise weights (torch's, and Python's ``random``); what
+    ``lightning.seed_everything`` does for a single process, without importing Lightning."""
+    random.seed(seed)
+    torch.manual_seed(seed)
 
 
 def generator(seed: int, *keys: object) -> torch.Generator:

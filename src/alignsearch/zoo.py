@@ -37,7 +37,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
 from filelock import FileLock, Timeout
 from omegaconf import OmegaConf
@@ -46,6 +45,7 @@ from alignsearch import atomic
 from alignsearch.components import build_model, build_task, format_setting, settings_suffix
 from alignsearch.errors import ConfigError, ZooError
 from alignsearch.models import SequenceModel
+from alignsearch.seeding import seed_all
 from alignsearch.settings import TRAINING_DEFAULTS, HardwareSettings, TrainingSettings, plain
 
 ENTRY_SETTINGS = ("seed", "task", "model", "training")
@@ -173,7 +173,7 @@ def request(
         raise ConfigError("seed", seed, "a non-negative integer")
     task_config, model_config = plain(task_config), plain(model_config)
     task = build_task(task_config)
-    L.seed_everything(seed, verbose=False)
+    seed_all(seed)
     model = build_model(model_config, task.vocab.size)
     path = Path(root) / task.name / model.name / entry_name(seed, task, model, training)
     check_entry_path(path)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alignsearch.components import CONF_DIR, group_choices
 from alignsearch.errors import ConfigError, ZooError
+
+if TYPE_CHECKING:
+    from alignsearch.cli.commands import Command
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
 
@@ -140,32 +144,31 @@ def fail(error: Exception) -> None:
     sys.exit(2)
 
 
-def check_command(
-    argv: Sequence[str], config_name: str, groups: Sequence[str], check: Callable | None = None
-) -> list[str]:
-    """What ``launch`` checks before Hydra starts: the config-group choices, then ``check`` on the config
-    of every job ``argv`` asks for. Raises the first ConfigError or ZooError; returns the normalized
-    arguments."""
+def check_command(argv: Sequence[str], command: Command) -> list[str]:
+    """What ``launch`` checks before Hydra starts: the config-group choices, then the command's checks on
+    the config of every job ``argv`` asks for. Raises the first ConfigError or ZooError; returns the
+    normalized arguments."""
+    from alignsearch.cli.checks import precheck
+
     argv = normalize_argv(argv)
     register_resolvers()
-    check_group_choices(argv, groups)
-    if check is not None:
-        from alignsearch.cli.checks import precheck
-
-        precheck(argv, config_name, check)
+    check_group_choices(argv, command.groups)
+    precheck(argv, command.config_name, command.check_function())
     return argv
 
 
-def launch(body: Callable, config_name: str, groups: Sequence[str], check: Callable | None = None) -> None:
-    """Run ``body(cfg)`` under Hydra with our argument conventions and one-line errors.
+def launch(command: Command) -> None:
+    """Run the command's body on each job's config under Hydra, with our argument conventions and one-line
+    errors.
 
-    ``check(cfg)`` validates a composed config; it runs on every job of the command before Hydra starts
-    (and creates output folders), so bad input stops with one line and leaves nothing behind.
+    The command's checks validate a composed config; they run on every job of the command before Hydra
+    starts (and creates output folders), so bad input stops with one line and leaves nothing behind.
+    The body is imported after them, in the process that runs the job.
     """
     import hydra
 
     try:
-        argv = check_command(sys.argv[1:], config_name, groups, check)
+        argv = check_command(sys.argv[1:], command)
     except (ConfigError, ZooError) as e:
         fail(e)
     sys.argv = [sys.argv[0], *argv]
@@ -175,13 +178,13 @@ def launch(body: Callable, config_name: str, groups: Sequence[str], check: Calla
     from alignsearch.cli import sweep
     from alignsearch.engine import interrupt
 
-    @hydra.main(config_path=str(CONF_DIR), config_name=config_name, version_base="1.3")
+    @hydra.main(config_path=str(CONF_DIR), config_name=command.config_name, version_base="1.3")
     def _main(cfg):
         if interrupt.INTERRUPTED:  # a signal ended an earlier job of this process: no further job starts
             raise interrupt.INTERRUPTED[-1]
         try:
             with interrupt.signals_interrupt():  # SIGTERM/SIGINT: checkpoint (when training) and stop
-                return body(cfg)
+                return command.body_function()(cfg)
         except interrupt.Interrupted as e:
             if not sweep.in_multirun():
                 raise

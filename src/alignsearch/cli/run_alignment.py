@@ -34,7 +34,6 @@ from alignsearch.settings import AlignmentSettings, HardwareSettings, plain
 from alignsearch.similarity import similarity
 from alignsearch.similarity import to_markdown as similarity_markdown
 
-GROUPS = ("task", "model", "alignment", "hardware", "logger", "training", "experiment", "causal", "data")
 RESULTS = "results.json"
 RUN = "run.json"
 SIMILARITY = "similarity.json"
@@ -290,12 +289,7 @@ def show(results: dict[str, Any], status: str) -> None:
     Console(width=120).print(table)
 
 
-def run() -> None:
-    """The command line: ``alignsearch-align`` (also ``python run_alignment.py``)."""
-    from alignsearch.cli import launch
+if __name__ == "__main__":  # python -m alignsearch.cli.run_alignment <overrides>
+    from alignsearch.cli.commands import align
 
-    launch(main, config_name="run_alignment", groups=GROUPS, check=check_run_config)
-
-
-if __name__ == "__main__":  # python -m alignsearch.cli.run_alignment
-    run()
+    align()

@@ -12,8 +12,6 @@ from rich.table import Table
 from alignsearch import zoo
 from alignsearch.cli.checks import check_train_config
 
-GROUPS = ("task", "model", "hardware", "logger", "training")
-
 
 def make_loggers(cfg: DictConfig, **wandb_run: Any) -> list:
     """Every logger configured under ``cfg.logger`` (a name -> ``_target_`` mapping); ``wandb_run``
@@ -56,10 +54,3 @@ def show(entry: zoo.ZooEntry, status: str) -> None:
             )
     table.caption = f"{entry.metrics['steps']} steps, {entry.metrics['train_seconds']:.1f} s of training"
     Console().print(table)
-
-
-def run() -> None:
-    """The command line: ``alignsearch-train`` (also ``python train_task_model.py``)."""
-    from alignsearch.cli import launch
-
-    launch(main, config_name="train_task_model", groups=GROUPS, check=check_train_config)

@@ -10,8 +10,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-from alignsearch.engine.callbacks import StopAtAccuracy, TrainClock
-from alignsearch.engine.interrupt import SaveOnSignal
+from alignsearch.engine.callbacks import SaveOnSignal, StopAtAccuracy, TrainClock
 from alignsearch.engine.trainer import (
     LAST_CHECKPOINT,
     check_checkpoint,
@@ -20,11 +19,11 @@ from alignsearch.engine.trainer import (
     use_threads,
 )
 from alignsearch.models import SequenceModel
+from alignsearch.search.datamodule import PairDataModule
 from alignsearch.search.latent_targets import latent_targets
 from alignsearch.search.module import AlignmentModule
 from alignsearch.search.pairs import (
     PairBatch,
-    PairDataModule,
     PrefixCache,
     Track,
     add_base_states,

@@ -16,6 +16,7 @@ from torchmetrics import MeanMetric
 from alignsearch.alignment import Interchange
 from alignsearch.engine.metrics import TokenAccuracy, TrialAccuracy
 from alignsearch.models import Intervention, SequenceModel, hooks
+from alignsearch.search.datamodule import eval_batches
 from alignsearch.search.latent_targets import histogram_divergence, latent_loss
 from alignsearch.search.pairs import BASE, PairBatch, Track, split_rows
 
@@ -320,8 +321,6 @@ class AlignmentModule(L.LightningModule):
         """IIA and token IIA of every track on the given pairs (outside the Lightning loop), and the IIA of
         the pairs intervened at each base position (``iia_by_position``: ``{"5": 0.9, ...}``; stepwise:
         by the last swapped position)."""
-        from alignsearch.search.pairs import eval_batches
-
         was_training = self.training
         self.eval()
         metrics: dict[str, dict[str, Any]] = {}

@@ -5,17 +5,13 @@ from __future__ import annotations
 
 import math
 import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, IterableDataset
 
 from alignsearch.models import SequenceModel, hooks
-from alignsearch.seeding import generator
 from alignsearch.tasks.counterfactual import CounterfactualPairs
 
 PairBatch = dict[str, Tensor]
@@ -197,55 +193,3 @@ def site_states(model: SequenceModel, ids: Tensor, site: str, cache: PrefixCache
             out = cache.allocate((len(ids), *acts.shape[1:]), acts.dtype)
         out[start : start + len(acts)] = acts.cpu()
     return out
-
-
-class PairStream(IterableDataset):
-    """Endless training batches: batch ``k`` samples rows (with replacement) seeded by ``(seed, k)``."""
-
-    def __init__(self, tracks: dict[str, PairBatch], batch_size: int, seed: int, start: int = 0) -> None:
-        self.tracks, self.batch_size, self.seed, self.start = tracks, batch_size, seed, start
-
-    def __iter__(self) -> Iterator[dict[str, PairBatch]]:
-        step = self.start
-        while True:
-            g = generator(self.seed, "alignment-batches", step)
-            yield {
-                name: select(t, torch.randint(len(t["ids"]), (self.batch_size,), generator=g))
-                for name, t in self.tracks.items()
-            }
-            step += 1
-
-
-class PairDataModule(L.LightningDataModule):
-    """Training stream over the training pairs; evaluation batches per split (``val``, ``heldout``)."""
-
-    def __init__(
-        self,
-        train: dict[str, PairBatch],
-        evals: dict[str, dict[str, PairBatch]],
-        batch_size: int,
-        eval_batch_size: int,
-        seed: int,
-    ) -> None:
-        super().__init__()
-        self.train, self.evals = train, evals
-        self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed
-
-    def train_dataloader(self) -> DataLoader:
-        start = self.trainer.global_step if self.trainer is not None else 0
-        return DataLoader(PairStream(self.train, self.batch_size, self.seed, start), batch_size=None)
-
-    def val_dataloader(self) -> list[DataLoader]:
-        return [
-            DataLoader(eval_batches(tracks, self.eval_batch_size), batch_size=None)
-            for tracks in self.evals.values()
-        ]
-
-
-def eval_batches(tracks: dict[str, PairBatch], size: int) -> list[dict[str, PairBatch]]:
-    """Fixed evaluation batches: each a dict of equally indexed chunks of every track."""
-    n = min(len(t["ids"]) for t in tracks.values())
-    return [
-        {name: select(t, torch.arange(s, min(s + size, n))) for name, t in tracks.items()}
-        for s in range(0, n, size)
-    ]

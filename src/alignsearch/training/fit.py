@@ -7,8 +7,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from alignsearch.engine.callbacks import StopAtAccuracy, TrainClock
-from alignsearch.engine.interrupt import SaveOnSignal
+from alignsearch.engine.callbacks import SaveOnSignal, StopAtAccuracy, TrainClock
 from alignsearch.engine.trainer import LAST_CHECKPOINT, make_trainer, quiet_lightning, use_threads
 from alignsearch.settings import HardwareSettings, TrainingSettings
 from alignsearch.training.data import TaskDataModule
