@@ -6,7 +6,7 @@ import csv
 import json
 from pathlib import Path
 
-from tests.helpers import SMALL_GRU, TINY_ALIGNMENT, TINY_TRAINING, run_script
+from tests.helpers import SMALL_GRU, TINY_ALIGNMENT, TINY_TRAINING, run_here, run_script
 from tests.wandb_files import run_contents
 
 
@@ -85,7 +85,7 @@ def test_slurm_hardware_through_submitit_local(tiny_zoo, tmp_path) -> None:
 
 
 def test_wandb_offline_run_holds_the_final_iia(trained_zoo, tmp_path) -> None:
-    done = run_script(
+    done = run_here(
         "run_alignment.py",
         "logger=wandb",
         *SMALL_GRU,
