@@ -45,6 +45,8 @@ def quiet_lightning() -> None:
     warnings.filterwarnings(
         "ignore", message=".*module\\(s\\) in eval mode.*"
     )  # frozen task models, on purpose
+    # a resumed run's own checkpoints (a run in another's folder moves that one's outputs aside first)
+    warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
 
 
 class StepProgressBar(RichProgressBar):
