@@ -71,7 +71,8 @@ class TrainClock(L.Callback):
 
 class SaveOnSignal(L.Callback):
     """On SIGTERM or SIGINT during training: save ``checkpoint`` at the end of the step under way, then raise
-    :class:`~alignsearch.engine.interrupt.Interrupted`; inside a submitit job, its preemption signal saves and then requeues the job.
+    :class:`~alignsearch.engine.interrupt.Interrupted`; inside a submitit job, its preemption signal saves
+    and then requeues the job (see :mod:`alignsearch.engine.interrupt`).
 
     Installed when training starts (after Lightning's own SIGTERM handler, which would end the run with
     exit status 0 and no checkpoint); a stand-alone ``trainer.validate`` raises at once instead. The
