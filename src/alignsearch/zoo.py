@@ -347,10 +347,12 @@ def train_into(
     req: ModelRequest, *, loggers: list | bool = False, callbacks: list = (), verbose: bool = True
 ) -> None:
     """Train ``req`` in its ``.partial`` folder (resuming if it holds a checkpoint), then publish it."""
+    from alignsearch.engine.accelerator import check_accelerator
     from alignsearch.engine.trainer import LAST_CHECKPOINT, check_checkpoint
     from alignsearch.training.fit import fit_task_model
     from alignsearch.training.snapshots import KeepSnapshots
 
+    check_accelerator(req.hardware)  # before the training starts (and says so)
     work = partial_path(req.path)
     own = work / "checkpoints" / LAST_CHECKPOINT
     resume = (

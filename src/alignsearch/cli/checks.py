@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from alignsearch import zoo
 from alignsearch.components import CONF_DIR
+from alignsearch.engine.accelerator import check_accelerator
 from alignsearch.errors import ConfigError
 from alignsearch.settings import AlignmentSettings, HardwareSettings, TrainingSettings, plain, unknown_key
 
@@ -138,6 +139,21 @@ def precheck(argv: Sequence[str], config_name: str, check: Callable[[DictConfig]
             check(cfg)
         finally:
             SEARCH_DIRS.reset(token)
+        if runs_here(hydra):  # elsewhere (a Slurm node), the job checks its own machine
+            check_accelerator(HardwareSettings.parse(cfg.hardware))
+
+
+LOCAL_LAUNCHERS = (
+    "hydra._internal.core_plugins.basic_launcher.BasicLauncher",
+    "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
+    "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher",
+)
+"""Hydra launchers that run the jobs on this machine."""
+
+
+def runs_here(hydra: DictConfig) -> bool:
+    """Whether the command's launcher runs its jobs on this machine (not, say, on Slurm's nodes)."""
+    return OmegaConf.select(hydra, "launcher._target_") in LOCAL_LAUNCHERS
 
 
 def sweep_variants(overrides: list[str]) -> Iterator[list[str]]:

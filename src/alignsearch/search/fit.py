@@ -10,6 +10,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
+from alignsearch.engine.accelerator import check_accelerator
 from alignsearch.engine.callbacks import SaveOnSignal, StopAtAccuracy, TrainClock
 from alignsearch.engine.trainer import (
     LAST_CHECKPOINT,
@@ -125,6 +126,7 @@ def fit_alignment(
     selection pairs (not ``test``, read once): each step then runs only the blocks above the site. They
     are kept in memory up to ``alignment.prefix_cache_mb``, beyond it in memory-mapped files in
     ``out_dir/prefix_cache`` (removed when this returns or fails)."""
+    check_accelerator(hardware)
     quiet_lightning()
     a = plan.settings
     use_threads(hardware)

@@ -7,6 +7,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from alignsearch.engine.accelerator import check_accelerator
 from alignsearch.engine.callbacks import SaveOnSignal, StopAtAccuracy, TrainClock
 from alignsearch.engine.trainer import LAST_CHECKPOINT, make_trainer, quiet_lightning, use_threads
 from alignsearch.settings import HardwareSettings, TrainingSettings
@@ -32,6 +33,7 @@ def fit_task_model(
     Lightning checkpoints go to ``work_dir/checkpoints``; ``resume_from`` continues a run from one.
     ``callbacks`` are added to the trainer's own (checkpointing, stopping, clock, progress bar).
     """
+    check_accelerator(hardware)
     quiet_lightning()
     use_threads(hardware)
     data = TaskDataModule(

@@ -1,0 +1,46 @@
+"""Whether this machine has the accelerator the hardware settings ask for, checked before any work.
+
+Lightning finds out only when a trainer is made (after the pairs are built or the training folder is
+set up) and says so with a traceback; here a run that asks for a GPU on a machine without one stops at
+once with one line. The check runs where the job runs (a Slurm job on its GPU node, not on the login
+node that submits it).
+
+>>> check_accelerator(HardwareSettings(accelerator="cpu", devices=1, precision="32-true",
+...                                    threads=None, progress_bar=False))
+"""
+
+from __future__ import annotations
+
+import torch
+
+from alignsearch.errors import ConfigError
+from alignsearch.settings import HardwareSettings
+
+CUDA = ("gpu", "cuda")
+BFLOAT16 = ("bf16-mixed", "bf16-true")
+
+
+def check_accelerator(hardware: HardwareSettings) -> None:
+    """A ConfigError naming the setting if this machine cannot run ``hardware``: a CUDA accelerator
+    without a CUDA GPU (or fewer than ``devices``), ``mps`` without Apple's GPU, or a bfloat16 precision
+    on a CUDA GPU without bfloat16. ``cpu`` and ``auto`` always run."""
+    if hardware.accelerator in CUDA:
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(
+                "hardware.accelerator",
+                hardware.accelerator,
+                "cpu or auto on this machine: torch sees no CUDA GPU here",
+            )
+        if hardware.devices > count:
+            raise ConfigError(
+                "hardware.devices", hardware.devices, f"at most {count}, the CUDA GPUs torch sees here"
+            )
+        if hardware.precision in BFLOAT16 and not torch.cuda.is_bf16_supported():
+            raise ConfigError(
+                "hardware.precision",
+                hardware.precision,
+                f"32-true or 16-mixed: {torch.cuda.get_device_name(0)} has no bfloat16",
+            )
+    elif hardware.accelerator == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("hardware.accelerator", "mps", "cpu or auto on this machine: it has no MPS device")
