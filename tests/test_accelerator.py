@@ -11,7 +11,7 @@ import torch
 from alignsearch.cli import check_command
 from alignsearch.cli.commands import ALIGN
 from alignsearch.components import build_model, build_task, load_choice
-from alignsearch.engine.accelerator import check_accelerator
+from alignsearch.engine.accelerator import check_accelerator, compute_device
 from alignsearch.errors import ConfigError
 from alignsearch.settings import HardwareSettings, TrainingSettings
 from alignsearch.training.fit import fit_task_model
@@ -91,3 +91,15 @@ def test_the_library_checks_before_it_trains(no_gpu, tmp_path):
     with pytest.raises(ConfigError, match=r"^hardware\.accelerator=gpu"):
         fit_task_model(task, model, tmp_path / "work", settings=settings, hardware=hardware(), seed=0)
     assert not (tmp_path / "work").exists()
+
+
+def test_work_outside_the_training_loop_runs_where_training_runs(one_old_gpu):
+    """Source activations, cached states, predictions and the final evaluation: on Lightning's device."""
+    assert compute_device(hardware()) == torch.device("cuda", 0)
+    assert compute_device(hardware(accelerator="auto")) == torch.device("cuda", 0)
+    assert compute_device(hardware(accelerator="cpu")) == torch.device("cpu")
+
+
+def test_auto_without_a_gpu_is_the_cpu(no_gpu, monkeypatch):
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert compute_device(hardware(accelerator="auto")) == torch.device("cpu")

@@ -61,7 +61,7 @@ def test_a_random_rotation_of_the_whole_state_swaps_the_whole_state(trained_zoo,
     equals the trained alignment's IIA (both are the whole-state swap)."""
     _, plan, entry = setup(trained_zoo, tmp_path, "alignment.variables=[full]", "n_units=32", *FAST)
     out = fit_alignment(plan, [entry.model], tmp_path, seed=0, hardware=HARDWARE)
-    random = random_subspace_scores(plan, [entry.model], seed=0)
+    random = random_subspace_scores(plan, [entry.model], seed=0, hardware=HARDWARE)
     assert random["0>0/full"] == pytest.approx(out.records[0]["iia"], abs=1e-6)
     assert random["0>0/full"] >= 0.9
 

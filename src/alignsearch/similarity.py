@@ -57,7 +57,8 @@ def matched_activations(
     acts, variables = [], []
     for batch, model, site, causal in zip(batches, models, sites, causal_models, strict=True):
         with torch.no_grad():
-            acts.append(hooks.site_activations(model, batch.ids, site)[:, :length][live])
+            states = hooks.site_activations(model, batch.ids, site)[:, :length]
+            acts.append(states[live.to(states.device)].cpu())
         post = causal.trajectory(batch.ids).post
         variables.append({name: post[name][:, :length][live] for name in causal.variables})
     sequence = torch.arange(len(counts))[:, None].expand(-1, length)[live]

@@ -44,3 +44,19 @@ def check_accelerator(hardware: HardwareSettings) -> None:
             )
     elif hardware.accelerator == "mps" and not torch.backends.mps.is_available():
         raise ConfigError("hardware.accelerator", "mps", "cpu or auto on this machine: it has no MPS device")
+
+
+def compute_device(hardware: HardwareSettings) -> torch.device:
+    """The device Lightning trains on (its first), where a run's work outside the training loop runs too:
+    source activations, cached states, predictions and the final evaluation.
+
+    >>> compute_device(HardwareSettings(accelerator="cpu", devices=1, precision="32-true",
+    ...                                 threads=None, progress_bar=False))
+    device(type='cpu')
+    """
+    auto = hardware.accelerator == "auto"
+    if hardware.accelerator in CUDA or (auto and torch.cuda.is_available()):
+        return torch.device("cuda", 0)
+    if hardware.accelerator == "mps" or (auto and torch.backends.mps.is_available()):
+        return torch.device("mps")
+    return torch.device("cpu")

@@ -91,11 +91,18 @@ def encode(model: SequenceModel, ids: Tensor, intervention: Intervention | None 
 
 
 def site_activations(model: SequenceModel, ids: Tensor, site: str) -> Tensor:
-    """``model.activations`` for any site: the model's own, or a module path (through a hook)."""
+    """``model.activations`` for any site: the model's own, or a module path (through a hook). The ids
+    are moved to the model's device; the activations are on it."""
+    ids = ids.to(device_of(model))
     if is_named_site(model, site):
         return model.activations(ids, site)
     module = module_at(model, site)
     return first_seen(site, lambda fn: hooked(module, fn), lambda: model.encode(ids))
+
+
+def device_of(model: nn.Module) -> torch.device:
+    """Where ``model``'s weights are (the CPU for a model without any)."""
+    return next(model.parameters(), torch.empty(0)).device
 
 
 def first_seen(site: str, register: Callable, run: Callable[[], Any]) -> Tensor:

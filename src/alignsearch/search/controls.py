@@ -23,6 +23,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
+from alignsearch.engine.accelerator import compute_device
 from alignsearch.models import SequenceModel
 from alignsearch.search.fit import build_pairs, fit_alignment
 from alignsearch.search.module import AlignmentModule
@@ -65,8 +66,14 @@ def shuffled(batch: PairBatch, seed: int, split: str, track: str) -> PairBatch:
     return {k: v[order] if k in SHUFFLED_KEYS else v for k, v in batch.items()}
 
 
-def random_subspace_scores(plan: AlignmentPlan, models: list[SequenceModel], seed: int) -> Scores:
-    """Validation IIA of untrained alignment functions, the mean over :data:`RANDOM_DRAWS` draws."""
+def random_subspace_scores(
+    plan: AlignmentPlan, models: list[SequenceModel], seed: int, hardware: HardwareSettings
+) -> Scores:
+    """Validation IIA of untrained alignment functions, the mean over :data:`RANDOM_DRAWS` draws (computed
+    where training runs)."""
+    device = compute_device(hardware)
+    for model in models:
+        model.to(device)
     _, evals, tracks = build_pairs(plan, models, seed)
     totals: dict[str, float] = {}
     for draw in range(RANDOM_DRAWS):
@@ -75,8 +82,10 @@ def random_subspace_scores(plan: AlignmentPlan, models: list[SequenceModel], see
             models, [m.site for m in plan.members], plan.build_interchange(), tracks,
             eval_splits=(), stepwise=plan.settings.stepwise,
         )  # fmt: skip
-        for name, metrics in module.evaluate(evals["val"], plan.settings.eval_batch_size).items():
+        for name, metrics in module.to(device).evaluate(evals["val"], plan.settings.eval_batch_size).items():
             totals[name] = totals.get(name, 0.0) + metrics["iia"] / RANDOM_DRAWS
+    for model in models:
+        model.cpu()
     return totals
 
 
@@ -104,7 +113,7 @@ def run_controls(
     for name in names:
         print(f"control: {name}", flush=True)
         if name == "random_subspace":
-            scores[name] = random_subspace_scores(plan, models, seed)
+            scores[name] = random_subspace_scores(plan, models, seed, hardware)
         elif name == "untrained":
             scores[name] = trained_scores(
                 plan, untrained(), out_dir / "controls" / name, seed=seed, hardware=hardware

@@ -10,7 +10,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-from alignsearch.engine.accelerator import check_accelerator
+from alignsearch.engine.accelerator import check_accelerator, compute_device
 from alignsearch.engine.callbacks import SaveOnSignal, StopAtAccuracy, TrainClock
 from alignsearch.engine.trainer import (
     LAST_CHECKPOINT,
@@ -130,6 +130,8 @@ def fit_alignment(
     quiet_lightning()
     a = plan.settings
     use_threads(hardware)
+    for model in models:  # the pairs' activations and cached states are computed where training runs
+        model.to(compute_device(hardware))
     train, evals, tracks = build_pairs(plan, models, seed)
     cache = PrefixCache(a.prefix_cache_mb, out_dir / PREFIX_CACHE_DIR)
     try:
@@ -221,10 +223,12 @@ def _fit(
         best_step = int(state["global_step"])
     else:
         best_step = trainer.global_step
+    module.to(compute_device(hardware))  # where training ran (Lightning hands the module back on the CPU)
     final = {
         split: module.evaluate(pairs, a.eval_batch_size)
         for split, pairs in {**evals, **({"test": test} if test else {})}.items()
     }
+    module.cpu()  # the kept state and the models on the CPU, as a caller gave them
     step0 = {
         (r["source"], r["target"], r["variable"]): r["iia"]
         for r in module.history

@@ -53,7 +53,7 @@ def latent_targets(
     chosen = where[order[(starts[wanted_key] + pick).clamp(max=len(order) - 1)]]
 
     sequences, slot = torch.unique(chosen[:, 0], return_inverse=True)
-    acts = hooks.site_activations(model, bank.ids[sequences], site)
+    acts = hooks.site_activations(model, bank.ids[sequences], site).cpu()
     vectors = acts[slot, chosen[:, 1]]
     vectors[~found] = 0
     return vectors, found

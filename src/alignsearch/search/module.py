@@ -323,13 +323,16 @@ class AlignmentModule(L.LightningModule):
         by the last swapped position)."""
         was_training = self.training
         self.eval()
+        device = hooks.device_of(self)  # the batches go where the module is
         metrics: dict[str, dict[str, Any]] = {}
         by_position: dict[str, dict[int, list[int]]] = {track.name: {} for track in self.tracks}
         for track in self.tracks:
             metrics[track.name] = {"iia": TrialAccuracy(), "token_iia": TokenAccuracy()}
             if track.latent:
                 metrics[track.name] |= {"cl_loss": MeanMetric(), "cl_divergence": MeanMetric()}
+            metrics[track.name] = {k: m.to(device) for k, m in metrics[track.name].items()}
         for batch in eval_batches(tracks, batch_size):
+            batch = {name: {k: v.to(device) for k, v in pairs.items()} for name, pairs in batch.items()}
             for track, out in zip(self.tracks, self.run_tracks(self.tracks, batch), strict=True):
                 update_metrics(metrics[track.name], out)
                 right = ((out.preds == out.targets) | ~out.task).all(1)

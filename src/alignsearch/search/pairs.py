@@ -84,9 +84,11 @@ def pair_tensors(
         if pairs.stepwise:
             prefix = int(pairs.base_pos.max()) + 1
             acts = torch.nn.functional.pad(acts, (0, 0, 0, max(0, prefix - acts.shape[1])))[:, :prefix]
-            vectors.append(acts.float())
+            vectors.append(acts.float().cpu())
         else:
-            vectors.append(acts[torch.arange(len(pos)), pos].float())
+            vectors.append(
+                acts[torch.arange(len(pos), device=acts.device), pos.to(acts.device)].float().cpu()
+            )
     return {"ids": pairs.ids, "task_mask": pairs.task_mask, "pos": pairs.base_pos, "src": torch.cat(vectors)}
 
 
@@ -185,10 +187,9 @@ def add_base_states(
 
 def site_states(model: SequenceModel, ids: Tensor, site: str, cache: PrefixCache) -> Tensor:
     """``model``'s (n, L, width) activations at ``site`` on ``ids``, chunk by chunk, into ``cache``."""
-    device = next(model.parameters()).device
     out = None
     for start in range(0, len(ids), CACHE_CHUNK):
-        acts = hooks.site_activations(model, ids[start : start + CACHE_CHUNK].to(device), site)
+        acts = hooks.site_activations(model, ids[start : start + CACHE_CHUNK], site)
         if out is None:
             out = cache.allocate((len(ids), *acts.shape[1:]), acts.dtype)
         out[start : start + len(acts)] = acts.cpu()

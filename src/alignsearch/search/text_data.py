@@ -46,7 +46,7 @@ def activations_at(model: SequenceModel, ids: Tensor, site: str, pos: Tensor | N
     a causal model's positions never read the padding after them."""
     pieces = []
     for start in range(0, len(ids), CHUNK):
-        acts = hooks.site_activations(model, ids[start : start + CHUNK], site).float()
+        acts = hooks.site_activations(model, ids[start : start + CHUNK], site).float().cpu()
         if pos is not None:
             rows = pos[start : start + CHUNK]
             acts = acts[torch.arange(len(rows)), rows]
@@ -153,7 +153,10 @@ class CorpusSource:
         path = None if self.cache_dir is None else self.cache_dir / f"{name}-{split}-{key}.pt"
         if path is not None and path.is_file():
             return torch.load(path, weights_only=True)
-        out = torch.cat([model(ids[s : s + CHUNK]).argmax(-1) for s in range(0, len(ids), CHUNK)])
+        device = hooks.device_of(model)
+        out = torch.cat(
+            [model(ids[s : s + CHUNK].to(device)).argmax(-1).cpu() for s in range(0, len(ids), CHUNK)]
+        )
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             save_torch(path, out)
