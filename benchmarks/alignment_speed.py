@@ -1,6 +1,8 @@
 """Speed and quality of the default alignment run (DAS on ``count`` of the seed-0 GRU), end to end.
 
-    python benchmarks/alignment_speed.py [--parts pairs fresh default ceiling] [--minutes 5]
+    python benchmarks/alignment_speed.py [--parts pairs fresh default ceiling] [--minutes 5] [overrides]
+
+Extra Hydra overrides go to every run (``hardware=gpu``: the same runs on a GPU).
 
 Parts:
 
@@ -125,6 +127,7 @@ def main() -> None:
     )
     parser.add_argument("--parts", nargs="+", default=["pairs", "fresh", "default", "ceiling"])
     parser.add_argument("--minutes", type=float, default=5.0, help="budget of the ceiling run")
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     args = parser.parse_args()
     if "pairs" in args.parts:
         bench_pairs()
@@ -133,9 +136,11 @@ def main() -> None:
         subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
         zoo = clone / "zoo"
         if "fresh" in args.parts:
-            describe("fresh:   ", *run_alignment(clone, zoo, []))
+            describe("fresh:   ", *run_alignment(clone, zoo, args.overrides))
         if "default" in args.parts:
-            describe("default: ", *run_alignment(clone, zoo, ["alignment.name=das"]))  # a fresh run folder
+            describe(  # a fresh run folder
+                "default: ", *run_alignment(clone, zoo, ["alignment.name=das", *args.overrides])
+            )
         if "ceiling" in args.parts:
             steps = int(
                 args.minutes * 60 / 0.05
@@ -146,7 +151,9 @@ def main() -> None:
                 "alignment.patience=100000",
                 "alignment.stop_at=1.0",
             ]
-            describe(f"ceiling ({args.minutes:g} min):", *run_alignment(clone, zoo, overrides))
+            describe(
+                f"ceiling ({args.minutes:g} min):", *run_alignment(clone, zoo, [*overrides, *args.overrides])
+            )
 
 
 if __name__ == "__main__":
