@@ -15,7 +15,7 @@ import torch
 from alignsearch import zoo
 from alignsearch.cli import train_task_model
 from alignsearch.cli.checks import model_request
-from alignsearch.errors import ZooError
+from alignsearch.errors import ConfigError, ZooError
 from tests.helpers import ROOT, TINY_SUFFIX, TINY_TRAINING, compose_config, run_here
 
 ENTRY = f"multiobject/gru/seed0-d_model32{TINY_SUFFIX}"
@@ -102,6 +102,53 @@ def test_interrupted_training_resumes_to_the_same_model(tiny_zoo, tmp_path) -> N
     for key, value in straight.model.state_dict().items():
         torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=0)
     assert resumed.metrics["val_trial_acc"] == straight.metrics["val_trial_acc"]
+
+
+def test_a_given_checkpoint_must_be_of_this_entrys_training(tiny_zoo, tmp_path) -> None:
+    """``ckpt_path`` resumes only a checkpoint written while training this very entry: one of another
+    training would publish its weights under this entry's name."""
+    straight = zoo.load(tiny_zoo / ENTRY)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        zoo.get_or_train(model_request(tiny_cfg(tmp_path / "a")), callbacks=[Crash(30)], verbose=False)
+    given = tmp_path / "given.ckpt"
+    shutil.copy(tmp_path / "a" / f"{ENTRY}.partial" / "checkpoints" / "last.ckpt", given)
+
+    other_seed = model_request(tiny_cfg(tmp_path / "b", "seed=1", f"ckpt_path={given}"))
+    with pytest.raises(
+        ConfigError,
+        match=rf"^ckpt_path={given} is not allowed: expected a checkpoint of the training of "
+        r"seed1-d_model32.*\(it was written with seed=0, this entry has seed=1\)$",
+    ):
+        zoo.get_or_train(other_seed, verbose=False)
+    assert not (tmp_path / "b" / "multiobject").exists() or not any((tmp_path / "b").rglob("*.ckpt"))
+
+    state = torch.load(given, weights_only=False)
+    unmarked = tmp_path / "unmarked.ckpt"
+    torch.save({k: v for k, v in state.items() if k != zoo.CHECKPOINT_ENTRY}, unmarked)
+    with pytest.raises(ConfigError, match=r"it records no zoo entry"):
+        zoo.get_or_train(model_request(tiny_cfg(tmp_path / "c", f"ckpt_path={unmarked}")), verbose=False)
+
+    resumed = zoo.get_or_train(model_request(tiny_cfg(tmp_path / "d", f"ckpt_path={given}")), verbose=False)
+    for key, value in straight.model.state_dict().items():  # step 20 of the same training, then on to 40
+        torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=0)
+
+
+def test_a_rerun_resumes_from_the_checkpoint_furthest_along(tiny_zoo, tmp_path) -> None:
+    """With ``ckpt_path`` given, an interrupted training's own checkpoint wins when it is further along
+    (the same command run again continues where it stopped, not from the given file)."""
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        zoo.get_or_train(model_request(tiny_cfg(tmp_path)), callbacks=[Crash(30)], verbose=False)
+    work = tmp_path / f"{ENTRY}.partial"
+    own = work / "checkpoints" / "last.ckpt"  # step 20
+    state = torch.load(own, weights_only=False)
+    for step in (10, 30):
+        torch.save({**state, "global_step": step}, tmp_path / f"step{step}.ckpt")
+    behind = model_request(tiny_cfg(tmp_path, f"ckpt_path={tmp_path / 'step10.ckpt'}"))
+    ahead = model_request(tiny_cfg(tmp_path, f"ckpt_path={tmp_path / 'step30.ckpt'}"))
+    assert zoo.resume_point(behind, work) == own
+    assert zoo.resume_point(ahead, work) == tmp_path / "step30.ckpt"
+    assert zoo.resume_point(model_request(tiny_cfg(tmp_path)), work) == own
+    assert zoo.resume_point(model_request(tiny_cfg(tmp_path)), tmp_path / "elsewhere") is None
 
 
 def test_entry_for_another_vocabulary_is_refused(tiny_zoo, tmp_path) -> None:

@@ -348,20 +348,16 @@ def train_into(
 ) -> None:
     """Train ``req`` in its ``.partial`` folder (resuming if it holds a checkpoint), then publish it."""
     from alignsearch.engine.accelerator import check_accelerator
-    from alignsearch.engine.trainer import LAST_CHECKPOINT, check_checkpoint
+    from alignsearch.engine.callbacks import RecordInCheckpoints
     from alignsearch.training.fit import fit_task_model
     from alignsearch.training.snapshots import KeepSnapshots
 
     check_accelerator(req.hardware)  # before the training starts (and says so)
     work = partial_path(req.path)
-    own = work / "checkpoints" / LAST_CHECKPOINT
-    resume = (
-        check_checkpoint(req.resume_from)
-        if req.resume_from
-        else (check_checkpoint(own, "checkpoint") if own.exists() else None)
-    )
+    resume = resume_point(req, work)
     if verbose:
         print(f"training {req.path}" + (f" (resuming from {resume})" if resume else ""), flush=True)
+    callbacks = [*callbacks, RecordInCheckpoints(CHECKPOINT_ENTRY, req.identity())]
     keep = sorted(req.training.keep_steps)
     if keep:
         callbacks = [*callbacks, KeepSnapshots(keep, work / "snapshots")]
@@ -396,6 +392,47 @@ def train_into(
     for leftover in work.rglob(".*.tmp"):  # of an atomic write that a kill interrupted earlier
         leftover.unlink()
     os.replace(work, req.path)
+
+
+CHECKPOINT_ENTRY = "alignsearch_entry"
+"""The key under which a training's checkpoints record the identity of the entry they train."""
+
+
+def resume_point(req: ModelRequest, work: Path) -> Path | None:
+    """The checkpoint a training of ``req`` in ``work`` resumes from: the training's own (``work``'s
+    ``last.ckpt``) or ``req.resume_from`` (``ckpt_path``), whichever is further along (the given one on a
+    tie); None to start afresh.
+
+    A given checkpoint must record that it was written while training this very entry (its seed, task,
+    model and weight-changing training settings): one of another training would publish its weights
+    under this entry's name. A one-line ConfigError names the first setting that differs.
+    """
+    from alignsearch.engine.trainer import LAST_CHECKPOINT, read_checkpoint
+
+    own = work / "checkpoints" / LAST_CHECKPOINT
+    candidates = []
+    if req.resume_from is not None:
+        state = read_checkpoint(req.resume_from)
+        recorded = state.get(CHECKPOINT_ENTRY)
+        if recorded is None:
+            raise ConfigError(
+                "ckpt_path",
+                str(req.resume_from),
+                f"a checkpoint written while training {req.path.name} (it records no zoo entry)",
+            )
+        difference = first_difference(recorded, req.identity())
+        if difference:
+            key, was, asked = difference
+            raise ConfigError(
+                "ckpt_path",
+                str(req.resume_from),
+                f"a checkpoint of the training of {req.path.name} (it was written with {key}={was}, "
+                f"this entry has {key}={asked})",
+            )
+        candidates.append((int(state["global_step"]), 1, req.resume_from))
+    if own.exists():
+        candidates.append((int(read_checkpoint(own, "checkpoint")["global_step"]), 0, own))
+    return max(candidates)[2] if candidates else None
 
 
 def migrate(root: Path) -> list[tuple[Path, Path | None]]:

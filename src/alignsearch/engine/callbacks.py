@@ -1,5 +1,5 @@
-"""Lightning callbacks of both trainers: stop at an accuracy, count the training time, save and stop on a
-signal."""
+"""Lightning callbacks of both trainers: stop at an accuracy, count the training time, record what a
+checkpoint belongs to, save and stop on a signal."""
 
 from __future__ import annotations
 
@@ -67,6 +67,19 @@ class TrainClock(L.Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.seconds = state_dict["seconds"]
+
+
+class RecordInCheckpoints(L.Callback):
+    """Write ``record`` under ``key`` into every checkpoint the trainer saves: what the checkpoint belongs to,
+    read back before a run resumes from it."""
+
+    def __init__(self, key: str, record: Any) -> None:
+        self.key, self.record = key, record
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        checkpoint[self.key] = self.record
 
 
 class SaveOnSignal(L.Callback):

@@ -21,6 +21,13 @@ LAST_CHECKPOINT = "last.ckpt"
 
 def check_checkpoint(path: Path, key: str = "ckpt_path") -> Path:
     """``path`` if it is a readable Lightning checkpoint, else a one-line ConfigError."""
+    read_checkpoint(path, key)
+    return path
+
+
+def read_checkpoint(path: Path, key: str = "ckpt_path") -> dict[str, Any]:
+    """The contents of the Lightning checkpoint at ``path`` (a one-line ConfigError naming ``key`` if it is
+    missing, unreadable or not a Lightning checkpoint)."""
     if not path.is_file():
         raise ConfigError(key, str(path), "an existing Lightning checkpoint file")
     try:
@@ -33,7 +40,7 @@ def check_checkpoint(path: Path, key: str = "ckpt_path") -> Path:
         ) from None
     if not isinstance(state, dict) or "state_dict" not in state or "global_step" not in state:
         raise ConfigError(key, str(path), "a Lightning checkpoint (no state_dict/global_step in it)")
-    return path
+    return state
 
 
 def quiet_lightning() -> None:
@@ -47,6 +54,8 @@ def quiet_lightning() -> None:
     )  # frozen task models, on purpose
     # a resumed run's own checkpoints (a run in another's folder moves that one's outputs aside first)
     warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
+    # resuming from a checkpoint of another folder (ckpt_path): its best-k bookkeeping is not ours anyway
+    warnings.filterwarnings("ignore", message=".*The dirpath has changed from.*")
 
 
 class StepProgressBar(RichProgressBar):
