@@ -240,6 +240,7 @@ def test_failed_jobs_are_listed(tmp_path: Path, capsys) -> None:
             ("3", "failed", "seed=3", "KeyError: 'x|y'"),
             ("1", "done", "seed=1", ""),  # the rerun succeeded: no longer failed
             ("2", "failed", "seed=2", "ValueError: second try"),
+            ("4", "interrupted", "seed=4", "interrupted by SIGTERM at step 20: checkpoint saved in c"),
         ],
     )
     assert run_report(str(tmp_path)) == 0
@@ -248,9 +249,10 @@ def test_failed_jobs_are_listed(tmp_path: Path, capsys) -> None:
     markdown = (tmp_path / "report.md").read_text()
     assert out == markdown
     section = markdown.split("## Failed jobs\n", 1)[1].split("\n## ")[0]
-    assert "2 failed job(s)" in section
+    assert "3 failed job(s)" in section
     assert f"| `{sweep / '2'}` | seed=2 | ValueError: second try |" in section
     assert f"| `{sweep / '3'}` | seed=3 | KeyError: 'x\\|y' |" in section
+    assert f"| `{sweep / '4'}` | seed=4 | interrupted by SIGTERM at step 20: checkpoint saved in c |" in section
     assert "first try" not in section and "seed=1" not in section
     assert "## Unreadable runs" not in markdown
 

@@ -204,6 +204,32 @@ def test_run_alignment_stopped_by_a_signal_saves_exits_and_resumes(signum, tiny_
     assert min(logged_steps(run_dir)) >= step - 1  # the rerun went on from the checkpoint, not from 0
 
 
+@pytest.mark.slow
+def test_a_sweep_job_a_signal_stops_is_recorded_as_interrupted_and_the_rerun_finishes_it(
+    tiny_zoo, tmp_path
+) -> None:
+    sweep = tmp_path / "sweep"
+    args = ["-m", "seed=0", *TINY_TRAINING, *LONG_ALIGNMENT, *THREADS, "auto_train=false",
+            f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    proc = start("run_alignment.py", *args, zoo=tiny_zoo, cwd=tmp_path)
+    wait_for("*/checkpoints/last.ckpt", sweep, proc)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == EXIT[signal.SIGTERM], (out, err)
+    with (sweep / "summary.csv").open() as f:
+        (row,) = csv.DictReader(f)
+    assert row["status"] == "interrupted" and row["iia"] == "", row
+    assert re.match(r"interrupted by SIGTERM at step \d+: checkpoint saved in ", row["error"]), row
+    assert f"run the sweep again with hydra.sweep.dir={sweep} to resume" in row["error"]
+    assert (sweep / row["job"] / "error.txt").read_text().strip() == row["error"]
+    assert "sweep finished: 0 done, 0 already done, 0 failed, 1 interrupted" in out
+
+    again = run_script("run_alignment.py", *args, zoo=tiny_zoo, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "sweep finished: 1 done, 0 already done, 0 failed, 0 interrupted" in again.stdout
+    assert json.loads((sweep / row["job"] / "results.json").read_text())["steps"] == ALIGN_STEPS
+
+
 def job_processes(sweep: Path) -> list[int]:
     """Pids of the submitit job processes of a sweep (``python -m submitit.core._submit <sweep>/...``)."""
     pids = []

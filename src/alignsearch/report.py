@@ -10,8 +10,8 @@ configuration; the report gives the mean, standard deviation and count over seed
   ``direction`` (``source>target`` by model index), ``variable`` and the measures, then the plots, and
   when there are any, two sections:
 
-  - "Failed jobs": the jobs of each sweep whose latest row in its ``summary.csv`` says ``failed`` (job
-    folder, overrides, error);
+  - "Failed jobs": the jobs of each sweep whose latest row in its ``summary.csv`` says ``failed`` or
+    ``interrupted`` (job folder, overrides, error or where the signal stopped it);
   - "Unreadable runs": every file that could not be read (a ``results.json``, which leaves its run out;
     a ``similarity.json`` or ``metrics.csv``, which leaves out what it adds; a ``summary.csv``), by path
     with the reason; each is also printed on stderr, one line per file;
@@ -116,7 +116,7 @@ class Problem:
 
 @dataclass(frozen=True)
 class FailedJob:
-    """A sweep job whose latest row in ``summary.csv`` says it failed."""
+    """A sweep job whose latest row in ``summary.csv`` says it failed or was interrupted."""
 
     folder: Path
     overrides: str
@@ -312,7 +312,8 @@ def _json_type(value: Any) -> str:
 
 
 def failed_jobs(folder: Path, problems: list[Problem]) -> list[FailedJob]:
-    """Jobs whose latest row in a ``summary.csv`` under ``folder`` says they failed (unreadable: a problem)."""
+    """Jobs whose latest row in a ``summary.csv`` under ``folder`` says they failed or were interrupted
+    (unreadable: a problem)."""
     failed = []
     for path in sorted(folder.rglob(sweep.SUMMARY)):
         try:
@@ -320,7 +321,7 @@ def failed_jobs(folder: Path, problems: list[Problem]) -> list[FailedJob]:
             failed += [
                 FailedJob(path.parent / job, row.get("overrides") or "", row.get("error") or "")
                 for job, row in latest.items()
-                if row["status"] == sweep.FAILED_STATUS
+                if row["status"] in sweep.UNFINISHED
             ]
         except KeyError as e:
             problems.append(Problem(path, f"not a sweep summary (no {e.args[0]} column)"))

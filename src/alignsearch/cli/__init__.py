@@ -189,8 +189,8 @@ def launch(command: Command) -> None:
             if not sweep.in_multirun():
                 raise
             e.resume = f"run the sweep again with hydra.sweep.dir={HydraConfig.get().sweep.dir} to resume"
-            interrupt.INTERRUPTED.append(e)  # recorded as failed, with the reason; the sweep stops here
-            return sweep.record_failure(e)
+            interrupt.INTERRUPTED.append(e)  # recorded as interrupted, with the step; the sweep stops here
+            return sweep.record_interruption(e)
         except Exception as e:
             if sweep.in_multirun():  # recorded in the job's folder and the sweep's summary; others go on
                 return sweep.record_failure(e)

@@ -2,10 +2,11 @@
 
 Registered as a Hydra callback (``hydra.callbacks.sweep`` in the entry points' configs). In a multirun:
 
-* each finished job prints one line (``done``, ``already done`` or ``failed``, its overrides, and its mean
-  IIA or its error) and appends a row to ``<sweep>/summary.csv`` (under a file lock, so parallel jobs
-  can share it);
-* a failed job keeps its traceback in ``<job folder>/error.txt`` and does not stop the other jobs;
+* each finished job prints one line (``done``, ``already done``, ``failed`` or ``interrupted``, its
+  overrides, and its mean IIA or its error) and appends a row to ``<sweep>/summary.csv`` (under a file
+  lock, so parallel jobs can share it);
+* a failed job keeps its traceback in ``<job folder>/error.txt`` and does not stop the other jobs; a job
+  a signal ended (``interrupted``) keeps the step and checkpoint it stopped at there;
 * running the same sweep again (``hydra.sweep.dir=<sweep>``) skips jobs whose ``results.json`` is
   complete and reruns the others.
 """
@@ -27,7 +28,9 @@ from omegaconf import DictConfig
 SUMMARY = "summary.csv"
 ERROR = "error.txt"
 COLUMNS = ("job", "status", "overrides", "iia", "error")
-FAILED_STATUS, DONE, ALREADY_DONE = "failed", "done", "already done"
+FAILED_STATUS, DONE, ALREADY_DONE, INTERRUPTED_STATUS = "failed", "done", "already done", "interrupted"
+UNFINISHED = (FAILED_STATUS, INTERRUPTED_STATUS)
+"""The statuses of jobs without results (a rerun of the sweep runs them again)."""
 FAILED: list[str] = []
 """Messages of this process's sweeps that had failed jobs."""
 
@@ -42,6 +45,14 @@ def record_failure(error: BaseException) -> dict[str, Any]:
     text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
     (out_dir / ERROR).write_text(text)
     return {"status": FAILED_STATUS, "error": f"{type(error).__name__}: {error}".splitlines()[0]}
+
+
+def record_interruption(stopped: BaseException) -> dict[str, Any]:
+    """Write where a signal stopped the job (its step, its checkpoint, how to resume) into the job's
+    folder; return what the job hands back to the sweep."""
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    (out_dir / ERROR).write_text(f"{stopped}\n")
+    return {"status": INTERRUPTED_STATUS, "error": str(stopped)}
 
 
 def headline_iia(result: dict[str, Any]) -> float | None:
@@ -71,7 +82,7 @@ class SweepProgress(Callback):
             result = {"status": FAILED_STATUS, "error": f"{type(result).__name__}: {result}"}
         result = result if isinstance(result, dict) else {}
         status = result.get("status", DONE)
-        iia = headline_iia(result) if status != FAILED_STATUS else None
+        iia = headline_iia(result) if status not in UNFINISHED else None
         keys = swept_keys(sweep)
         shown = [
             o for o in hydra.overrides.task if o.split("=", 1)[0].lstrip("+~") in keys
@@ -100,11 +111,12 @@ class SweepProgress(Callback):
         sweep = Path(config.hydra.sweep.dir)
         latest = latest_rows(sweep)
         counts = {
-            s: sum(r["status"] == s for r in latest.values()) for s in (DONE, ALREADY_DONE, FAILED_STATUS)
+            s: sum(r["status"] == s for r in latest.values())
+            for s in (DONE, ALREADY_DONE, FAILED_STATUS, INTERRUPTED_STATUS)
         }
         print(
             f"sweep finished: {counts[DONE]} done, {counts[ALREADY_DONE]} already done, "
-            f"{counts[FAILED_STATUS]} failed ({sweep / SUMMARY})",
+            f"{counts[FAILED_STATUS]} failed, {counts[INTERRUPTED_STATUS]} interrupted ({sweep / SUMMARY})",
             flush=True,
         )
         failed = failed_jobs(sweep)
