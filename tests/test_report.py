@@ -252,7 +252,9 @@ def test_failed_jobs_are_listed(tmp_path: Path, capsys) -> None:
     assert "3 failed job(s)" in section
     assert f"| `{sweep / '2'}` | seed=2 | ValueError: second try |" in section
     assert f"| `{sweep / '3'}` | seed=3 | KeyError: 'x\\|y' |" in section
-    assert f"| `{sweep / '4'}` | seed=4 | interrupted by SIGTERM at step 20: checkpoint saved in c |" in section
+    assert (
+        f"| `{sweep / '4'}` | seed=4 | interrupted by SIGTERM at step 20: checkpoint saved in c |" in section
+    )
     assert "first try" not in section and "seed=1" not in section
     assert "## Unreadable runs" not in markdown
 

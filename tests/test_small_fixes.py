@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 
 from alignsearch import api, atomic
 from alignsearch.cli import MAX_DIR_NAME, register_resolvers, run_dir_name
+from alignsearch.cli.sweep import swept_keys
 from alignsearch.errors import ConfigError
 from alignsearch.models import GRU, Transformer, hooks
 from tests.helpers import TINY_ALIGNMENT, TINY_TRAINING
@@ -207,6 +208,10 @@ def test_preset_sweep_params_count_as_swept(tmp_path) -> None:
     job = ["seed=1", "n_units=16", "alignment.variables=[b]", "+experiment=x", *LONG]
     name = run_dir_name(",".join(sorted(job)), job, str(tmp_path))
     assert name.startswith("alignment.variables=[b],seed=1,+experiment=x,alignment.batch_size=32,"), name
+    assert swept_keys(tmp_path) == {"seed", "alignment.variables"}  # what each job's sweep line shows
+    write_sweep_record(tmp_path, ["seed=0,1", "model=gru"], {"n_units": "${oc.env:NOT_SET_ANYWHERE}"})
+    assert swept_keys(tmp_path) == {"seed", "n_units"}  # a value that does not resolve here: swept
+    assert swept_keys(tmp_path / "none") == set()
 
 
 TRAINING = [

@@ -96,34 +96,24 @@ def run_dir_name(overrides: str, job: Sequence[str] = (), sweep_dir: str | None 
     digest = hashlib.blake2b(name.encode(), digest_size=4).hexdigest()
     if job and sweep_dir is not None:
         from hydra.core.override_parser.overrides_parser import OverridesParser
-        from omegaconf import OmegaConf
+
+        from alignsearch.cli.sweep import swept_keys
 
         parser = OverridesParser.create()
 
-        def key(line: str, swept: bool = False) -> str | None:
-            """The key of an override (only if it sweeps, with ``swept``); None where it does not parse."""
+        def key(line: str) -> str | None:
+            """The key of an override; None where it does not parse."""
             try:
                 (override,) = parser.parse_overrides([line])
             except Exception:  # noqa: BLE001 - not an override we can read: not reordered
                 return None
-            return override.key_or_group if override.is_sweep_override() or not swept else None
+            return override.key_or_group
 
-        try:
-            sweep = OmegaConf.load(Path(sweep_dir) / "multirun.yaml").hydra
-            lines = [str(o) for o in sweep.overrides.task]
-            params = sweep.sweeper.get("params") or {}
-        except Exception:  # noqa: BLE001 - no readable sweep record: the overrides' own order
-            lines, params = [], {}
-        keys = {key(line, swept=True) for line in lines}
-        for k in params:
-            try:
-                keys.add(key(f"{k}={params[k]}", swept=True))
-            except Exception:  # noqa: BLE001 - a value that does not resolve here: count it as swept
-                keys.add(k)
+        keys = swept_keys(Path(sweep_dir))  # none without a readable sweep record: the overrides' order
         # the job's swept overrides (in the name's sorted order), then the rest of the name; its items are
         # separated by "," (hydra.job.config.override_dirname.item_sep)
         rest = f",{overrides},"
-        swept = [str(line) for line in job if f",{line}," in rest and key(str(line)) in keys - {None}]
+        swept = [str(line) for line in job if f",{line}," in rest and key(str(line)) in keys]
         for item in swept:
             rest = rest.replace(f",{item},", ",", 1)
         swept.sort(key=lambda item: f",{overrides},".find(f",{item},"))

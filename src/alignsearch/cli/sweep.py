@@ -125,16 +125,38 @@ class SweepProgress(Callback):
 
 
 def swept_keys(sweep: Path) -> set[str]:
-    """The keys a sweep varies (``seed`` in ``-m seed=1,2 model=gru``), read from its ``multirun.yaml``."""
+    """The keys a sweep varies, read from its ``multirun.yaml``: on the command line (``seed`` in
+    ``-m seed=1,2 model=gru``) or in a preset's ``hydra.sweeper.params``. Empty without a readable record."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
+    parser = OverridesParser.create()
     try:
-        task = OmegaConf.load(sweep / "multirun.yaml").hydra.overrides.task
-        overrides = OverridesParser.create().parse_overrides(list(task))
-    except Exception:  # noqa: BLE001 - no readable sweep record: show every override
+        record = OmegaConf.load(sweep / "multirun.yaml").hydra
+        lines = [str(line) for line in record.overrides.task]
+        params = record.sweeper.get("params") or {}
+    except Exception:  # noqa: BLE001 - no readable sweep record
         return set()
-    return {o.key_or_group for o in overrides if o.is_sweep_override()}
+    keys: set[str] = set()
+
+    def add_if_swept(line: str) -> None:
+        try:
+            (override,) = parser.parse_overrides([line])
+        except Exception:  # noqa: BLE001 - not an override this can read: not counted
+            return
+        if override.is_sweep_override():
+            keys.add(override.key_or_group)
+
+    for line in lines:
+        add_if_swept(line)
+    for key in params:
+        try:
+            value = params[key]
+        except Exception:  # noqa: BLE001 - a value that does not resolve here: counted as swept
+            keys.add(str(key))
+            continue
+        add_if_swept(f"{key}={value}")
+    return keys
 
 
 def latest_rows(sweep: Path) -> dict[str, dict[str, str]]:
