@@ -56,6 +56,7 @@ __all__ = [
     "language_model",
     "load_alignment",
     "model",
+    "own_model",
     "pairs",
     "text_pairs",
 ]
@@ -89,6 +90,113 @@ def model(
         [f"model={model}", f"task={task}", f"seed={seed}", *_common(zoo_dir, "."), *overrides],
     )
     return zoo.get_or_train(model_request(cfg), verbose=False)
+
+
+OWN = "own"
+"""``entry.info["origin"]`` of a model brought with :func:`own_model` (not trained by the zoo)."""
+PROBE_SEQUENCES = 500
+"""Sequences :func:`own_model` reads to measure a brought model's trial accuracy on its task."""
+
+
+@torch.no_grad()
+def own_model(
+    model: SequenceModel,
+    task: str = "multiobject",
+    *,
+    name: str | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+) -> zoo.ZooEntry:
+    """A model trained elsewhere, as :func:`align`, :func:`iia` and :func:`pairs` take a zoo model.
+
+    ``model`` is a :class:`~alignsearch.models.SequenceModel` (``encode`` and ``readout``; its sites, or
+    module paths) that reads ``task``'s token ids (``entry.task.vocab``; ``overrides`` change the task's
+    settings, command-line style: ``["task.max_count=9"]``). Results name it
+    ``<task>/<name>/sha256-<digest>``, by the digest of its weights, so another set of weights is another
+    model. Its trial accuracy on the task is measured (``entry.metrics["val_trial_acc"]``): a model that
+    reads the ids differently scores near 0 there.
+
+        >>> entry = own_model(my_gru, "multiobject", name="my_gru")      # doctest: +SKIP
+        >>> align(entry, variables=["count"], n_units=16).table()        # doctest: +SKIP
+    """
+    from alignsearch.components import build_task
+    from alignsearch.engine.metrics import task_accuracy
+    from alignsearch.errors import ConfigError
+
+    if not isinstance(model, SequenceModel):
+        raise ConfigError(
+            "model", type(model).__name__, "a SequenceModel (encode(ids, intervention) and readout(hidden))"
+        )
+    task_obj = build_task(config("train_task_model", [f"task={task}", *overrides]).task)
+    model.eval().requires_grad_(False)
+    probe = task_obj.sample(2, generator(0, "own-model-probe"))
+    logits = model(probe.ids)
+    if logits.shape[-1] != task_obj.vocab.size:
+        raise ConfigError(
+            "model",
+            type(model).__name__,
+            f"logits over the {task_obj.vocab.size} tokens of task {task_obj.name} "
+            f"({' '.join(task_obj.vocab.tokens)}); it gives {logits.shape[-1]}",
+        )
+    digest = weights_digest(model)
+    name = name or type(model).__name__.lower()
+    accuracy = task_accuracy(model, task_obj, PROBE_SEQUENCES, generator(0, "own-model-accuracy"))
+    info = {
+        "task": task_obj.name,
+        "model": name,
+        "seed": None,
+        "vocab": list(task_obj.vocab.tokens),
+        "sites": dict(model.sites),
+        "origin": OWN,
+    }
+    path = Path(task_obj.name) / name / f"sha256-{digest[:12]}"
+    return zoo.ZooEntry(path, task_obj, model, {"val_trial_acc": accuracy}, info, digest)
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """SHA-256 over a model's state dict (names, dtypes, shapes and values): what identifies its weights."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for key, value in model.state_dict().items():
+        tensor = value.detach().cpu().contiguous()
+        digest.update(f"{key}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def _initial_models(entries: list[zoo.ZooEntry], seed: int) -> list[SequenceModel]:
+    """The ``untrained`` control's models: a zoo model as the zoo initialised it before training; a brought
+    model re-initialised (:func:`reinitialised`)."""
+    return [
+        reinitialised(e.model, seed + i) if e.info.get("origin") == OWN else zoo.initial_model(e)
+        for i, e in enumerate(entries)
+    ]
+
+
+def reinitialised(model: SequenceModel, seed: int) -> SequenceModel:
+    """A copy of ``model`` whose modules' ``reset_parameters()`` ran under ``seed``. A ConfigError if a
+    weight is left as it was (a parameter of a module without ``reset_parameters``): the control would
+    keep trained weights."""
+    import copy
+
+    from alignsearch.errors import ConfigError
+
+    twin = copy.deepcopy(model)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for module in twin.modules():
+            if callable(getattr(module, "reset_parameters", None)):
+                module.reset_parameters()
+    before = dict(model.named_parameters())
+    kept = [n for n, p in twin.named_parameters() if p.numel() > 1 and torch.equal(p, before[n])]
+    if kept:
+        raise ConfigError(
+            "controls",
+            "untrained",
+            f"a model whose weights its modules' reset_parameters() re-initialise ({', '.join(kept[:3])} "
+            "are not): give those modules a reset_parameters(), or leave this control out",
+        )
+    return twin.eval().requires_grad_(False)
 
 
 def pairs(
@@ -188,9 +296,9 @@ def align(
         hardware = HardwareSettings.parse(cfg.hardware)
         models = [e.model for e in entries]
         out = fit_alignment(plan, models, work, seed=seed, hardware=hardware)
-        records = _controlled(plan, models, out.records, work, seed, hardware, lambda: [
-            model_request(c).model for c in cfgs
-        ])  # fmt: skip
+        records = _controlled(
+            plan, models, out.records, work, seed, hardware, lambda: _initial_models(entries, seed)
+        )
     first = entries[0].info
     flat = flat_config(cfg, plan, {"alignment": alignment, "task": first["task"], "model": first["model"]})
     if len(entries) > 1:

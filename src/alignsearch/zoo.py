@@ -263,6 +263,15 @@ def load(path: Path | str, request: ModelRequest | None = None, snapshot: int | 
     return ZooEntry(path, entry_task, model, metrics, info, hashlib.sha256(content).hexdigest())
 
 
+def initial_model(entry: ZooEntry) -> SequenceModel:
+    """``entry``'s model as it was before training: built from the entry's recorded settings and seed,
+    exactly as the zoo built it (the ``untrained`` control's model)."""
+    _, _, settings = _read_entry(entry.path)
+    task = build_task(settings["task"])
+    seed_all(settings["seed"])
+    return build_model(settings["model"], task.vocab.size)
+
+
 def _read_entry(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """``entry.json``, ``metrics.json`` and ``config.yaml`` of an entry, checked for the keys they need."""
     try:
