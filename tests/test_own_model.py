@@ -107,3 +107,22 @@ def test_a_brought_model_is_reinitialised_for_its_untrained_control(tiny_gru) ->
 
     with pytest.raises(ConfigError, match=r"^controls=untrained is not allowed: .*\(scale are not\)"):
         api.reinitialised(Scaled(), seed=0)
+
+
+def test_a_saved_alignment_says_which_models_and_variables_it_does_not_fit(tiny_gru) -> None:
+    result = api.align(tiny_gru, n_units=4, overrides=TINY_ALIGNMENT, **QUICK)
+    pairs = api.pairs(tiny_gru.task, "updown", "count", n=50)
+    assert 0 <= api.iia(result, [tiny_gru], pairs)["iia"] <= 1
+    narrow = api.own_model(GRU(vocab_size=tiny_gru.task.vocab.size, d_model=16), name="narrow")
+    with pytest.raises(
+        ConfigError,
+        match=r"^models\[0\]=multiobject/narrow/sha256-\w+ is not allowed: expected a model of width 32 at "
+        r"layer\.0, as multiobject/gru/seed0-d_model32\S*: it has 16$",
+    ):
+        api.iia(result, [narrow], pairs)
+    with pytest.raises(ConfigError, match=r"^variable=phase is not allowed: .*variables: count$"):
+        api.iia(result, [tiny_gru], api.pairs(tiny_gru.task, "updown", "phase", n=50))
+    with pytest.raises(ConfigError, match=r"^models=2 is not allowed: expected 1 model\(s\), as trained"):
+        api.iia(result, [tiny_gru, tiny_gru], pairs)
+    with pytest.raises(ConfigError, match=r"^target=1 is not allowed: expected a model index below 1$"):
+        api.iia(result, [tiny_gru], pairs, target=1)

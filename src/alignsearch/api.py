@@ -99,6 +99,32 @@ PROBE_SEQUENCES = 500
 
 
 @torch.no_grad()
+def _check_fit(saved: SavedAlignment, models: list, source: int, target: int, variable: str) -> None:
+    """A ConfigError unless ``models`` can stand where the alignment's models stood, and the direction and
+    variable are the alignment's."""
+    from alignsearch.errors import ConfigError
+    from alignsearch.models import hooks
+
+    trained_on = ", ".join(saved.models)
+    if len(models) != len(saved.models):
+        raise ConfigError("models", len(models), f"{len(saved.models)} model(s), as trained ({trained_on})")
+    for key, index in (("source", source), ("target", target)):
+        if not 0 <= index < len(models):
+            raise ConfigError(key, index, f"a model index below {len(models)}")
+    for i, (entry, site, width) in enumerate(zip(models, saved.sites, saved.widths, strict=True)):
+        has = hooks.site_width(entry.model, site)
+        if has != width:
+            raise ConfigError(
+                f"models[{i}]",
+                "/".join(Path(entry.path).parts[-3:]),
+                f"a model of width {width} at {site}, as {saved.models[i]}: it has {has}",
+            )
+    if variable not in saved.variables:
+        raise ConfigError(
+            "variable", variable, f"one of the alignment's variables: {', '.join(saved.variables)}"
+        )
+
+
 def own_model(
     model: SequenceModel,
     task: str = "multiobject",
@@ -406,9 +432,13 @@ def iia(
     target: int = 0,
     variable: str | None = None,
 ) -> dict[str, float]:
-    """IIA and token IIA of a trained alignment on new pairs, for one direction (``source`` -> ``target``)."""
+    """IIA and token IIA of a trained alignment on new pairs, for one direction (``source`` -> ``target``).
+
+    ``models`` take the places of the models the alignment was trained on (the same ones, or others of
+    the same widths at the same sites: a transfer); a ConfigError says what does not fit."""
     saved = alignment.load() if isinstance(alignment, AlignmentResult) else alignment
     variable = variable or pairs.variable
+    _check_fit(saved, models, source, target, variable)
     track = Track(source, target, variable)
     modules = [e.model for e in models]
     module = AlignmentModule(

@@ -28,6 +28,8 @@ class SavedAlignment:
     sites: list[str]
     variables: list[str]
     config: dict[str, Any]
+    widths: list[int]
+    """Each model's width at its site (what the alignment's functions take)."""
 
 
 def save_alignment(path: Path, plan: AlignmentPlan, state: dict[str, Any], config: dict[str, Any]) -> None:
@@ -63,5 +65,10 @@ def load_alignment(path: Path | str) -> SavedAlignment:
     interchange = Interchange(functions, layout, keep_target=saved["keep_target"])
     interchange.load_state_dict(saved["state_dict"])
     return SavedAlignment(
-        interchange.eval(), saved["models"], saved["sites"], saved["variables"], saved["config"]
+        interchange.eval(),
+        saved["models"],
+        saved["sites"],
+        saved["variables"],
+        saved["config"],
+        saved["widths"],
     )
