@@ -67,6 +67,15 @@ def test_report_groups_over_seeds(tmp_path: Path, capsys) -> None:
     assert "| 16 | 0>0 | count | 3 | 0.950 ± 0.050 | - | 0.850 ± 0.050 |" in markdown
 
 
+def test_runs_moved_aside_as_superseded_are_not_reported(tmp_path: Path) -> None:
+    """A run folder reused for other models keeps the old outputs in ``superseded/<n>/``: never counted."""
+    fake_run(tmp_path, "seed=0", {"model": "gru", "seed": 0}, [{"iia": 0.9}])
+    fake_run(tmp_path / "seed=0" / "superseded", "1", {"model": "gru", "seed": 0}, [{"iia": 0.1}])
+    report.main([str(tmp_path)])
+    (row,) = csv.DictReader((tmp_path / "report.csv").open())
+    assert (int(row["n"]), float(row["iia_mean"])) == (1, 0.9)
+
+
 def test_report_bad_folder(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         report.main([str(tmp_path / "missing")])

@@ -1,6 +1,7 @@
 """Turn a run or sweep folder into a table and plots: ``python -m alignsearch.report multirun/<...>``.
 
-Every ``results.json`` under the folder contributes one row per record (direction and variable), with
+Every ``results.json`` under the folder (but those kept aside in a run's ``superseded/``, of other models
+or settings) contributes one row per record (direction and variable), with
 the run's settings, the task accuracy of the record's target model (as aligned) and, for two-model runs,
 the similarity measures of ``similarity.json``. Rows that differ only in ``seed`` form one
 configuration; the report gives the mean, standard deviation and count over seeds of each measure:
@@ -44,10 +45,8 @@ from typing import Any, TypeVar
 
 from alignsearch import atomic
 from alignsearch.cli import sweep
+from alignsearch.cli.run_folder import METRICS, RESULTS, SIMILARITY, SUPERSEDED
 
-RESULTS = "results.json"
-SIMILARITY = "similarity.json"
-METRICS = "metrics.csv"
 PLOTS = "plots"
 BASE_METRICS = ("iia", "iia_heldout", "iia_test")
 CONTROL_METRICS = ("iia_control_untrained", "iia_control_random_subspace", "iia_control_shuffled")
@@ -143,6 +142,8 @@ def collect(folder: Path) -> Collected:
     """The rows, learning curves, unreadable files and failed jobs of every run and sweep under ``folder``."""
     out = Collected()
     for path in sorted(folder.rglob(RESULTS)):
+        if SUPERSEDED in path.relative_to(folder).parts[:-1]:  # another run's, kept aside: never this one's
+            continue
         out.n_results += 1
         try:
             results = read_results(path)

@@ -19,6 +19,7 @@ from rich.table import Table
 from alignsearch import atomic, zoo
 from alignsearch.cli.checks import check_run_config, model_request
 from alignsearch.cli.plan import flat_config, member_configs
+from alignsearch.cli.run_folder import METRICS, RESULTS, RUN, RUN_OUTPUTS, SIMILARITY, SUPERSEDED
 from alignsearch.cli.sweep import ALREADY_DONE
 from alignsearch.cli.text_run import is_text_run, prepare_text_run, untrained_copies
 from alignsearch.cli.train_task_model import make_loggers
@@ -34,23 +35,6 @@ from alignsearch.settings import AlignmentSettings, HardwareSettings, plain
 from alignsearch.similarity import similarity
 from alignsearch.similarity import to_markdown as similarity_markdown
 
-RESULTS = "results.json"
-RUN = "run.json"
-SIMILARITY = "similarity.json"
-SUPERSEDED = "superseded"
-RUN_OUTPUTS = (
-    RESULTS,
-    "controls",
-    "predictions",
-    "metrics.csv",
-    "alignment.pt",
-    SIMILARITY,
-    "similarity.md",
-    "checkpoints",
-    "logs",
-    "wandb",
-)
-"""What a run writes into its folder (moved aside together when it belonged to other models)."""
 NOT_IDENTITY = ("hardware", "logger", "paths", "auto_train", "training", "ckpt_path")
 """Settings that do not change a run's results (the models' training is identified by their weights)."""
 HISTORY_COLUMNS = (
@@ -128,7 +112,7 @@ def main(cfg: DictConfig) -> dict[str, Any]:
     if data is not None:
         results["data"] = data
     save_alignment(out_dir / "alignment.pt", plan, out.state, results["config"])
-    atomic.write_text(out_dir / "metrics.csv", history_csv(out.history, [m.name for m in plan.members]))
+    atomic.write_text(out_dir / METRICS, history_csv(out.history, [m.name for m in plan.members]))
     atomic.write_json(out_dir / RESULTS, results)  # written last: its presence marks the run complete
     log_final_records(loggers, results["records"])
     show(results, f"results: {out_dir / RESULTS}")
