@@ -76,6 +76,26 @@ def test_runs_moved_aside_as_superseded_are_not_reported(tmp_path: Path) -> None
     assert (int(row["n"]), float(row["iia_mean"])) == (1, 0.9)
 
 
+def test_a_run_repeated_in_another_folder_counts_once(tmp_path: Path) -> None:
+    """The same sweep run twice (two timestamped folders): each seed counts once, the newer run's."""
+    for seed, iias in ((0, (0.5, 0.9)), (1, (0.6, 0.8))):
+        for folder, iia in zip(("first", "second"), iias, strict=True):
+            run = fake_run(tmp_path / folder, f"seed={seed}", {"model": "gru", "seed": seed}, [{"iia": iia}])
+            stamp = 1_000_000 + (10 if folder == "second" else 0)
+            os.utime(run / "results.json", (stamp, stamp))
+    fake_run(tmp_path / "second", "d_model", {"model": "gru", "seed": 0, "model.d_model": 64}, [{"iia": 0.1}])
+    markdown, summary = report.report(tmp_path)
+    by_width = {row.get("model.d_model"): row for row in summary}
+    assert (by_width[None]["n"], by_width[None]["iia_mean"]) == (2, pytest.approx(0.85))  # 0.9 and 0.8
+    assert (by_width[64]["n"], by_width[64]["iia_mean"]) == (1, pytest.approx(0.1))  # another width
+    section = markdown.split("## Repeated runs\n", 1)[1]
+    assert "2 run(s) have every setting and the seed of a newer run" in section
+    assert (
+        "| `first/seed=0` | `second/seed=0` |" in section
+        and "| `first/seed=1` | `second/seed=1` |" in section
+    )
+
+
 def test_report_bad_folder(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         report.main([str(tmp_path / "missing")])
@@ -339,14 +359,16 @@ def test_iia_curves_for_a_seed_only_sweep(tmp_path: Path, capsys) -> None:
     assert lines == {"seed=2": ([0, 10, 20], [0.1, 0.5, 0.9]), "seed=10": ([0, 10, 20], [0.2, 0.4, 0.6])}
 
 
-def test_iia_curves_of_runs_alike_are_named_by_folder(tmp_path: Path) -> None:
+def test_iia_curves_of_a_repeated_run_are_the_newer_runs(tmp_path: Path) -> None:
     history = [(0, "val", "0>0", True, 0.25), (5, "val", "0>0", True, 0.75)]
-    fake_run(tmp_path / "a", "run", {"seed": 0}, [{"iia": 0.75}], history)
+    older = fake_run(tmp_path / "a", "run", {"seed": 0}, [{"iia": 0.75}], history)
     fake_run(tmp_path / "b", "run", {"seed": 0}, [{"iia": 0.75}], history)
+    os.utime(older / "results.json", (1_000_000, 1_000_000))
     collected = report.collect(tmp_path)
     assert report.table_keys(collected.rows, collected.config_keys) == []
     lines = report_plots.curve_lines(collected.curves, [])
-    assert lines == {"a/run": ([0, 5], [0.25, 0.75]), "b/run": ([0, 5], [0.25, 0.75])}
+    assert lines == {"b/run": ([0, 5], [0.25, 0.75])}
+    assert collected.repeated == [("a/run", "b/run")]
 
 
 def test_no_metrics_csv_no_curves(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ from omegaconf import DictConfig
 
 from alignsearch import zoo
 from alignsearch.cli.checks import model_request
-from alignsearch.cli.plan import flat_config, plan_alignment
+from alignsearch.cli.plan import flat_config, named_settings, plan_alignment
 from alignsearch.cli.text_run import plan_text, untrained_copies
 from alignsearch.components import CONF_DIR
 from alignsearch.models import SequenceModel
@@ -327,6 +327,12 @@ def align(
         )
     first = entries[0].info
     flat = flat_config(cfg, plan, {"alignment": alignment, "task": first["task"], "model": first["model"]})
+    flat |= named_settings(
+        [
+            (e.task, e.model, None if e.info.get("origin") == OWN else zoo.recorded_training(e))
+            for e in entries
+        ]
+    )
     if len(entries) > 1:
         partner = entries[1].info
         flat |= {

@@ -9,10 +9,12 @@ configuration; the report gives the mean, standard deviation and count over seed
 * ``report.md``: the settings shared by every run (a setting is shared when all runs have the same
   value, a list compared whole), then a markdown table whose columns are the settings that vary,
   ``direction`` (``source>target`` by model index), ``variable`` and the measures, then the plots, and
-  when there are any, two sections:
+  when there are any, three sections:
 
   - "Failed jobs": the jobs of each sweep whose latest row in its ``summary.csv`` says ``failed`` or
     ``interrupted`` (job folder, overrides, error or where the signal stopped it);
+  - "Repeated runs": runs left out because a newer run has every setting and the seed the same (the
+    same sweep run twice into two folders): each seed of a configuration counts once;
   - "Unreadable runs": every file that could not be read (a ``results.json``, which leaves its run out;
     a ``similarity.json`` or ``metrics.csv``, which leaves out what it adds; a ``summary.csv``), by path
     with the reason; each is also printed on stderr, one line per file;
@@ -134,13 +136,19 @@ class Collected:
     """One per validation evaluation of a trained track (``metrics.csv``), with the run's settings."""
     unreadable: list[Problem] = field(default_factory=list)
     failed: list[FailedJob] = field(default_factory=list)
+    repeated: list[tuple[str, str]] = field(default_factory=list)
+    """``(run, newer run)``: runs left out because a newer run has every setting and the seed the same."""
     n_results: int = 0
     """How many ``results.json`` files were found, readable or not."""
 
 
 def collect(folder: Path) -> Collected:
-    """The rows, learning curves, unreadable files and failed jobs of every run and sweep under ``folder``."""
+    """The rows, learning curves, unreadable files and failed jobs of every run and sweep under ``folder``.
+
+    A run whose settings and seed are all those of a newer run (the same sweep run twice into two folders,
+    say) is left out and listed (``repeated``): each seed of a configuration counts once."""
     out = Collected()
+    same_settings: dict[tuple, list[tuple[float, Path, dict[str, Any]]]] = {}
     for path in sorted(folder.rglob(RESULTS)):
         if SUPERSEDED in path.relative_to(folder).parts[:-1]:  # another run's, kept aside: never this one's
             continue
@@ -150,6 +158,15 @@ def collect(folder: Path) -> Collected:
         except Unreadable as e:
             out.unreadable.append(Problem(path, str(e)))
             continue
+        key = tuple(sorted((k, _hashable(v)) for k, v in results["config"].items()))
+        same_settings.setdefault(key, []).append((path.stat().st_mtime, path, results))
+    kept = []
+    for runs in same_settings.values():
+        runs.sort(key=lambda run: (run[0], str(run[1])))
+        *older, newest = runs
+        kept.append(newest)
+        out.repeated += [(_run_name(folder, path), _run_name(folder, newest[1])) for _, path, _ in older]
+    for _, path, results in sorted(kept, key=lambda run: run[1]):
         run = str(path.parent.relative_to(folder))
         config = {k: _hashable(v) for k, v in results["config"].items()}
         out.config_keys += [k for k in config if k not in out.config_keys]
@@ -168,6 +185,10 @@ def collect(folder: Path) -> Collected:
         out.curves += [{**config, "run": run, **point} for point in points]
     out.failed = failed_jobs(folder, out.unreadable)
     return out
+
+
+def _run_name(folder: Path, results: Path) -> str:
+    return str(results.parent.relative_to(folder))
 
 
 def _optional(path: Path, read: Callable[[Path], T], absent: T, problems: list[Problem]) -> T:
@@ -461,6 +482,22 @@ def failed_section(failed: Sequence[FailedJob]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def repeated_section(repeated: Sequence[tuple[str, str]]) -> str:
+    """The "Repeated runs" section of ``report.md`` (empty without repeats)."""
+    if not repeated:
+        return ""
+    lines = [
+        "## Repeated runs",
+        "",
+        f"{len(repeated)} run(s) have every setting and the seed of a newer run; only the newer counts:",
+        "",
+        "| left out | newer run |",
+        "|---|---|",
+    ]
+    lines += [f"| `{old}` | `{new}` |" for old, new in sorted(repeated)]
+    return "\n".join(lines) + "\n"
+
+
 def unreadable_section(unreadable: Sequence[Problem]) -> str:
     """The "Unreadable runs" section of ``report.md`` (empty when every file could be read)."""
     if not unreadable:
@@ -537,7 +574,12 @@ def report(
         plots = write_plots(rows, varying, out_dir / PLOTS, collected.curves)
         if plots:
             markdown += "\n" + "\n".join(f"![{p.stem}]({PLOTS}/{p.name})" for p in plots) + "\n"
-        for section in (failed_section(collected.failed), unreadable_section(collected.unreadable)):
+        sections = (
+            failed_section(collected.failed),
+            repeated_section(collected.repeated),
+            unreadable_section(collected.unreadable),
+        )
+        for section in sections:
             markdown += "\n" + section if section else ""
         atomic.write_text(out_dir / "report.md", markdown)
         atomic.write_text(out_dir / "report.csv", to_csv(summary))

@@ -42,7 +42,13 @@ from filelock import FileLock, Timeout
 from omegaconf import OmegaConf
 
 from alignsearch import atomic
-from alignsearch.components import build_model, build_task, format_setting, settings_suffix
+from alignsearch.components import (
+    build_model,
+    build_task,
+    format_setting,
+    non_default_settings,
+    settings_suffix,
+)
 from alignsearch.errors import ConfigError, ZooError
 from alignsearch.models import SequenceModel
 from alignsearch.seeding import seed_all
@@ -113,12 +119,26 @@ def entry_name(seed: int, task: Any, model: SequenceModel, training: TrainingSet
 def training_suffix(training: TrainingSettings) -> str:
     """``-max_steps100-lr0.002`` for the weight-changing training settings that differ from
     ``conf/training/default.yaml``."""
+    return "".join(f"-{key}{format_setting(value)}" for key, value in non_default_training(training).items())
+
+
+def non_default_training(training: TrainingSettings) -> dict[str, Any]:
+    """The weight-changing training settings that differ from ``conf/training/default.yaml``."""
     defaults = TrainingSettings.parse(TRAINING_DEFAULTS).identity()
-    return "".join(
-        f"-{key}{format_setting(value)}"
-        for key, value in training.identity().items()
-        if not same(value, defaults[key])
-    )
+    return {key: value for key, value in training.identity().items() if not same(value, defaults[key])}
+
+
+def entry_settings(
+    task: Any, model: SequenceModel, training: TrainingSettings | None = None
+) -> dict[str, Any]:
+    """What names an entry besides its task, model and seed, as flat keys: the non-default task, model and
+    (given) training settings, ``{"model.d_model": 64, "training.max_steps": 100}``. A run's results carry
+    them, so that runs of other widths or trainings are never taken for seeds of one configuration."""
+    out = {f"task.{k}": v for k, v in non_default_settings(task).items()}
+    out |= {f"model.{k}": v for k, v in non_default_settings(model).items()}
+    if training is not None:
+        out |= {f"training.{k}": v for k, v in non_default_training(training).items()}
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
 
 def same(a: Any, b: Any) -> bool:
@@ -261,6 +281,12 @@ def load(path: Path | str, request: ModelRequest | None = None, snapshot: int | 
         ) from None
     model.eval().requires_grad_(False)
     return ZooEntry(path, entry_task, model, metrics, info, hashlib.sha256(content).hexdigest())
+
+
+def recorded_training(entry: ZooEntry) -> TrainingSettings:
+    """The training settings ``entry`` was trained with (its ``config.yaml``)."""
+    _, _, settings = _read_entry(entry.path)
+    return TrainingSettings.parse(settings["training"])
 
 
 def initial_model(entry: ZooEntry) -> SequenceModel:

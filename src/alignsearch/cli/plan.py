@@ -19,17 +19,19 @@ model 1, in one shared block of the aligned space.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from alignsearch import zoo
 from alignsearch.alignment import NULL
 from alignsearch.cli.checks import search_dirs
 from alignsearch.components import load_choice
 from alignsearch.errors import ConfigError
 from alignsearch.models import SequenceModel, hooks
 from alignsearch.search.spec import AlignmentPlan, Member, PairSource
-from alignsearch.settings import AlignmentSettings
+from alignsearch.settings import AlignmentSettings, TrainingSettings
 from alignsearch.tasks import causal_model_for
 from alignsearch.tasks.counterfactual import swap_variables
 
@@ -206,6 +208,20 @@ def assemble_plan(
 def _zoo_name(request) -> str:
     """``multiobject/gru/seed0``: a model's zoo path below the zoo's root."""
     return "/".join(request.path.parts[-3:])
+
+
+def named_settings(models: Sequence[tuple[Any, Any, TrainingSettings | None]]) -> dict[str, Any]:
+    """The settings that name each aligned model in the zoo besides task, model and seed
+    (:func:`alignsearch.zoo.entry_settings`), as flat config keys, ``{"model.d_model": 64}``; the
+    partner's start with ``partner_`` (its training is the first model's). ``models``: (task, model,
+    training) per member; a model without ``settings()`` (brought from elsewhere) adds none."""
+    out: dict[str, Any] = {}
+    for i, (task, model, training) in enumerate(models):
+        if not (hasattr(task, "settings") and hasattr(model, "settings")):
+            continue
+        named = zoo.entry_settings(task, model, None if i else training)
+        out |= {("partner_" if i else "") + key: value for key, value in named.items()}
+    return out
 
 
 def flat_config(cfg: DictConfig, plan: AlignmentPlan, choices: dict[str, str]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from alignsearch import atomic, zoo
 from alignsearch.cli.checks import check_run_config, model_request
-from alignsearch.cli.plan import flat_config, member_configs
+from alignsearch.cli.plan import flat_config, member_configs, named_settings
 from alignsearch.cli.run_folder import METRICS, RESULTS, RUN, RUN_OUTPUTS, SIMILARITY, SUPERSEDED
 from alignsearch.cli.sweep import ALREADY_DONE
 from alignsearch.cli.text_run import is_text_run, prepare_text_run, untrained_copies
@@ -55,7 +55,7 @@ HISTORY_COLUMNS = (
 def main(cfg: DictConfig) -> dict[str, Any]:
     out_dir = Path(cfg.paths.output_dir)
     choices = dict(HydraConfig.get().runtime.choices) if HydraConfig.initialized() else {}
-    data = None
+    data, named = None, {}
     if is_text_run(cfg):  # language models from their folders, pairs from the data
         text = prepare_text_run(cfg, out_dir)
         models, plan, data = text.models, text.plan, text.data
@@ -68,6 +68,7 @@ def main(cfg: DictConfig) -> dict[str, Any]:
         ]
         identity = run_identity(cfg, entries)
         models = [e.model for e in entries]
+        named = named_settings([(r.task, r.model, r.training) for r in requests])
     done = previous_results(out_dir, identity)
     if done is not None:
         show(done, f"already done: {out_dir / RESULTS}")
@@ -76,7 +77,7 @@ def main(cfg: DictConfig) -> dict[str, Any]:
         print(f"resuming the alignment in {out_dir} from its last checkpoint", flush=True)
     if len(models) == 2 and cfg.get("similarity", True) and data is None:
         write_similarity(plan, models, int(cfg.seed), out_dir)
-    config = flat_config(cfg, plan, choices)
+    config = flat_config(cfg, plan, choices) | named
     loggers = make_loggers(
         cfg,
         group=f"{config['task']}/{config['model']}/{config['alignment']}",
