@@ -139,10 +139,10 @@ def own_model(
     settings, command-line style: ``["task.max_count=9"]``). Results name it
     ``<task>/<name>/sha256-<digest>``, by the digest of its weights, so another set of weights is another
     model. Its trial accuracy on the task is measured (``entry.metrics["val_trial_acc"]``): a model that
-    reads the ids differently scores near 0 there.
+    reads the ids differently scores near 0 there::
 
-        >>> entry = own_model(my_gru, "multiobject", name="my_gru")      # doctest: +SKIP
-        >>> align(entry, variables=["count"], n_units=16).table()        # doctest: +SKIP
+        entry = own_model(my_gru, "multiobject", name="my_gru")
+        print(align(entry, variables=["count"], n_units=16).table())
     """
     from alignsearch.components import build_task
     from alignsearch.engine.metrics import task_accuracy
