@@ -58,6 +58,8 @@ def test_das_on_a_pairs_file_finds_the_count_in_the_trained_lm_only(toy_lms, pai
         results = json.loads(path.read_text())
         runs[results["config"]["model"]] = results
     trained, untrained = runs["lm_gpt2"], runs["lm_gpt2_untrained"]
+    for results, folder in ((trained, toy_lms["gpt2"]), (untrained, toy_lms["gpt2_untrained"])):
+        assert Path(results["config"]["model.path"]) == Path(folder).resolve()  # the report groups by it
     for results in (trained, untrained):
         (record,) = results["records"]
         assert record["variable"] == "count" and record["direction"] == "0>0"

@@ -32,7 +32,7 @@ from omegaconf import DictConfig
 from alignsearch import zoo
 from alignsearch.cli.checks import model_request
 from alignsearch.cli.plan import flat_config, named_settings, plan_alignment
-from alignsearch.cli.text_run import plan_text, untrained_copies
+from alignsearch.cli.text_run import model_settings, plan_text, untrained_copies
 from alignsearch.components import CONF_DIR
 from alignsearch.models import SequenceModel
 from alignsearch.search.controls import run_controls, with_controls
@@ -375,6 +375,7 @@ def _align_text(
             plan, models, out.records, work, seed, hardware, lambda: untrained_copies(models, seed)
         )
     flat = flat_config(cfg, plan, {"alignment": alignment, "task": variable, "model": models[0].name})
+    flat |= model_settings(models)
     return AlignmentResult(plan, flat, records, out.history, out.state, out.steps)
 
 

@@ -61,6 +61,7 @@ def main(cfg: DictConfig) -> dict[str, Any]:
         models, plan, data = text.models, text.plan, text.data
         identity = {**text.identity, "settings_sha256": settings_digest(cfg)}
         choices |= text.choices
+        named = text.named
     else:
         cfgs, requests, plan = check_run_config(cfg)  # every setting checked before any work
         entries = [  # each missing model trained once, under its lock

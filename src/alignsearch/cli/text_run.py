@@ -107,6 +107,8 @@ class TextRun:
     identity: dict[str, Any]
     data: dict[str, Any]
     choices: dict[str, str]
+    named: dict[str, Any]
+    """The models' settings as flat config keys (:func:`model_settings`)."""
 
 
 def prepare_text_run(cfg: DictConfig, out_dir: Path) -> TextRun:
@@ -151,7 +153,17 @@ def prepare_text_run(cfg: DictConfig, out_dir: Path) -> TextRun:
         "data_sha256": hashlib.sha256(Path(str(cfg.data.path)).read_bytes()).hexdigest(),
     }
     choices = {"task": Path(str(cfg.data.path)).stem, "model": models[0].name}
-    return TextRun(models, plan, identity, data, choices)
+    return TextRun(models, plan, identity, data, choices, model_settings(models))
+
+
+def model_settings(models: list[SequenceModel]) -> dict[str, Any]:
+    """Each language model's settings as flat config keys (``model.path``: two folders of the same name are
+    two models), the partner's starting with ``partner_``."""
+    return {
+        f"{'partner_' if i else ''}model.{key}": value
+        for i, model in enumerate(models)
+        for key, value in (model.settings() if hasattr(model, "settings") else {}).items()
+    }
 
 
 def plan_text(
