@@ -99,32 +99,6 @@ PROBE_SEQUENCES = 500
 
 
 @torch.no_grad()
-def _check_fit(saved: SavedAlignment, models: list, source: int, target: int, variable: str) -> None:
-    """A ConfigError unless ``models`` can stand where the alignment's models stood, and the direction and
-    variable are the alignment's."""
-    from alignsearch.errors import ConfigError
-    from alignsearch.models import hooks
-
-    trained_on = ", ".join(saved.models)
-    if len(models) != len(saved.models):
-        raise ConfigError("models", len(models), f"{len(saved.models)} model(s), as trained ({trained_on})")
-    for key, index in (("source", source), ("target", target)):
-        if not 0 <= index < len(models):
-            raise ConfigError(key, index, f"a model index below {len(models)}")
-    for i, (entry, site, width) in enumerate(zip(models, saved.sites, saved.widths, strict=True)):
-        has = hooks.site_width(entry.model, site)
-        if has != width:
-            raise ConfigError(
-                f"models[{i}]",
-                "/".join(Path(entry.path).parts[-3:]),
-                f"a model of width {width} at {site}, as {saved.models[i]}: it has {has}",
-            )
-    if variable not in saved.variables:
-        raise ConfigError(
-            "variable", variable, f"one of the alignment's variables: {', '.join(saved.variables)}"
-        )
-
-
 def own_model(
     model: SequenceModel,
     task: str = "multiobject",
@@ -138,8 +112,9 @@ def own_model(
     module paths) that reads ``task``'s token ids (``entry.task.vocab``; ``overrides`` change the task's
     settings, command-line style: ``["task.max_count=9"]``). Results name it
     ``<task>/<name>/sha256-<digest>``, by the digest of its weights, so another set of weights is another
-    model. Its trial accuracy on the task is measured (``entry.metrics["val_trial_acc"]``): a model that
-    reads the ids differently scores near 0 there::
+    model. Like a zoo model it is frozen (eval mode, no gradients). Its trial accuracy on the task is
+    measured (``entry.metrics["val_trial_acc"]``): a model that reads the ids differently scores near 0
+    there::
 
         entry = own_model(my_gru, "multiobject", name="my_gru")
         print(align(entry, variables=["count"], n_units=16).table())
@@ -453,3 +428,29 @@ def iia(
     )
     tensors = pair_tensors(pairs, modules[source], saved.sites[source])
     return module.evaluate({track.name: tensors})[track.name]
+
+
+def _check_fit(saved: SavedAlignment, models: list, source: int, target: int, variable: str) -> None:
+    """A ConfigError unless ``models`` can stand where the alignment's models stood, and the direction and
+    variable are the alignment's."""
+    from alignsearch.errors import ConfigError
+    from alignsearch.models import hooks
+
+    trained_on = ", ".join(saved.models)
+    if len(models) != len(saved.models):
+        raise ConfigError("models", len(models), f"{len(saved.models)} model(s), as trained ({trained_on})")
+    for key, index in (("source", source), ("target", target)):
+        if not 0 <= index < len(models):
+            raise ConfigError(key, index, f"a model index below {len(models)}")
+    for i, (entry, site, width) in enumerate(zip(models, saved.sites, saved.widths, strict=True)):
+        has = hooks.site_width(entry.model, site)
+        if has != width:
+            raise ConfigError(
+                f"models[{i}]",
+                "/".join(Path(entry.path).parts[-3:]),
+                f"a model of width {width} at {site}, as {saved.models[i]}: it has {has}",
+            )
+    if variable not in saved.variables:
+        raise ConfigError(
+            "variable", variable, f"one of the alignment's variables: {', '.join(saved.variables)}"
+        )
