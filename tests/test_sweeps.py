@@ -45,9 +45,11 @@ def test_parallel_sweep_keeps_going_past_a_failure_and_reruns_only_what_is_missi
         assert float(rows[key]["iia"]) == round(results["records"][0]["iia"], 4)
     assert "[job 2] failed: snapshot=1000" in first.stdout
 
-    # an interrupted job (no results.json) reruns; finished ones are skipped, nothing is retrained
+    # an interrupted job (no results.json) reruns; finished ones are skipped, nothing is retrained (the
+    # rerun in this process with the default launcher: hardware is not part of a job's folder name)
     (sweep / rows["snapshot=20"]["job"] / "results.json").unlink()
-    again = run_script("run_alignment.py", *args, zoo=zoo, cwd=tmp_path)
+    default_launcher = [a for a in args if a != "hardware=local_parallel"]
+    again = run_here("run_alignment.py", *default_launcher, zoo=zoo, cwd=tmp_path)
     assert again.returncode == 1 and "training " not in again.stdout
     rows = summary(sweep)
     assert {k: r["status"] for k, r in rows.items()} == {
