@@ -447,7 +447,7 @@ def _check_fit(saved: SavedAlignment, models: list, source: int, target: int, va
         if has != width:
             raise ConfigError(
                 f"models[{i}]",
-                "/".join(Path(entry.path).parts[-3:]),
+                zoo.short_name(entry.path),
                 f"a model of width {width} at {site}, as {saved.models[i]}: it has {has}",
             )
     if variable not in saved.variables:

@@ -283,6 +283,15 @@ def load(path: Path | str, request: ModelRequest | None = None, snapshot: int | 
     return ZooEntry(path, entry_task, model, metrics, info, hashlib.sha256(content).hexdigest())
 
 
+def short_name(path: Path | str) -> str:
+    """``multiobject/gru/seed0``: an entry's path below the zoo's root (how results name the model).
+
+    >>> short_name("/data/zoo/multiobject/gru/seed0")
+    'multiobject/gru/seed0'
+    """
+    return "/".join(Path(path).parts[-3:])
+
+
 def recorded_training(entry: ZooEntry) -> TrainingSettings:
     """The training settings ``entry`` was trained with (its ``config.yaml``)."""
     _, _, settings = _read_entry(entry.path)

@@ -145,7 +145,7 @@ def plan_alignment(cfgs: list[DictConfig], requests: list) -> AlignmentPlan:
     cfg = cfgs[0]
     a = AlignmentSettings.parse(cfg.alignment)  # types and ranges of every alignment setting
     members = [
-        _member(c, _zoo_name(r), r.task, r.model, i)
+        _member(c, zoo.short_name(r.path), r.task, r.model, i)
         for i, (c, r) in enumerate(zip(cfgs, requests, strict=True))
     ]
     first = members[0]
@@ -203,11 +203,6 @@ def assemble_plan(
     plan = AlignmentPlan(members, sizes, directions, cl_directions, a, data)
     plan.build_interchange()  # checks the function and the layout (total size, room for null)
     return plan
-
-
-def _zoo_name(request) -> str:
-    """``multiobject/gru/seed0``: a model's zoo path below the zoo's root."""
-    return "/".join(request.path.parts[-3:])
 
 
 def named_settings(models: Sequence[tuple[Any, Any, TrainingSettings | None]]) -> dict[str, Any]:

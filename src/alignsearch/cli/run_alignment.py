@@ -133,7 +133,7 @@ def run_identity(cfg: DictConfig, entries: list[zoo.ZooEntry]) -> dict[str, Any]
     """What a run's results belong to: the weights of every aligned model (by content) and a digest of
     the run's settings (everything but hardware, loggers, paths and how missing models are trained)."""
     return {
-        "models": [{"name": _zoo_name(e.path), "weights_sha256": e.weights_sha256} for e in entries],
+        "models": [{"name": zoo.short_name(e.path), "weights_sha256": e.weights_sha256} for e in entries],
         "settings_sha256": settings_digest(cfg),
     }
 
@@ -190,11 +190,6 @@ def describe_change(old: Any, new: dict[str, Any]) -> str:
     if len(old["models"]) != len(new["models"]):
         return "another set of models"
     return "other settings"
-
-
-def _zoo_name(path: Path) -> str:
-    """``multiobject/gru/seed0``: a model's path below the zoo's root."""
-    return "/".join(path.parts[-3:])
 
 
 def write_similarity(plan: AlignmentPlan, models: list, seed: int, out_dir: Path) -> None:
