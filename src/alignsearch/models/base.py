@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -141,3 +142,24 @@ def check_dropout(dropout: float) -> float:
 
 def full_mask(ids: Tensor) -> Tensor:
     return torch.ones_like(ids, dtype=torch.bool)
+
+
+def hash_weights(digest: hashlib._Hash, model: nn.Module) -> None:
+    """Feed ``model``'s state dict to ``digest``: each entry's name, dtype and shape, then its bytes, in the
+    state dict's order (what :func:`weights_sha256` hashes)."""
+    for key, value in model.state_dict().items():
+        tensor = value.detach().cpu().contiguous().reshape(-1)  # 0-d buffers (a step count) as 1 item
+        digest.update(f"{key}:{tensor.dtype}:{tuple(value.shape)}".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+
+
+def weights_sha256(model: nn.Module) -> str:
+    """A SHA-256 over a model's state dict (names, dtypes, shapes and values): the same for the same weights
+    wherever they are, another once any value changes.
+
+    >>> len(weights_sha256(nn.Linear(2, 2)))
+    64
+    """
+    digest = hashlib.sha256()
+    hash_weights(digest, model)
+    return digest.hexdigest()

@@ -43,14 +43,15 @@ def module_at(model: nn.Module, site: str) -> nn.Module:
             continue
     else:
         # a site and a module can share a name (``embedding``): each name once
-        names = list(
-            dict.fromkeys([*getattr(model, "sites", {}), *(name for name, _ in root.named_modules() if name)])
-        )
+        sites = getattr(model, "sites", {})
+        names = list(dict.fromkeys([*sites, *(name for name, _ in root.named_modules() if name)]))
         close = difflib.get_close_matches(site, names, n=5, cutoff=0.5)
         hint = f"close matches: {', '.join(close)}" if close else f"e.g. {', '.join(names[:6])}"
-        raise ConfigError(
-            "site", site, f"a site or module path of the {type(model).__name__} ({hint})"
-        ) from None
+        if not sites:  # a wrapper of a plain module: name what the user wrote, not the wrapper
+            allowed = f"a module path of the {type(root).__name__} (it has no named sites; {hint})"
+        else:
+            allowed = f"a site or module path of the {type(model).__name__} ({hint})"
+        raise ConfigError("site", site, allowed) from None
 
 
 def _first_tensor(output: Any) -> Tensor | None:
