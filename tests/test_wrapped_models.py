@@ -1,5 +1,6 @@
 """Models brought as they are: a plain ``torch.nn.Module`` from ids to logits (``ModuleModel``, sites by module
-path), and the vocabulary checks made before any forward pass."""
+path), the vocabulary checks made before any forward pass, and a HuggingFace causal LM with its tokenizer
+already in memory (``TextLM.from_model``)."""
 
 from __future__ import annotations
 
@@ -192,3 +193,139 @@ def test_ids_outside_the_vocabulary_name_the_largest_id_and_the_size() -> None:
     )
     with pytest.raises(ConfigError, match=r"^pairs\.base=token id -1 .*\(the smallest given is -1\)$"):
         check_ids_in_vocab(torch.tensor([3, -1]), 8, key="pairs.base", what="lm_gpt2")
+
+
+# -- a HuggingFace causal LM in memory ------------------------------------------------------------------------
+def in_memory(folder):
+    transformers = pytest.importorskip("transformers")
+    lm = transformers.AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    return lm, tokenizer
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_an_lm_in_memory_reads_like_the_same_lm_from_its_folder(toy_lms, arch) -> None:
+    from alignsearch.models.lm import TextLM
+    from alignsearch.text import toy
+
+    loaded = TextLM(str(toy_lms[arch]))
+    given = TextLM.from_model(*in_memory(toy_lms[arch]))
+    assert given.name == f"lm_{arch}" and given.folder is None
+    assert given.settings() == {"path": None, "dtype": "float32"}
+    assert set(given.settings()) == set(loaded.settings())
+    assert (given.sites, given.vocab_size, given.pad_id) == (loaded.sites, loaded.vocab_size, loaded.pad_id)
+    assert not any(p.requires_grad for p in given.parameters()) and not given.train().training
+    given.tokenizer.padding_side = loaded.tokenizer.padding_side = "left"
+    enc = loaded.tokenizer(toy.count_prompts(4, seed=0), padding=True, return_tensors="pt")
+    assert given.tokenizer(toy.count_prompts(4, seed=0), padding=True).input_ids == enc.input_ids.tolist()
+    module_path = {"gpt2": "transformer.h.0.mlp", "llama": "model.layers.0.mlp"}[arch]
+    for site in [*loaded.sites, module_path]:
+        torch.testing.assert_close(
+            given.activations(enc.input_ids, site, attention_mask=enc.attention_mask),
+            loaded.activations(enc.input_ids, site, attention_mask=enc.attention_mask),
+            rtol=0,
+            atol=0,
+        )
+    torch.testing.assert_close(
+        given(enc.input_ids, attention_mask=enc.attention_mask),
+        loaded(enc.input_ids, attention_mask=enc.attention_mask),
+        rtol=0,
+        atol=0,
+    )
+    assert TextLM.from_model(*in_memory(toy_lms[arch]), name="mine").name == "lm_mine"
+
+
+def test_an_lm_in_memory_is_named_by_its_weights_and_tokenizer(toy_lms) -> None:
+    from alignsearch.models.lm import TextLM
+
+    model, tokenizer = in_memory(toy_lms["gpt2"])
+    lm = TextLM.from_model(model, tokenizer)
+    digest = lm.weights_sha256()
+    assert len(digest) == 64 and digest != TextLM(str(toy_lms["gpt2"])).weights_sha256()  # not the files
+    assert TextLM.from_model(*in_memory(toy_lms["gpt2"])).weights_sha256() == digest
+    lm.tokenizer(["apple pear . how many ?", "cup"], padding=True, truncation=True)  # leaves padding set
+    assert lm.weights_sha256() == digest
+    assert TextLM.from_model(*in_memory(toy_lms["gpt2_untrained"])).weights_sha256() != digest
+    weight = model.get_input_embeddings().weight
+    before = weight[0, 0].item()
+    with torch.no_grad():
+        weight[0, 0] += 1  # the very model given, written in place
+    assert lm.weights_sha256() != digest
+    with torch.no_grad():
+        weight[0, 0] = before
+    assert lm.weights_sha256() == digest
+    unswapped = TextLM.from_model(model, swapped_tokenizer("apple", "apple")).weights_sha256()
+    assert TextLM.from_model(model, swapped_tokenizer("apple", "pear")).weights_sha256() not in (
+        digest,
+        unswapped,
+    )
+
+
+def swapped_tokenizer(one: str, other: str):
+    """The toy tokenizer with the ids of two words swapped: as many tokens, read differently."""
+    transformers = pytest.importorskip("transformers")
+    import tokenizers
+
+    from alignsearch.text import toy
+
+    words = list(toy.WORDS)
+    i, j = words.index(one), words.index(other)
+    words[i], words[j] = words[j], words[i]
+    model = tokenizers.Tokenizer(
+        tokenizers.models.WordLevel({w: k for k, w in enumerate(words)}, unk_token=toy.UNK)
+    )
+    model.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
+    return transformers.PreTrainedTokenizerFast(
+        tokenizer_object=model, pad_token=toy.PAD, unk_token=toy.UNK, eos_token=toy.EOS
+    )
+
+
+def test_an_lm_in_memory_copies_like_one_from_a_folder(toy_lms) -> None:
+    """The ``untrained`` control deep-copies the model and loads fresh weights made from its config."""
+    transformers = pytest.importorskip("transformers")
+    from alignsearch.models.lm import TextLM
+
+    lm = TextLM.from_model(*in_memory(toy_lms["gpt2"]))
+    ids = lm.tokenizer(["apple pear . how many ?"], return_tensors="pt").input_ids
+    digest = lm.weights_sha256()
+    twin = copy.deepcopy(lm)
+    assert twin.lm is not lm.lm and twin.name == lm.name and twin.settings() == lm.settings()
+    torch.testing.assert_close(twin(ids), lm(ids), rtol=0, atol=0)
+    assert twin.weights_sha256() == digest
+    torch.manual_seed(0)
+    twin.lm.load_state_dict(transformers.AutoModelForCausalLM.from_config(lm.lm.config).state_dict())
+    assert twin.weights_sha256() != digest == lm.weights_sha256()
+    assert not torch.allclose(twin(ids), lm(ids))
+
+
+def test_what_is_not_a_causal_lm_with_its_tokenizer_is_refused(toy_lms) -> None:
+    transformers = pytest.importorskip("transformers")
+    from alignsearch.models.lm import TextLM
+
+    model, tokenizer = in_memory(toy_lms["gpt2"])
+    cases = [
+        ((nn.Linear(4, 4), tokenizer), r"^model=Linear is not allowed: expected a transformers causal LM"),
+        ((model.transformer, tokenizer), r"^model=GPT2Model is not allowed: .*\(it has no LM head\)$"),
+        ((model, None), r"^tokenizer=NoneType is not allowed: expected the model's transformers tokenizer"),
+        ((model, tokenizer, "a b"), r"^name=a b is not allowed"),
+    ]
+    small = transformers.AutoModelForCausalLM.from_config(
+        transformers.AutoConfig.for_model("gpt2", vocab_size=10, n_embd=8, n_layer=1, n_head=2)
+    )
+    cases.append(
+        ((small, tokenizer), r"^tokenizer=\w+ is not allowed: expected a tokenizer of at most 10 tokens")
+    )
+    for args, pattern in cases:
+        with pytest.raises(ConfigError, match=pattern) as err:
+            TextLM.from_model(*args)
+        assert "\n" not in str(err.value)
+
+
+def test_a_tokenizer_without_a_pad_token_is_copied_to_pad_with_eos(toy_lms) -> None:
+    from alignsearch.models.lm import TextLM
+
+    model, tokenizer = in_memory(toy_lms["gpt2"])
+    tokenizer.pad_token = None
+    lm = TextLM.from_model(model, tokenizer)
+    assert lm.tokenizer.pad_token == "[EOS]" and lm.pad_id == 2
+    assert tokenizer.pad_token is None  # the one given is left as it is
