@@ -294,7 +294,10 @@ class AlignmentSettings:
     """Cached states beyond this many MB go to memory-mapped files in the run folder (removed at its end)."""
     eval_batch_size: int = setting(positive_int, identity=False)
     val_every: int = setting(positive_int)
-    stop_at: float = setting(accuracy)
+    stop_at: float | None = setting(optional(accuracy, "null (train exactly alignment.max_steps steps)"))
+    """Stop once every trained track's validation IIA reaches this, or once mean validation IIA has not
+    improved for ``patience`` evaluations; ``None``: neither stop, training runs ``max_steps`` steps (the
+    best validation checkpoint is still the one kept)."""
     patience: int = setting(non_negative_int)
     min_delta: float = setting(non_negative_number)
     n_train: int = setting(positive_int)
