@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
+
 import lightning as L
 import pytest
 import torch
@@ -64,6 +67,15 @@ def test_stop_at_null_trains_exactly_max_steps(trained_zoo, tmp_path) -> None:
     assert [h["step"] for h in val] == [0, 10, 20, 30]
     best = max((h for h in val if h["step"] > 0), key=lambda h: h["iia"])
     assert out.best_step == best["step"]
+
+
+def test_alignment_prints_progress_lines_when_stdout_is_not_a_terminal(trained_zoo, tmp_path, capsys) -> None:
+    cfg, plan, entry = setup(trained_zoo, tmp_path)
+    hardware = dataclasses.replace(HARDWARE, progress_bar=True)
+    fit_alignment(plan, [entry.model], tmp_path, seed=0, hardware=hardware)
+    printed = capsys.readouterr().out
+    line = r"^step 20/20 \(100%\), [\d.]+ s, .* steps/s, loss [\d.e-]+, val/iia_mean [\d.]+, val/iia_min "
+    assert re.search(line, printed, re.M), printed
 
 
 def free_running_correct(module: AlignmentModule, track, batch) -> torch.Tensor:

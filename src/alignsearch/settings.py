@@ -229,6 +229,10 @@ class HardwareSettings:
     precision: str | int = setting(one_of(*PRECISIONS))
     threads: int | None = setting(optional(positive_int, "null (torch's default)"))
     progress_bar: bool = setting(boolean)
+    """Show training's progress: a rich bar when stdout is a terminal, else plain lines
+    (:mod:`alignsearch.engine.progress`)."""
+    progress_every: float = setting(positive_number, default=10.0)
+    """Seconds between progress lines when stdout is not a terminal (a Slurm log, a file, a pipe)."""
     slurm_requeue: bool | None = setting(optional(boolean), default=None)
 
     @classmethod
