@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
+
 import lightning as L
 import pytest
 import torch
@@ -46,6 +49,33 @@ def test_das_learns_count_within_a_small_budget(trained_zoo, tmp_path) -> None:
     assert record["iia"] >= record["iia_step0"] + 0.3, record
     assert record["iia_test"] >= record["iia_step0"] + 0.3, record
     assert [h["step"] for h in out.history if h["split"] == "val"][:2] == [0, 50]
+
+
+def test_stop_at_null_trains_exactly_max_steps(trained_zoo, tmp_path) -> None:
+    """A low ``stop_at`` ends training at the first evaluation; ``stop_at=null`` (and a patience that
+    would stop at the first evaluation without progress) runs every step, and keeps the best one."""
+    steps = ["alignment.max_steps=30", "alignment.val_every=10", "alignment.patience=0"]
+    cfg, plan, entry = setup(trained_zoo, tmp_path / "stop", *steps, "alignment.stop_at=0.001")
+    stopped = fit_alignment(plan, [entry.model], tmp_path / "stop", seed=0, hardware=HARDWARE)
+    assert stopped.steps == 10
+
+    cfg, plan, entry = setup(trained_zoo, tmp_path / "all", *steps, "alignment.stop_at=null")
+    assert plan.settings.stop_at is None
+    out = fit_alignment(plan, [entry.model], tmp_path / "all", seed=0, hardware=HARDWARE)
+    assert out.steps == 30
+    val = [h for h in out.history if h["split"] == "val"]
+    assert [h["step"] for h in val] == [0, 10, 20, 30]
+    best = max((h for h in val if h["step"] > 0), key=lambda h: h["iia"])
+    assert out.best_step == best["step"]
+
+
+def test_alignment_prints_progress_lines_when_stdout_is_not_a_terminal(trained_zoo, tmp_path, capsys) -> None:
+    cfg, plan, entry = setup(trained_zoo, tmp_path)
+    hardware = dataclasses.replace(HARDWARE, progress_bar=True)
+    fit_alignment(plan, [entry.model], tmp_path, seed=0, hardware=hardware)
+    printed = capsys.readouterr().out
+    line = r"^step 20/20 \(100%\), [\d.]+ s, .* steps/s, loss [\d.e-]+, val/iia_mean [\d.]+, val/iia_min "
+    assert re.search(line, printed, re.M), printed
 
 
 def free_running_correct(module: AlignmentModule, track, batch) -> torch.Tensor:

@@ -97,6 +97,10 @@ def test_zoo_load_of_a_missing_entry_names_it(tmp_path) -> None:
         (["training.keep_steps=[abc]"], ["training.keep_steps=[abc]", "a list of positive integers"]),
         (["alignment.lr=fast"], ["alignment.lr=fast", "a positive number"]),
         (["alignment.stop_at=high"], ["alignment.stop_at=high", "an accuracy in (0, 1]"]),
+        (
+            ["alignment.stop_at=2"],
+            ["alignment.stop_at=2", "or null (train exactly alignment.max_steps steps)"],
+        ),
         (["hardware.threads=-2"], ["hardware.threads=-2", "a positive integer, or null"]),
         (["hardware.precision=99"], ["hardware.precision=99", "one of 64-true, 32-true"]),
         (["training.grad_clip=-1"], ["training.grad_clip=-1", "a non-negative number"]),

@@ -229,6 +229,10 @@ class HardwareSettings:
     precision: str | int = setting(one_of(*PRECISIONS))
     threads: int | None = setting(optional(positive_int, "null (torch's default)"))
     progress_bar: bool = setting(boolean)
+    """Show training's progress: a rich bar when stdout is a terminal, else plain lines
+    (:mod:`alignsearch.engine.progress`)."""
+    progress_every: float = setting(positive_number, default=10.0)
+    """Seconds between progress lines when stdout is not a terminal (a Slurm log, a file, a pipe)."""
     slurm_requeue: bool | None = setting(optional(boolean), default=None)
 
     @classmethod
@@ -294,7 +298,10 @@ class AlignmentSettings:
     """Cached states beyond this many MB go to memory-mapped files in the run folder (removed at its end)."""
     eval_batch_size: int = setting(positive_int, identity=False)
     val_every: int = setting(positive_int)
-    stop_at: float = setting(accuracy)
+    stop_at: float | None = setting(optional(accuracy, "null (train exactly alignment.max_steps steps)"))
+    """Stop once every trained track's validation IIA reaches this, or once mean validation IIA has not
+    improved for ``patience`` evaluations; ``None``: neither stop, training runs ``max_steps`` steps (the
+    best validation checkpoint is still the one kept)."""
     patience: int = setting(non_negative_int)
     min_delta: float = setting(non_negative_number)
     n_train: int = setting(positive_int)

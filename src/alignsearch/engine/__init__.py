@@ -1,2 +1,2 @@
-"""What task-model training and alignment search share: the trainer factory, callbacks, metrics and the
-handling of signals."""
+"""What task-model training and alignment search share: the trainer factory, callbacks, progress, metrics
+and the handling of signals."""

@@ -10,9 +10,10 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import RichProgressBar
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 
+from alignsearch.engine.progress import progress_callbacks
 from alignsearch.errors import ConfigError
 from alignsearch.settings import HardwareSettings
 
@@ -58,14 +59,6 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*The dirpath has changed from.*")
 
 
-class StepProgressBar(RichProgressBar):
-    """Lightning's rich progress bar for step-based training: the bar says ``training``, not the epoch
-    (training here is one endless epoch, which the default bar shows as ``Epoch 0/-2``)."""
-
-    def _get_train_description(self, current_epoch: int) -> str:
-        return "training"
-
-
 def make_trainer(
     hardware: HardwareSettings,
     *,
@@ -76,8 +69,10 @@ def make_trainer(
     root: Path,
     **extra: Any,
 ) -> L.Trainer:
-    """A step-based Lightning trainer on ``hardware`` (validation every ``val_every`` steps, progress bar optional)."""
-    show_progress = hardware.progress_bar
+    """A step-based Lightning trainer on ``hardware`` (validation every ``val_every`` steps); with
+    ``hardware.progress_bar``, a rich progress bar on a terminal and progress lines elsewhere
+    (:func:`alignsearch.engine.progress.progress_callbacks`)."""
+    progress = progress_callbacks(hardware)
     plugins = []
     if hardware.slurm_requeue is False and SLURMEnvironment.detect():
         plugins.append(SLURMEnvironment(auto_requeue=False))  # submitit requeues; Lightning must not
@@ -90,8 +85,8 @@ def make_trainer(
         check_val_every_n_epoch=None,
         num_sanity_val_steps=0,
         logger=loggers,
-        callbacks=[*callbacks, StepProgressBar(leave=False)] if show_progress else list(callbacks),
-        enable_progress_bar=show_progress,
+        callbacks=[*callbacks, *progress],
+        enable_progress_bar=any(isinstance(c, ProgressBar) for c in progress),
         enable_model_summary=False,
         default_root_dir=root,
         plugins=plugins or None,

@@ -33,7 +33,7 @@ from alignsearch.search.pairs import (
 )
 from alignsearch.search.spec import AlignmentPlan
 from alignsearch.seeding import derive_seed, generator
-from alignsearch.settings import HardwareSettings
+from alignsearch.settings import AlignmentSettings, HardwareSettings
 from alignsearch.tasks.counterfactual import make_pairs
 
 EVAL_SPLITS = ("val", "heldout", "test")
@@ -149,6 +149,24 @@ def fit_alignment(
         cache.close()
 
 
+def stopping_callbacks(a: AlignmentSettings) -> list[L.Callback]:
+    """The callbacks that end an alignment's training before ``max_steps``: at ``stop_at`` (every trained
+    track's validation IIA) or after ``patience`` evaluations without a better mean validation IIA; none
+    when ``stop_at`` is null (exactly ``max_steps`` steps, unless ``max_minutes`` runs out first)."""
+    if a.stop_at is None:
+        return []
+    return [
+        StopAtAccuracy("val/iia_min", a.stop_at, 1),
+        EarlyStopping(
+            "val/iia_mean",
+            mode="max",
+            patience=a.patience,
+            min_delta=a.min_delta,
+            check_on_train_epoch_end=False,
+        ),
+    ]
+
+
 def _fit(
     plan: AlignmentPlan,
     models: list[SequenceModel],
@@ -187,14 +205,7 @@ def _fit(
     clock = TrainClock()
     trainer_callbacks = [
         best,
-        StopAtAccuracy("val/iia_min", a.stop_at, 1),
-        EarlyStopping(
-            "val/iia_mean",
-            mode="max",
-            patience=a.patience,
-            min_delta=a.min_delta,
-            check_on_train_epoch_end=False,
-        ),
+        *stopping_callbacks(a),
         clock,
         *callbacks,
         SaveOnSignal(ckpt_dir / LAST_CHECKPOINT),  # after the step's other callbacks
