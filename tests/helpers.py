@@ -147,7 +147,7 @@ def quick_similarity(monkeypatch, sample_size: int = 200, runs: int = 2) -> None
     10 of 1000: the same measures and files, for tests that do not look at the values' precision."""
     import functools
 
-    from alignsearch.cli import run_alignment
+    from alignsearch.search import run as run_alignment
     from alignsearch.similarity import similarity
 
     monkeypatch.setattr(
@@ -264,3 +264,13 @@ def task_model_configs() -> list[Path]:
 
     paths = sorted((CONF / "model").glob("*.yaml"))
     return [p for p in paths if OmegaConf.load(p).get("_target_") != PRETRAINED_MODEL]
+
+
+def plan_of(cfg, entries: list) -> AlignmentPlan:  # noqa: F821 - a test's plan from a composed config
+    """The plan the run core makes of a composed ``run_alignment`` config on these zoo entries."""
+    from alignsearch import zoo
+    from alignsearch.search.planning import plan_run
+    from alignsearch.settings import AlignmentSettings, RunSettings
+
+    models = [zoo.run_model(e, i) for i, e in enumerate(entries)]
+    return plan_run(models, AlignmentSettings.parse(cfg.alignment), RunSettings.parse(cfg))

@@ -11,12 +11,11 @@ import torch
 
 from alignsearch import zoo
 from alignsearch.cli.checks import model_request
-from alignsearch.cli.plan import member_configs, plan_alignment
 from alignsearch.search.fit import build_pairs, fit_alignment
 from alignsearch.search.module import AlignmentModule
 from alignsearch.search.pairs import select
 from alignsearch.settings import HardwareSettings
-from tests.helpers import SMALL_GRU, TINY_ALIGNMENT, compose_config
+from tests.helpers import SMALL_GRU, TINY_ALIGNMENT, compose_config, plan_of
 
 HARDWARE = HardwareSettings(
     accelerator="cpu", devices=1, precision="32-true", threads=None, progress_bar=False
@@ -36,7 +35,7 @@ def setup(trained_zoo, tmp_path, *overrides: str):
     )
     req = model_request(cfg)
     entry = zoo.load(req.path, req)
-    return cfg, plan_alignment(member_configs(cfg), [req]), entry
+    return cfg, plan_of(cfg, [entry]), entry
 
 
 def test_das_learns_count_within_a_small_budget(trained_zoo, tmp_path) -> None:
@@ -45,9 +44,9 @@ def test_das_learns_count_within_a_small_budget(trained_zoo, tmp_path) -> None:
     )
     out = fit_alignment(plan, [entry.model], tmp_path, seed=0, hardware=HARDWARE)
     (record,) = out.records
-    assert record["iia_step0"] < 0.5
-    assert record["iia"] >= record["iia_step0"] + 0.3, record
-    assert record["iia_test"] >= record["iia_step0"] + 0.3, record
+    assert record.iia_step0 < 0.5
+    assert record.iia >= record.iia_step0 + 0.3, record
+    assert record.iia_test >= record.iia_step0 + 0.3, record
     assert [h["step"] for h in out.history if h["split"] == "val"][:2] == [0, 50]
 
 

@@ -12,12 +12,12 @@ import torch
 
 from alignsearch import zoo
 from alignsearch.cli.checks import model_request
-from alignsearch.cli.plan import member_configs, plan_alignment
+from alignsearch.cli.plan import member_configs
 from alignsearch.errors import ConfigError
-from alignsearch.search.controls import ShuffledPairs, random_subspace_scores, run_controls, with_controls
+from alignsearch.search.controls import ShuffledPairs, random_subspace_scores, run_controls
 from alignsearch.search.fit import build_pairs, fit_alignment
 from alignsearch.settings import AlignmentSettings, HardwareSettings
-from tests.helpers import SMALL_GRU, TINY_ALIGNMENT, compose_config
+from tests.helpers import SMALL_GRU, TINY_ALIGNMENT, compose_config, plan_of
 
 HARDWARE = HardwareSettings(
     accelerator="cpu", devices=1, precision="32-true", threads=None, progress_bar=False
@@ -38,7 +38,8 @@ def setup(trained_zoo, tmp_path, *overrides: str):
     )
     cfgs = member_configs(cfg)
     req = model_request(cfg)
-    return cfgs, plan_alignment(cfgs, [req]), zoo.load(req.path, req)
+    entry = zoo.load(req.path, req)
+    return cfgs, plan_of(cfg, [entry]), entry
 
 
 def test_controls_of_the_count_in_a_trained_gru(trained_zoo, tmp_path) -> None:
@@ -48,7 +49,7 @@ def test_controls_of_the_count_in_a_trained_gru(trained_zoo, tmp_path) -> None:
         plan, [entry.model], ("untrained", "random_subspace", "shuffled"), tmp_path, seed=0, hardware=HARDWARE,
         untrained=lambda: [model_request(c).model for c in cfgs],
     )  # fmt: skip
-    (record,) = with_controls(out.records, scores)
+    (record,) = [r.with_controls(scores).to_json() for r in out.records]
     assert record["iia"] >= 0.5, record  # 0.59 here (150 steps), from 0.07 at step 0
     assert record["iia_control_untrained"] <= 0.1  # an untrained GRU cannot do the task at all
     assert record["iia_control_random_subspace"] <= record["iia"] - 0.3
@@ -62,7 +63,7 @@ def test_a_random_rotation_of_the_whole_state_swaps_the_whole_state(trained_zoo,
     _, plan, entry = setup(trained_zoo, tmp_path, "alignment.variables=[full]", "n_units=32", *FAST)
     out = fit_alignment(plan, [entry.model], tmp_path, seed=0, hardware=HARDWARE)
     random = random_subspace_scores(plan, [entry.model], seed=0, hardware=HARDWARE)
-    assert random["0>0/full"] == pytest.approx(out.records[0]["iia"], abs=1e-6)
+    assert random["0>0/full"] == pytest.approx(out.records[0].iia, abs=1e-6)
     assert random["0>0/full"] >= 0.9
 
 

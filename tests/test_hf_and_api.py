@@ -226,7 +226,7 @@ def test_quickstart_notebook_runs_top_to_bottom(tmp_path, monkeypatch) -> None:
     on_fresh = api.iia(saved, [gru], fresh)["iia"]  # the saved DAS map on new pairs: as good as on its own
     assert on_fresh == pytest.approx(result.iia("0>0", "count"), abs=0.1)
     mas = namespace["mas"]
-    assert sorted(r["direction"] for r in mas.records) == ["0>0", "0>1", "1>0", "1>1"]
-    cross = next(r for r in mas.records if r["direction"] == "0>1")  # the GRU's count into GPT-2
-    assert mas.iia("0>1", "count") == cross["iia"] and cross["iia"] > cross["iia_step0"]  # it learned
+    assert sorted(r.direction for r in mas.records) == ["0>0", "0>1", "1>0", "1>1"]
+    cross = next(r for r in mas.records if r.direction == "0>1")  # the GRU's count into GPT-2
+    assert mas.iia("0>1", "count") == cross.iia and cross.iia > cross.iia_step0  # it learned
     assert Path(tmp_path / "quickstart_das.pt").is_file()

@@ -12,12 +12,12 @@ import alignsearch
 
 PACKAGE = Path(alignsearch.__file__).parent
 LAYERS = [
-    {"errors", "seeding", "atomic", "configurable"},
+    {"errors", "seeding", "atomic", "configurable", "tables"},
     {"components"},
     {"settings"},
     {"alignment", "models", "tasks", "engine"},
-    {"text"},
-    {"training", "search", "similarity", "loggers"},
+    {"text", "similarity", "loggers"},
+    {"training", "search"},
     {"zoo"},
     {"cli", "api", "report", "report_plots", "reproduce"},  # entry points: these may use each other
 ]

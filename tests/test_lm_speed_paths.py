@@ -271,6 +271,6 @@ def test_a_bfloat16_lm_aligns_with_its_states_in_a_file(toy_lms, tmp_path, capsy
     )  # fmt: skip
     assert "in memory-mapped files" in capsys.readouterr().out
     assert not (tmp_path / "run" / "prefix_cache").exists()
-    assert result.iia() >= 0.9 and result.records[0]["iia_test"] >= 0.9
+    assert result.iia() >= 0.9 and result.records[0].iia_test >= 0.9
     assert {p.dtype for p in result.state.values()} == {torch.float32}
     assert hooks.site_activations(lm, pairs.splits["val"].ids[:2], "layer.1").dtype == torch.bfloat16

@@ -36,8 +36,8 @@ def test_a_model_trained_elsewhere_aligns_like_the_same_weights_from_the_zoo(tin
     ours = api.align(tiny_gru, n_units=8, overrides=TINY_ALIGNMENT, **QUICK)
     theirs = api.align(mine, n_units=8, overrides=TINY_ALIGNMENT, **QUICK)
     (record,) = theirs.records
-    assert record["source"] == record["target"] == f"multiobject/my_gru/sha256-{mine.weights_sha256[:12]}"
-    assert (record["iia"], record["iia_test"]) == (ours.records[0]["iia"], ours.records[0]["iia_test"])
+    assert record.source == record.target == f"multiobject/my_gru/sha256-{mine.weights_sha256[:12]}"
+    assert (record.iia, record.iia_test) == (ours.records[0].iia, ours.records[0].iia_test)
 
     other = brought(tiny_gru)
     with torch.no_grad():
@@ -46,8 +46,12 @@ def test_a_model_trained_elsewhere_aligns_like_the_same_weights_from_the_zoo(tin
 
 
 def test_what_cannot_be_a_task_model_is_refused(tiny_gru) -> None:
-    with pytest.raises(ConfigError, match=r"^model=Linear is not allowed: expected a SequenceModel"):
-        api.own_model(torch.nn.Linear(4, 4))
+    with pytest.raises(
+        ConfigError, match=r"^model=linear is not allowed: expected a model that maps token ids"
+    ):
+        api.own_model(torch.nn.Linear(4, 4))  # reads no token ids: found by running it once
+    with pytest.raises(ConfigError, match=r"^model=str is not allowed: expected "):
+        api.own_model("gru")
     wrong_vocabulary = GRU(vocab_size=tiny_gru.task.vocab.size + 1, d_model=32)
     with pytest.raises(
         ConfigError, match=r"expected logits over the 8 tokens of task multiobject .*it gives 9"
@@ -66,7 +70,9 @@ def test_the_untrained_control_is_the_models_own_architecture_before_training(
         given["models"] = untrained()
         return {"untrained": {"0>0/count": 0.0}}
 
-    monkeypatch.setattr(api, "run_controls", controls)
+    from alignsearch.search import run
+
+    monkeypatch.setattr(run, "run_controls", controls)
     api.align(lstm, n_units=8, controls=["untrained"], overrides=TINY_ALIGNMENT, **QUICK)
     (initial,) = given["models"]
     assert type(initial) is type(lstm.model)
@@ -84,10 +90,10 @@ def zoo_request(root, model: str) -> zoo.ModelRequest:
 
 def test_a_brought_model_is_reinitialised_for_its_untrained_control(tiny_gru) -> None:
     model = brought(tiny_gru)
-    twin = api.reinitialised(model, seed=3)
+    twin = zoo.reinitialised(model, seed=3)
     for (name, before), after in zip(model.named_parameters(), twin.parameters(), strict=True):
         assert not torch.equal(before, after), name
-    assert torch.equal(api.reinitialised(model, seed=3).embedding.weight, twin.embedding.weight)  # seeded
+    assert torch.equal(zoo.reinitialised(model, seed=3).embedding.weight, twin.embedding.weight)  # seeded
 
     class Scaled(SequenceModel):
         """A weight outside any module with reset_parameters: a control would keep it trained."""
@@ -106,7 +112,7 @@ def test_a_brought_model_is_reinitialised_for_its_untrained_control(tiny_gru) ->
             return self.head(hidden)
 
     with pytest.raises(ConfigError, match=r"^controls=untrained is not allowed: .*\(scale are not\)"):
-        api.reinitialised(Scaled(), seed=0)
+        zoo.reinitialised(Scaled(), seed=0)
 
 
 def test_a_saved_alignment_says_which_models_and_variables_it_does_not_fit(tiny_gru) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from alignsearch.cli.plan import parse_directions
 from alignsearch.errors import ConfigError
+from alignsearch.search.planning import parse_directions
 
 KEY = "alignment.directions"
 EVERY_TWO = [(0, 0), (0, 1), (1, 0), (1, 1)]

@@ -18,7 +18,7 @@ from alignsearch.cli import MAX_DIR_NAME, register_resolvers, run_dir_name
 from alignsearch.cli.sweep import swept_keys
 from alignsearch.errors import ConfigError
 from alignsearch.models import GRU, Transformer, hooks
-from tests.helpers import TINY_ALIGNMENT, TINY_TRAINING
+from tests.helpers import TINY_ALIGNMENT, TINY_TRAINING, compose_config
 
 
 @pytest.fixture
@@ -105,7 +105,9 @@ def test_align_removes_its_temporary_folder(tiny_gru, tmp_path, monkeypatch) -> 
         (work / "partial").write_text("")
         raise RuntimeError("failed in training")
 
-    monkeypatch.setattr(api, "fit_alignment", fail)
+    from alignsearch.search import run
+
+    monkeypatch.setattr(run, "fit_alignment", fail)
     with pytest.raises(RuntimeError, match="failed in training"):
         api.align(gru, n_units=4, max_steps=2, overrides=tiny)
     assert seen and seen[0].parent == temp and list(temp.iterdir()) == []
@@ -124,16 +126,19 @@ def test_bad_layer_names_each_layer_once(tiny_gru) -> None:
 
 def test_bad_layer_of_a_model_without_an_embedding_site() -> None:
     """The hint lists the model's own sites, not an ``embedding`` it does not have."""
-    from alignsearch.cli.plan import _member
+    from alignsearch.search.planning import _member
+    from alignsearch.search.spec import RunModel
+    from alignsearch.settings import AlignmentSettings, RunSettings
 
     class NoEmbeddingSite(GRU):
         @property
         def sites(self) -> dict[str, int]:
             return {"layer.0": self.d_model}
 
-    cfg = OmegaConf.create({"layer": 7, "site": None})
+    run = RunSettings.parse({"seed": 0, "layer": 7, "site": None, "n_units": 4})
+    a = AlignmentSettings.parse(compose_config("run_alignment", []).alignment)
     with pytest.raises(ConfigError) as error:
-        _member(cfg, "custom", None, NoEmbeddingSite(8, d_model=16), 0)
+        _member(RunModel(NoEmbeddingSite(8, d_model=16), "custom", None, ""), a, run, 0, None)
     assert str(error.value) == "layer=7 is not allowed: expected a layer of the noembeddingsite: 0"
 
 

@@ -131,10 +131,10 @@ def test_das_from_python_rows(toy_lms, count_rows) -> None:
         controls=["untrained", "random_subspace", "shuffled"],
     )  # fmt: skip
     (record,) = result.records
-    assert record["variable"] == "count" and record["source"] == "lm_llama"
+    assert record.variable == "count" and record.source == "lm_llama"
     assert result.iia() >= 0.9
     for control in ("untrained", "random_subspace", "shuffled"):  # nine number words: chance is about 0.1
-        assert record[f"iia_control_{control}"] <= 0.3, record
+        assert record.controls[control] <= 0.3, record
 
 
 # -- bad input: one line, before any training -----------------------------------------------------------------
@@ -249,7 +249,7 @@ def test_readme_language_model_api_example_runs(tmp_path, monkeypatch) -> None:
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)
     result = namespace["result"]
-    assert result.records[0]["variable"] == "count" and result.iia() >= 0.9
+    assert result.records[0].variable == "count" and result.iia() >= 0.9
 
 
 @pytest.mark.slow

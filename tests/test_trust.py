@@ -203,10 +203,17 @@ def test_waiting_for_another_process_says_so(tiny_zoo, zoo, tmp_path) -> None:
 
 
 def test_run_identity_ignores_only_settings_that_do_not_change_results() -> None:
-    from alignsearch.cli.run_alignment import settings_digest
+    from alignsearch.models import GRU
+    from alignsearch.search.run import run_identity
+    from alignsearch.search.spec import RunModel
+    from alignsearch.settings import AlignmentSettings, RunSettings
+
+    model = RunModel(GRU(8, d_model=16), "multiobject/gru/seed0", None, "0" * 64, {"task": "multiobject"})
 
     def digest(*overrides: str) -> str:
-        return settings_digest(compose_config("run_alignment", list(overrides)))
+        cfg = compose_config("run_alignment", list(overrides))
+        a, run = AlignmentSettings.parse(cfg.alignment), RunSettings.parse(cfg)
+        return run_identity([model], a, run, None)["settings_sha256"]
 
     base = digest()
     for same in ("alignment.prefix_cache=false", "alignment.prefix_cache_mb=10", "alignment.eval_batch_size=7",

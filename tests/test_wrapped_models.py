@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from alignsearch import api
+from alignsearch import api, zoo
 from alignsearch.errors import ConfigError
 from alignsearch.models import GRU, Intervention, ModuleModel, as_sequence_model, hooks
 from alignsearch.models.base import weights_sha256
@@ -143,7 +143,7 @@ def test_copies_state_dicts_and_reinitialisation_reach_the_wrapped_module() -> N
         other.module.rnn.weight_hh_l0[0, 0] += 1
     assert weights_sha256(other) != weights_sha256(model)
 
-    fresh = api.reinitialised(model, seed=1)  # the untrained control of a brought model
+    fresh = zoo.reinitialised(model, seed=1)  # the untrained control of a brought model
     for name, p in fresh.named_parameters():
         assert not torch.equal(p, model.get_parameter(name)), name
 

@@ -1,4 +1,5 @@
-"""The Python API: what the command line does, as functions a notebook can call (no Hydra command line).
+"""The Python API: what the command line does, as functions a notebook can call, on the same run core
+(:func:`alignsearch.search.run.run_alignment`) and the same checks.
 
     from alignsearch import api
 
@@ -7,46 +8,56 @@
     print(result.table())                                       # IIA per direction and variable
     result.save("das_count.pt")
     saved = api.load_alignment("das_count.pt")
-    pairs = api.pairs(gru.task, "updown", "count", n=500, seed=7)
+    pairs = api.pairs(gru, "updown", "count", n=500, seed=7)
     api.iia(saved, [gru], pairs)                                # {"iia": ..., "token_iia": ...}
 
-Settings are the command line's, composed from ``conf/`` with overrides, so a notebook and a sweep that
-say the same thing run the same thing: ``api.align(gru, alignment="revres", max_steps=300)`` is
-``python run_alignment.py alignment=revres alignment.max_steps=300``.
+A model can be a zoo entry (:func:`model`), any :class:`~alignsearch.models.SequenceModel` or plain
+``torch.nn.Module`` (token ids ``(batch, length)`` -> logits ``(batch, length, vocab)``; its site a module
+path) already in memory with ``task=``, or a language model (:func:`language_model`, from a folder or
+from a HuggingFace model and tokenizer in memory) with ``data=``.
+
+Settings are the command line's, composed from ``conf/`` and checked by the same rules, so a notebook and
+a sweep that say the same thing run the same thing: ``api.align(gru, alignment="revres", max_steps=300)``
+is ``python run_alignment.py alignment=revres alignment.max_steps=300``. A wrong argument is a one-line
+ConfigError naming the argument as written.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import hashlib
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from alignsearch import zoo
-from alignsearch.cli.checks import model_request
-from alignsearch.cli.plan import flat_config, named_settings, plan_alignment
-from alignsearch.cli.text_run import model_settings, plan_text, untrained_copies
-from alignsearch.components import CONF_DIR
+from alignsearch.components import build_task, compose_checked
+from alignsearch.errors import ConfigError
 from alignsearch.models import SequenceModel
-from alignsearch.search.controls import run_controls, with_controls
-from alignsearch.search.fit import fit_alignment
-from alignsearch.search.module import AlignmentModule
-from alignsearch.search.pairs import Track, pair_tensors
-from alignsearch.search.saved import SavedAlignment, load_alignment, save_alignment
-from alignsearch.search.spec import AlignmentPlan
-from alignsearch.search.text_data import CorpusSource, TextPairSource
+from alignsearch.search.records import AlignmentRecord, records_table
+from alignsearch.search.run import RunResult, run_alignment
+from alignsearch.search.saved import SavedAlignment, save_alignment
+from alignsearch.search.saved import load_alignment as load_saved
+from alignsearch.search.spec import AlignmentPlan, RunData, RunModel
+from alignsearch.search.text_data import CorpusSource, TextPairSource, pairs_summary, text_model
 from alignsearch.seeding import generator
-from alignsearch.settings import AlignmentSettings, HardwareSettings, unknown_key
+from alignsearch.settings import (
+    AlignmentSettings,
+    HardwareSettings,
+    RunSettings,
+    non_negative_int,
+    plain,
+    positive_int,
+    unknown_key,
+)
 from alignsearch.tasks import causal_model_for
 from alignsearch.tasks.counterfactual import CounterfactualPairs, make_pairs
-from alignsearch.text.pairs import PairsData
+from alignsearch.text.pairs import PairsData, TextPairs
 
 __all__ = [
     "AlignmentResult",
@@ -61,11 +72,34 @@ __all__ = [
     "text_pairs",
 ]
 
+OWN = zoo.OWN
+PROBE_SEQUENCES = 500
+"""Sequences :func:`own_model` reads to measure a brought model's trial accuracy on its task."""
+PYTHON_ROWS = "python rows"
+"""What a run's flat config calls pairs given from Python (``data``)."""
+MODELS_ALLOWED = (
+    "a zoo entry (api.model), a SequenceModel or torch.nn.Module with task=<a task name>, "
+    "or a language model (api.language_model)"
+)
+weights_digest = zoo.weights_digest
+
+
+@contextmanager
+def arguments(names: Mapping[str, str]) -> Iterator[None]:
+    """ConfigErrors about settings the caller gave as arguments name the argument: ``names`` maps a
+    config key (``alignment.variables``) to the argument as written (``variables``)."""
+    try:
+        yield
+    except ConfigError as e:
+        if e.key in names:
+            raise e.as_argument(names[e.key]) from None
+        raise
+
 
 def config(name: str, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
-    """The composed config of an entry point (``train_task_model`` or ``run_alignment``) with overrides."""
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose(name, overrides=list(overrides))
+    """The composed config of an entry point (``train_task_model`` or ``run_alignment``) with overrides,
+    checked as the command line checks them (``model=gruu``: a one-line ConfigError listing the models)."""
+    return compose_checked(name, overrides)
 
 
 def _common(zoo_dir: str | Path | None, out_dir: str | Path) -> list[str]:
@@ -85,52 +119,71 @@ def model(
 
     ``overrides`` are command-line style: ``["model.d_model=64", "training.max_steps=2000"]``.
     """
+    from alignsearch.settings import TrainingSettings
+
+    with arguments({"seed": "seed"}):
+        non_negative_int("seed", seed)
+    for name, value in (("model", model), ("task", task)):
+        if not isinstance(value, str):
+            raise ConfigError(name, value, "a config name (e.g. gru, multiobject)", (str,)).as_argument(name)
     cfg = config(
         "train_task_model",
         [f"model={model}", f"task={task}", f"seed={seed}", *_common(zoo_dir, "."), *overrides],
     )
-    return zoo.get_or_train(model_request(cfg), verbose=False)
-
-
-OWN = "own"
-"""``entry.info["origin"]`` of a model brought with :func:`own_model` (not trained by the zoo)."""
-PROBE_SEQUENCES = 500
-"""Sequences :func:`own_model` reads to measure a brought model's trial accuracy on its task."""
+    req = zoo.request(
+        cfg.task,
+        cfg.model,
+        seed=cfg.seed,
+        training=TrainingSettings.parse(cfg.training),
+        hardware=HardwareSettings.parse(cfg.hardware),
+        root=zoo.zoo_root(cfg.paths.zoo_dir),
+    )
+    return zoo.get_or_train(req, verbose=False)
 
 
 @torch.no_grad()
 def own_model(
-    model: SequenceModel,
+    model: SequenceModel | torch.nn.Module,
     task: str = "multiobject",
     *,
     name: str | None = None,
     overrides: list[str] | tuple[str, ...] = (),
 ) -> zoo.ZooEntry:
-    """A model trained elsewhere, as :func:`align`, :func:`iia` and :func:`pairs` take a zoo model.
+    """A model trained elsewhere, as :func:`align`, :func:`iia` and :func:`pairs` take a zoo model
+    (they call this for a model given with ``task=``).
 
-    ``model`` is a :class:`~alignsearch.models.SequenceModel` (``encode`` and ``readout``; its sites, or
-    module paths) that reads ``task``'s token ids (``entry.task.vocab``; ``overrides`` change the task's
-    settings, command-line style: ``["task.max_count=9"]``). Results name it
-    ``<task>/<name>/sha256-<digest>``, by the digest of its weights, so another set of weights is another
-    model. Like a zoo model it is frozen (eval mode, no gradients). Its trial accuracy on the task is
-    measured (``entry.metrics["val_trial_acc"]``): a model that reads the ids differently scores near 0
-    there::
+    ``model`` is a :class:`~alignsearch.models.SequenceModel` (its sites, or module paths) or any
+    ``torch.nn.Module`` mapping token ids ``(batch, length)`` to logits ``(batch, length, vocab)`` (its
+    sites are module paths), that reads ``task``'s token ids (``entry.task.vocab``; ``overrides`` change
+    the task's settings, command-line style: ``["task.max_count=9"]``). A model that reads fewer ids
+    than the vocabulary has is refused before it runs. Results name it ``<task>/<name>/sha256-<digest>``,
+    by the digest of its weights, so another set of weights is another model. Like a zoo model it is
+    frozen (eval mode, no gradients). Its trial accuracy on the task is measured
+    (``entry.metrics["val_trial_acc"]``): a model that reads the ids differently scores near 0 there::
 
         entry = own_model(my_gru, "multiobject", name="my_gru")
         print(align(entry, variables=["count"], n_units=16).table())
     """
-    from alignsearch.components import build_task
     from alignsearch.engine.metrics import task_accuracy
-    from alignsearch.errors import ConfigError
+    from alignsearch.models.vocabulary import check_reads_vocab
+    from alignsearch.models.wrapped import as_sequence_model
 
-    if not isinstance(model, SequenceModel):
-        raise ConfigError(
-            "model", type(model).__name__, "a SequenceModel (encode(ids, intervention) and readout(hidden))"
-        )
+    if not isinstance(task, str):
+        raise ConfigError("task", task, "a task name (e.g. multiobject)", (str,)).as_argument("task")
+    model = as_sequence_model(model, name=name)
     task_obj = build_task(config("train_task_model", [f"task={task}", *overrides]).task)
+    check_reads_vocab(model, task_obj.vocab, key="model", what=f"task {task_obj.name}")
     model.eval().requires_grad_(False)
     probe = task_obj.sample(2, generator(0, "own-model-probe"))
-    logits = model(probe.ids)
+    try:
+        logits = model(probe.ids)
+    except Exception as e:  # noqa: BLE001 - a model that cannot read the ids: say so in one line
+        raise ConfigError(
+            "model",
+            model.name,
+            f"a model that maps token ids (batch, length) to logits (batch, length, vocab): on two "
+            f"sequences of task {task_obj.name} it raised {type(e).__name__}: {str(e).splitlines()[0][:120]}",
+        ) from None
     if logits.shape[-1] != task_obj.vocab.size:
         raise ConfigError(
             "model",
@@ -139,7 +192,7 @@ def own_model(
             f"({' '.join(task_obj.vocab.tokens)}); it gives {logits.shape[-1]}",
         )
     digest = weights_digest(model)
-    name = name or type(model).__name__.lower()
+    name = name or model.name
     accuracy = task_accuracy(model, task_obj, PROBE_SEQUENCES, generator(0, "own-model-accuracy"))
     info = {
         "task": task_obj.name,
@@ -153,61 +206,58 @@ def own_model(
     return zoo.ZooEntry(path, task_obj, model, {"val_trial_acc": accuracy}, info, digest)
 
 
-def weights_digest(model: torch.nn.Module) -> str:
-    """SHA-256 over a model's state dict (names, dtypes, shapes and values): what identifies its weights."""
-    import hashlib
+def _run_model(thing: Any, index: int, task: str | None, label: str | None) -> RunModel:
+    """Whatever :func:`align` or :func:`iia` is handed as model ``index``, as the run core takes it."""
+    from alignsearch.models.lm import TextLM
 
-    digest = hashlib.sha256()
-    for key, value in model.state_dict().items():
-        tensor = value.detach().cpu().contiguous()
-        digest.update(f"{key}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
-    return digest.hexdigest()
-
-
-def _initial_models(entries: list[zoo.ZooEntry], seed: int) -> list[SequenceModel]:
-    """The ``untrained`` control's models: a zoo model as the zoo initialised it before training; a brought
-    model re-initialised (:func:`reinitialised`)."""
-    return [
-        reinitialised(e.model, seed + i) if e.info.get("origin") == OWN else zoo.initial_model(e)
-        for i, e in enumerate(entries)
-    ]
-
-
-def reinitialised(model: SequenceModel, seed: int) -> SequenceModel:
-    """A copy of ``model`` whose modules' ``reset_parameters()`` ran under ``seed``. A ConfigError if a
-    weight is left as it was (a parameter of a module without ``reset_parameters``): the control would
-    keep trained weights."""
-    import copy
-
-    from alignsearch.errors import ConfigError
-
-    twin = copy.deepcopy(model)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for module in twin.modules():
-            if callable(getattr(module, "reset_parameters", None)):
-                module.reset_parameters()
-    before = dict(model.named_parameters())
-    kept = [n for n, p in twin.named_parameters() if p.numel() > 1 and torch.equal(p, before[n])]
-    if kept:
+    key = "models" if index == 0 else f"models[{index}]"
+    if isinstance(thing, zoo.ZooEntry):
+        return zoo.run_model(thing, index)
+    if isinstance(thing, TextLM):
+        return text_model(thing, index, label or PYTHON_ROWS)
+    if isinstance(thing, torch.nn.Module):
+        if task is None:
+            raise ConfigError(
+                "task", None, f"the task a {type(thing).__name__} reads (task='multiobject'), "
+                "or a zoo entry (api.model) in its place",
+            ).as_argument("task")  # fmt: skip
+        return zoo.run_model(own_model(thing, task), index)
+    if isinstance(thing, str):
         raise ConfigError(
-            "controls",
-            "untrained",
-            f"a model whose weights its modules' reset_parameters() re-initialise ({', '.join(kept[:3])} "
-            "are not): give those modules a reset_parameters(), or leave this control out",
-        )
-    return twin.eval().requires_grad_(False)
+            key, thing, f"{MODELS_ALLOWED}: api.model({thing!r}) finds a zoo model"
+        ).as_argument(key)
+    raise ConfigError(key, type(thing).__name__, MODELS_ALLOWED)
+
+
+def _run_models(models: Any, task: str | None, label: str | None = None) -> list[RunModel]:
+    items = list(models) if isinstance(models, list | tuple) else [models]
+    if not items:
+        raise ConfigError("models", [], MODELS_ALLOWED).as_argument("models")
+    return [_run_model(m, i, task, label) for i, m in enumerate(items)]
 
 
 def pairs(
-    task, causal_model: str = "updown", variable: str = "count", n: int = 1000, seed: int = 0, **options: Any
+    task,
+    causal_model: str = "updown",
+    variable: str = "count",
+    n: int = 1000,
+    seed: int = 0,
+    **options: Any,
 ) -> CounterfactualPairs:
-    """``n`` counterfactual pairs of ``task`` for a variable of a causal model (see
-    :func:`alignsearch.tasks.counterfactual.make_pairs` for ``split``, ``stepwise`` and the rest)."""
-    return make_pairs(
-        task, causal_model_for(task, causal_model), variable, n, generator(seed, "api-pairs"), **options
-    )
+    """``n`` counterfactual pairs of ``task`` (a task, or a zoo entry for its task) for a variable of a
+    causal model (see :func:`alignsearch.tasks.counterfactual.make_pairs` for ``split``, ``stepwise``
+    and the rest)."""
+    if isinstance(task, zoo.ZooEntry):
+        task = task.task
+    if not hasattr(task, "vocab") or not hasattr(task, "sample"):
+        raise ConfigError("task", type(task).__name__, "a task (entry.task) or a zoo entry")
+    with arguments({"n": "n", "seed": "seed"}):
+        positive_int("n", n)
+        non_negative_int("seed", seed)
+    with arguments({"causal_model": "causal_model", "variable": "variable"}):
+        return make_pairs(
+            task, causal_model_for(task, causal_model), variable, n, generator(seed, "api-pairs"), **options
+        )
 
 
 @dataclass
@@ -216,23 +266,33 @@ class AlignmentResult:
 
     plan: AlignmentPlan
     config: dict[str, Any]
-    records: list[dict[str, Any]]
+    records: list[AlignmentRecord]
     history: list[dict[str, Any]]
     state: dict[str, Any] = field(repr=False)
     steps: int = 0
+    results: dict[str, Any] = field(default_factory=dict, repr=False)
+    """What ``results.json`` holds (the same as the command line writes for the same settings)."""
+
+    @classmethod
+    def of(cls, run: RunResult) -> AlignmentResult:
+        return cls(run.plan, run.config, run.records, run.history, run.state, run.steps, run.results)
+
+    def record(self, direction: str = "0>0", variable: str | None = None) -> AlignmentRecord:
+        """The record of one direction and variable (the first variable by default)."""
+        variable = variable or self.plan.named_variables[0]
+        for r in self.records:
+            if r.direction == direction and r.variable == variable:
+                return r
+        shown = ", ".join(r.name for r in self.records)
+        raise ConfigError("direction", f"{direction}/{variable}", f"one of the records: {shown}")
 
     def iia(self, direction: str = "0>0", variable: str | None = None) -> float:
         """Validation IIA of one direction (and variable; the first by default)."""
-        variable = variable or self.plan.variables[0]
-        return next(
-            r["iia"] for r in self.records if r["direction"] == direction and r["variable"] == variable
-        )
+        return self.record(direction, variable).iia
 
     def table(self) -> str:
-        lines = [f"{'direction':9s} {'variable':10s} {'IIA val':>8s} {'test':>8s}"]
-        for r in self.records:
-            lines.append(f"{r['direction']:9s} {r['variable']:10s} {r['iia']:8.3f} {r['iia_test']:8.3f}")
-        return "\n".join(lines)
+        """The records as the command line prints them."""
+        return records_table(self.records)
 
     def save(self, path: str | Path) -> Path:
         save_alignment(Path(path), self.plan, self.state, self.config)
@@ -241,13 +301,14 @@ class AlignmentResult:
     def load(self) -> SavedAlignment:
         """The trained alignment as :func:`load_alignment` gives it (without a file)."""
         with tempfile.TemporaryDirectory() as tmp:
-            return load_alignment(self.save(Path(tmp) / "alignment.pt"))
+            return load_saved(self.save(Path(tmp) / "alignment.pt"))
 
 
 @contextmanager
 def _work_dir(out_dir: str | Path | None) -> Iterator[Path]:
     """``out_dir`` (kept), or a temporary folder removed on leaving (also on an error)."""
     if out_dir:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
         yield Path(out_dir)
         return
     with tempfile.TemporaryDirectory(prefix="alignsearch-") as tmp:
@@ -255,8 +316,9 @@ def _work_dir(out_dir: str | Path | None) -> Iterator[Path]:
 
 
 def align(
-    models: zoo.ZooEntry | list[zoo.ZooEntry],
+    models: Any,
     *,
+    task: str | None = None,
     alignment: str = "das",
     layer: int | str = 0,
     site: str | None = None,
@@ -267,117 +329,105 @@ def align(
     out_dir: str | Path | None = None,
     overrides: list[str] | tuple[str, ...] = (),
     data: PairsData | TextPairSource | CorpusSource | None = None,
+    progress: bool = True,
     **settings: Any,
 ) -> AlignmentResult:
     """Align a site of one model (DAS) or two (MAS and its family) and evaluate it.
 
-    Language models (:func:`language_model`) align on ``data`` instead of a task: counterfactual pairs of
-    text (:func:`text_pairs`; the variable is named ``variables[0]``) or a corpus source.
+    ``models``: one model or a list of two, each a zoo entry, a SequenceModel or ``torch.nn.Module``
+    reading ``task`` (its site a module path: ``site="rnn"``), or a language model with ``data``:
+    counterfactual pairs of text (:func:`text_pairs`; the variable is named ``variables[0]``) or a
+    corpus source.
 
-    ``settings`` are alignment keys (``max_steps=300``, ``lr=0.01``, ``stepwise=True``); ``overrides``
-    anything else, command-line style (``["partner.variables=[demo_count]"]``). With two models the
-    second is the partner: its own task, causal model and variables come from ``overrides``.
-    Training checkpoints go to ``out_dir``, where they stay; without one they go to a temporary folder
-    that is removed when the call ends (also when it fails).
+    ``settings`` are alignment keys (``max_steps=300``, ``lr=0.01``, ``stop_at=None``: exactly
+    ``max_steps`` steps); ``overrides`` anything else, command-line style
+    (``["partner.variables=[demo_count]"]``). With two models the second is the partner. ``progress``
+    shows training progress (a bar on a terminal, a line every few seconds otherwise).
+    Training checkpoints and ``results.json`` go to ``out_dir``, where they stay (and a finished run is
+    found again); without one they go to a temporary folder removed when the call ends.
     """
-    entries = models if isinstance(models, list) else [models]
-    if data is not None:
-        return _align_text(
-            entries, data, alignment=alignment, layer=layer, site=site, variable=variables[0],
-            n_units=n_units, seed=seed, out_dir=out_dir, overrides=overrides, **settings,
-        )  # fmt: skip
+    names = {
+        "seed": "seed", "layer": "layer", "site": "site", "n_units": "n_units",
+        "alignment.variables": "variables", "alignment.causal_model": "causal_model",
+        **{f"alignment.{k}": k for k in settings},
+    }  # fmt: skip
+    if not isinstance(alignment, str):
+        raise ConfigError("alignment", alignment, "an alignment name (das, mas, ...)", (str,)).as_argument(
+            "alignment"
+        )
+    source = _data_source(data, variables)
+    label = None if source is None else source.label
+    run_models = _run_models(models, task, label)
     with _work_dir(out_dir) as work:
         cfg = config("run_alignment", [f"alignment={alignment}", *_common(None, work), *overrides])
-        _merge_settings(cfg, settings)
-        cfg.alignment.variables, cfg.alignment.causal_model = list(variables), causal_model
-        cfg.layer, cfg.site, cfg.seed = layer, site, seed
-        cfg.n_units = list(n_units) if isinstance(n_units, list | tuple) else n_units
-        cfgs = _member_configs(cfg, entries)
-        plan = plan_alignment(cfgs, entries)
-        hardware = HardwareSettings.parse(cfg.hardware)
-        models = [e.model for e in entries]
-        out = fit_alignment(plan, models, work, seed=seed, hardware=hardware)
-        records = _controlled(
-            plan, models, out.records, work, seed, hardware, lambda: _initial_models(entries, seed)
-        )
-    first = entries[0].info
-    flat = flat_config(cfg, plan, {"alignment": alignment, "task": first["task"], "model": first["model"]})
-    flat |= named_settings(
-        [
-            (e.task, e.model, None if e.info.get("origin") == OWN else zoo.recorded_training(e))
-            for e in entries
-        ]
+        with arguments(names):
+            values = plain(cfg.alignment)
+            for key in settings:
+                if key not in values:
+                    raise unknown_key(f"alignment.{key}", settings[key], [f"alignment.{k}" for k in values])
+            values |= settings | {"variables": variables, "causal_model": causal_model}
+            a = AlignmentSettings.parse(values)
+            run = RunSettings.parse(
+                {
+                    "seed": seed,
+                    "layer": layer,
+                    "site": site,
+                    "n_units": n_units,
+                    "partner": plain(cfg.partner),
+                }
+            )
+            hardware = HardwareSettings.parse({**plain(cfg.hardware), "progress_bar": bool(progress)})
+            result = run_alignment(
+                run_models, a, run, hardware, work, data=source, verbose=False,
+                similarity_baselines=False,
+            )  # fmt: skip
+    return AlignmentResult.of(result)
+
+
+def _data_source(data: Any, variables: Any) -> RunData | None:
+    """What :func:`align`'s ``data`` is, as the run core takes it."""
+    if data is None:
+        return None
+    if isinstance(data, PairsData):
+        variable = variables[0] if isinstance(variables, list | tuple) and variables else "variable"
+        data = TextPairSource(data, str(variable))
+    if isinstance(data, TextPairSource):
+        identity = {"data_sha256": pairs_digest(data.data)}
+        return RunData(data, identity, pairs_summary(data.data), PYTHON_ROWS)
+    if isinstance(data, CorpusSource):
+        summary = {"kind": "corpus", "texts": data.n_texts, "skipped": data.skipped}
+        identity = {"data_sha256": hashlib.sha256(str(summary).encode()).hexdigest()}
+        return RunData(data, identity, summary, PYTHON_ROWS)
+    raise ConfigError(
+        "data", type(data).__name__, "text pairs (api.text_pairs) or a corpus source, for language models"
     )
-    if len(entries) > 1:
-        partner = entries[1].info
-        flat |= {
-            "partner_model": partner["model"],
-            "partner_task": partner["task"],
-            "partner_seed": partner["seed"],
-        }
-    return AlignmentResult(plan, flat, records, out.history, out.state, out.steps)
 
 
-def _align_text(
-    models: list[SequenceModel],
-    data: PairsData | TextPairSource | CorpusSource,
+def pairs_digest(data: PairsData) -> str:
+    """SHA-256 over the token ids and positions of every split: what identifies pairs given from Python."""
+    digest = hashlib.sha256()
+    for split in sorted(data.splits):
+        pairs = data.splits[split]
+        for tensor in (pairs.ids, pairs.task_mask, pairs.base_pos, pairs.source_ids, pairs.source_pos):
+            digest.update(split.encode() + tensor.contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def language_model(
+    model: str | Path | torch.nn.Module,
+    tokenizer: Any = None,
     *,
-    alignment: str,
-    layer: int | str,
-    site: str | None,
-    variable: str,
-    n_units: int | list[int],
-    seed: int,
-    out_dir: str | Path | None,
-    overrides: list[str] | tuple[str, ...],
-    **settings: Any,
-) -> AlignmentResult:
-    """:func:`align` for language models on text."""
-    source = TextPairSource(data, variable) if isinstance(data, PairsData) else data
-    with _work_dir(out_dir) as work:
-        cfg = config("run_alignment", [f"alignment={alignment}", *_common(None, work), *overrides])
-        _merge_settings(cfg, settings)
-        cfg.layer, cfg.site, cfg.seed = layer, site, seed
-        cfg.n_units = list(n_units) if isinstance(n_units, list | tuple) else n_units
-        cfgs = _member_configs(cfg, models)
-        a = AlignmentSettings.parse(cfg.alignment)
-        if isinstance(source, CorpusSource):
-            a = dataclasses.replace(a, stepwise=True)
-        plan = plan_text(cfg, cfgs, models, source, a)
-        hardware = HardwareSettings.parse(cfg.hardware)
-        out = fit_alignment(plan, models, work, seed=seed, hardware=hardware)
-        records = _controlled(
-            plan, models, out.records, work, seed, hardware, lambda: untrained_copies(models, seed)
-        )
-    flat = flat_config(cfg, plan, {"alignment": alignment, "task": variable, "model": models[0].name})
-    flat |= model_settings(models)
-    return AlignmentResult(plan, flat, records, out.history, out.state, out.steps)
-
-
-def _controlled(plan, models, records, work: Path, seed: int, hardware, untrained) -> list[dict[str, Any]]:
-    """``records`` with the controls of ``alignment.controls`` (``controls=[...]``) beside each IIA."""
-    if not plan.settings.controls:
-        return records
-    scores = run_controls(
-        plan, models, plan.settings.controls, work, seed=seed, hardware=hardware, untrained=untrained
-    )
-    return with_controls(records, scores)
-
-
-def _merge_settings(cfg: DictConfig, settings: dict[str, Any]) -> None:
-    """Alignment keys given as keyword arguments, typed values as they are (checked with the plan)."""
-    for key in settings:
-        if key not in cfg.alignment:
-            raise unknown_key(f"alignment.{key}", settings[key], [f"alignment.{k}" for k in cfg.alignment])
-    cfg.alignment.merge_with(settings)
-
-
-def language_model(path: str | Path, dtype: str = "float32") -> SequenceModel:
-    """A causal language model from a local folder (``save_pretrained``), frozen, with its tokenizer:
-    ``model=lm model.path=<path>`` of the command line."""
+    dtype: str = "float32",
+    name: str | None = None,
+) -> SequenceModel:
+    """A causal language model, frozen, with its tokenizer: from a local folder (``save_pretrained``;
+    ``model=lm model.path=<path>`` of the command line), or a HuggingFace causal LM and its tokenizer
+    already in memory (``language_model(hf_model, tokenizer)``)."""
     from alignsearch.models.lm import TextLM
 
-    return TextLM(str(path), dtype)
+    if isinstance(model, str | Path):
+        return TextLM(str(model), dtype)
+    return TextLM.from_model(model, tokenizer, name=name)
 
 
 def text_pairs(rows: Iterable[Mapping[str, Any]], tokenizer, **options: Any) -> PairsData:
@@ -390,64 +440,120 @@ def text_pairs(rows: Iterable[Mapping[str, Any]], tokenizer, **options: Any) -> 
     return build(rows, tokenizer, **options)
 
 
-def _member_configs(cfg: DictConfig, entries: list) -> list[DictConfig]:
-    from alignsearch.cli.plan import member_configs
-
-    if int(cfg.alignment.get("models", 1)) != len(entries):
-        from alignsearch.errors import ConfigError
-
-        raise ConfigError(
-            "models",
-            len(entries),
-            f"{cfg.alignment.get('models', 1)} model(s) for alignment={cfg.alignment.name}",
-        )
-    return member_configs(cfg)
+def load_alignment(path: str | Path) -> SavedAlignment:
+    """A trained alignment saved by :meth:`AlignmentResult.save` or a run (``alignment.pt``); a file that is
+    not one is a one-line ConfigError (it is read as data: nothing in it runs)."""
+    return load_saved(path)
 
 
 @torch.no_grad()
 def iia(
     alignment: SavedAlignment | AlignmentResult,
-    models: list[zoo.ZooEntry],
-    pairs: CounterfactualPairs,
+    models: Any,
+    pairs: CounterfactualPairs | TextPairs | PairsData,
     *,
     source: int = 0,
     target: int = 0,
     variable: str | None = None,
+    task: str | None = None,
 ) -> dict[str, float]:
     """IIA and token IIA of a trained alignment on new pairs, for one direction (``source`` -> ``target``).
 
-    ``models`` take the places of the models the alignment was trained on (the same ones, or others of
-    the same widths at the same sites: a transfer); a ConfigError says what does not fit."""
+    ``models`` (one, or a list) take the places of the models the alignment was trained on (the same
+    ones, or others of the same widths at the same sites: a transfer), as :func:`align` takes them.
+    ``pairs``: counterfactual pairs of the target's task (:func:`pairs`), or text pairs for language
+    models (one split, ``data.splits["val"]``, or all of :func:`text_pairs`' ``val`` split). A
+    ConfigError says what does not fit."""
+    from alignsearch.search.module import AlignmentModule
+    from alignsearch.search.pairs import Track, pair_tensors
+
     saved = alignment.load() if isinstance(alignment, AlignmentResult) else alignment
-    variable = variable or pairs.variable
-    _check_fit(saved, models, source, target, variable)
+    if not isinstance(saved, SavedAlignment):
+        raise ConfigError(
+            "alignment", type(saved).__name__, "an alignment (api.align's result, or api.load_alignment)"
+        ).as_argument("alignment")
+    run_models = _run_models(models, task)
+    for key, index in (("source", source), ("target", target)):
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(run_models):
+            raise ConfigError(key, index, f"a model index below {len(run_models)}", (int,)).as_argument(key)
+    if isinstance(pairs, PairsData):
+        if "val" not in pairs.splits:
+            raise ConfigError("pairs", "text pairs without a val split", "pairs with a val split")
+        pairs = pairs.splits["val"]
+    text = isinstance(pairs, TextPairs)
+    if not text and not isinstance(pairs, CounterfactualPairs):
+        raise ConfigError(
+            "pairs", type(pairs).__name__, "counterfactual pairs (api.pairs) or text pairs (api.text_pairs)"
+        ).as_argument("pairs")
+    variable = variable or (saved.variables[0] if text else pairs.variable)
+    _check_fit(saved, run_models, source, target, variable)
+    _check_pairs(pairs, run_models[target], run_models[source])
+    modules = [m.model for m in run_models]
     track = Track(source, target, variable)
-    modules = [e.model for e in models]
     module = AlignmentModule(
-        modules, saved.sites, saved.interchange, [track], eval_splits=(), stepwise=pairs.stepwise
+        modules,
+        saved.sites,
+        saved.interchange,
+        [track],
+        eval_splits=(),
+        stepwise=getattr(pairs, "stepwise", False),
     )
-    tensors = pair_tensors(pairs, modules[source], saved.sites[source])
+    if text:
+        tensors = TextPairSource.tensors(pairs, modules[source], saved.sites[source])
+    else:
+        tensors = pair_tensors(pairs, modules[source], saved.sites[source])
     return module.evaluate({track.name: tensors})[track.name]
 
 
-def _check_fit(saved: SavedAlignment, models: list, source: int, target: int, variable: str) -> None:
-    """A ConfigError unless ``models`` can stand where the alignment's models stood, and the direction and
-    variable are the alignment's."""
-    from alignsearch.errors import ConfigError
+def _check_pairs(pairs: CounterfactualPairs | TextPairs, target: RunModel, source: RunModel) -> None:
+    """A ConfigError unless the pairs are of the target's task (or, for text, its tokenizer's ids), and
+    there is at least one."""
+    from alignsearch.models.vocabulary import check_ids_in_vocab
+
+    if len(pairs) == 0:
+        raise ConfigError("pairs", 0, "at least one pair").as_argument("pairs")
+    if isinstance(pairs, TextPairs):
+        if target.task is not None:
+            raise ConfigError(
+                "pairs", "text pairs", f"pairs of task {target.task.name} for {target.name} (api.pairs)"
+            ).as_argument("pairs")
+        for model in (target, source):
+            check_ids_in_vocab(pairs.ids, model.model.vocab_size, "pairs")
+        return
+    if target.task is None:
+        raise ConfigError(
+            "pairs", f"pairs of task {getattr(pairs.task, 'name', '?')}", f"text pairs for {target.name}"
+        ).as_argument("pairs")
+    task = pairs.task
+    if task is not None and (
+        task.name != target.task.name or tuple(task.vocab.tokens) != tuple(target.task.vocab.tokens)
+    ):
+        raise ConfigError(
+            "pairs",
+            f"pairs of task {task.name} ({' '.join(task.vocab.tokens)})",
+            f"pairs of task {target.task.name} ({' '.join(target.task.vocab.tokens)}), the task of {target.name}",
+        ).as_argument("pairs")
+    check_ids_in_vocab(pairs.ids, target.task.vocab.size, "pairs")
+    if source.task is not None:
+        check_ids_in_vocab(pairs.source.ids, source.task.vocab.size, "pairs")
+
+
+def _check_fit(
+    saved: SavedAlignment, models: Sequence[RunModel], source: int, target: int, variable: str
+) -> None:
+    """A ConfigError unless ``models`` can stand where the alignment's models stood, and the variable is
+    the alignment's."""
     from alignsearch.models import hooks
 
     trained_on = ", ".join(saved.models)
     if len(models) != len(saved.models):
         raise ConfigError("models", len(models), f"{len(saved.models)} model(s), as trained ({trained_on})")
-    for key, index in (("source", source), ("target", target)):
-        if not 0 <= index < len(models):
-            raise ConfigError(key, index, f"a model index below {len(models)}")
-    for i, (entry, site, width) in enumerate(zip(models, saved.sites, saved.widths, strict=True)):
-        has = hooks.site_width(entry.model, site)
+    for i, (model, site, width) in enumerate(zip(models, saved.sites, saved.widths, strict=True)):
+        has = hooks.site_width(model.model, site)
         if has != width:
             raise ConfigError(
                 f"models[{i}]",
-                zoo.short_name(entry.path),
+                model.name,
                 f"a model of width {width} at {site}, as {saved.models[i]}: it has {has}",
             )
     if variable not in saved.variables:

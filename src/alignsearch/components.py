@@ -10,8 +10,10 @@ Errors in the settings come back as one-line :class:`ConfigError`s keyed under t
 
 from __future__ import annotations
 
+import difflib
 import inspect
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,3 +115,51 @@ def format_setting(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value).strip("/").replace("/", "_")  # a folder name, even for a path
+
+
+NOT_A_KEY = re.compile(r"Could not override '([^']+)'")
+MISSING_CHOICE = re.compile(r"Could not find '([^'/]+)/([^']+)'")
+
+
+def compose_checked(config_name: str, overrides: Sequence[str], *, hydra: bool = False) -> DictConfig:
+    """Hydra's composition of a command's config (``hydra``: with its ``hydra`` node); a choice of a
+    config group that does not exist, or an override of a key that does not exist, is a one-line
+    ConfigError (listing the choices, or naming the closest key)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import ConfigCompositionException
+
+    overrides = list(overrides)
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3", job_name=config_name):
+        try:
+            return compose(config_name, overrides=overrides, return_hydra_config=hydra)
+        except ConfigCompositionException as e:
+            missing = MISSING_CHOICE.search(str(e))
+            if missing:
+                group, choice = missing.groups()
+                raise ConfigError(group, choice, f"one of {', '.join(group_choices(group))}") from None
+            match = NOT_A_KEY.search(str(e))
+            if not match:
+                raise
+            key = match.group(1)
+            given = next(o for o in overrides if o.split("=", 1)[0] == key)
+            rest = [o for o in overrides if o != given]
+            known = sorted(flat_keys(compose(config_name, overrides=rest)))
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+            hint = (
+                f"did you mean {close[0]}?"
+                if close
+                else "add it with +key=value only where a config reads it"
+            )
+            raise ConfigError(key, given.split("=", 1)[1], f"a known setting ({hint})") from None
+
+
+def flat_keys(node: Any, prefix: str = "") -> Iterator[str]:
+    """Every dotted key of a config (``training.max_steps``, ...)."""
+    if not isinstance(node, DictConfig):
+        return
+    for key in node:
+        dotted = f"{prefix}{key}"
+        yield dotted
+        child = node._get_node(key)
+        if isinstance(child, DictConfig):
+            yield from flat_keys(child, f"{dotted}.")

@@ -12,9 +12,18 @@ class ConfigError(ValueError):
     'task.min_count=25 is not allowed: expected an integer <= task.max_count (20)'
     """
 
-    def __init__(self, key: str, value: Any, allowed: str) -> None:
-        self.key, self.value, self.allowed = key, value, allowed
+    def __init__(self, key: str, value: Any, allowed: str, expects: tuple[type, ...] = ()) -> None:
+        self.key, self.value, self.allowed, self.expects = key, value, allowed, expects
         super().__init__(f"{key}={_show(value)} is not allowed: expected {allowed}")
+
+    def as_argument(self, name: str) -> ConfigError:
+        """The same error for a Python caller's argument ``name``: the value as Python writes it, and its
+        type where the rule expects another (``expects``).
+
+        >>> str(ConfigError("n_units", "16", "an integer in [1, 128]", expects=(int,)).as_argument("n_units"))
+        "n_units='16' is a str: expected an integer in [1, 128]"
+        """
+        return ArgumentError(name, self.value, self.allowed, self.expects)
 
     def under(self, prefix: str) -> ConfigError:
         """The same error with its key placed under a config group (``d_model`` -> ``model.d_model``);
@@ -22,6 +31,19 @@ class ConfigError(ValueError):
         if self.key == prefix or self.key.startswith(f"{prefix}."):
             return self
         return ConfigError(f"{prefix}.{self.key}", self.value, self.allowed)
+
+
+class ArgumentError(ConfigError):
+    """A ConfigError about an argument of a Python call, showing the value as Python writes it."""
+
+    def __init__(self, key: str, value: Any, allowed: str, expects: tuple[type, ...] = ()) -> None:
+        super().__init__(key, value, allowed, expects)
+        wrong_type = expects and (isinstance(value, bool) or not isinstance(value, expects))
+        kind = f" is a {type(value).__name__}:" if wrong_type and value is not None else " is not allowed:"
+        self.args = (f"{key}={value!r}{kind} expected {allowed}",)
+
+    def __str__(self) -> str:
+        return self.args[0]
 
 
 class ZooError(RuntimeError):

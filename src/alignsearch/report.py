@@ -47,7 +47,7 @@ from typing import Any, TypeVar
 
 from alignsearch import atomic
 from alignsearch.cli import sweep
-from alignsearch.cli.run_folder import METRICS, RESULTS, SIMILARITY, SUPERSEDED
+from alignsearch.search.run_folder import METRICS, RESULTS, SIMILARITY, SUPERSEDED
 
 PLOTS = "plots"
 BASE_METRICS = ("iia", "iia_heldout", "iia_test")

@@ -36,6 +36,8 @@ Check = Callable[[str, Any], Any]
 """A rule: ``check(key, value)`` returns the value in its proper type or raises a ConfigError."""
 
 T = TypeVar("T")
+INT, NUMBER, LIST = (int,), (int, float), (list, tuple)
+"""What the rules expect, by Python type (named in the errors of a Python call with another type)."""
 
 
 def setting(check: Check, *, identity: bool = True, default: Any = dataclasses.MISSING) -> Any:
@@ -55,51 +57,51 @@ def _is_number(value: Any) -> bool:
 
 def positive_int(key: str, value: Any) -> int:
     if not _is_int(value) or value < 1:
-        raise ConfigError(key, value, "a positive integer")
+        raise ConfigError(key, value, "a positive integer", INT)
     return value
 
 
 def non_negative_int(key: str, value: Any) -> int:
     if not _is_int(value) or value < 0:
-        raise ConfigError(key, value, "a non-negative integer")
+        raise ConfigError(key, value, "a non-negative integer", INT)
     return value
 
 
 def positive_number(key: str, value: Any) -> float:
     if not _is_number(value) or value <= 0:
-        raise ConfigError(key, value, "a positive number")
+        raise ConfigError(key, value, "a positive number", NUMBER)
     return float(value)
 
 
 def non_negative_number(key: str, value: Any) -> float:
     if not _is_number(value) or value < 0:
-        raise ConfigError(key, value, "a non-negative number")
+        raise ConfigError(key, value, "a non-negative number", NUMBER)
     return float(value)
 
 
 def accuracy(key: str, value: Any) -> float:
     """An accuracy threshold in (0, 1]."""
     if not _is_number(value) or not 0 < value <= 1:
-        raise ConfigError(key, value, "an accuracy in (0, 1]")
+        raise ConfigError(key, value, "an accuracy in (0, 1]", NUMBER)
     return float(value)
 
 
 def fraction(key: str, value: Any) -> float:
     """A number in [0, 1]."""
     if not _is_number(value) or not 0 <= value <= 1:
-        raise ConfigError(key, value, "a number in [0, 1]")
+        raise ConfigError(key, value, "a number in [0, 1]", NUMBER)
     return float(value)
 
 
 def boolean(key: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        raise ConfigError(key, value, "true or false")
+        raise ConfigError(key, value, "true or false", (bool,))
     return value
 
 
 def text(key: str, value: Any) -> str:
     if not isinstance(value, str) or not value:
-        raise ConfigError(key, value, "a non-empty string")
+        raise ConfigError(key, value, "a non-empty string", (str,))
     return value
 
 
@@ -121,7 +123,7 @@ def optional(check: Check, what: str = "null") -> Check:
         try:
             return check(key, value)
         except ConfigError as e:
-            raise ConfigError(key, value, f"{e.allowed}, or {what}") from None
+            raise ConfigError(key, value, f"{e.allowed}, or {what}", e.expects) from None
 
     return optional_check
 
@@ -129,7 +131,24 @@ def optional(check: Check, what: str = "null") -> Check:
 def step_list(key: str, value: Any) -> tuple[int, ...]:
     """A list of training steps (positive integers)."""
     if not isinstance(value, list | tuple) or not all(_is_int(v) and v > 0 for v in value):
-        raise ConfigError(key, value, "a list of positive integers (training steps), e.g. [100,200]")
+        raise ConfigError(key, value, "a list of positive integers (training steps), e.g. [100,200]", LIST)
+    return tuple(value)
+
+
+def variable_list(key: str, value: Any) -> tuple[str | None, ...]:
+    """Names of causal variables, distinct (``null``, the remainder of the space, as None).
+
+    >>> variable_list("alignment.variables", ["count", None])
+    ('count', None)
+    """
+    value = plain(value)
+    if (
+        not isinstance(value, list | tuple)
+        or not value
+        or not all(v is None or (isinstance(v, str) and v) for v in value)
+        or len(set(value)) != len(value)
+    ):
+        raise ConfigError(key, value, "a non-empty list of distinct variable names", LIST)
     return tuple(value)
 
 
@@ -153,12 +172,13 @@ def parse(cls: type[T], node: Mapping | Any, prefix: str, *, known: tuple[str, .
     if not isinstance(values, Mapping):
         raise ConfigError(prefix, values, "a group of settings")
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    dotted = f"{prefix}.".lstrip(".")  # "" for top-level keys
     for key in values:
         if key not in fields and key not in known:
-            raise unknown_key(f"{prefix}.{key}", values[key], [f"{prefix}.{k}" for k in fields])
+            raise unknown_key(f"{dotted}{key}", values[key], [f"{dotted}{k}" for k in fields])
     out = {}
     for name, f in fields.items():
-        key = f"{prefix}.{name}"
+        key = f"{dotted}{name}"
         if name not in values:
             if f.default is not dataclasses.MISSING:
                 continue
@@ -256,7 +276,7 @@ def control_list(key: str, value: Any) -> tuple[str, ...]:
         or any(v not in CONTROLS for v in value)
         or len(set(value)) != len(value)
     ):
-        raise ConfigError(key, value, f"a list of distinct controls from {', '.join(CONTROLS)} (or [])")
+        raise ConfigError(key, value, f"a list of distinct controls from {', '.join(CONTROLS)} (or [])", LIST)
     return tuple(value)
 
 
@@ -271,7 +291,7 @@ class AlignmentSettings:
     name: str = setting(text)
     function: Any = setting(any_value)
     layout: Any = setting(any_value)
-    variables: Any = setting(any_value)
+    variables: tuple[str | None, ...] = setting(variable_list)
     causal_model: str = setting(text)
     stepwise: bool = setting(boolean)
     keep_extrapolation: bool = setting(boolean)
@@ -319,6 +339,116 @@ class AlignmentSettings:
     @classmethod
     def parse(cls, node: Mapping | Any) -> AlignmentSettings:
         return parse(cls, node, "alignment")
+
+
+def site_layer(key: str, value: Any) -> int | str:
+    """A layer of the model: its number, or ``embedding``."""
+    if value == "embedding" or (_is_int(value) and value >= 0):
+        return value
+    raise ConfigError(key, value, "a layer number (0, 1, ...) or embedding", (int, str))
+
+
+def unit_sizes(key: str, value: Any) -> int | tuple[int, ...]:
+    """Units per variable: one size for every variable, or a list with one per variable (the range,
+    [1, the sites' width], is checked when the run is planned)."""
+    value = plain(value)
+    if isinstance(value, list | tuple) and value and all(_is_int(v) for v in value):
+        return tuple(value)
+    if _is_int(value):
+        return value
+    raise ConfigError(key, value, "an integer, or a list of integers (one per variable)", INT)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PartnerSettings:
+    """The second model of a two-model alignment (``partner`` in ``conf/run_alignment.yaml``); null means
+    "as the first model" (the seed: the first model's + 1)."""
+
+    model: str | None = setting(optional(text), default=None)
+    """A ``conf/model`` choice (how the command line finds the partner in the zoo)."""
+    model_settings: Any = setting(any_value, default=None)
+    """Changes to the partner's model settings (checked when the model is built)."""
+    task: str | None = setting(optional(text), default=None)
+    seed: int | None = setting(optional(non_negative_int, "null for seed + 1"), default=None)
+    layer: int | str | None = setting(optional(site_layer), default=None)
+    site: str | None = setting(optional(text), default=None)
+    causal_model: str | None = setting(optional(text), default=None)
+    variables: tuple[str | None, ...] | None = setting(optional(variable_list), default=None)
+
+    @classmethod
+    def parse(cls, node: Mapping | Any) -> PartnerSettings:
+        return parse(cls, node or {}, "partner")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSettings:
+    """What one alignment run aligns, besides how (:class:`AlignmentSettings`): the seed, the site and the
+    units per variable, the training snapshot, and the partner (top-level keys of
+    ``conf/run_alignment.yaml``: ``seed``, ``layer``, ``site``, ``n_units``, ``snapshot``, ``partner``)."""
+
+    seed: int = setting(non_negative_int)
+    layer: int | str = setting(site_layer)
+    site: str | None = setting(optional(text, "null (layer names the site)"), default=None)
+    n_units: int | tuple[int, ...] = setting(unit_sizes)
+    snapshot: int | None = setting(
+        optional(positive_int, "null (the final weights), or a training step kept in the zoo entry"),
+        default=None,
+    )
+    partner: PartnerSettings = setting(any_value, default=PartnerSettings())
+
+    KEYS = ("seed", "layer", "site", "n_units", "snapshot", "partner")
+
+    @classmethod
+    def parse(cls, node: Mapping | Any) -> RunSettings:
+        """The run settings among the top-level keys of a composed ``run_alignment`` config."""
+        picked = {k: plain(node[k]) for k in cls.KEYS if k in node}  # only these keys are resolved
+        picked["partner"] = PartnerSettings.parse(picked.get("partner"))
+        return parse(cls, picked, "")
+
+    def site_name(self) -> str:
+        """The site: ``site`` if given (a site name or a module path), else ``layer`` as a site name
+        (``0`` -> ``layer.0``; ``embedding`` stays)."""
+        return site_name(self.layer, self.site)
+
+    def partner_site_name(self) -> str:
+        """The partner's site: its own layer or site if given, else the first model's."""
+        if self.partner.site is not None:
+            return self.partner.site
+        if self.partner.layer is not None:
+            return site_name(self.partner.layer)
+        return self.site_name()
+
+    def partner_seed(self) -> int:
+        return self.seed + 1 if self.partner.seed is None else self.partner.seed
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that change a run's results, as plain values."""
+        return plain_dataclass(self)
+
+
+def site_name(layer: Any, site: str | None = None) -> str:
+    """A run's site: ``site`` if given, else ``layer`` as a site name.
+
+    >>> site_name(0), site_name("embedding"), site_name(1, "blocks.1")
+    ('layer.0', 'embedding', 'blocks.1')
+    """
+    if site:
+        return str(site)
+    return "embedding" if str(layer) == "embedding" else f"layer.{layer}"
+
+
+def plain_dataclass(instance: Any) -> dict[str, Any]:
+    """A (nested) settings dataclass as plain JSON-able values."""
+    return json_ready(dataclasses.asdict(instance))
+
+
+def json_ready(value: Any) -> Any:
+    """Tuples as lists, recursively (what ``json`` writes back)."""
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(v) for v in value]
+    return value
 
 
 def _load_training_defaults() -> dict[str, Any]:

@@ -51,6 +51,8 @@ from alignsearch.components import (
 )
 from alignsearch.errors import ConfigError, ZooError
 from alignsearch.models import SequenceModel
+from alignsearch.models.base import weights_sha256
+from alignsearch.search.spec import RunModel
 from alignsearch.seeding import seed_all
 from alignsearch.settings import TRAINING_DEFAULTS, HardwareSettings, TrainingSettings, plain
 
@@ -526,3 +528,52 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+OWN = "own"
+"""``entry.info["origin"]`` of a model brought from elsewhere (``api.own_model``), not trained by the zoo."""
+
+
+def run_model(entry: ZooEntry, index: int = 0) -> RunModel:
+    """``entry`` as an alignment run takes it (model ``index`` of the run): named by its zoo path and
+    labelled by its task, model, seed and the settings that name it (training: the first model's only, a
+    partner is trained alike); its untrained form is the model as the zoo initialised it, or, for a model
+    brought from elsewhere, a re-initialised copy (:func:`reinitialised`)."""
+    own = entry.info.get("origin") == OWN
+    labels = {"task": entry.info["task"], "model": entry.info["model"], "seed": entry.info["seed"]}
+    if not own and hasattr(entry.task, "settings"):
+        labels |= entry_settings(entry.task, entry.model, None if index else recorded_training(entry))
+
+    def untrained(seed: int) -> SequenceModel:
+        return reinitialised(entry.model, seed + index) if own else initial_model(entry)
+
+    return RunModel(entry.model, short_name(entry.path), entry.task, entry.weights_sha256, labels, untrained)
+
+
+def reinitialised(model: SequenceModel, seed: int) -> SequenceModel:
+    """A copy of ``model`` whose modules' ``reset_parameters()`` ran under ``seed``. A ConfigError if a
+    weight is left as it was (a parameter of a module without ``reset_parameters``): the control would
+    keep trained weights."""
+    import copy
+
+    twin = copy.deepcopy(model)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for module in twin.modules():
+            if callable(getattr(module, "reset_parameters", None)):
+                module.reset_parameters()
+    before = dict(model.named_parameters())
+    kept = [n for n, p in twin.named_parameters() if p.numel() > 1 and torch.equal(p, before[n])]
+    if kept:
+        raise ConfigError(
+            "controls",
+            "untrained",
+            f"a model whose weights its modules' reset_parameters() re-initialise ({', '.join(kept[:3])} "
+            "are not): give those modules a reset_parameters(), or leave this control out",
+        )
+    return twin.eval().requires_grad_(False)
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """SHA-256 over a model's state dict (names, dtypes, shapes and values): what identifies its weights."""
+    return weights_sha256(model)

@@ -10,10 +10,8 @@ allowed: expected a known setting (did you mean training.max_steps?)``.
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import os
-import re
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from pathlib import Path
@@ -22,10 +20,17 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from alignsearch import zoo
-from alignsearch.components import CONF_DIR
+from alignsearch.components import compose_checked
 from alignsearch.engine.accelerator import check_accelerator
 from alignsearch.errors import ConfigError
-from alignsearch.settings import AlignmentSettings, HardwareSettings, TrainingSettings, plain, unknown_key
+from alignsearch.settings import (
+    AlignmentSettings,
+    HardwareSettings,
+    RunSettings,
+    TrainingSettings,
+    plain,
+    unknown_key,
+)
 
 SEARCH_DIRS: ContextVar[tuple[Path, ...]] = ContextVar("search_dirs", default=())
 """The ``hydra.searchpath`` folders of the job :func:`precheck` is checking (before Hydra runs)."""
@@ -83,36 +88,53 @@ def check_train_config(cfg: DictConfig) -> zoo.ModelRequest:
     return req
 
 
-def check_run_config(cfg: DictConfig):
-    """The settings of ``run_alignment.py``; returns its member configs, zoo requests and plan."""
-    from alignsearch.cli.plan import member_configs, plan_alignment
-    from alignsearch.cli.text_run import check_text_config, is_text_run
+def run_requests(cfg: DictConfig) -> list[zoo.ModelRequest]:
+    """The settings of ``run_alignment.py`` on task models that need no model to check (keys, types,
+    ranges, the zoo); returns the zoo request of each model (the partner's composed by
+    :func:`alignsearch.cli.plan.member_configs`)."""
+    from alignsearch.cli.plan import member_configs
 
+    check_common(cfg)
+    if str(cfg.model.get("_target_")) == "alignsearch.models.lm.TextLM":
+        raise ConfigError("data", None, "data=pairs or data=corpus with model=lm (text for a language model)")
+    for key in ("auto_train", "similarity"):
+        if not isinstance(cfg.get(key), bool):
+            raise ConfigError(key, cfg.get(key), "true or false")
+    requests = [model_request(c) for c in member_configs(cfg)]
+    for req in requests:
+        if not req.path.is_dir() and not cfg.auto_train:
+            raise ConfigError("auto_train", cfg.auto_train, f"true, or a trained zoo entry at {req.path}")
+        if not req.path.is_dir():
+            writable_folder(req.path, "paths.zoo_dir", req.path.parents[2])
+    return requests
+
+
+def check_common(cfg: DictConfig) -> None:
+    """What every ``run_alignment.py`` config is checked for first: its keys and typed settings."""
     check_top_level(cfg, RUN_KEYS)
     HardwareSettings.parse(cfg.hardware)
     AlignmentSettings.parse(cfg.alignment)
     for key in plain(cfg.get("partner") or {}):
         if key not in PARTNER_KEYS:
             raise unknown_key(f"partner.{key}", cfg.partner[key], [f"partner.{k}" for k in PARTNER_KEYS])
-    if is_text_run(cfg):  # language models from their folders: loaded (and planned) by the run itself
-        return check_text_config(cfg), None, None
-    if str(cfg.model.get("_target_")) == "alignsearch.models.lm.TextLM":
-        raise ConfigError("data", None, "data=pairs or data=corpus with model=lm (text for a language model)")
-    for key in ("auto_train", "similarity"):
-        if not isinstance(cfg.get(key), bool):
-            raise ConfigError(key, cfg.get(key), "true or false")
-    snapshot = cfg.get("snapshot")
-    if snapshot is not None and (isinstance(snapshot, bool) or not isinstance(snapshot, int) or snapshot < 1):
-        raise ConfigError("snapshot", snapshot, "a training step kept in the zoo entry, or null")
-    cfgs = member_configs(cfg)
-    requests = [model_request(c) for c in cfgs]
-    plan = plan_alignment(cfgs, requests)
-    for req in requests:
-        if not req.path.is_dir() and not cfg.auto_train:
-            raise ConfigError("auto_train", cfg.auto_train, f"true, or a trained zoo entry at {req.path}")
-        if not req.path.is_dir():
-            writable_folder(req.path, "paths.zoo_dir", req.path.parents[2])
-    return cfgs, requests, plan
+    RunSettings.parse(cfg)
+
+
+def check_run_config(cfg: DictConfig) -> None:
+    """Every setting of ``run_alignment.py``, before Hydra starts: task runs are planned on the models as
+    initialised (:func:`alignsearch.search.planning.plan_run`, which the run itself calls on the trained
+    ones); text runs are checked as far as their folders and files allow without loading a model."""
+    from alignsearch.cli.text_run import check_text_config, is_text_run
+    from alignsearch.search.planning import plan_run
+    from alignsearch.search.spec import RunModel
+
+    if is_text_run(cfg):
+        check_common(cfg)
+        check_text_config(cfg)
+        return
+    requests = run_requests(cfg)
+    models = [RunModel(r.model, zoo.short_name(r.path), r.task, "") for r in requests]
+    plan_run(models, AlignmentSettings.parse(cfg.alignment), RunSettings.parse(cfg))
 
 
 # -- before Hydra runs --------------------------------------------------------------------------------------
@@ -126,7 +148,7 @@ def precheck(argv: Sequence[str], config_name: str, check: Callable[[DictConfig]
     multirun = any(a in ("-m", "--multirun") for a in argv)
     overrides = [a for a in argv if not a.startswith("-")]
     for variant in sweep_variants(overrides):
-        cfg = compose_checked(config_name, variant)
+        cfg = compose_checked(config_name, variant, hydra=True)
         with open_dict(cfg):
             hydra = cfg.pop("hydra")
         key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
@@ -177,47 +199,6 @@ def sweep_variants(overrides: list[str]) -> Iterator[list[str]]:
     for i, options in enumerate(values):
         for option in itertools.islice(options, 1, None):
             yield [*first[:i], option, *first[i + 1 :]]
-
-
-NOT_A_KEY = re.compile(r"Could not override '([^']+)'")
-
-
-def compose_checked(config_name: str, overrides: list[str]) -> DictConfig:
-    """Hydra's composition of the job's config; an override of a key that does not exist becomes a
-    one-line ConfigError naming the closest key."""
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import ConfigCompositionException
-
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3", job_name=config_name):
-        try:
-            return compose(config_name, overrides=overrides, return_hydra_config=True)
-        except ConfigCompositionException as e:
-            match = NOT_A_KEY.search(str(e))
-            if not match:
-                raise
-            key = match.group(1)
-            given = next(o for o in overrides if o.split("=", 1)[0] == key)
-            rest = [o for o in overrides if o != given]
-            known = sorted(flat_keys(compose(config_name, overrides=rest)))
-            close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-            hint = (
-                f"did you mean {close[0]}?"
-                if close
-                else "add it with +key=value only where a config reads it"
-            )
-            raise ConfigError(key, given.split("=", 1)[1], f"a known setting ({hint})") from None
-
-
-def flat_keys(node: Any, prefix: str = "") -> Iterator[str]:
-    """Every dotted key of a config (``training.max_steps``, ...)."""
-    if not isinstance(node, DictConfig):
-        return
-    for key in node:
-        dotted = f"{prefix}{key}"
-        yield dotted
-        child = node._get_node(key)
-        if isinstance(child, DictConfig):
-            yield from flat_keys(child, f"{dotted}.")
 
 
 def writable_folder(path: Path, key: str, shown: Any = None) -> None:

@@ -11,22 +11,18 @@ identity is the content of each model folder and of the data file, with the run'
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from omegaconf import DictConfig
 
-from alignsearch.cli.plan import assemble_plan, member_configs, site_name
+from alignsearch.cli.plan import member_configs
 from alignsearch.components import instantiate_checked
 from alignsearch.errors import ConfigError
-from alignsearch.models import SequenceModel, hooks
-from alignsearch.search.spec import AlignmentPlan, Member
-from alignsearch.search.text_data import corpus_source, pairs_source
-from alignsearch.settings import AlignmentSettings
+from alignsearch.search.spec import RunData, RunModel
+from alignsearch.search.text_data import corpus_source, pairs_source, pairs_summary, text_model
+from alignsearch.settings import plain
 
 TEXT_MODEL = "alignsearch.models.lm.TextLM"
 SOURCES = {"pairs": pairs_source, "corpus": corpus_source}
@@ -98,21 +94,8 @@ def folder_width(folder: Path) -> int | None:
     return next((int(config[k]) for k in WIDTH_KEYS if isinstance(config.get(k), int)), None)
 
 
-@dataclass
-class TextRun:
-    """A checked text run: its models, plan, identity and what the data held."""
-
-    models: list[SequenceModel]
-    plan: AlignmentPlan
-    identity: dict[str, Any]
-    data: dict[str, Any]
-    choices: dict[str, str]
-    named: dict[str, Any]
-    """The models' settings as flat config keys (:func:`model_settings`)."""
-
-
-def prepare_text_run(cfg: DictConfig, out_dir: Path) -> TextRun:
-    """Load the models and the data, and plan the alignment (ConfigError for anything that cannot work)."""
+def text_inputs(cfg: DictConfig, out_dir: Path) -> tuple[list[RunModel], RunData]:
+    """The models and the data of a text run, loaded (ConfigError for anything that cannot work)."""
     cfgs = check_text_config(cfg)
     kind = data_kind(cfg)
     models = []
@@ -125,53 +108,27 @@ def prepare_text_run(cfg: DictConfig, out_dir: Path) -> TextRun:
                 if i == 0
                 else ConfigError(e.key.replace("model.", "partner.model_settings.", 1), e.value, e.allowed)
             ) from None
-    a = AlignmentSettings.parse(cfg.alignment)
     tokenizers = [m.tokenizer for m in models]
     if kind == "corpus":
         source = instantiate_checked(
             cfg.data, "data", tokenizers=tokenizers, cache_dir=out_dir / "predictions"
         )
-        a = dataclasses.replace(a, stepwise=True)  # the models' own runs on one text: every position
-        data = {"kind": kind, "texts": source.n_texts, "skipped": source.skipped}
+        summary = {"kind": kind, "texts": source.n_texts, "skipped": source.skipped}
     else:
         check_same_vocabulary(tokenizers)
         source = instantiate_checked(cfg.data, "data", tokenizer=tokenizers[0])
-        if a.stepwise:
-            raise ConfigError("alignment.stepwise", True, f"false with data={kind} (a position per prompt)")
-        problems = source.data.problems
-        if problems:
+        if source.data.problems:
             print(f"pairs: {source.data.describe()}", flush=True)
-        data = {
-            "kind": kind,
-            "rows": source.data.n_rows,
-            "pairs": {split: len(p) for split, p in source.data.splits.items()},
-            "skipped": [{"line": p.line, "reason": p.reason} for p in problems],
-        }
-    plan = plan_text(cfg, cfgs, models, source, a)
-    identity = {
-        "models": [{"name": m.name, "weights_sha256": m.weights_sha256()} for m in models],
-        "data_sha256": hashlib.sha256(Path(str(cfg.data.path)).read_bytes()).hexdigest(),
-    }
-    choices = {"task": Path(str(cfg.data.path)).stem, "model": models[0].name}
-    return TextRun(models, plan, identity, data, choices, model_settings(models))
-
-
-def model_settings(models: list[SequenceModel]) -> dict[str, Any]:
-    """Each language model's settings as flat config keys (``model.path``: two folders of the same name are
-    two models), the partner's starting with ``partner_``."""
-    return {
-        f"{'partner_' if i else ''}model.{key}": value
-        for i, model in enumerate(models)
-        for key, value in (model.settings() if hasattr(model, "settings") else {}).items()
-    }
-
-
-def plan_text(
-    cfg: DictConfig, cfgs: list[DictConfig], models: list[SequenceModel], source, a: AlignmentSettings
-) -> AlignmentPlan:
-    """The plan of a text alignment: each model's site and width, the data's variable, and ``a``."""
-    members = [_member(c, m, source.variable, i) for i, (c, m) in enumerate(zip(cfgs, models, strict=True))]
-    return assemble_plan(cfg, a, members, source)
+        summary = pairs_summary(source.data)
+    path = Path(str(cfg.data.path))
+    data = RunData(
+        source,
+        {"data_sha256": hashlib.sha256(path.read_bytes()).hexdigest()},
+        summary,
+        label=str(cfg.data.path),
+        settings=plain(cfg.data),
+    )
+    return [text_model(m, i, path.stem) for i, m in enumerate(models)], data
 
 
 def check_same_vocabulary(tokenizers: list) -> None:
@@ -184,40 +141,3 @@ def check_same_vocabulary(tokenizers: list) -> None:
                 "a model with another tokenizer",
                 "a model with the same tokenizer",
             )
-
-
-def _member(cfg: DictConfig, model: SequenceModel, variable: str, index: int) -> Member:
-    prefix = "" if index == 0 else "partner."
-    site = site_name(cfg.layer, cfg.get("site"))
-    if cfg.get("site") or site not in model.sites:
-        if not cfg.get("site"):
-            layers = ", ".join(s.removeprefix("layer.") for s in model.sites)
-            raise ConfigError(f"{prefix}layer", cfg.layer, f"a layer of the {model.name}: {layers}")
-        try:
-            width = hooks.site_width(model, site)
-        except ConfigError as e:
-            raise ConfigError(f"{prefix}site", e.value, e.allowed) from None
-    else:
-        width = model.sites[site]
-    return Member(model.name, None, site, width, None, [variable])
-
-
-def untrained_copies(models: list[SequenceModel], seed: int) -> list[SequenceModel]:
-    """Each language model with freshly initialised weights (its architecture and config, ``seed``), and
-    the same tokenizer: the ``untrained`` control."""
-    import copy
-
-    import torch
-
-    from alignsearch.models.hf import require_transformers
-
-    transformers = require_transformers()
-    out = []
-    for i, model in enumerate(models):
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed + i)
-            fresh = transformers.AutoModelForCausalLM.from_config(model.lm.config)
-        twin = copy.deepcopy(model)
-        twin.lm.load_state_dict(fresh.state_dict())
-        out.append(twin)
-    return out

@@ -14,11 +14,12 @@ A model whose size cannot be read (no embedding) passes: a caller may then run i
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor, nn
 
 from alignsearch.errors import ConfigError
 from alignsearch.models.base import SequenceModel
-from alignsearch.tasks.vocab import Vocabulary
 
 SHOWN_TOKENS = 16
 """The most tokens of a vocabulary a message lists (then ``...``)."""
@@ -70,7 +71,10 @@ def shown_tokens(tokens: tuple[str, ...] | list[str]) -> str:
 
 
 def check_reads_vocab(
-    model: nn.Module, vocab: Vocabulary, key: str = "model", what: str = "the task"
+    model: nn.Module,
+    vocab: Any,
+    key: str = "model",
+    what: str = "the task",  # vocab: tokens and size
 ) -> int | None:
     """The number of token ids ``model`` reads (:func:`input_vocab_size`; None if it cannot be told), or a
     one-line ConfigError if that is fewer than ``vocab`` has tokens. ``what`` names the vocabulary in the

@@ -94,7 +94,7 @@ def trained_scores(
 ) -> Scores:
     """Validation IIA of an alignment trained (and resumable) in ``out_dir``."""
     out = fit_alignment(plan, models, out_dir, seed=seed, hardware=hardware)
-    return {f"{r['direction']}/{r['variable']}": r["iia"] for r in out.records}
+    return {r.name: r.iia for r in out.records}
 
 
 def run_controls(
@@ -124,12 +124,3 @@ def run_controls(
                 shuffled_plan, models, out_dir / "controls" / name, seed=seed, hardware=hardware
             )
     return scores
-
-
-def with_controls(records: list[dict], scores: dict[str, Scores]) -> list[dict]:
-    """``records`` with ``iia_control_<name>`` for every control (None where a track has no score)."""
-    out = []
-    for record in records:
-        key = f"{record['direction']}/{record['variable']}"
-        out.append(record | {f"iia_control_{name}": per.get(key) for name, per in scores.items()})
-    return out

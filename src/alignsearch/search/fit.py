@@ -31,8 +31,9 @@ from alignsearch.search.pairs import (
     pair_tensors,
     with_latent_targets,
 )
-from alignsearch.search.spec import AlignmentPlan
-from alignsearch.seeding import derive_seed, generator
+from alignsearch.search.records import AlignmentRecord
+from alignsearch.search.spec import AlignmentPlan, init_seed
+from alignsearch.seeding import generator
 from alignsearch.settings import AlignmentSettings, HardwareSettings
 from alignsearch.tasks.counterfactual import make_pairs
 
@@ -99,8 +100,8 @@ class AlignmentOutcome:
     steps: int
     best_step: int
     train_seconds: float
-    records: list[dict[str, Any]]
-    """One per (source, target, variable): see :func:`track_record`."""
+    records: list[AlignmentRecord]
+    """One per (source, target, variable)."""
     learned_units: list[int] | None
     history: list[dict[str, Any]]
     """IIA at every evaluation: step, split, source, target, variable, trained, iia, token_iia, ..."""
@@ -182,11 +183,11 @@ def _fit(
     """:func:`fit_alignment` once the pairs are built."""
     a = plan.settings
     test = evals.pop("test", None)
-    L.seed_everything(derive_seed(seed, "alignment-init") % 2**31, verbose=False)
+    L.seed_everything(init_seed(seed), verbose=False)
     module = AlignmentModule(
         models,
         [m.site for m in plan.members],
-        plan.build_interchange(),
+        plan.take_interchange(seed),
         tracks,
         eval_splits=tuple(evals),
         stepwise=a.stepwise,
@@ -262,28 +263,28 @@ def _fit(
 
 def track_record(
     plan: AlignmentPlan, track: Track, final: dict[str, dict[str, dict]], iia_step0: float | None
-) -> dict[str, Any]:
-    """One row of ``results.json``: a track's models, variable, training and final metrics."""
+) -> AlignmentRecord:
+    """A track's record: its models, variable, training and final metrics."""
     source, target = plan.members[track.source], plan.members[track.target]
     k = plan.variables.index(track.variable)
     val = final["val"][track.name]
     test = final["test"][track.name] if "test" in final else None
-    record = {
-        "source": source.name,
-        "target": target.name,
-        "direction": track.direction,
-        "variable": track.variable,
-        "trained": track.trained,
-        "loss": track.loss,
-        "iia": val["iia"],
-        "iia_heldout": final["heldout"][track.name]["iia"] if "heldout" in final else None,
-        "iia_test": None if test is None else test["iia"],
-        "token_iia": val["token_iia"],
-        "iia_step0": iia_step0,
-        "iia_by_position": {pos: round(v, 4) for pos, v in val["iia_by_position"].items()},
-    }
-    if (source.variables[k], target.variables[k]) != (track.variable, track.variable):
-        record["source_variable"], record["target_variable"] = source.variables[k], target.variables[k]
-    if track.latent:
-        record["cl_loss"], record["cl_divergence"] = val.get("cl_loss"), val.get("cl_divergence")
-    return record
+    crossed = (source.variables[k], target.variables[k]) != (track.variable, track.variable)
+    return AlignmentRecord(
+        source=source.name,
+        target=target.name,
+        direction=track.direction,
+        variable=track.variable,
+        trained=track.trained,
+        loss=track.loss,
+        iia=val["iia"],
+        iia_heldout=final["heldout"][track.name]["iia"] if "heldout" in final else None,
+        iia_test=None if test is None else test["iia"],
+        token_iia=val["token_iia"],
+        iia_step0=iia_step0,
+        iia_by_position={pos: round(v, 4) for pos, v in val["iia_by_position"].items()},
+        source_variable=source.variables[k] if crossed else None,
+        target_variable=target.variables[k] if crossed else None,
+        cl_loss=val.get("cl_loss") if track.latent else None,
+        cl_divergence=val.get("cl_divergence") if track.latent else None,
+    )

@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from alignsearch import atomic
 from alignsearch.alignment import Interchange
 from alignsearch.components import instantiate_checked
+from alignsearch.errors import ConfigError
 from alignsearch.search.spec import AlignmentPlan, build_function
 
 
@@ -50,8 +51,31 @@ def save_alignment(path: Path, plan: AlignmentPlan, state: dict[str, Any], confi
     )
 
 
+SAVED_KEYS = ("state_dict", "config", "function", "layout", "keep_target", "widths", "models", "sites")
+"""What a saved alignment holds besides its variables and sizes."""
+
+
 def load_alignment(path: Path | str) -> SavedAlignment:
-    saved = torch.load(Path(path), map_location="cpu", weights_only=True)
+    """The alignment saved at ``path``, rebuilt; a file that is not one is a one-line ConfigError. It is
+    read as data (``weights_only``): nothing in it runs."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            "alignment", str(path), "an alignment file (alignment.pt of a run, or a saved result)"
+        )
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any failure to read means the file is unusable
+        raise ConfigError(
+            "alignment",
+            str(path),
+            f"an alignment file written by alignsearch (it is unreadable: {type(e).__name__})",
+        ) from None
+    missing = [
+        k for k in (*SAVED_KEYS, "variables", "sizes") if not isinstance(saved, dict) or k not in saved
+    ]
+    if missing:
+        raise ConfigError("alignment", str(path), f"an alignment file (it lacks {', '.join(missing)})")
     total = sum(saved["sizes"])
     functions = [build_function(OmegaConf.create(saved["function"]), w, total) for w in saved["widths"]]
     layout = instantiate_checked(

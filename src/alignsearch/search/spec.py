@@ -1,23 +1,52 @@
-"""What an alignment run will do: its models (members), the layout's block sizes, the directions trained
-and the typed alignment settings. Built from a composed config by :mod:`alignsearch.cli.plan`, or
-directly by a Python caller.
+"""What an alignment run is given (:class:`RunModel`) and what it will do (:class:`AlignmentPlan`: its
+models, the layout's block sizes, the directions trained and the typed alignment settings), planned by
+:mod:`alignsearch.search.planning` for the command line and the Python API alike.
 """
 
 from __future__ import annotations
 
 import inspect
 import itertools
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import torch
 from hydra.utils import get_class
 
 from alignsearch.alignment import NULL, Interchange
 from alignsearch.components import instantiate_checked
+from alignsearch.models import SequenceModel
 from alignsearch.search.pairs import Track
+from alignsearch.seeding import derive_seed
 from alignsearch.settings import AlignmentSettings
 from alignsearch.tasks import CausalModel
+
+
+@dataclass
+class RunModel:
+    """One model an alignment run is given, as the run names and controls it.
+
+    The command line makes these from zoo entries or language-model folders, the Python API from
+    whatever it is handed (a zoo entry, a model in memory); the run treats them alike.
+    """
+
+    model: SequenceModel
+    name: str
+    """How records name it: ``multiobject/gru/seed0``, ``lm_gpt2``."""
+    task: Any | None
+    """The task it reads (None for a language model on text)."""
+    weights_sha256: str
+    """What identifies its weights: a run's results belong to these weights."""
+    labels: dict[str, Any] = field(default_factory=dict)
+    """The flat config keys that name it (``task``, ``model``, ``seed``, ``model.d_model``, ...); a
+    partner's are written with ``partner_`` in front."""
+    untrained: Callable[[int], SequenceModel] | None = None
+    """The ``untrained`` control's model, given the run's seed: the same architecture, untrained (None:
+    the model has none, and that control is refused)."""
+
+    def identity(self) -> dict[str, str]:
+        return {"name": self.name, "weights_sha256": self.weights_sha256}
 
 
 @dataclass
@@ -46,6 +75,9 @@ class AlignmentPlan:
     settings: AlignmentSettings
     data: PairSource | None = None
     """Where the pairs come from when they are not the tasks' (text pairs, a corpus)."""
+    seed: int = 0
+    """The seed its alignment functions are initialised from (:meth:`take_interchange`)."""
+    _built: tuple[Interchange, torch.Tensor] | None = field(default=None, repr=False, compare=False)
 
     @property
     def variables(self) -> list[str]:
@@ -65,6 +97,24 @@ class AlignmentPlan:
             for v in self.variables
         ]
 
+    def plan_interchange(self) -> None:
+        """Build the interchange once, as training starts it (seeded from :attr:`seed`): building checks
+        the function and the layout (total size, room for null), and the run trains this one."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(init_seed(self.seed))
+            interchange = self.build_interchange()
+            self._built = (interchange, torch.random.get_rng_state())
+
+    def take_interchange(self, seed: int) -> Interchange:
+        """The alignment functions to train from ``seed``: those planned (once), else newly built; torch's
+        random state is left as building them from ``seed`` leaves it."""
+        torch.manual_seed(init_seed(seed))
+        if self._built is not None and seed == self.seed:
+            (interchange, state), self._built = self._built, None
+            torch.random.set_rng_state(state)
+            return interchange
+        return self.build_interchange()
+
     def build_interchange(self) -> Interchange:
         functions = [build_function(self.settings.function, m.width, sum(self.sizes)) for m in self.members]
         layout = instantiate_checked(
@@ -76,6 +126,27 @@ class AlignmentPlan:
             n_aligned=min(f.n_aligned for f in functions),
         )
         return Interchange(functions, layout, keep_target=self.settings.keep_target)
+
+
+@dataclass
+class RunData:
+    """Pairs that do not come from the models' tasks (text pairs, a corpus), and how a run records them.
+
+    ``identity`` names the data in the run's identity (``{"data_sha256": ...}``: a file's digest, or the
+    pairs' own); ``settings``, how it was read (part of the run's settings digest); ``summary`` is what
+    ``results.json`` says of it (rows, pairs per split, rows skipped); ``label`` is what the flat config
+    calls it (a file's path, or ``python rows``)."""
+
+    source: PairSource
+    identity: dict[str, Any]
+    summary: dict[str, Any]
+    label: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def init_seed(seed: int) -> int:
+    """The torch seed the alignment functions of a run of ``seed`` are initialised from."""
+    return derive_seed(seed, "alignment-init") % 2**31
 
 
 class PairSource(Protocol):

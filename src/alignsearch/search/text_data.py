@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -29,6 +30,7 @@ from torch import Tensor
 from alignsearch.atomic import save_torch
 from alignsearch.models import SequenceModel, hooks
 from alignsearch.search.pairs import PairBatch, Track
+from alignsearch.search.spec import RunModel
 from alignsearch.seeding import generator
 from alignsearch.text.pairs import PairsData, TextPairs
 
@@ -61,6 +63,9 @@ class TextPairSource:
     data: PairsData
     variable: str = "variable"
     """The aligned variable's name in the records (by default the pairs file's stem)."""
+    stepwise: ClassVar[bool] = False
+    """A pair swaps at one position per prompt (``alignment.stepwise`` must be false)."""
+    kind: ClassVar[str] = "pairs"
 
     def eval_splits(self) -> list[str]:
         return [s for s in ("val", "test") if s in self.data.splits]
@@ -94,6 +99,9 @@ class CorpusSource:
     variable: str = "shared"
     n_texts: int = 0
     skipped: int = 0
+    stepwise: ClassVar[bool] = True
+    """The models' own runs on one text: swaps at every position (``alignment.stepwise`` is set)."""
+    kind: ClassVar[str] = "corpus"
     """Texts too short to leave ``horizon`` tokens after a cut."""
 
     def eval_splits(self) -> list[str]:
@@ -277,3 +285,46 @@ def require_file(path: str | None, key: str, allowed: str) -> Path:
     if not path or not Path(str(path)).is_file():
         raise ConfigError(key, path, allowed)
     return Path(str(path))
+
+
+def pairs_summary(data: PairsData) -> dict[str, Any]:
+    """What ``results.json`` says of text pairs: rows, pairs per split, the rows left out and why."""
+    return {
+        "kind": "pairs",
+        "rows": data.n_rows,
+        "pairs": {split: len(p) for split, p in data.splits.items()},
+        "skipped": [{"line": p.line, "reason": p.reason} for p in data.problems],
+    }
+
+
+def text_model(model: SequenceModel, index: int, task_label: str) -> RunModel:
+    """A language model as a run takes it: named by itself, labelled by the data and its settings
+    (``model.path``: two folders of the same name are two models); untrained: fresh weights."""
+    settings = model.settings() if hasattr(model, "settings") else {}
+    labels = {"task": task_label, "model": model.name} | {f"model.{k}": v for k, v in settings.items()}
+    return RunModel(
+        model,
+        model.name,
+        None,
+        model.weights_sha256(),
+        labels,
+        untrained=lambda seed: untrained_copy(model, seed + index),
+    )
+
+
+def untrained_copy(model: SequenceModel, seed: int) -> SequenceModel:
+    """A language model with freshly initialised weights (its architecture and config, ``seed``), and the
+    same tokenizer: the ``untrained`` control's model."""
+    import copy
+
+    import torch
+
+    from alignsearch.models.hf import require_transformers
+
+    transformers = require_transformers()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        fresh = transformers.AutoModelForCausalLM.from_config(model.lm.config)
+    twin = copy.deepcopy(model)
+    twin.lm.load_state_dict(fresh.state_dict())
+    return twin

@@ -35,11 +35,12 @@ itself, and the aligned remainder subspace is trained to change nothing. ``full`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from alignsearch.errors import ConfigError
+from alignsearch.errors import ConfigError, require_positive
 from alignsearch.tasks.batch import SequenceBatch
 from alignsearch.tasks.causal import ENVIRONMENT, CausalModel, State
 
@@ -66,6 +67,8 @@ class CounterfactualPairs:
     base: SequenceBatch
     source: SequenceBatch
     state: State
+    task: Any = None
+    """The task of the base sequences (whose vocabulary ``ids`` are in)."""
 
     def __len__(self) -> int:
         return self.ids.shape[0]
@@ -258,6 +261,7 @@ def make_pairs(
     variable when the two causal models differ (``count`` into ``demo_count``): values move by position
     in the variable lists.
     """
+    require_positive("n", n)
     source_task = source_task or task
     source_cm = source_causal_model or causal_model
     target_vars = swap_variables(causal_model, variable)
@@ -319,7 +323,7 @@ def make_pairs(
             )
             total += len(good)
         if total >= n:
-            return _concat(kept, n)
+            return _concat(kept, n, task)
     raise ValueError(
         f"only {total} of {n} counterfactual pairs for {variable!r} are valid; the settings leave too few"
     )
@@ -344,7 +348,7 @@ def _splice(
     return ids, task_mask
 
 
-def _concat(parts: list[CounterfactualPairs], n: int) -> CounterfactualPairs:
+def _concat(parts: list[CounterfactualPairs], n: int, task: Any) -> CounterfactualPairs:
     length = max(p.ids.shape[1] for p in parts)
     first = parts[0]
     return CounterfactualPairs(
@@ -357,4 +361,5 @@ def _concat(parts: list[CounterfactualPairs], n: int) -> CounterfactualPairs:
         SequenceBatch.concat([p.base for p in parts])[torch.arange(n)],
         SequenceBatch.concat([p.source for p in parts])[torch.arange(n)],
         {k: torch.cat([p.state[k] for p in parts])[:n] for k in first.state},
+        task,
     )

@@ -5,6 +5,9 @@ RESULTS = "results.json"
 """The run's records, settings and identity (written last: a run without it is unfinished)."""
 RUN = "run.json"
 SIMILARITY = "similarity.json"
+SIMILARITY_TABLE = "similarity.md"
+ALIGNMENT = "alignment.pt"
+"""The trained alignment (:mod:`alignsearch.search.saved`)."""
 METRICS = "metrics.csv"
 """The IIA at every evaluation (the learning curves)."""
 SUPERSEDED = "superseded"
@@ -15,9 +18,9 @@ RUN_OUTPUTS = (
     "controls",
     "predictions",
     METRICS,
-    "alignment.pt",
+    ALIGNMENT,
     SIMILARITY,
-    "similarity.md",
+    SIMILARITY_TABLE,
     "checkpoints",
     "logs",
     "wandb",

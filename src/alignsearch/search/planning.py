@@ -1,0 +1,168 @@
+"""From typed settings and the models to an alignment plan: every setting checked against the tasks, the
+models and the data, errors keyed by the command line's keys (``layer``, ``partner.variables``, ...).
+
+One model is DAS; two are MAS and its family. The second model (the *partner*) takes the first model's
+site, causal model and variables unless ``partner`` says otherwise::
+
+    partner: {layer: null, site: null, causal_model: null, variables: null}   # as model 0
+
+Variables are paired by position: ``alignment.variables=[count]`` with ``partner.causal_model=upup
+partner.variables=[demo_count]`` aligns Up-Down's ``count`` in model 0 with Up-Up's ``demo_count`` in
+model 1, in one shared block of the aligned space. Models on text (no task) have one variable, the
+data's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+from alignsearch.alignment import NULL
+from alignsearch.errors import ConfigError
+from alignsearch.models import hooks
+from alignsearch.search.spec import AlignmentPlan, Member, PairSource, RunModel
+from alignsearch.settings import AlignmentSettings, RunSettings, site_name
+from alignsearch.tasks import causal_model_for
+from alignsearch.tasks.counterfactual import swap_variables
+
+
+def plan_run(
+    models: Sequence[RunModel], a: AlignmentSettings, run: RunSettings, data: PairSource | None = None
+) -> AlignmentPlan:
+    """The checked plan of a run of ``a`` on ``models`` (one or two), on the tasks' pairs or on ``data``.
+
+    The alignment functions are built once here (seeded by ``run.seed``): the run trains them."""
+    if data is not None and data.stepwise:  # the models' own runs on one text: every position
+        a = dataclasses.replace(a, stepwise=True)
+    elif data is not None and a.stepwise:
+        raise ConfigError("alignment.stepwise", True, f"false with data={data.kind} (a position per prompt)")
+    if len(models) != a.models:
+        raise ConfigError("models", len(models), f"{a.models} model(s) for alignment={a.name}")
+    if a.models == 1:
+        for key, value in vars(run.partner).items():
+            if value is not None and value != {}:
+                raise ConfigError(f"partner.{key}", value, f"null with alignment={a.name}")
+    members = [_member(m, a, run, i, data) for i, m in enumerate(models)]
+    if data is None:
+        _check_partner_variables(members, a)
+    plan = assemble_plan(a, run, members, data)
+    plan.plan_interchange()
+    return plan
+
+
+def _member(model: RunModel, a: AlignmentSettings, run: RunSettings, index: int, data) -> Member:
+    prefix = "partner." if index else ""
+    layer, site = (run.partner.layer, run.partner.site) if index else (None, None)
+    if layer is None and site is None:
+        layer, site = run.layer, run.site
+    name = site_name(layer, site)
+    if site:
+        try:
+            width = hooks.site_width(model.model, name)
+        except ConfigError as e:
+            raise ConfigError(f"{prefix}site", e.value, e.allowed) from None
+    elif name in model.model.sites:
+        width = model.model.sites[name]
+    else:
+        layers = ", ".join(s.removeprefix("layer.") for s in model.model.sites)  # the sites layer= names
+        if not layers:  # a model that handles no named site: only module paths reach it
+            layers = f"none (it has no named sites: {prefix}site=<module path>)"
+        raise ConfigError(f"{prefix}layer", layer, f"a layer of the {model.model.name}: {layers}")
+    if data is not None:
+        return Member(model.name, None, name, width, None, [data.variable])
+    if model.task is None:
+        raise ConfigError("data", None, f"pairs of text for {model.name}, which reads no task")
+    causal_name = (run.partner.causal_model if index else None) or a.causal_model
+    try:
+        causal_model = causal_model_for(model.task, causal_name)
+    except ConfigError as e:
+        key = "partner.causal_model" if index else "alignment.causal_model"
+        raise ConfigError(key, e.value, e.allowed) from None
+    variables = (run.partner.variables if index else None) or a.variables
+    variables = [NULL if v is None else v for v in variables]  # `null` arrives as None
+    key = "partner.variables" if index else "alignment.variables"
+    for variable in variables:
+        try:
+            swap_variables(causal_model, variable)
+        except ConfigError as e:
+            raise ConfigError(key, variable, e.allowed) from None
+    return Member(model.name, model.task, name, width, causal_model, variables)
+
+
+def _check_partner_variables(members: list[Member], a: AlignmentSettings) -> None:
+    first = members[0]
+    for other in members[1:]:
+        if len(other.variables) != len(first.variables):
+            raise ConfigError(
+                "partner.variables",
+                other.variables,
+                f"as many variables as alignment.variables ({len(first.variables)}), paired by position",
+            )
+        for v0, v1 in zip(first.variables, other.variables, strict=True):
+            if (v0 == NULL) != (v1 == NULL) or len(swap_variables(first.causal_model, v0)) != len(
+                swap_variables(other.causal_model, v1)
+            ):
+                raise ConfigError(
+                    "partner.variables", other.variables, f"a variable matching {v0} at its position"
+                )
+        if a.stepwise and tuple(other.task.vocab.tokens) != tuple(first.task.vocab.tokens):
+            raise ConfigError(
+                "partner.task",
+                other.task.name,
+                f"a task with the vocabulary of {first.task.name} for stepwise swaps (or alignment.stepwise=false)",
+            )
+
+
+def assemble_plan(
+    a: AlignmentSettings, run: RunSettings, members: list[Member], data: PairSource | None = None
+) -> AlignmentPlan:
+    """The block sizes, directions and alignment functions of checked ``members`` (task or text)."""
+    first = members[0]
+    named = [v for v in first.variables if v != NULL]
+    if not named:
+        raise ConfigError("alignment.variables", first.variables, "at least one variable besides null")
+    narrowest = min(m.width for m in members)
+    if a.whole_site:
+        if len(named) != 1:
+            raise ConfigError(
+                "alignment.variables", first.variables, "one variable with alignment.whole_site"
+            )
+        sizes = [narrowest]
+    else:
+        sizes = list(run.n_units) if isinstance(run.n_units, tuple) else [run.n_units] * len(named)
+        for size in sizes:
+            if not 1 <= size <= narrowest:
+                sites = " and ".join(f"{m.site} of {m.name}" for m in members)
+                raise ConfigError("n_units", size, f"an integer in [1, {narrowest}] (the width of {sites})")
+    directions = parse_directions(a.directions, "alignment.directions", len(members))
+    cl_directions = parse_directions(a.cl_directions or [], "alignment.cl_directions", len(members))
+    if not directions and not cl_directions:
+        raise ConfigError("alignment.directions", [], "at least one trained direction (or cl_directions)")
+    if cl_directions and a.stepwise and data is None:  # task pairs have latent targets per pair only
+        raise ConfigError("alignment.cl_directions", a.cl_directions, "[] with alignment.stepwise=true")
+    return AlignmentPlan(members, sizes, directions, cl_directions, a, data, seed=run.seed)
+
+
+def parse_directions(value: Any, key: str, n_models: int) -> list[tuple[int, int]]:
+    """``[[0, 1], [1, 1]]`` (or ``["0>1", "1>1"]``) -> ``[(0, 1), (1, 1)]``; ``None`` -> every pair."""
+    every = list(itertools.product(range(n_models), repeat=2))
+    if value is None:
+        return every
+    example = ",".join(f"[{s},{t}]" for s, t in every)
+    allowed = f"a list of [source, target] pairs of models 0..{n_models - 1}, e.g. [{example}]"
+    if not isinstance(value, list | tuple):
+        raise ConfigError(key, value, allowed)
+    out = []
+    for item in value:
+        parts = item.split(">") if isinstance(item, str) else item
+        shown = item if isinstance(item, str) else list(item) if isinstance(item, list | tuple) else item
+        try:
+            direction = tuple(int(p) for p in parts)
+        except (TypeError, ValueError):
+            raise ConfigError(key, shown, allowed) from None
+        if direction not in every:
+            raise ConfigError(key, shown, allowed)
+        out.append(direction)
+    return out

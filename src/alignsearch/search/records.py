@@ -1,0 +1,147 @@
+"""What an alignment run finds, one record per direction and variable, and how it reads as a table.
+
+A record is the finished alignment of one *track*: a source model, a target model and a variable. Its
+JSON form is a flat object (what ``results.json`` holds, under ``records``), with the controls as
+``iia_control_<name>``::
+
+    {"source": "multiobject/gru/seed0", "target": "multiobject/gru/seed0", "direction": "0>0",
+     "variable": "count", "trained": true, "loss": "behaviour", "iia": 0.97, "iia_heldout": 0.96,
+     "iia_test": 0.96, "token_iia": 0.99, "iia_step0": 0.05, "iia_by_position": {"4": 0.98},
+     "iia_control_random_subspace": 0.1}
+
+``results.json`` says which form its records have (``schema``: :data:`SCHEMA`); files written before it
+existed (no ``schema``) hold the same keys, so :meth:`AlignmentRecord.from_json` reads both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from alignsearch.tables import markdown_table, number
+
+SCHEMA = 2
+"""The version of ``results.json``'s form (1: files without a ``schema`` key, the same records)."""
+CONTROL_PREFIX = "iia_control_"
+
+
+@dataclass
+class AlignmentRecord:
+    """The finished alignment of one (source model, target model, variable): IIA on every split.
+
+    ``iia`` is the validation IIA (every task token of a counterfactual run right); ``token_iia`` the
+    fraction of task tokens right, teacher-forced. ``iia_heldout`` is on counts held out of the task
+    models' training (None where the task holds none out), ``iia_test`` on pairs used for nothing else.
+    ``iia_step0`` is the validation IIA of the alignment as initialised (a random rotation).
+    """
+
+    source: str
+    target: str
+    direction: str
+    """``"<source index>><target index>"``: ``0>0`` for DAS, ``0>1`` from model 0 into model 1."""
+    variable: str
+    trained: bool
+    """Whether this track was trained (MAS may train some directions and only evaluate others)."""
+    loss: str | None
+    iia: float
+    iia_heldout: float | None
+    iia_test: float | None
+    token_iia: float | None
+    iia_step0: float | None
+    iia_by_position: dict[str, float] = field(default_factory=dict)
+    """Validation IIA by the base position of the intervention."""
+    source_variable: str | None = None
+    """Set where the models' variables differ (Up-Down ``count`` in model 0, Up-Up ``demo_count`` in 1)."""
+    target_variable: str | None = None
+    cl_loss: float | None = None
+    cl_divergence: float | None = None
+    controls: dict[str, float | None] = field(default_factory=dict)
+    """Validation IIA of each control run beside this alignment (``alignment.controls``)."""
+
+    @property
+    def selectivity(self) -> float | None:
+        """IIA minus the best control (None without controls)."""
+        scores = [v for v in self.controls.values() if v is not None]
+        return self.iia - max(scores) if scores else None
+
+    @property
+    def name(self) -> str:
+        """The track's name, ``0>1/count``."""
+        return f"{self.direction}/{self.variable}"
+
+    def to_json(self) -> dict[str, Any]:
+        """The flat JSON object of ``results.json`` (optional keys only where they are set)."""
+        skip = (*OPTIONAL, "controls")
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
+        for key in OPTIONAL:
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        out |= {f"{CONTROL_PREFIX}{name}": value for name, value in self.controls.items()}
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AlignmentRecord:
+        """A record from its JSON form (any schema so far; keys a record lacks take their defaults)."""
+        known = {f.name for f in dataclasses.fields(cls)} - {"controls"}
+        values = {k: v for k, v in data.items() if k in known}
+        values.setdefault("direction", "0>0")
+        for key in ("source", "target"):
+            values.setdefault(key, "")
+        for key in ("loss", "iia_heldout", "iia_test", "token_iia", "iia_step0"):
+            values.setdefault(key, None)
+        values.setdefault("trained", True)
+        controls = {
+            k.removeprefix(CONTROL_PREFIX): v for k, v in data.items() if k.startswith(CONTROL_PREFIX)
+        }
+        return cls(**values, controls=controls)
+
+    def with_controls(self, scores: dict[str, dict[str, float]]) -> AlignmentRecord:
+        """This record with each control's score for its track (``{control: {track name: IIA}}``)."""
+        return dataclasses.replace(
+            self, controls={**self.controls, **{c: per.get(self.name) for c, per in scores.items()}}
+        )
+
+    def shown_variable(self) -> str:
+        """The variable as a table shows it: ``count``, or ``count -> demo_count`` across variables."""
+        if self.source_variable is not None:
+            return f"{self.source_variable} -> {self.target_variable}"
+        return self.variable
+
+
+OPTIONAL = ("source_variable", "target_variable", "cl_loss", "cl_divergence")
+"""Keys a record's JSON form holds only where they apply."""
+TABLE_METRICS = (
+    ("IIA val", "iia"),
+    ("held-out", "iia_heldout"),
+    ("test", "iia_test"),
+    ("token IIA", "token_iia"),
+    ("step 0", "iia_step0"),
+)
+
+
+def records_table(records: Sequence[AlignmentRecord]) -> str:
+    """The records as one table (markdown, readable as plain text): a row per direction and variable,
+    with the controls and the selectivity where the run has controls. Every place that shows a run's
+    records (the console, ``AlignmentResult.table()``) shows this table."""
+    controls = list(dict.fromkeys(name for r in records for name in r.controls))
+    header = ["direction", "variable", "trained by", *(title for title, _ in TABLE_METRICS)]
+    header += [f"control: {name}" for name in controls] + (["selectivity"] if controls else [])
+    rows = []
+    for r in records:
+        row = [r.direction, r.shown_variable(), r.loss or "-"]
+        row += [number(getattr(r, key)) for _, key in TABLE_METRICS]
+        row += [number(r.controls.get(name)) for name in controls]
+        rows.append(row + ([number(r.selectivity)] if controls else []))
+    return markdown_table(header, rows)
+
+
+def models_legend(records: Sequence[AlignmentRecord]) -> str:
+    """``model 0 = multiobject/gru/seed0, model 1 = ...``: the models the directions number."""
+    names: dict[int, str] = {}
+    for r in records:
+        source, target = (int(i) for i in r.direction.split(">"))
+        names.setdefault(source, r.source)
+        names.setdefault(target, r.target)
+    return ", ".join(f"model {i} = {names[i]}" for i in sorted(names))

@@ -1,0 +1,318 @@
+"""One alignment run, from typed inputs to typed records: the core under the command line and the API.
+
+    result = run_alignment(models, alignment, run, hardware, out_dir)   # RunModel list, typed settings
+    print(records_table(result.records))
+
+It plans once (every setting checked against the models, the tasks or the data; the alignment functions
+built once), finds a finished run of the same identity in ``out_dir`` (or moves another run's outputs
+aside), trains (resuming from ``out_dir``'s checkpoint), runs the controls, and writes ``results.json``
+(last: its presence marks the run complete), ``metrics.csv`` and ``alignment.pt``. ``run_alignment.py``
+turns a composed config into these inputs, ``api.align`` its arguments: the same inputs give the same
+``results.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from alignsearch import atomic
+from alignsearch.engine.metrics import task_accuracy
+from alignsearch.engine.trainer import LAST_CHECKPOINT
+from alignsearch.errors import ConfigError
+from alignsearch.loggers import log_final_records
+from alignsearch.search.controls import run_controls
+from alignsearch.search.fit import fit_alignment
+from alignsearch.search.planning import plan_run
+from alignsearch.search.records import SCHEMA, AlignmentRecord
+from alignsearch.search.run_folder import (
+    ALIGNMENT,
+    METRICS,
+    RESULTS,
+    RUN,
+    RUN_OUTPUTS,
+    SIMILARITY,
+    SIMILARITY_TABLE,
+    SUPERSEDED,
+)
+from alignsearch.search.saved import save_alignment
+from alignsearch.search.spec import AlignmentPlan, RunData, RunModel
+from alignsearch.seeding import generator
+from alignsearch.settings import AlignmentSettings, HardwareSettings, RunSettings, plain_dataclass
+from alignsearch.similarity import similarity
+from alignsearch.similarity import to_markdown as similarity_markdown
+
+TASK_ACCURACY_SEQUENCES = 1000
+"""Sequences each task model's accuracy is measured on, as aligned (a snapshot's, when aligning one)."""
+HISTORY_COLUMNS = (
+    "step",
+    "split",
+    "direction",
+    "source",
+    "target",
+    "variable",
+    "trained",
+    "iia",
+    "token_iia",
+    "cl_loss",
+    "cl_divergence",
+)
+"""The columns of ``metrics.csv``: one row per evaluation of a track."""
+ALREADY_DONE, DONE = "already done", "done"
+
+
+@dataclass
+class RunResult:
+    """A finished run: the plan, the flat config, the records and what ``results.json`` holds."""
+
+    plan: AlignmentPlan
+    config: dict[str, Any]
+    records: list[AlignmentRecord]
+    results: dict[str, Any]
+    """``results.json``'s content."""
+    history: list[dict[str, Any]] = field(default_factory=list)
+    """IIA at every evaluation (empty when the run was already done)."""
+    state: dict[str, Any] = field(default_factory=dict, repr=False)
+    """The kept alignment's weights."""
+    status: str = DONE
+
+    @property
+    def steps(self) -> int:
+        return int(self.results["steps"])
+
+
+def run_alignment(
+    models: Sequence[RunModel],
+    alignment: AlignmentSettings,
+    run: RunSettings,
+    hardware: HardwareSettings,
+    out_dir: Path,
+    *,
+    data: RunData | None = None,
+    loggers: Callable[[dict[str, Any]], list] | None = None,
+    similarity_baselines: bool = False,
+    verbose: bool = True,
+) -> RunResult:
+    """Align ``models`` (one: DAS; two: MAS and its family) as ``alignment`` and ``run`` say, in ``out_dir``.
+
+    ``loggers`` makes the run's loggers from its flat config; ``similarity_baselines`` writes RSA, CKA and
+    probes of two task models beside the run. A ConfigError for anything that cannot work, before any
+    work."""
+    plan = plan_run(models, alignment, run, data.source if data is not None else None)
+    for m in models:
+        if "untrained" in alignment.controls and m.untrained is None:
+            raise ConfigError(
+                "alignment.controls",
+                list(alignment.controls),
+                f"controls without untrained ({m.name} has no untrained form)",
+            )
+    config = flat_config(plan, run, models, data)
+    identity = run_identity(models, alignment, run, data)
+    done = previous_results(out_dir, identity, verbose)
+    if done is not None:
+        records = [AlignmentRecord.from_json(r) for r in done["records"]]
+        state = torch.load(out_dir / ALIGNMENT, map_location="cpu", weights_only=True)["state_dict"]
+        return RunResult(plan, done["config"], records, done, [], state, ALREADY_DONE)
+    if verbose and (out_dir / "checkpoints" / LAST_CHECKPOINT).is_file():
+        print(f"resuming the alignment in {out_dir} from its last checkpoint", flush=True)
+    modules = [m.model for m in models]
+    if len(models) == 2 and similarity_baselines and data is None:
+        write_similarity(plan, modules, run.seed, out_dir, verbose)
+    run_loggers = loggers(config) if loggers is not None else False
+    out = fit_alignment(plan, modules, out_dir, seed=run.seed, hardware=hardware, loggers=run_loggers)
+    records = out.records
+    if alignment.controls:
+        scores = run_controls(
+            plan, modules, alignment.controls, out_dir, seed=run.seed, hardware=hardware,
+            untrained=lambda: [m.untrained(run.seed) for m in models],
+        )  # fmt: skip
+        records = [r.with_controls(scores) for r in records]
+    results = {
+        "schema": SCHEMA,
+        "config": config,
+        "steps": out.steps,
+        "best_step": out.best_step,
+        "train_seconds": out.train_seconds,
+        "learned_units": out.learned_units,
+        "task_accuracy": None if data is not None else task_accuracies(plan, modules, run.seed),
+        "records": [r.to_json() for r in records],
+        "identity": identity,
+    }
+    if data is not None:
+        results["data"] = data.summary
+    save_alignment(out_dir / ALIGNMENT, plan, out.state, config)
+    atomic.write_text(out_dir / METRICS, history_csv(out.history, [m.name for m in plan.members]))
+    atomic.write_json(out_dir / RESULTS, results)  # written last: its presence marks the run complete
+    if run_loggers:
+        log_final_records(run_loggers, results["records"])
+    return RunResult(plan, config, records, results, out.history, out.state)
+
+
+def task_accuracies(plan: AlignmentPlan, models: list, seed: int) -> list[float]:
+    """Each task model's trial accuracy on its task, as aligned."""
+    return [
+        task_accuracy(model, member.task, TASK_ACCURACY_SEQUENCES, generator(seed, "task-accuracy"))
+        for model, member in zip(models, plan.members, strict=True)
+    ]
+
+
+def flat_config(
+    plan: AlignmentPlan, run: RunSettings, models: Sequence[RunModel], data: RunData | None
+) -> dict[str, Any]:
+    """The settings of a run as one flat dict (what dashboards and reports pivot on): the models' labels
+    (the partner's with ``partner_``), the site, the sizes and the alignment settings that matter most."""
+    a = plan.settings
+    first, labels = plan.members[0], models[0].labels
+    flat = {
+        "task": labels.get("task"),
+        "model": labels.get("model"),
+        "alignment": a.name,
+        "seed": run.seed,
+        "layer": run.layer,
+        "site": first.site,
+        "n_units": plan.sizes[0] if len(set(plan.sizes)) == 1 else plan.sizes,
+        "variables": list(plan.variables),
+        "causal_model": first.causal_model.name if first.causal_model else None,
+        "stepwise": bool(a.stepwise),
+        "lr": float(a.lr),
+        "batch_size": int(a.batch_size),
+        "max_steps": int(a.max_steps),
+        "function": a.function["_target_"].rsplit(".", 1)[-1],
+        "layout": a.layout["_target_"].rsplit(".", 1)[-1],
+        "snapshot": run.snapshot,
+    }
+    if data is not None:  # text: the data names the "task", the models name themselves
+        flat["data"] = data.label
+        flat["model"] = first.name
+    if len(plan.members) > 1:
+        partner, partner_labels = plan.members[1], models[1].labels
+        flat |= {
+            "partner_model": partner.name if data is not None else partner_labels.get("model"),
+            "partner_task": partner_labels.get("task", flat["task"]),
+            "partner_seed": partner_labels.get("seed", run.partner_seed()),
+            "partner_site": partner.site,
+            "partner_causal_model": partner.causal_model.name if partner.causal_model else None,
+            "partner_variables": list(partner.variables),
+            "directions": [f"{s}>{t}" for s, t in plan.directions],
+            "cl_directions": [f"{s}>{t}" for s, t in plan.cl_directions],
+            "cl_eps": a.cl_eps,
+        }
+    for i, model in enumerate(models):
+        named = {k: v for k, v in model.labels.items() if k not in ("task", "model", "seed")}
+        flat |= {("partner_" if i else "") + key: value for key, value in named.items()}
+    return flat
+
+
+def run_identity(
+    models: Sequence[RunModel], alignment: AlignmentSettings, run: RunSettings, data: RunData | None
+) -> dict[str, Any]:
+    """What a run's results belong to: the weights of every aligned model (by content), the data, and a
+    digest of the settings that change results (not hardware, loggers, paths, or how fast it computes)."""
+    settings = {
+        "alignment": {
+            k: v for k, v in plain_dataclass(alignment).items() if k not in alignment.not_identity()
+        },
+        "run": run.identity(),
+        "models": [m.labels for m in models],
+        "data": data.settings if data is not None else None,
+    }
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+    return {
+        "models": [m.identity() for m in models],
+        **(data.identity if data is not None else {}),
+        "settings_sha256": digest,
+    }
+
+
+def previous_results(out_dir: Path, identity: dict[str, Any], verbose: bool = True) -> dict[str, Any] | None:
+    """The finished results in ``out_dir`` if they belong to ``identity``; results or checkpoints of
+    other models or settings are moved to ``out_dir/superseded/<n>/`` (nothing is deleted), and
+    ``run.json`` records the identity the folder now works for."""
+    recorded = None
+    if (out_dir / RESULTS).is_file():
+        try:
+            results = json.loads((out_dir / RESULTS).read_text())
+            recorded = results.get("identity")
+        except (ValueError, AttributeError):
+            results = None
+        if recorded == identity and (out_dir / ALIGNMENT).is_file():
+            return results
+    elif (out_dir / RUN).is_file():
+        try:
+            recorded = json.loads((out_dir / RUN).read_text())
+        except ValueError:
+            recorded = None
+    stale = [p for p in (*RUN_OUTPUTS, RUN) if (out_dir / p).exists()]
+    if recorded != identity and any(p != RUN for p in stale):
+        index = 1 + len(list((out_dir / SUPERSEDED).glob("*")))
+        target = out_dir / SUPERSEDED / str(index)
+        target.mkdir(parents=True)
+        for name in stale:
+            os.replace(out_dir / name, target / name)
+        if verbose:
+            print(
+                f"{out_dir} held results or checkpoints of {describe_change(recorded, identity)}; "
+                f"moved them to {target} and running again",
+                flush=True,
+            )
+    atomic.write_json(out_dir / RUN, identity)
+    return None
+
+
+def describe_change(old: Any, new: dict[str, Any]) -> str:
+    """Which part of a run's identity changed, in words."""
+    if not isinstance(old, dict) or "models" not in old:
+        return "a run that recorded no model identity"
+    for i, (was, now) in enumerate(zip(old["models"], new["models"], strict=False)):
+        if was != now:
+            return f"another model {i} ({was.get('name')} with other weights than {now['name']} now)"
+    if len(old["models"]) != len(new["models"]):
+        return "another set of models"
+    return "other settings"
+
+
+def write_similarity(plan: AlignmentPlan, models: list, seed: int, out_dir: Path, verbose: bool) -> None:
+    """RSA, CKA and probes of the two models (``similarity.json``, ``similarity.md``), unless present."""
+    if (out_dir / SIMILARITY).is_file():
+        return
+    names = [m.name for m in plan.members]
+    sites = [m.site for m in plan.members]
+    measures = similarity(
+        [m.task for m in plan.members],
+        models,
+        sites,
+        [m.causal_model for m in plan.members],
+        names,
+        seed=seed,
+    )
+    atomic.write_text(out_dir / SIMILARITY_TABLE, similarity_markdown(measures, names, sites))
+    atomic.write_json(out_dir / SIMILARITY, {"models": names, "sites": sites, "measures": measures})
+    if verbose:
+        headline = ", ".join(f"{k} {measures[k]:.3f}" for k in ("cka_linear", "cka_rbf", "rsa_cos_spearman"))
+        print(f"similarity ({SIMILARITY}): {headline}", flush=True)
+
+
+def history_csv(history: list[dict[str, Any]], model_names: list[str]) -> str:
+    """The evaluation history as CSV, one row per (step, split, track), models by their names."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, HISTORY_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for row in history:
+        writer.writerow(
+            {
+                **row,
+                "direction": f"{row['source']}>{row['target']}",
+                "source": model_names[row["source"]],
+                "target": model_names[row["target"]],
+            }
+        )
+    return buffer.getvalue()
