@@ -364,7 +364,7 @@ def align(
             values = plain(cfg.alignment)
             for key in settings:
                 if key not in values:
-                    raise unknown_key(f"alignment.{key}", settings[key], [f"alignment.{k}" for k in values])
+                    raise unknown_key(key, settings[key], list(values))
             values |= settings | {"variables": variables, "causal_model": causal_model}
             a = AlignmentSettings.parse(values)
             run = RunSettings.parse(

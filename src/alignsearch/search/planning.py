@@ -71,6 +71,13 @@ def _member(model: RunModel, a: AlignmentSettings, run: RunSettings, index: int,
             layers = f"none (it has no named sites: {prefix}site=<module path>)"
         raise ConfigError(f"{prefix}layer", layer, f"a layer of the {model.model.name}: {layers}")
     if data is not None:
+        if model.task is not None:
+            raise ConfigError(
+                "data",
+                type(data).__name__,
+                f"no data for {model.name}, a task model (its pairs come from its task); text pairs are "
+                "for language models",
+            )
         return Member(model.name, None, name, width, None, [data.variable])
     if model.task is None:
         raise ConfigError("data", None, f"pairs of text for {model.name}, which reads no task")

@@ -1,0 +1,267 @@
+"""The Python API as a drop-in path: models in memory (a SequenceModel, a plain ``nn.Module``, a
+HuggingFace LM and its tokenizer), ``api.iia`` for everything ``api.align`` trains, the command line's
+rules for every argument, and the same records as the command line for the same settings."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from alignsearch import api, zoo
+from alignsearch.errors import ConfigError
+from alignsearch.models import GRU
+from tests.helpers import TINY_ALIGNMENT, TINY_TRAINING, run_here
+
+QUICK = {"max_steps": 20, "val_every": 10}
+"""Tiny alignments: numbers that are not meant to be good, only the same through every path."""
+
+
+@pytest.fixture(scope="module")
+def gru(tiny_zoo) -> zoo.ZooEntry:
+    return api.model(zoo_dir=tiny_zoo, overrides=TINY_TRAINING)
+
+
+@pytest.fixture(scope="module")
+def das(gru) -> api.AlignmentResult:
+    return api.align(gru, n_units=8, overrides=TINY_ALIGNMENT, **QUICK)
+
+
+class TinyNet(nn.Module):
+    """A model written without alignsearch: ids (batch, length) -> logits (batch, length, vocab)."""
+
+    def __init__(self, vocab: int, width: int = 16) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, width)
+        self.rnn = nn.GRU(width, width, batch_first=True)
+        self.head = nn.Linear(width, vocab)
+        self.calls = 0
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.head(self.rnn(self.embed(ids))[0])
+
+
+def write_jsonl(path: Path, rows: list) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def refused(call, *args, **kwargs) -> str:
+    """The one-line message of the ConfigError ``call`` raises."""
+    with pytest.raises(ConfigError) as error:
+        call(*args, **kwargs)
+    message = str(error.value)
+    assert "\n" not in message
+    return message
+
+
+# -- the cases of the issue, each one line ------------------------------------------------------------------
+def test_pairs_of_another_task_are_refused_not_scored(gru, das) -> None:
+    other = api.pairs(_task("sameobject"), "updown", "count", n=50)
+    message = refused(api.iia, das, [gru], other)
+    assert message.startswith("pairs='pairs of task sameobject")
+    assert "expected pairs of task multiobject" in message
+
+
+def _task(name: str):
+    from alignsearch.components import build_task
+
+    return build_task(api.config("train_task_model", [f"task={name}"]).task)
+
+
+def test_what_align_cannot_take_is_refused_in_one_line(gru, toy_lms) -> None:
+    assert refused(api.align, gru.model).startswith("task=None is not allowed: expected the task a GRU reads")
+    message = refused(api.align, "gru")
+    assert (
+        message.startswith("models='gru' is not allowed: expected a zoo entry")
+        and "api.model('gru')" in message
+    )
+    lm = api.language_model(toy_lms["gpt2"])
+    assert refused(api.align, lm).startswith("data=None is not allowed: expected pairs of text")
+    rows = api.text_pairs([{"base": "a", "source": "b", "target": "c"}] * 3, lm.tokenizer)
+    assert refused(api.align, gru, data=rows).startswith(
+        "data=TextPairSource is not allowed: expected no data"
+    )
+
+
+def test_a_model_that_cannot_read_the_vocabulary_is_refused_before_it_runs(gru) -> None:
+    small = TinyNet(vocab=5)
+    message = refused(api.own_model, small, "multiobject")
+    assert message.startswith("model=tinynet is not allowed: expected a model that reads the 8 tokens")
+    assert "it reads 5 token ids" in message and small.calls == 0
+    assert refused(api.align, small, task="multiobject", site="rnn") == message
+
+
+def test_iia_refuses_what_does_not_fit_and_takes_one_model_alone(gru, das) -> None:
+    pairs = api.pairs(gru, "updown", "count", n=40, seed=3)
+    assert api.iia(das, gru, pairs) == api.iia(das, [gru], pairs)  # one model, not in a list
+    sameobject = api.own_model(GRU(vocab_size=_task("sameobject").vocab.size, d_model=32), "sameobject")
+    assert refused(api.iia, das, [sameobject], pairs).startswith("pairs='pairs of task multiobject")
+    empty = dataclasses.replace(
+        pairs, ids=pairs.ids[:0], task_mask=pairs.task_mask[:0], base_pos=pairs.base_pos[:0],
+        source_pos=pairs.source_pos[:0], base=pairs.base[torch.arange(0)], source=pairs.source[torch.arange(0)],
+        state={k: v[:0] for k, v in pairs.state.items()},
+    )  # fmt: skip
+    assert refused(api.iia, das, [gru], empty) == "pairs=0 is not allowed: expected at least one pair"
+    outside = dataclasses.replace(pairs, ids=pairs.ids.clone())
+    outside.ids[0, 0] = 99
+    assert "token id 99" in refused(api.iia, das, [gru], outside)
+
+
+def test_pairs_and_alignment_files_are_checked(gru, tmp_path) -> None:
+    assert refused(api.pairs, gru, n=-5) == "n=-5 is not allowed: expected a positive integer"
+    assert refused(api.pairs, gru, n="5") == "n='5' is a str: expected a positive integer"
+    corrupt = tmp_path / "alignment.pt"
+    corrupt.write_bytes(b"not a torch file")
+    message = refused(api.load_alignment, corrupt)
+    assert message.startswith(f"alignment={corrupt} is not allowed: expected an alignment file")
+    assert "weights_only" not in message
+
+
+def test_arguments_follow_the_command_lines_rules(gru) -> None:
+    align = api.align
+    assert refused(align, gru, seed=-1) == "seed=-1 is not allowed: expected a non-negative integer"
+    assert refused(align, gru, n_units="16").startswith("n_units='16' is a str: expected an integer")
+    assert refused(align, gru, n_units=500).startswith(
+        "n_units=500 is not allowed: expected an integer in [1, 32]"
+    )
+    assert refused(align, gru, variables="count").startswith(
+        "variables='count' is a str: expected a non-empty list of distinct variable names"
+    )
+    assert refused(align, gru, max_steps=0) == "max_steps=0 is not allowed: expected a positive integer"
+    assert refused(align, gru, max_step=10) == (
+        "max_step=10 is not allowed: expected a known setting (did you mean max_steps?)"
+    )
+    assert refused(api.model, "gruu").startswith("model=gruu is not allowed: expected one of gru, ")
+
+
+# -- drop-in models -----------------------------------------------------------------------------------------
+def test_a_sequence_model_in_memory_aligns_like_its_zoo_entry(gru, das) -> None:
+    theirs = api.align(gru.model, task="multiobject", n_units=8, overrides=TINY_ALIGNMENT, **QUICK)
+    (record,) = theirs.records
+    assert record.source == f"multiobject/gru/sha256-{api.weights_digest(gru.model)[:12]}"
+    assert (record.iia, record.iia_test) == (das.records[0].iia, das.records[0].iia_test)
+
+
+def test_a_plain_module_aligns_at_a_module_path_and_is_evaluated_again() -> None:
+    net = TinyNet(vocab=_task("multiobject").vocab.size)
+    result = api.align(net, task="multiobject", site="rnn", n_units=4, overrides=TINY_ALIGNMENT, **QUICK)
+    (record,) = result.records
+    assert record.source.startswith("multiobject/tinynet/sha256-") and result.config["site"] == "rnn"
+    pairs = api.pairs(_task("multiobject"), n=64, seed=5)
+    again = api.iia(result, [net], pairs, task="multiobject")
+    assert 0 <= again["iia"] <= 1 and 0 <= again["token_iia"] <= 1
+
+
+def test_a_language_model_in_memory_is_the_same_model_as_its_folder(toy_lms) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from alignsearch.text.toy import count_pair_rows
+
+    folder = toy_lms["gpt2"]
+    from_folder = api.language_model(folder)
+    in_memory = api.language_model(
+        AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder), name="gpt2"
+    )
+    pairs = api.text_pairs(count_pair_rows(300, seed=0), from_folder.tokenizer)
+    settings = dict(data=pairs, variables=["count"], layer=0, n_units=8, max_steps=60, val_every=30)
+    a, b = api.align(from_folder, **settings), api.align(in_memory, **settings)
+    assert [r.iia for r in a.records] == [r.iia for r in b.records]
+    assert a.iia() >= 0.8
+    # an alignment of a language model is evaluated again on text pairs
+    again = api.iia(a, [from_folder], pairs.splits["val"])
+    assert again["iia"] == pytest.approx(a.iia(), abs=1e-9)
+
+
+# -- one run core -------------------------------------------------------------------------------------------
+def same_records(a: list[dict], b: list[dict]) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        assert x == y
+
+
+def test_the_command_line_and_the_api_write_the_same_results(tiny_zoo, tmp_path, monkeypatch) -> None:
+    from alignsearch.search.spec import AlignmentPlan
+
+    built = []
+    original = AlignmentPlan.build_interchange
+    monkeypatch.setattr(AlignmentPlan, "build_interchange", lambda self: built.append(1) or original(self))
+    from alignsearch.cli import run_alignment
+
+    body = run_alignment.main
+
+    def job(cfg):  # the job alone, without the check before Hydra
+        built.clear()
+        return body(cfg)
+
+    monkeypatch.setattr(run_alignment, "main", job)
+    cli_dir, api_dir = tmp_path / "cli", tmp_path / "api"
+    args = ["n_units=8", "alignment.max_steps=20", "alignment.val_every=10", *TINY_ALIGNMENT, *TINY_TRAINING]
+    done = run_here("run_alignment.py", *args, f"hydra.run.dir={cli_dir}", zoo=tiny_zoo, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert built == [1]  # the interchange is built once per job: planned, then trained
+    entry = api.model(zoo_dir=tiny_zoo, overrides=TINY_TRAINING)
+    api.align(entry, n_units=8, out_dir=api_dir, overrides=TINY_ALIGNMENT, max_steps=20, val_every=10)
+    cli, py = (json.loads((d / "results.json").read_text()) for d in (cli_dir, api_dir))
+    assert cli["schema"] == py["schema"] == 2
+    same_records(cli["records"], py["records"])
+    assert cli["config"] == py["config"] and cli["identity"] == py["identity"]
+
+
+def test_mas_through_both_paths_gives_the_same_records(tiny_zoo, tmp_path) -> None:
+    args = ["alignment=mas", "n_units=8", "similarity=false", *TINY_ALIGNMENT, *TINY_TRAINING]
+    done = run_here(
+        "run_alignment.py", *args, f"hydra.run.dir={tmp_path / 'cli'}", zoo=tiny_zoo, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    models = [api.model(zoo_dir=tiny_zoo, seed=s, overrides=TINY_TRAINING) for s in (0, 1)]
+    result = api.align(models, alignment="mas", n_units=8, out_dir=tmp_path / "api", overrides=TINY_ALIGNMENT)
+    cli = json.loads((tmp_path / "cli" / "results.json").read_text())
+    same_records(cli["records"], [r.to_json() for r in result.records])
+    assert sorted(r.direction for r in result.records) == ["0>0", "0>1", "1>0", "1>1"]
+
+
+def test_a_language_model_through_both_paths_gives_the_same_records(toy_lms, tmp_path) -> None:
+    from alignsearch.text.toy import count_pair_rows
+
+    path = write_jsonl(tmp_path / "count.jsonl", count_pair_rows(300, seed=0))
+    args = ["model=lm", f"model.path={toy_lms['gpt2']}", "data=pairs", f"data.path={path}", "layer=0"]
+    args += ["n_units=8", "alignment.max_steps=40", "alignment.val_every=20", "hardware.progress_bar=false"]
+    done = run_here(
+        "run_alignment.py", *args, f"hydra.run.dir={tmp_path / 'cli'}", zoo=tmp_path, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    lm = api.language_model(toy_lms["gpt2"])
+    pairs = api.text_pairs(count_pair_rows(300, seed=0), lm.tokenizer)
+    result = api.align(lm, data=pairs, variables=["count"], layer=0, n_units=8, max_steps=40, val_every=20)
+    cli = json.loads((tmp_path / "cli" / "results.json").read_text())
+    same_records(cli["records"], [r.to_json() for r in result.records])
+
+
+def test_api_modules_import_nothing_from_the_command_line() -> None:
+    import ast
+
+    tree = ast.parse(Path(api.__file__).read_text())
+    imported = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
+    assert not [m for m in imported if m.startswith("alignsearch.cli")]
+
+
+# -- progress and exact steps -------------------------------------------------------------------------------
+def test_align_reports_progress_unless_asked_not_to(gru, capsys) -> None:
+    api.align(gru, n_units=4, overrides=[*TINY_ALIGNMENT, "hardware.progress_every=0.001"], **QUICK)
+    out = capsys.readouterr().out
+    assert "step 20/20 (100%)" in out  # output captured: not a terminal, so lines
+    api.align(gru, n_units=4, progress=False, overrides=TINY_ALIGNMENT, **QUICK)
+    assert "step " not in capsys.readouterr().out
+
+
+def test_stop_at_none_trains_exactly_max_steps(gru) -> None:
+    impatient = {"patience": 0, "min_delta": 1.0, "max_steps": 30, "val_every": 10}  # no step improves
+    early = api.align(gru, n_units=4, overrides=TINY_ALIGNMENT, **impatient)
+    exact = api.align(gru, n_units=4, overrides=TINY_ALIGNMENT, stop_at=None, **impatient)
+    assert early.steps < 30 and exact.steps == 30
