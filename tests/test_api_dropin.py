@@ -265,3 +265,31 @@ def test_stop_at_none_trains_exactly_max_steps(gru) -> None:
     early = api.align(gru, n_units=4, overrides=TINY_ALIGNMENT, **impatient)
     exact = api.align(gru, n_units=4, overrides=TINY_ALIGNMENT, stop_at=None, **impatient)
     assert early.steps < 30 and exact.steps == 30
+
+
+def test_readme_drop_in_example_runs(tmp_path, monkeypatch) -> None:
+    """The README's drop-in block, as written: a plain module and an in-memory HuggingFace model."""
+    import re
+
+    from tests.helpers import ROOT
+
+    pytest.importorskip("transformers")
+    code = re.search(r"<!-- ci:dropin -->\n```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(code.group(1), "README.md", "exec"), namespace)
+    assert namespace["result"].steps == 50  # stop_at=None: exactly max_steps
+    assert namespace["result"].records[0].source.startswith("multiobject/myrnn/sha256-")
+    assert namespace["lm_result"].iia() >= 0.8
+
+
+def test_records_of_results_written_before_the_schema_read_the_same() -> None:
+    from alignsearch.search.records import AlignmentRecord
+
+    old = {"source": "a", "target": "a", "direction": "0>0", "variable": "count", "trained": True,
+           "loss": "behaviour", "iia": 0.9, "iia_heldout": None, "iia_test": 0.8, "token_iia": 0.95,
+           "iia_step0": 0.1, "iia_by_position": {"4": 0.9}, "iia_control_shuffled": 0.2}  # fmt: skip
+    record = AlignmentRecord.from_json(old)
+    assert record.controls == {"shuffled": 0.2} and record.selectivity == pytest.approx(0.7)
+    assert record.to_json() == old
+    assert AlignmentRecord.from_json({"variable": "count", "iia": 0.5}).direction == "0>0"

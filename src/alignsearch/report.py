@@ -47,11 +47,14 @@ from typing import Any, TypeVar
 
 from alignsearch import atomic
 from alignsearch.cli import sweep
+from alignsearch.search.records import CONTROL_PREFIX, SPLIT_METRICS, AlignmentRecord
 from alignsearch.search.run_folder import METRICS, RESULTS, SIMILARITY, SUPERSEDED
+from alignsearch.settings import CONTROLS
+from alignsearch.tables import cell, markdown_table
 
 PLOTS = "plots"
-BASE_METRICS = ("iia", "iia_heldout", "iia_test")
-CONTROL_METRICS = ("iia_control_untrained", "iia_control_random_subspace", "iia_control_shuffled")
+BASE_METRICS = SPLIT_METRICS
+CONTROL_METRICS = tuple(f"{CONTROL_PREFIX}{name}" for name in CONTROLS)
 """The controls' validation IIA a record holds when its run asked for them (``alignment.controls``)."""
 SELECTIVITY = "selectivity"
 """IIA (validation) minus the best control of the record."""
@@ -177,8 +180,7 @@ def collect(folder: Path) -> Collected:
             target = int(direction.split(">")[1])
             row = {**config, **record, "direction": direction, "run": run}
             row["task_acc"] = accuracy[target] if target < len(accuracy) else None
-            controls = [record[k] for k in CONTROL_METRICS if _is_number(record.get(k))]
-            row[SELECTIVITY] = record["iia"] - max(controls) if controls else None
+            row[SELECTIVITY] = AlignmentRecord.from_json(record).selectivity
             row |= {k: similarity.get(k) for k in EXTRA_METRICS if k in similarity}
             out.rows.append(row)
         points = _optional(path.parent / METRICS, read_curves, [], out.unreadable)
@@ -451,17 +453,15 @@ def to_markdown(
         return "\n".join([*lines, "No complete runs."]) + "\n"
     keys = [k for k in summary[0] if k != "n" and not k.endswith(("_mean", "_std"))]
     header = [*keys, "n", *(_title(m) for m in metrics)]
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in summary:
-        cells = [str(row[k]) for k in keys] + [str(row["n"])]
-        cells += [_cell(row[f"{m}_mean"], row[f"{m}_std"]) for m in metrics]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _table_cell(text: str) -> str:
-    """Text that stays inside one cell of a markdown table."""
-    return " ".join(text.split()).replace("|", "\\|")
+    rows = [
+        [
+            *(str(row[k]) for k in keys),
+            str(row["n"]),
+            *(_cell(row[f"{m}_mean"], row[f"{m}_std"]) for m in metrics),
+        ]
+        for row in summary
+    ]
+    return "\n".join([*lines, markdown_table(header, rows, pad=False)]) + "\n"
 
 
 def failed_section(failed: Sequence[FailedJob]) -> str:
@@ -476,9 +476,7 @@ def failed_section(failed: Sequence[FailedJob]) -> str:
         "| job folder | overrides | error |",
         "|---|---|---|",
     ]
-    lines += [
-        f"| `{job.folder}` | {_table_cell(job.overrides)} | {_table_cell(job.error)} |" for job in failed
-    ]
+    lines += [f"| `{job.folder}` | {cell(job.overrides)} | {cell(job.error)} |" for job in failed]
     return "\n".join(lines) + "\n"
 
 

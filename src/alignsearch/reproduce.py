@@ -30,6 +30,7 @@ from typing import Any
 
 from alignsearch import atomic
 from alignsearch.report import NothingToReport, collect, pearson, report
+from alignsearch.tables import markdown_table
 
 GRIDS = {
     "count": "findings_count",
@@ -115,8 +116,8 @@ def summary(xs: Sequence[float]) -> str:
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    """The lines of a findings table (:func:`alignsearch.tables.markdown_table`)."""
+    return markdown_table(header, rows, pad=False).split("\n")
 
 
 def verdict(holds: bool | None) -> str:

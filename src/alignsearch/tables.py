@@ -26,15 +26,23 @@ def cell(text: Any) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A markdown table, columns padded to line up in plain text.
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]], *, pad: bool = True) -> str:
+    """A markdown table, its columns padded to line up in plain text (``pad=False``: compact, for files).
 
     >>> print(markdown_table(["direction", "IIA"], [["0>0", "0.957"]]))
     | direction | IIA   |
     |-----------|-------|
     | 0>0       | 0.957 |
+    >>> print(markdown_table(["direction", "IIA"], [["0>0", "0.957"]], pad=False))
+    | direction | IIA |
+    |---|---|
+    | 0>0 | 0.957 |
     """
     texts = [[cell(c) for c in header], *([cell(c) for c in row] for row in rows)]
+    if not pad:
+        lines = ["| " + " | ".join(r) + " |" for r in texts]
+        lines.insert(1, "|" + "---|" * len(header))
+        return "\n".join(lines)
     widths = [max(len(r[i]) for r in texts) for i in range(len(header))]
     lines = ["| " + " | ".join(t.ljust(w) for t, w in zip(r, widths, strict=True)) + " |" for r in texts]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")

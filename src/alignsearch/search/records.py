@@ -22,6 +22,8 @@ from typing import Any
 
 from alignsearch.tables import markdown_table, number
 
+SPLIT_METRICS = ("iia", "iia_heldout", "iia_test")
+"""A record's IIA on each split: validation, held-out counts, test."""
 SCHEMA = 2
 """The version of ``results.json``'s form (1: files without a ``schema`` key, the same records)."""
 CONTROL_PREFIX = "iia_control_"
@@ -62,8 +64,12 @@ class AlignmentRecord:
 
     @property
     def selectivity(self) -> float | None:
-        """IIA minus the best control (None without controls)."""
-        scores = [v for v in self.controls.values() if v is not None]
+        """IIA minus the best control (None without controls).
+
+        >>> AlignmentRecord.from_json({"variable": "count", "iia": 0.9, "iia_control_shuffled": 0.2}).selectivity
+        0.7
+        """
+        scores = [v for v in self.controls.values() if isinstance(v, int | float) and not isinstance(v, bool)]
         return self.iia - max(scores) if scores else None
 
     @property
