@@ -214,6 +214,9 @@ def test_the_command_line_and_the_api_write_the_same_results(tiny_zoo, tmp_path,
 
 
 def test_mas_through_both_paths_gives_the_same_records(tiny_zoo, tmp_path) -> None:
+    import shutil
+
+    tiny_zoo = shutil.copytree(tiny_zoo, tmp_path / "zoo")  # the partner is trained into a copy
     args = ["alignment=mas", "n_units=8", "similarity=false", *TINY_ALIGNMENT, *TINY_TRAINING]
     done = run_here(
         "run_alignment.py", *args, f"hydra.run.dir={tmp_path / 'cli'}", zoo=tiny_zoo, cwd=tmp_path
