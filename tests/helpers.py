@@ -274,3 +274,19 @@ def plan_of(cfg, entries: list) -> AlignmentPlan:  # noqa: F821 - a test's plan 
 
     models = [zoo.run_model(e, i) for i, e in enumerate(entries)]
     return plan_run(models, AlignmentSettings.parse(cfg.alignment), RunSettings.parse(cfg))
+
+
+class TinyNet(torch.nn.Module):
+    """A model written without alignsearch: Embedding -> GRU (``rnn``) -> Linear, token ids (batch,
+    length) in, logits (batch, length, vocab) out; counts its forward calls (``calls``)."""
+
+    def __init__(self, vocab: int = 8, width: int = 16) -> None:
+        super().__init__()
+        self.embed = torch.nn.Embedding(vocab, width)
+        self.rnn = torch.nn.GRU(width, width, batch_first=True)
+        self.out = torch.nn.Linear(width, vocab)
+        self.calls = 0
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.out(self.rnn(self.embed(ids))[0])

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
 
 from alignsearch import api, zoo
 from alignsearch.errors import ConfigError
 from alignsearch.models import GRU
-from tests.helpers import TINY_ALIGNMENT, TINY_TRAINING, run_here
+from tests.helpers import TINY_ALIGNMENT, TINY_TRAINING, TinyNet, run_here
 
 QUICK = {"max_steps": 20, "val_every": 10}
 """Tiny alignments: numbers that are not meant to be good, only the same through every path."""
@@ -29,21 +28,6 @@ def gru(tiny_zoo) -> zoo.ZooEntry:
 @pytest.fixture(scope="module")
 def das(gru) -> api.AlignmentResult:
     return api.align(gru, n_units=8, overrides=TINY_ALIGNMENT, **QUICK)
-
-
-class TinyNet(nn.Module):
-    """A model written without alignsearch: ids (batch, length) -> logits (batch, length, vocab)."""
-
-    def __init__(self, vocab: int, width: int = 16) -> None:
-        super().__init__()
-        self.embed = nn.Embedding(vocab, width)
-        self.rnn = nn.GRU(width, width, batch_first=True)
-        self.head = nn.Linear(width, vocab)
-        self.calls = 0
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
-        return self.head(self.rnn(self.embed(ids))[0])
 
 
 def write_jsonl(path: Path, rows: list) -> Path:

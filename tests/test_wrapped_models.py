@@ -16,23 +16,9 @@ from alignsearch.models import GRU, Intervention, ModuleModel, as_sequence_model
 from alignsearch.models.base import weights_sha256
 from alignsearch.models.vocabulary import check_ids_in_vocab, check_reads_vocab, input_vocab_size
 from alignsearch.tasks import NumericTask
+from tests.helpers import TinyNet
 
 WIDTH = 16
-
-
-class TinyNet(nn.Module):
-    """Embedding -> GRU -> Linear; ``forward`` returns the logits and counts its calls."""
-
-    def __init__(self, vocab: int = 8, width: int = WIDTH) -> None:
-        super().__init__()
-        self.embed = nn.Embedding(vocab, width)
-        self.rnn = nn.GRU(width, width, batch_first=True)
-        self.out = nn.Linear(width, vocab)
-        self.calls = 0
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
-        return self.out(self.rnn(self.embed(ids))[0])
 
 
 class WithLogits(TinyNet):
@@ -62,7 +48,7 @@ def test_a_plain_module_gives_its_own_logits_frozen() -> None:
     model = as_sequence_model(net)
     assert isinstance(model, ModuleModel) and model.module is net
     assert model.sites == {} and model.name == "tinynet"
-    assert model.settings() == {"module": "tests.test_wrapped_models.TinyNet", "name": "tinynet"}
+    assert model.settings() == {"module": "tests.helpers.TinyNet", "name": "tinynet"}
     assert as_sequence_model(net, name="mine").name == "mine"
     ids = ids_batch()
     torch.testing.assert_close(model(ids), net(ids), rtol=0, atol=0)
