@@ -211,6 +211,9 @@ def test_mas_through_both_paths_gives_the_same_records(tiny_zoo, tmp_path) -> No
     cli = json.loads((tmp_path / "cli" / "results.json").read_text())
     same_records(cli["records"], [r.to_json() for r in result.records])
     assert sorted(r.direction for r in result.records) == ["0>0", "0>1", "1>0", "1>1"]
+    fresh = api.pairs(models[1], n=64, seed=9)  # a MAS direction evaluated again: model 0 into model 1
+    cross = api.iia(result, models, fresh, source=0, target=1)
+    assert 0 <= cross["iia"] <= 1 and cross["token_iia"] > 0
 
 
 def test_a_language_model_through_both_paths_gives_the_same_records(toy_lms, tmp_path) -> None:

@@ -20,9 +20,10 @@ from omegaconf import DictConfig
 from alignsearch.cli.plan import member_configs
 from alignsearch.components import instantiate_checked
 from alignsearch.errors import ConfigError
+from alignsearch.search.planning import check_unit_sizes
 from alignsearch.search.spec import RunData, RunModel
 from alignsearch.search.text_data import corpus_source, pairs_source, pairs_summary, text_model
-from alignsearch.settings import plain
+from alignsearch.settings import RunSettings, plain
 
 TEXT_MODEL = "alignsearch.models.lm.TextLM"
 SOURCES = {"pairs": pairs_source, "corpus": corpus_source}
@@ -65,14 +66,9 @@ def check_text_config(cfg: DictConfig) -> list[DictConfig]:
                 f"{_model_key(i)}.path", path, "a folder written by save_pretrained (model and tokenizer)"
             )
         width = folder_width(Path(str(path)))
-        n_units = cfg.n_units if isinstance(cfg.n_units, int) else max(cfg.n_units, default=0)
-        if (
-            width is not None
-            and not isinstance(n_units, bool)
-            and isinstance(n_units, int)
-            and n_units > width
-        ):
-            raise ConfigError("n_units", n_units, f"an integer in [1, {width}] (the width of {path})")
+        if width is not None:  # the sizes against the folder's width, before the model is loaded
+            n_units = RunSettings.parse(cfg).n_units
+            check_unit_sizes(n_units if isinstance(n_units, tuple) else (n_units,), width, str(path))
     if kind == "corpus" and len(cfgs) != 2:
         raise ConfigError(
             "alignment",

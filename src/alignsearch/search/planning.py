@@ -139,10 +139,7 @@ def assemble_plan(
         sizes = [narrowest]
     else:
         sizes = list(run.n_units) if isinstance(run.n_units, tuple) else [run.n_units] * len(named)
-        for size in sizes:
-            if not 1 <= size <= narrowest:
-                sites = " and ".join(f"{m.site} of {m.name}" for m in members)
-                raise ConfigError("n_units", size, f"an integer in [1, {narrowest}] (the width of {sites})")
+        check_unit_sizes(sizes, narrowest, " and ".join(f"{m.site} of {m.name}" for m in members))
     directions = parse_directions(a.directions, "alignment.directions", len(members))
     cl_directions = parse_directions(a.cl_directions or [], "alignment.cl_directions", len(members))
     if not directions and not cl_directions:
@@ -150,6 +147,19 @@ def assemble_plan(
     if cl_directions and a.stepwise and data is None:  # task pairs have latent targets per pair only
         raise ConfigError("alignment.cl_directions", a.cl_directions, "[] with alignment.stepwise=true")
     return AlignmentPlan(members, sizes, directions, cl_directions, a, data, seed=run.seed)
+
+
+def check_unit_sizes(sizes: Sequence[int], width: int, where: str) -> None:
+    """A ConfigError for a block size outside ``[1, width]``, ``where`` naming what is that wide.
+
+    >>> check_unit_sizes([4, 200], 128, "layer.0 of multiobject/gru/seed0")
+    Traceback (most recent call last):
+    ...
+    alignsearch.errors.ConfigError: n_units=200 is not allowed: expected an integer in [1, 128] (the width of layer.0 of multiobject/gru/seed0)
+    """
+    for size in sizes:
+        if not 1 <= size <= width:
+            raise ConfigError("n_units", size, f"an integer in [1, {width}] (the width of {where})")
 
 
 def parse_directions(value: Any, key: str, n_models: int) -> list[tuple[int, int]]:
