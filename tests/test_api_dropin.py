@@ -233,14 +233,6 @@ def test_a_language_model_through_both_paths_gives_the_same_records(toy_lms, tmp
     same_records(cli["records"], [r.to_json() for r in result.records])
 
 
-def test_api_modules_import_nothing_from_the_command_line() -> None:
-    import ast
-
-    tree = ast.parse(Path(api.__file__).read_text())
-    imported = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
-    assert not [m for m in imported if m.startswith("alignsearch.cli")]
-
-
 # -- progress and exact steps -------------------------------------------------------------------------------
 def test_align_reports_progress_unless_asked_not_to(gru, capsys) -> None:
     api.align(gru, n_units=4, overrides=[*TINY_ALIGNMENT, "hardware.progress_every=0.001"], **QUICK)

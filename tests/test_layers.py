@@ -59,3 +59,8 @@ def test_imports_point_down(path: Path) -> None:
         if RANK.get(other, 0) > rank or (RANK.get(other, 0) == rank and rank != TOP)
     )
     assert not upward, f"{unit} (layer {rank}) imports {upward} from its own layer or above"
+
+
+def test_the_api_imports_nothing_from_the_command_line() -> None:
+    """``api`` and ``cli`` both turn their input into the run core's typed inputs: neither uses the other."""
+    assert "cli" not in imported_units(PACKAGE / "api.py")
