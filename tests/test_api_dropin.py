@@ -67,7 +67,9 @@ def test_what_align_cannot_take_is_refused_in_one_line(gru, toy_lms) -> None:
     )
     lm = api.language_model(toy_lms["gpt2"])
     assert refused(api.align, lm).startswith("data=None is not allowed: expected pairs of text")
-    rows = api.text_pairs([{"base": "a", "source": "b", "target": "c"}] * 3, lm.tokenizer)
+    from alignsearch.text.toy import count_pair_rows
+
+    rows = api.text_pairs(count_pair_rows(3, seed=0), lm.tokenizer)
     assert refused(api.align, gru, data=rows).startswith(
         "data=TextPairSource is not allowed: expected no data"
     )
