@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+from itertools import product
 from pathlib import Path
 
 import pytest
@@ -91,6 +92,14 @@ def ids_of(*words: str) -> list[int]:
     return [ID[w] for w in words]
 
 
+def varied(row: dict, n: int) -> list[dict]:
+    """``n`` copies of ``row`` with different sources ("the cat cat", "the cat dog", ...): no two are
+    duplicates, and none is a duplicate of ``row``."""
+    words = ["cat", "dog", "mat", "a", "on", "sat", "ran"]
+    assert n <= len(words) ** 2
+    return [{**row, "source": f"the {a} {b}"} for a, b in list(product(words, repeat=2))[:n]]
+
+
 def assert_same(a: PairsData, b: PairsData, line_shift: int = 0) -> None:
     """The same pairs in every split; ``b``'s line numbers are ``a``'s plus ``line_shift``."""
     assert a.splits.keys() == b.splits.keys()
@@ -134,8 +143,9 @@ POSITION_ROWS = [
     ({"marker": "plus one"}, 3, 3),  # a multi-token marker: its last token
     ({"marker": "one"}, 3, 1),  # the first occurrence in each prompt
     ({"base_position": 1, "source_marker": "one"}, 1, 1),
-    ({"position": 1, "source_position": "last"}, 1, 3),  # a side's own field wins over the shared one
-    ({"marker": "plus", "base_position": -1}, 4, 2),
+    ({"base_position": 1, "source_position": "last"}, 1, 3),
+    ({"base_position": -1, "source_marker": "plus"}, 4, 2),
+    ({"position": "", "base_position": 1}, 1, 3),  # an empty CSV cell is no shared position
     ({"position": 2.0, "source_position": float("nan")}, 2, 2),  # pandas: ints with gaps, NaN not given
 ]
 
@@ -143,7 +153,7 @@ POSITION_ROWS = [
 @pytest.mark.parametrize(("fields", "base_pos", "source_pos"), POSITION_ROWS)
 def test_positions(words, fields, base_pos, source_pos):
     row = {"base": "two plus one is", "source": "one plus one", "target": "three", **fields}
-    data = text_pairs([{**row, "split": "train"}, {**row, "split": "val"}], words)
+    data = text_pairs([{**row, "split": "train"}, {**row, "target": "four", "split": "val"}], words)
     pairs = data.splits["train"]
     assert (pairs.base_pos.item(), pairs.source_pos.item()) == (base_pos, source_pos)
     assert pairs.source_ids.tolist() == [[BOS, *ids_of("one", "plus", "one")]]
@@ -193,7 +203,8 @@ def test_bad_rows_are_reported_with_line_and_reason(tmp_path, words):
         {key: value for key, value in good.items() if key != "source"},  # 11
         {**good, "position": "first"},  # 12
     ]
-    rows = [good, *bad, *[good] * 9, {**good, "split": "val"}, {**good, "split": "test"}]
+    rows = [good, *bad, *varied(good, 9), *varied({**good, "target": "four"}, 2)]
+    rows[-2:] = [{**rows[-2], "split": "val"}, {**rows[-1], "split": "test"}]
     path = write_jsonl(tmp_path / "p.jsonl", rows, raw={5: "{not json", 7: "[1, 2]"})
     data = read_pairs(path, words, max_length=12)
     assert [(p.line, p.reason) for p in data.problems] == [
@@ -236,7 +247,8 @@ def test_a_file_whose_rows_mostly_fail_is_one_config_error(tmp_path, words):
 def test_a_split_column_is_honoured(words):
     row = {"base": "two plus one is", "source": "one plus one is", "target": "three"}
     names = ["test", "train", "validation", "train", "val", " Train", "test"]
-    data = text_pairs([{**row, "split": s} for s in names], words, fractions=(0.2, 0.2, 0.6))
+    rows = [{**r, "split": s} for r, s in zip(varied(row, len(names)), names, strict=True)]
+    data = text_pairs(rows, words, fractions=(0.2, 0.2, 0.6))
     lines = {name: pairs.lines.tolist() for name, pairs in data.splits.items()}
     assert lines == {"train": [2, 4, 6], "val": [3, 5], "test": [1, 7]}
 
@@ -244,19 +256,19 @@ def test_a_split_column_is_honoured(words):
 def test_a_split_column_without_val_rows_is_an_error(words):
     row = {"base": "two plus one is", "source": "one plus one is", "target": "three", "split": "train"}
     with pytest.raises(ConfigError, match=r"data.path=mine .* a pairs file with val rows \(none of 2"):
-        text_pairs([row, row], words, source_name="mine")
+        text_pairs(varied(row, 2), words, source_name="mine")
 
 
 def test_rows_without_a_split_where_others_have_one_are_problems(words):
     row = {"base": "two plus one is", "source": "one plus one is", "target": "three"}
-    rows = [{**row, "split": "train"}, row, {**row, "split": "val"}]
-    data = text_pairs(rows, words)
+    a, b, c = varied(row, 3)
+    data = text_pairs([{**a, "split": "train"}, b, {**c, "split": "val"}], words)
     assert data.problems == [RowProblem(2, "no split (other rows name theirs)")]
 
 
 def test_the_seeded_split_is_deterministic_and_covers_every_usable_row_once(words):
     row = {"source": "one plus one is", "target": "three"}
-    rows = [{**row, "base": "two plus one is" if i % 7 else ""} for i in range(44)]  # 7 empty bases
+    rows = [{**r, "base": "two plus one is" if i % 7 else ""} for i, r in enumerate(varied(row, 44))]
     first, again, other = (text_pairs(rows, words, seed=s) for s in (5, 5, 6))
     assert_same(first, again)
     lines = {name: pairs.lines.tolist() for name, pairs in first.splits.items()}
@@ -271,11 +283,11 @@ def test_the_seeded_split_is_deterministic_and_covers_every_usable_row_once(word
 
 def test_small_data_still_gives_val_and_test_rows(words):
     row = {"base": "two plus one is", "source": "one plus one is", "target": "three"}
-    data = text_pairs([row] * 3, words)
+    data = text_pairs(varied(row, 3), words)
     assert [len(p) for p in data.splits.values()] == [1, 1, 1]
     for n in (1, 2):  # val and test take a row each: train is empty
         with pytest.raises(ConfigError, match=rf"a pairs file with train rows \(none of {n} usable rows by"):
-            text_pairs([row] * n, words)
+            text_pairs(varied(row, n), words)
 
 
 def test_python_rows_and_a_generator_give_the_same_as_the_file(tmp_path, words):
@@ -353,5 +365,162 @@ def test_describe_without_a_row_count():
 
 def test_a_python_row_that_is_not_a_mapping_is_a_problem(words):
     row = {"base": "two plus one is", "source": "one plus one is", "target": "three"}
-    data = text_pairs([row, ("two", "one", "three"), row, row], words)
+    a, b, c = varied(row, 3)
+    data = text_pairs([a, ("two", "one", "three"), b, c], words)
     assert data.problems == [RowProblem(2, "a tuple, not a mapping of fields")]
+
+
+def test_a_target_with_unknown_text_is_a_problem_and_an_unknown_prompt_word_is_not(tmp_path, words):
+    good = {"base": "two plus one is", "source": "one plus one is", "target": "three"}
+    rows = [
+        *varied(good, 4),  # lines 1-4
+        {**good, "target": "zebra"},  # 5
+        {**good, "target": "sat on zebra yak zebra"},  # 6
+        {**good, "base": "two plus zebra is"},  # 7: a prompt may hold unknown text
+    ]
+    data = read_pairs(write_jsonl(tmp_path / "p.jsonl", rows), words, fractions=(0.6, 0.2, 0.2))
+    assert [(p.line, p.reason) for p in data.problems] == [
+        (5, "target 'zebra' has 'zebra', unknown to the tokenizer (it would be [UNK])"),
+        (
+            6,
+            "target 'sat on zebra yak zebra' has 'zebra' and 'yak', unknown to the tokenizer (it would be [UNK])",
+        ),
+    ]
+    lines = sorted(line for pairs in data.splits.values() for line in pairs.lines.tolist())
+    assert lines == [1, 2, 3, 4, 7]
+    for pairs in data.splits.values():
+        assert not (pairs.ids[pairs.task_mask] == words.unk_token_id).any()
+
+
+def test_a_byte_level_tokenizer_has_no_unknown_targets(bpe):
+    """As GPT-2's: its unknown token is its eos token, written out in a target it is no unknown text."""
+    from tokenizers import Tokenizer
+
+    gpt2_like = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer.from_str(bpe.backend_tokenizer.to_str()),
+        eos_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+    )
+    base = {"base": "one plus two is", "source": "two plus two is"}
+    rows = [
+        {**base, "target": " three", "split": "train"},
+        {**base, "target": " three<|endoftext|>", "split": "train"},
+        {**base, "target": " zebra \u2603", "split": "val"},  # text it never saw: bytes, no unknown token
+    ]
+    data = text_pairs(rows, gpt2_like)
+    assert data.problems == [] and data.duplicates == 0
+    eos = gpt2_like.eos_token_id
+    assert gpt2_like.unk_token_id == eos
+    train = data.splits["train"]
+    assert train.ids[1][train.task_mask[1]].tolist()[-1] == eos
+    assert eos not in data.splits["val"].ids[0][data.splits["val"].task_mask[0]].tolist()
+
+
+def test_a_shared_position_or_marker_with_a_per_prompt_one_is_a_problem(tmp_path, words):
+    good = {"base": "two plus one is", "source": "one plus one is", "target": "three"}
+    conflicting = [
+        ({"position": 1, "base_position": 2}, "position (for both prompts) conflicts with base_position"),
+        (
+            {"position": 1, "source_position": "last"},
+            "position (for both prompts) conflicts with source_position",
+        ),
+        ({"marker": "plus", "base_position": -1}, "marker (for both prompts) conflicts with base_position"),
+        (
+            {"marker": "plus", "source_marker": "one"},
+            "marker (for both prompts) conflicts with source_marker",
+        ),
+        ({"position": 0, "base_marker": "plus"}, "position (for both prompts) conflicts with base_marker"),
+        (
+            {"position": 1, "marker": "plus", "base_position": 1, "source_marker": "one"},
+            "position and marker (for both prompts) conflict with base_position and source_marker",
+        ),
+    ]
+    fine = [{"position": "", "base_position": 1}, {"position": None, "source_marker": "cat"}]
+    rows = [*varied(good, 8), *({**good, **fields} for fields, _ in conflicting)]
+    rows += [
+        {**row, **fields} for row, fields in zip(varied({**good, "target": "four"}, 2), fine, strict=True)
+    ]
+    for path in (write_jsonl(tmp_path / "p.jsonl", rows), write_csv(tmp_path / "p.csv", rows)):
+        shift = path.suffix == ".csv"  # the header is line 1
+        data = read_pairs(path, words)
+        assert [(p.line, p.reason) for p in data.problems] == [
+            (9 + i + shift, reason) for i, (_, reason) in enumerate(conflicting)
+        ]
+        used = sorted(line for pairs in data.splits.values() for line in pairs.lines.tolist())
+        assert used == [line + shift for line in [*range(1, 9), 15, 16]]
+
+
+def pair_keys(pairs: TextPairs) -> list[tuple]:
+    """Each pair as the model sees it, without the split's padding: the base and target ids, where the
+    target starts, the source ids and both positions."""
+    keys = []
+    for i in range(len(pairs)):
+        mask = pairs.task_mask[i].nonzero().flatten().tolist()
+        source = pairs.source_ids[i].tolist()
+        while source and source[-1] == PAD:
+            source.pop()
+        ids = pairs.ids[i, : mask[-1] + 1].tolist()
+        keys.append(
+            (tuple(ids), mask[0], pairs.base_pos[i].item(), tuple(source), pairs.source_pos[i].item())
+        )
+    return keys
+
+
+def test_duplicate_rows_are_dropped_before_the_split(tmp_path, words):
+    row = {"base": "two plus one is", "target": "three"}
+    distinct = varied(row, 30)
+    rows = [*distinct, *distinct, *distinct[:10]]  # lines 31-70 repeat lines 1-30
+    rows += [
+        {**distinct[1], "position": -1},  # 71: the same positions, written out
+        {**distinct[1], "source_marker": "dog"},  # 72: "the cat dog": the last token again
+        {**distinct[1], "base": "two  plus one is"},  # 73: the same tokens
+        {**distinct[1], "base_position": 0},  # 74: another pair
+        {**distinct[1], "target": ""},  # 75: a problem, no duplicate
+    ]
+    path = write_jsonl(tmp_path / "p.jsonl", rows)
+    data = read_pairs(path, words)
+    assert data.duplicates == 43 and data.n_rows == 75
+    assert data.problems == [RowProblem(75, "empty target")]
+    assert data.describe() == "43 duplicate rows dropped; 1 of 75 rows skipped: line 75: empty target"
+    lines = sorted(line for pairs in data.splits.values() for line in pairs.lines.tolist())
+    assert lines == [*range(1, 31), 74]  # the first row of each pair
+    keys = {name: pair_keys(pairs) for name, pairs in data.splits.items()}
+    assert sum(len(k) for k in keys.values()) == len(set(sum(keys.values(), []))) == 31
+    assert not set(keys["test"]) & set(keys["train"]) and not set(keys["val"]) & set(keys["train"])
+    from_python = text_pairs(rows, words)
+    assert_same(data, from_python)
+    assert from_python.duplicates == 43
+    assert text_pairs(distinct, words).describe() == "all 30 rows used"
+    assert (
+        text_pairs(distinct + distinct[:1], words).describe() == "30 of 31 rows used, 1 duplicate row dropped"
+    )
+
+
+def test_a_duplicate_in_another_split_is_dropped_too(words):
+    row = {"base": "two plus one is", "target": "three"}
+    a, b, c = varied(row, 3)
+    rows = [{**a, "split": "train"}, {**b, "split": "val"}, {**c, "split": "test"}, {**a, "split": "test"}]
+    data = text_pairs(rows, words)
+    assert data.duplicates == 1 and data.problems == []
+    assert {name: pairs.lines.tolist() for name, pairs in data.splits.items()} == {
+        "train": [1],
+        "val": [2],
+        "test": [3],
+    }
+
+
+def test_a_file_of_one_row_repeated_is_refused_in_one_line(tmp_path, words):
+    row = {"base": "two plus one is", "source": "one plus one is", "target": "three"}
+    path = write_jsonl(tmp_path / "p.jsonl", [row] * 300)
+    with pytest.raises(ConfigError) as err:
+        read_pairs(path, words)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message == (
+        f"data.path={path} is not allowed: expected a pairs file with train rows (none of 1 usable rows by "
+        "fractions [0.8, 0.1, 0.1], after dropping 299 rows repeating earlier ones)"
+    )
+    with pytest.raises(
+        ConfigError, match=r"with val rows \(none of 1 usable rows by the split column, after"
+    ):
+        text_pairs([{**row, "split": s} for s in ["train", "val", "test"] * 100], words)

@@ -10,7 +10,9 @@ A CSV file has the same fields as columns, with a header line; an empty cell is 
 **Positions.** Intervening at position ``p`` changes the state the model holds after reading token ``p``
 of the prompt (counted in the prompt as the tokenizer encodes it, special tokens included). Each prompt's
 position comes from its own field (``base_position``, ``base_marker``; ``source_position``,
-``source_marker``) or else from the shared one (``position``, ``marker``):
+``source_marker``) or from a shared one (``position``, ``marker``), never both: a row that gives a shared
+field with a per-prompt one is skipped, as is a row giving both a position and a marker for one prompt
+(which one was meant is not clear):
 
 * ``position``: a token index (``-1`` is the last token, ``-2`` the one before) or ``"last"`` (the default);
 * ``marker``: a piece of the prompt's text; the position is the last token that overlaps the first
@@ -23,14 +25,27 @@ space the text would have: ``" three"`` is the token ``Ġthree``, while ``"three
 start of a word glued to the prompt). SentencePiece tokenizers may add the word's space themselves;
 ``tokenizer.tokenize(target)`` shows what a target becomes.
 
+**Unknown text.** A target with text outside the tokenizer's vocabulary (text that becomes its unknown
+token, as in a word-level or WordPiece tokenizer) is skipped: the target is what the model must predict,
+and the unknown token stands for any unknown text, not the row's. A prompt may hold unknown text: the
+model only reads it, and reads the unknown token as it reads any other. Byte-level BPE tokenizers
+(GPT-2's among them) have no unknown text.
+
 **Splits.** A ``split`` field (``train``, ``val`` or ``validation``, ``test``) places each row; without
 one, a seeded shuffle divides the usable rows by ``fractions`` (the same seed and the same usable rows
-give the same split).
+give the same split). Duplicates are dropped first (below).
 
 **Rows that cannot be used** (missing or empty texts, a marker not in its prompt, a position outside its
-prompt, more than ``max_length`` tokens, a line that is not a JSON object, an unknown split) are left out
-and reported as ``RowProblem(line, reason)``; when more than half of the rows fail, nothing is returned
-and one ``ConfigError`` line names the first few.
+prompt, a shared position or marker with a per-prompt one, a target with unknown text, more than
+``max_length`` tokens, a line that is not a JSON object, an unknown split) are left out and reported as
+``RowProblem(line, reason)``; when more than half of the rows fail, nothing is returned and one
+``ConfigError`` line names the first few.
+
+**Duplicates.** A usable row that gives the same pair as an earlier one is dropped before the split (so a
+pair cannot be in train and in test) and counted in ``PairsData.duplicates``. The same pair is what the
+model sees: the same token ids of the base prompt, the target (and where it starts) and the source
+prompt, and the same two positions, however the row writes them (``"position": -1`` or none; text that
+tokenises alike). The split column is no part of it: the first row's split keeps the pair.
 """
 
 from __future__ import annotations
@@ -129,16 +144,17 @@ class TextPairs:
 
 @dataclass
 class PairsData:
-    """The usable pairs by split (``train``, ``val``, ``test``), the rows left out and how many rows
-    there were in all."""
+    """The usable pairs by split (``train``, ``val``, ``test``), the rows left out, how many rows there
+    were in all and how many of the usable ones were dropped as ``duplicates`` of an earlier row."""
 
     splits: dict[str, TextPairs]
     problems: list[RowProblem]
     n_rows: int
+    duplicates: int = 0
 
     def describe(self) -> str:
         """A one-line summary of the rows left out, for a run's log."""
-        return describe(self.problems, self.n_rows)
+        return describe(self.problems, self.n_rows, self.duplicates)
 
 
 @dataclass(frozen=True)
@@ -166,6 +182,10 @@ class _Encoded:
     source_ids: list[int]
     source_pos: int
     split: str | None
+
+    def pair(self) -> tuple[Any, ...]:
+        """What the model sees of this row (its line and split aside): equal for duplicates."""
+        return (tuple(self.ids), self.n_prompt, self.base_pos, tuple(self.source_ids), self.source_pos)
 
 
 class _Skip(Exception):
@@ -249,8 +269,9 @@ def text_pairs(
     ``rows``: ``Row`` objects (``read_rows``) or plain mappings (a list of dicts, a generator, a
     ``datasets.Dataset``), whose line numbers are their 1-based places in ``rows``. ``tokenizer``: the
     model's fast ``transformers`` tokenizer (pads with its pad token, else its eos token). A prompt, or a
-    base prompt with its target, longer than ``max_length`` tokens is a row problem. Raises a
-    ``ConfigError`` about ``source_name`` when more than half of the rows fail or train or val is empty.
+    base prompt with its target, longer than ``max_length`` tokens is a row problem; a row repeating an
+    earlier row's pair is dropped and counted (``duplicates``). Raises a ``ConfigError`` about
+    ``source_name`` when more than half of the rows fail or train or val is empty.
     """
     require_positive("data.max_length", max_length)
     shares = _check_fractions(fractions)
@@ -272,31 +293,49 @@ def text_pairs(
     encoded = _encode(parsed, tokenizer, max_length, problems)
     problems.sort(key=lambda p: p.line)
     _check_usable(n_rows, problems, encoded, source_name)
-    groups = _split(encoded, shares, seed)
+    distinct = _first_of_each_pair(encoded)
+    duplicates = len(encoded) - len(distinct)
+    groups = _split(distinct, shares, seed)
     for name in ("train", "val"):
         if not groups[name]:
-            how = "by the split column" if encoded[0].split is not None else f"by fractions {list(shares)}"
+            how = "by the split column" if distinct[0].split is not None else f"by fractions {list(shares)}"
+            dropped = f", after dropping {_rows(duplicates)} repeating earlier ones" if duplicates else ""
             raise ConfigError(
-                KEY, source_name, f"a pairs file with {name} rows (none of {len(encoded)} usable rows {how})"
+                KEY,
+                source_name,
+                f"a pairs file with {name} rows (none of {len(distinct)} usable rows {how}{dropped})",
             )
-    return PairsData({name: _stack(groups[name], pad) for name in SPLITS}, problems, n_rows)
+    return PairsData({name: _stack(groups[name], pad) for name in SPLITS}, problems, n_rows, duplicates)
 
 
-def describe(problems: Sequence[RowProblem], n_rows: int | None = None) -> str:
-    """A short summary of the rows left out, for a run's log.
+def describe(problems: Sequence[RowProblem], n_rows: int | None = None, duplicates: int = 0) -> str:
+    """A short summary of the rows left out (skipped, or dropped as ``duplicates``), for a run's log.
 
     >>> describe([RowProblem(4, "empty target"), RowProblem(9, "marker 'x' not in the base")], 200)
     "2 of 200 rows skipped: line 4: empty target; line 9: marker 'x' not in the base"
+    >>> describe([RowProblem(4, "empty target")], 200, duplicates=12)
+    '12 duplicate rows dropped; 1 of 200 rows skipped: line 4: empty target'
+    >>> describe([], 200, duplicates=1)
+    '199 of 200 rows used, 1 duplicate row dropped'
     >>> describe([], 200)
     'all 200 rows used'
     """
+    dropped = f"{_rows(duplicates, 'duplicate row')} dropped" if duplicates else ""
     if not problems:
-        return "no rows skipped" if n_rows is None else f"all {n_rows} rows used"
-    if n_rows is None:
-        count = f"{len(problems)} row" if len(problems) == 1 else f"{len(problems)} rows"
-    else:
-        count = f"{len(problems)} of {n_rows} rows"
-    return f"{count} skipped: {_first(problems)}"
+        if not duplicates:
+            return "no rows skipped" if n_rows is None else f"all {n_rows} rows used"
+        return dropped if n_rows is None else f"{n_rows - duplicates} of {n_rows} rows used, {dropped}"
+    count = _rows(len(problems)) if n_rows is None else f"{len(problems)} of {n_rows} rows"
+    skipped = f"{count} skipped: {_first(problems)}"
+    return f"{dropped}; {skipped}" if duplicates else skipped
+
+
+def _rows(n: int, noun: str = "row") -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _and(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def _first(problems: Sequence[RowProblem]) -> str:
@@ -340,6 +379,7 @@ def _parse(row: Row) -> _Fields:
     if not isinstance(fields, Mapping):
         raise _Skip(f"a {type(fields).__name__}, not a mapping of fields")
     texts = {name: _text(fields, name) for name in ("base", "source", "target")}
+    _check_shared(fields)
     where = {side: _where(fields, side) for side in SIDES}
     split = _given(fields, "split")
     if split is not None:
@@ -369,8 +409,24 @@ def _text(fields: Mapping[str, Any], name: str) -> str:
     return value
 
 
+def _check_shared(fields: Mapping[str, Any]) -> None:
+    """``_Skip`` when a shared ``position`` or ``marker`` comes with a per-prompt field: the shared one is
+    for both prompts, the other for one of them, and which should place that prompt is not clear."""
+    shared = [name for name in ("position", "marker") if _given(fields, name) is not None]
+    own = [
+        f"{side}_{kind}"
+        for side in SIDES
+        for kind in ("position", "marker")
+        if _given(fields, f"{side}_{kind}") is not None
+    ]
+    if shared and own:
+        verb = "conflicts" if len(shared) == 1 else "conflict"
+        raise _Skip(f"{_and(shared)} (for both prompts) {verb} with {_and(own)}")
+
+
 def _where(fields: Mapping[str, Any], side: str) -> _Where:
-    """``side``'s position: its own fields if it has one, else the shared ``position`` / ``marker``."""
+    """``side``'s position: its own fields if it has one, else the shared ``position`` / ``marker``
+    (``_check_shared`` has made sure a row gives only one kind)."""
     own = (f"{side}_position", f"{side}_marker")
     names = own if any(_given(fields, n) is not None for n in own) else ("position", "marker")
     position, marker = (_given(fields, n) for n in names)
@@ -409,7 +465,9 @@ def _encode(
     prompts = {
         side: tokenizer([p.texts[side] for p in parsed], return_offsets_mapping=True) for side in SIDES
     }
-    targets = tokenizer([p.texts["target"] for p in parsed], add_special_tokens=False)["input_ids"]
+    targets = tokenizer(
+        [p.texts["target"] for p in parsed], add_special_tokens=False, return_offsets_mapping=True
+    )
     encoded = []
     for i, p in enumerate(parsed):
         try:
@@ -418,9 +476,10 @@ def _encode(
                 side: _position(p.where[side], p.texts[side], prompts[side]["offset_mapping"][i], side)
                 for side in SIDES
             }
-            target = list(targets[i])
+            target = list(targets["input_ids"][i])
             if not target:
                 raise _Skip("target has no tokens")
+            _check_known(tokenizer, p.texts["target"], target, targets["offset_mapping"][i])
             if len(ids["base"]) + len(target) > max_length:
                 raise _Skip(
                     f"base + target are {len(ids['base']) + len(target)} tokens, more than {max_length}"
@@ -442,6 +501,22 @@ def _encode(
             )
         )
     return encoded
+
+
+def _check_known(
+    tokenizer: PreTrainedTokenizerBase, target: str, ids: list[int], offsets: Sequence[tuple[int, int]]
+) -> None:
+    """``_Skip`` when some of the target's text became the tokenizer's unknown token. The unknown token
+    written out in the target (GPT-2's ``<|endoftext|>`` is its unknown, bos and eos token) is no unknown
+    text; a tokenizer without an unknown token knows every text."""
+    unk, unk_text = tokenizer.unk_token_id, tokenizer.unk_token
+    if unk is None:
+        return
+    spans = [(a, b) for t, (a, b) in zip(ids, offsets, strict=True) if t == unk and target[a:b] != unk_text]
+    if not spans:
+        return
+    parts = list(dict.fromkeys(repr(target[a:b]) for a, b in spans if b > a)) or [repr(target)]
+    raise _Skip(f"target {target!r} has {_and(parts)}, unknown to the tokenizer (it would be {unk_text})")
 
 
 def _position(where: _Where, text: str, offsets: Sequence[tuple[int, int]], side: str) -> int:
@@ -471,6 +546,17 @@ def _check_usable(n_rows: int, problems: list[RowProblem], encoded: list[_Encode
             f"a pairs file whose rows are mostly usable: {len(problems)} of {n_rows} rows failed "
             f"({_first(problems)})",
         )
+
+
+def _first_of_each_pair(encoded: list[_Encoded]) -> list[_Encoded]:
+    """``encoded`` without the rows that repeat an earlier row's pair (``_Encoded.pair``)."""
+    seen: set[tuple[Any, ...]] = set()
+    kept = []
+    for e in encoded:
+        if e.pair() not in seen:
+            seen.add(e.pair())
+            kept.append(e)
+    return kept
 
 
 def _split(
