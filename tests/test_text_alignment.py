@@ -269,4 +269,4 @@ def test_language_model_example_runs(tmp_path) -> None:
     assert kinds == ["corpus", "pairs"]
     das = next(r for r in runs if r["data"]["kind"] == "pairs")
     assert das["records"][0]["iia"] >= 0.9
-    assert "0>0       count" in done.stdout  # the API run's table
+    assert "| 0>0       | count    |" in done.stdout  # the API run's table

@@ -193,7 +193,12 @@ def parse(cls: type[T], node: Mapping | Any, prefix: str, *, known: tuple[str, .
 
 def unknown_key(key: str, value: Any, known: list[str]) -> ConfigError:
     """The error for a key nothing reads, naming the closest known key."""
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    prefix, _, name = key.rpartition(".")
+    siblings = {k.rpartition(".")[2]: k for k in known if k.rpartition(".")[0] == prefix}
+    if siblings:  # compare the last part only: a shared prefix makes every key look close
+        close = [siblings[c] for c in difflib.get_close_matches(name, list(siblings), n=1, cutoff=0.6)]
+    else:
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     hint = f"did you mean {close[0]}?" if close else f"one of {', '.join(sorted(known))}"
     return ConfigError(key, value, f"a known setting ({hint})")
 

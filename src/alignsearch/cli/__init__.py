@@ -128,10 +128,57 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("run_dir_name", run_dir_name, replace=True)
 
 
+HYDRA_ONLY = (".hydra", "run.lock")
+"""What a run folder holds when the run was refused in its job (with its ``*.log``): nothing of the run."""
+
+
+def discard_refused_run_folder(folder: Path) -> None:
+    """Remove the folder Hydra made for a run refused in its job, if it holds nothing but Hydra's record
+    and log (and the run's lock): a refused command leaves nothing behind. A folder with anything else in
+    it (an earlier run's results or checkpoints) is kept as it is."""
+    import logging
+    import shutil
+
+    if not folder.is_dir() or any(p.name not in HYDRA_ONLY and p.suffix != ".log" for p in folder.iterdir()):
+        return
+    for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+        for handler in list(getattr(logger, "handlers", [])):  # Hydra's job log, closed before it goes
+            if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent == folder:
+                logger.removeHandler(handler)
+                handler.close()
+    shutil.rmtree(folder, ignore_errors=True)
+    for parent in folder.parents:  # the folders Hydra made above it, if now empty (outputs/run_alignment)
+        if parent == Path.cwd() or not parent.is_dir() or any(parent.iterdir()):
+            break
+        parent.rmdir()
+
+
 def fail(error: Exception) -> None:
     """Print a user error as one line and exit with status 2."""
     print(f"error: {error}", file=sys.stderr, flush=True)
     sys.exit(2)
+
+
+def check_parsable(argv: Sequence[str]) -> None:
+    """A ConfigError for an override Hydra's grammar cannot read (``hydra.run.dir=/tmp/my dir (1)``),
+    saying how to quote it."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    parser = OverridesParser.create()
+    for arg in argv:
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        try:
+            parser.parse_overrides([arg])
+        except OverrideParseException as e:
+            key, _, value = arg.partition("=")
+            reason = str(e).splitlines()[0]
+            raise ConfigError(
+                key,
+                value,
+                f"a value Hydra can read ({reason}): quote it inside the argument, e.g. '{key}=\"{value}\"'",
+            ) from None
 
 
 def check_command(argv: Sequence[str], command: Command) -> list[str]:
@@ -142,6 +189,7 @@ def check_command(argv: Sequence[str], command: Command) -> list[str]:
 
     argv = normalize_argv(argv)
     register_resolvers()
+    check_parsable(argv)
     check_group_choices(argv, command.groups)
     precheck(argv, command.config_name, command.check_function())
     return argv
@@ -185,6 +233,7 @@ def launch(command: Command) -> None:
             if sweep.in_multirun():  # recorded in the job's folder and the sweep's summary; others go on
                 return sweep.record_failure(e)
             if isinstance(e, ConfigError | ZooError):
+                discard_refused_run_folder(Path(HydraConfig.get().runtime.output_dir))
                 fail(e)
             raise
 

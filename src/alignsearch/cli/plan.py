@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from alignsearch.cli.checks import search_dirs
 from alignsearch.components import load_choice
 from alignsearch.errors import ConfigError
+from alignsearch.settings import unknown_key
 
 PARTNER_KEYS = ("model", "model_settings", "task", "seed", "layer", "site", "causal_model", "variables")
 
@@ -43,6 +44,10 @@ def member_configs(cfg: DictConfig) -> list[DictConfig]:
     if partner.get("model") is not None:
         other.model = load_choice("model", str(partner.model), "partner.model", search_dirs())
     if partner.get("model_settings"):
+        known = [f"partner.model_settings.{k}" for k in other.model if k != "_target_"]
+        for key, value in partner.model_settings.items():
+            if key not in other.model or key == "_target_":
+                raise unknown_key(f"partner.model_settings.{key}", value, known)
         other.model = OmegaConf.merge(other.model, partner.model_settings)
     if partner.get("task") is not None:
         other.task = load_choice("task", str(partner.task), "partner.task", search_dirs())

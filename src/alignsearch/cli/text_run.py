@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 from alignsearch.cli.plan import member_configs
 from alignsearch.components import instantiate_checked
 from alignsearch.errors import ConfigError
+from alignsearch.models.lm import DTYPES
 from alignsearch.search.planning import check_unit_sizes
 from alignsearch.search.spec import RunData, RunModel
 from alignsearch.search.text_data import corpus_source, pairs_source, pairs_summary, text_model
@@ -29,6 +30,8 @@ TEXT_MODEL = "alignsearch.models.lm.TextLM"
 SOURCES = {"pairs": pairs_source, "corpus": corpus_source}
 WIDTH_KEYS = ("hidden_size", "n_embd", "d_model")
 """Where a transformers config.json states the residual width."""
+LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers")
+"""Where it states the number of blocks."""
 
 
 def is_text_run(cfg: DictConfig) -> bool:
@@ -65,6 +68,10 @@ def check_text_config(cfg: DictConfig) -> list[DictConfig]:
             raise ConfigError(
                 f"{_model_key(i)}.path", path, "a folder written by save_pretrained (model and tokenizer)"
             )
+        dtype = c.model.get("dtype", "float32")
+        if dtype not in DTYPES:
+            raise ConfigError(f"{_model_key(i)}.dtype", dtype, f"one of {', '.join(DTYPES)}")
+        check_folder_layer(c, Path(str(path)), i)
         width = folder_width(Path(str(path)))
         if width is not None:  # the sizes against the folder's width, before the model is loaded
             n_units = RunSettings.parse(cfg).n_units
@@ -79,6 +86,22 @@ def check_text_config(cfg: DictConfig) -> list[DictConfig]:
     if not data_path or not Path(str(data_path)).is_file():
         raise ConfigError("data.path", data_path, f"an existing {kind} file")
     return cfgs
+
+
+def check_folder_layer(cfg: DictConfig, folder: Path, index: int) -> None:
+    """A ConfigError for ``layer=<i>`` past the blocks a folder's ``config.json`` states, before the model
+    is loaded (a site by module path is checked once it is)."""
+    prefix = "partner." if index else ""
+    if cfg.get("site") or not isinstance(cfg.layer, int):
+        return
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return
+    blocks = next((int(config[k]) for k in LAYER_KEYS if isinstance(config.get(k), int)), None)
+    if blocks is not None and not 0 <= cfg.layer < blocks:
+        layers = ", ".join(["embedding", *map(str, range(blocks))])
+        raise ConfigError(f"{prefix}layer", cfg.layer, f"a layer of the model in {folder}: {layers}")
 
 
 def folder_width(folder: Path) -> int | None:
@@ -113,7 +136,7 @@ def text_inputs(cfg: DictConfig, out_dir: Path) -> tuple[list[RunModel], RunData
     else:
         check_same_vocabulary(tokenizers)
         source = instantiate_checked(cfg.data, "data", tokenizer=tokenizers[0])
-        if source.data.problems:
+        if source.data.problems or source.data.duplicates:
             print(f"pairs: {source.data.describe()}", flush=True)
         summary = pairs_summary(source.data)
     path = Path(str(cfg.data.path))

@@ -22,8 +22,9 @@ BFLOAT16 = ("bf16-mixed", "bf16-true")
 
 def check_accelerator(hardware: HardwareSettings) -> None:
     """A ConfigError naming the setting if this machine cannot run ``hardware``: a CUDA accelerator
-    without a CUDA GPU (or fewer than ``devices``), ``mps`` without Apple's GPU, or a bfloat16 precision
-    on a CUDA GPU without bfloat16. ``cpu`` and ``auto`` always run."""
+    without a CUDA GPU (or fewer than ``devices``), ``mps`` without Apple's GPU, a bfloat16 precision
+    on a CUDA GPU without bfloat16, or more than one device on the CPU (Lightning would run one DDP
+    process per device, each doing the same work). ``cpu`` and ``auto`` run otherwise."""
     if hardware.accelerator in CUDA:
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
@@ -44,6 +45,14 @@ def check_accelerator(hardware: HardwareSettings) -> None:
             )
     elif hardware.accelerator == "mps" and not torch.backends.mps.is_available():
         raise ConfigError("hardware.accelerator", "mps", "cpu or auto on this machine: it has no MPS device")
+    if (
+        hardware.devices > 1 and compute_device(hardware).type == "cpu"
+    ):  # Lightning would start a DDP process each
+        raise ConfigError(
+            "hardware.devices",
+            hardware.devices,
+            "1 on the CPU: a CPU run is one process (more threads: hardware.threads)",
+        )
 
 
 def compute_device(hardware: HardwareSettings) -> torch.device:

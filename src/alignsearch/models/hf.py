@@ -74,6 +74,7 @@ def load_pretrained(path: Path, dtype: torch.dtype | None = None) -> nn.Module:
     transformers = require_transformers()
     if not (path / "config.json").is_file():
         raise ConfigError("model.path", str(path), "a folder written by save_pretrained (with config.json)")
+    transformers.utils.logging.disable_progress_bar()  # a local folder loads at once: no bar in the log
     try:
         given = {} if dtype is None else {"dtype": dtype}  # transformers before 4.56 knows no ``dtype``
         return transformers.AutoModelForCausalLM.from_pretrained(path, local_files_only=True, **given)

@@ -18,12 +18,14 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from filelock import FileLock, Timeout
 
 from alignsearch import atomic
 from alignsearch.engine.metrics import task_accuracy
@@ -39,6 +41,7 @@ from alignsearch.search.run_folder import (
     METRICS,
     RESULTS,
     RUN,
+    RUN_LOCK,
     RUN_OUTPUTS,
     SIMILARITY,
     SIMILARITY_TABLE,
@@ -117,6 +120,58 @@ def run_alignment(
             )
     config = flat_config(plan, run, models, data)
     identity = run_identity(models, alignment, run, data)
+    with run_lock(out_dir):
+        return _run(
+            plan,
+            config,
+            identity,
+            models,
+            run,
+            hardware,
+            out_dir,
+            data,
+            loggers,
+            similarity_baselines,
+            verbose,
+        )
+
+
+@contextmanager
+def run_lock(out_dir: Path) -> Iterator[None]:
+    """Hold ``out_dir``'s lock while a run works there: a second process on the same folder waits (with a
+    line saying for what) and then finds the first one's results, never resuming a run another process
+    holds. The operating system releases the lock of a process that dies, so a killed run never blocks."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(out_dir / RUN_LOCK)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(
+            f"waiting for another process that is running the alignment in {out_dir} (lock {lock.lock_file})",
+            flush=True,
+        )
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _run(
+    plan: AlignmentPlan,
+    config: dict[str, Any],
+    identity: dict[str, Any],
+    models: Sequence[RunModel],
+    run: RunSettings,
+    hardware: HardwareSettings,
+    out_dir: Path,
+    data: RunData | None,
+    loggers: Callable[[dict[str, Any]], list] | None,
+    similarity_baselines: bool,
+    verbose: bool,
+) -> RunResult:
+    """:func:`run_alignment` once planned, holding the folder's lock."""
+    alignment = plan.settings
     done = previous_results(out_dir, identity, verbose)
     if done is not None:
         records = [AlignmentRecord.from_json(r) for r in done["records"]]

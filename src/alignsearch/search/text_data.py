@@ -288,12 +288,14 @@ def require_file(path: str | None, key: str, allowed: str) -> Path:
 
 
 def pairs_summary(data: PairsData) -> dict[str, Any]:
-    """What ``results.json`` says of text pairs: rows, pairs per split, the rows left out and why."""
+    """What ``results.json`` says of text pairs: rows, pairs per split, the rows left out and why, and how
+    many rows repeated earlier ones (dropped before splitting)."""
     return {
         "kind": "pairs",
         "rows": data.n_rows,
         "pairs": {split: len(p) for split, p in data.splits.items()},
         "skipped": [{"line": p.line, "reason": p.reason} for p in data.problems],
+        "duplicates": data.duplicates,
     }
 
 
