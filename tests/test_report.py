@@ -160,7 +160,7 @@ def test_shared_lists_only_settings_with_one_value(tmp_path: Path, capsys) -> No
     # variables and directions differ between runs; the n_units list and the seed are the same in all
     assert shared_line(markdown) == "Shared: task=multiobject, model=gru, n_units=4,8, seed=0"
     assert "| directions | direction | variable | n | IIA val | IIA heldout | IIA test |" in markdown
-    assert "| 0>1,1>0 | 0>1 | full | 1 | 0.400 ± 0.000 | - | - |" in markdown
+    assert "| 0>1,1>0 | 0>1 | full | 1 | 0.400 | - | - |" in markdown  # one run: its value, no spread
     rows = list(csv.DictReader((tmp_path / "report.csv").open()))
     assert [(r["directions"], r["variable"]) for r in rows] == [
         ("0>1", "count"),
@@ -232,11 +232,12 @@ def test_unreadable_runs_are_listed_and_the_rest_reported(tmp_path: Path, capsys
     assert "cka_linear_mean" not in rows[0]  # the unreadable similarity.json adds nothing
 
 
-def test_no_readable_run_exits_1_with_one_error_line(tmp_path: Path, capsys) -> None:
+def test_no_readable_run_exits_2_with_one_error_line(tmp_path: Path, capsys) -> None:
+    """Only unreadable results: bad input, the status of every other bad input."""
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "results.json").write_text("{}")
-    assert run_report(str(tmp_path)) == 1
+    assert run_report(str(tmp_path)) == 2
     out, err = capsys.readouterr()
     assert out == ""
     assert err.splitlines() == [
@@ -397,3 +398,52 @@ def test_iia_curves_one_line_per_trained_track(tmp_path: Path) -> None:
     }
     markdown, _ = report.report(tmp_path)
     assert "![iia_curves](plots/iia_curves.png)" in markdown
+
+
+def test_a_single_run_shows_its_value_without_a_spread(tmp_path: Path) -> None:
+    fake_run(tmp_path, "n_units=4", {"n_units": 4, "seed": 0}, [{"iia": 0.957, "iia_test": 0.9}])
+    for seed, iia in ((0, 0.9), (1, 0.9)):  # two runs of one value: a real zero spread
+        fake_run(tmp_path, f"n_units=8,seed={seed}", {"n_units": 8, "seed": seed}, [{"iia": iia}])
+    markdown, summary = report.report(tmp_path)
+    assert "| 4 | 0>0 | count | 1 | 0.957 | - | 0.900 |" in markdown
+    assert "| 8 | 0>0 | count | 2 | 0.900 ± 0.000 | - | - |" in markdown
+    rows = {row["n_units"]: row for row in csv.DictReader((tmp_path / "report.csv").open())}
+    assert (rows["4"]["iia_mean"], rows["4"]["iia_std"]) == ("0.957", "")  # no standard deviation of one
+    assert float(rows["8"]["iia_std"]) == 0.0
+
+
+def mas_run(folder: Path, partner: str, seed: int, cka: float, rsa: float) -> None:
+    """A two-model run: its four directions, each model's trial accuracy and the pair's similarity."""
+    records = [{"direction": d, "iia": 0.5 + 0.1 * i} for i, d in enumerate(("0>0", "0>1", "1>0", "1>1"))]
+    config = {"model": "gru", "partner_model": partner, "seed": seed}
+    run = fake_run(folder, f"partner={partner},seed={seed}", config, records)
+    results = json.loads((run / "results.json").read_text())
+    (run / "results.json").write_text(json.dumps({**results, "task_accuracy": [0.99, 0.8]}))
+    (run / "similarity.json").write_text(
+        json.dumps({"measures": {"cka_linear": cka, "rsa_cos_spearman": rsa}})
+    )
+
+
+def test_two_model_runs_give_the_pair_similarity_once_and_name_the_target_accuracy(tmp_path: Path) -> None:
+    for seed, (cka, rsa) in enumerate(((0.8, 0.6), (0.6, 0.4))):
+        mas_run(tmp_path, "lstm", seed, cka, rsa)
+    mas_run(tmp_path, "transformer", 0, 0.3, 0.2)
+    markdown, _ = report.report(tmp_path)
+    main, pairs = markdown.split("Similarity of the two models", 1)
+    assert "cka" not in main and "rsa" not in main  # not repeated on each direction's row
+    assert (
+        "| partner_model | direction | variable | n | IIA val | IIA heldout | IIA test | target trial acc |"
+        in main
+    )
+    assert "| lstm | 0>1 | count | 2 | 0.600 ± 0.000 | - | - | 0.800 ± 0.000 |" in main  # target: model 1
+    assert "| lstm | 1>0 | count | 2 | 0.700 ± 0.000 | - | - | 0.990 ± 0.000 |" in main  # target: model 0
+    table = [line for line in pairs.splitlines() if line.startswith("|")]
+    assert table == [
+        "| partner_model | n | cka_linear | rsa_cos_spearman |",
+        "|---|---|---|---|",
+        "| lstm | 2 | 0.700 ± 0.141 | 0.500 ± 0.141 |",
+        "| transformer | 1 | 0.300 | 0.200 |",
+    ]
+    rows = list(csv.DictReader((tmp_path / "report.csv").open()))
+    assert {r["task_acc_mean"] for r in rows if r["direction"] == "1>0"} == {"0.99"}
+    assert {r["cka_linear_mean"] for r in rows if r["partner_model"] == "transformer"} == {"0.3"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -41,7 +42,7 @@ def test_count_and_its_controls() -> None:
     weak = grids(count=count_rows("gru", [0.95], **leaky) + count_rows("lstm", [0.6], **leaky))
     assert judge_count(weak).holds is False
     assert judge_controls(weak).holds is False
-    assert "0.950 ± 0.000 (n=1)" in "\n".join(judge_count(weak).table)
+    assert "| gru | 0.950 (n=1) |" in "\n".join(judge_count(weak).table)  # one seed: no spread shown
 
 
 def test_mas_and_units() -> None:
@@ -75,6 +76,72 @@ def test_unknown_grid_is_refused(tmp_path) -> None:
         capture_output=True, text=True,
     )  # fmt: skip
     assert done.returncode == 2 and "unknown grid foo" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "count (findings_count)" in done.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def refusal(capsys, *argv: str) -> str:
+    """The one line ``python -m alignsearch.reproduce <argv>`` refuses with (exit status 2)."""
+    with pytest.raises(SystemExit) as stopped:
+        reproduce.main(list(argv))
+    assert stopped.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1 and err.startswith("error: "), err
+    return err.strip()
+
+
+def test_help_says_what_each_size_runs_and_takes_and_names_the_presets(capsys) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        reproduce.main(["--help"])
+    assert stopped.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "small: 1 to 3 seeds, 300 alignment steps: about 25 min on 2 CPU cores" in text
+    assert "full: the papers' sizes, 3 to 5 seeds, 1000 alignment steps" in text
+    for grid, preset in GRIDS.items():
+        assert f"{grid} ({preset})" in text
+
+
+def test_only_takes_grid_and_preset_names() -> None:
+    assert reproduce.selected_grids("findings_count,upup,upup_vs_updown") == ["count", "upup"]
+    assert reproduce.selected_grids(None) == list(GRIDS)
+    with pytest.raises(ValueError, match="unknown grid counts; expected some of count .findings_count."):
+        reproduce.selected_grids("counts")
+
+
+def test_skip_runs_without_runs_is_refused(tmp_path, capsys) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for out in (empty, tmp_path / "missing"):
+        line = refusal(capsys, "--skip-runs", "--out", str(out))
+        assert line.startswith(f"error: --skip-runs: no runs to judge in {out} (no results.json")
+        assert line.endswith("run the grids first: python -m alignsearch.reproduce --size small")
+    assert not any(empty.iterdir()) and not (tmp_path / "missing").exists()
+
+
+def test_out_that_is_a_file_is_refused(tmp_path, capsys) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("a file\n")
+    for out, more in ((notes, ["--skip-runs"]), (notes / "sub", ["--only", "count"])):  # nothing runs
+        line = refusal(capsys, "--out", str(out), *more)
+        assert line == f"error: --out {out}: {notes} is a file, not a folder"
+    assert notes.read_text() == "a file\n"
+
+
+def test_skip_runs_without_a_record_says_how_the_findings_were_made(tmp_path, capsys) -> None:
+    records = [{"variable": "count", "direction": "0>0", "iia": 0.95, "trained": True}]
+    run = tmp_path / "count" / "model=gru,seed=0"
+    run.mkdir(parents=True)
+    (run / "results.json").write_text(json.dumps({"config": {"model": "gru", "seed": 0}, "records": records}))
+    with pytest.raises(SystemExit) as stopped:
+        reproduce.main(["--skip-runs", "--out", str(tmp_path)])
+    assert stopped.value.code == 0
+    assert capsys.readouterr().out == f"findings: {tmp_path / 'FINDINGS.md'}\n"
+    text = (tmp_path / "FINDINGS.md").read_text()
+    assert "Produced by" not in text
+    assert (
+        "from the runs the grid folders held (`--skip-runs`; no record of the command that ran them)" in text
+    )
+    assert "| gru | 0.950 (n=1) | - | - |" in text
 
 
 @pytest.mark.slow

@@ -4,15 +4,75 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
+import yaml
+
+from alignsearch.cli import run_dir_name
+from alignsearch.cli import sweep as sweep_module
 from tests.helpers import SMALL_GRU, TINY_ALIGNMENT, TINY_TRAINING, run_here, run_script
 from tests.wandb_files import run_contents
 
 
-def summary(sweep: Path) -> dict[str, dict[str, str]]:
-    """Latest row per job of the sweep's summary.csv, keyed by the job's overrides."""
-    return {row["overrides"]: row for row in csv.DictReader((sweep / "summary.csv").open())}
+def summary(sweep: Path, key: str) -> dict[str, dict[str, str]]:
+    """The rows of the sweep's summary.csv (one per job), keyed by the job's ``key=<value>`` override."""
+    rows = list(csv.DictReader((sweep / "summary.csv").open()))
+    by_key = {next(o for o in row["overrides"].split(",") if o.startswith(f"{key}=")): row for row in rows}
+    assert len(by_key) == len(rows), rows  # one row per job
+    return by_key
+
+
+def assert_overrides_name_the_folders(sweep: Path) -> None:
+    """Each row's overrides are the job's overrides as its folder name has them: the string that
+    ``run_dir_name`` turns into the folder's name (cut, with a hash, when it is long)."""
+    for row in csv.DictReader((sweep / "summary.csv").open()):
+        record = yaml.safe_load((sweep / row["job"] / ".hydra" / "hydra.yaml").read_text())["hydra"]
+        assert row["overrides"] == record["job"]["override_dirname"]
+        assert run_dir_name(row["overrides"], record["overrides"]["task"], str(sweep)) == row["job"]
+
+
+def job_lines(stdout: str) -> list[str]:
+    return [line for line in stdout.splitlines() if re.match(r"\[job \d+\] ", line)]
+
+
+def test_a_rerun_keeps_one_row_per_job_its_latest(tmp_path) -> None:
+    """summary.csv holds one row per job (the rerun's replaces the interrupted one), rewritten whole."""
+    sweep = tmp_path / "sweep"
+    first = {"job": "seed=0", "status": "interrupted", "overrides": "seed=0", "iia": "", "error": "SIGTERM"}
+    other = {"job": "seed=1", "status": "done", "overrides": "seed=1", "iia": "0.9000", "error": ""}
+    sweep_module.write_row(sweep, first)
+    sweep_module.write_row(sweep, other)
+    sweep_module.write_row(sweep, {**first, "status": "done", "iia": "0.9500", "error": ""})
+    rows = list(csv.DictReader((sweep / "summary.csv").open()))
+    assert [(r["job"], r["status"], r["iia"]) for r in rows] == [
+        ("seed=0", "done", "0.9500"),
+        ("seed=1", "done", "0.9000"),
+    ]
+    assert sorted(p.name for p in sweep.iterdir()) == ["summary.csv", "summary.csv.lock"]  # no temporary left
+    assert sweep_module.job_line(3, rows[0]) == "[job 3] done: seed=0: IIA 0.950"
+    assert sweep_module.job_line(None, first) == "[job] interrupted: seed=0: SIGTERM"
+
+
+def test_the_lines_printed_at_the_end_are_this_runs_jobs_in_job_order(tmp_path) -> None:
+    """What the sweep's process prints when the jobs printed into their own logs (submitit)."""
+    import os
+
+    sweep = tmp_path / "sweep"
+    for num, job in ((1, "seed=1"), (0, "seed=0"), (0, "seed=9")):
+        (sweep / job / ".hydra").mkdir(parents=True)
+        (sweep / job / ".hydra" / "hydra.yaml").write_text(f"hydra:\n  job:\n    num: {num}\n")
+        sweep_module.write_row(
+            sweep, {"job": job, "status": "done", "overrides": job, "iia": "0.5", "error": ""}
+        )
+    (sweep / "multirun.yaml").write_text("{}\n")  # written when this run started, before its jobs
+    os.utime(sweep / "multirun.yaml", (2_000_000, 2_000_000))
+    os.utime(sweep / "seed=9" / ".hydra" / "hydra.yaml", (1_000_000, 1_000_000))  # an earlier run's job
+    assert sorted(sweep_module.this_runs_jobs(sweep), key=lambda job: job[0]) == [
+        (0, {"job": "seed=0", "status": "done", "overrides": "seed=0", "iia": "0.5", "error": ""}),
+        (1, {"job": "seed=1", "status": "done", "overrides": "seed=1", "iia": "0.5", "error": ""}),
+    ]
+    assert [num for num, _ in sweep_module.this_runs_jobs(sweep, None)] == [None, None, None]
 
 
 def test_parallel_sweep_keeps_going_past_a_failure_and_reruns_only_what_is_missing(zoo, tmp_path) -> None:
@@ -30,7 +90,8 @@ def test_parallel_sweep_keeps_going_past_a_failure_and_reruns_only_what_is_missi
     assert first.returncode == 1
     assert first.stderr.strip().splitlines()[-1] == f"error: 1 job(s) failed: see {sweep / 'summary.csv'}"
     assert sum(line.startswith("training ") for line in first.stdout.splitlines()) == 1  # trained once
-    rows = summary(sweep)
+    rows = summary(sweep, "snapshot")
+    assert_overrides_name_the_folders(sweep)
     assert {k: r["status"] for k, r in rows.items()} == {
         "snapshot=null": "done",
         "snapshot=20": "done",
@@ -43,7 +104,8 @@ def test_parallel_sweep_keeps_going_past_a_failure_and_reruns_only_what_is_missi
         results = json.loads((sweep / rows[key]["job"] / "results.json").read_text())
         assert results["config"]["snapshot"] == snapshot
         assert float(rows[key]["iia"]) == round(results["records"][0]["iia"], 4)
-    assert "[job 2] failed: snapshot=1000" in first.stdout
+    assert f"[job 2] failed: {rows['snapshot=1000']['job']}: ZooError: " in first.stdout
+    assert len(job_lines(first.stdout)) == 3
 
     # an interrupted job (no results.json) reruns; finished ones are skipped, nothing is retrained (the
     # rerun in this process with the default launcher: hardware is not part of a job's folder name)
@@ -51,7 +113,8 @@ def test_parallel_sweep_keeps_going_past_a_failure_and_reruns_only_what_is_missi
     default_launcher = [a for a in args if a != "hardware=local_parallel"]
     again = run_here("run_alignment.py", *default_launcher, zoo=zoo, cwd=tmp_path)
     assert again.returncode == 1 and "training " not in again.stdout
-    rows = summary(sweep)
+    rows = summary(sweep, "snapshot")  # one row per job: the rerun's
+    assert_overrides_name_the_folders(sweep)
     assert {k: r["status"] for k, r in rows.items()} == {
         "snapshot=null": "already done",
         "snapshot=20": "done",
@@ -78,8 +141,14 @@ def test_slurm_hardware_through_submitit_local(tiny_zoo, tmp_path) -> None:
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
-    rows = summary(sweep)
+    rows = summary(sweep, "n_units")
     assert {k: r["status"] for k, r in rows.items()} == {"n_units=4": "done", "n_units=8": "done"}
+    assert_overrides_name_the_folders(sweep)
+    # the jobs print into their submitit logs; the sweep prints their lines when it ends, in job order
+    lines = job_lines(done.stdout)
+    assert [line.split(":")[0] for line in lines] == ["[job 0] done", "[job 1] done"]
+    for num, (line, n_units) in enumerate(zip(lines, (4, 8), strict=True)):
+        assert line.startswith(f"[job {num}] done: {rows[f'n_units={n_units}']['job']}: IIA ")
     sizes = sorted(json.loads(p.read_text())["config"]["n_units"] for p in sweep.glob("*/results.json"))
     assert sizes == [4, 8]
     assert (sweep / ".submitit").is_dir()  # submitit's own job folders

@@ -2,14 +2,18 @@
 
 Every ``results.json`` under the folder (but those kept aside in a run's ``superseded/``, of other models
 or settings) contributes one row per record (direction and variable), with
-the run's settings, the task accuracy of the record's target model (as aligned) and, for two-model runs,
-the similarity measures of ``similarity.json``. Rows that differ only in ``seed`` form one
-configuration; the report gives the mean, standard deviation and count over seeds of each measure:
+the run's settings, the trial accuracy of the record's target model on its task (as aligned: column
+``target trial acc``, ``task_acc`` in ``report.csv``) and, for two-model runs, the similarity measures of
+``similarity.json``. Rows that differ only in ``seed`` form one configuration; the report gives the mean,
+standard deviation and count over seeds of each measure (a measure of one run: its value alone, no
+standard deviation):
 
 * ``report.md``: the settings shared by every run (a setting is shared when all runs have the same
   value, a list compared whole), then a markdown table whose columns are the settings that vary,
-  ``direction`` (``source>target`` by model index), ``variable`` and the measures, then the plots, and
-  when there are any, three sections:
+  ``direction`` (``source>target`` by model index), ``variable`` and the measures; for two-model runs a
+  second table gives the similarity of the model pair (CKA, RSA: one row per configuration, over its
+  runs, as they do not depend on the direction or variable); then the plots, and when there are any,
+  three sections:
 
   - "Failed jobs": the jobs of each sweep whose latest row in its ``summary.csv`` says ``failed`` or
     ``interrupted`` (job folder, overrides, error or where the signal stopped it);
@@ -19,15 +23,17 @@ configuration; the report gives the mean, standard deviation and count over seed
     a ``similarity.json`` or ``metrics.csv``, which leaves out what it adds; a ``summary.csv``), by path
     with the reason; each is also printed on stderr, one line per file;
 
-* ``report.csv``: the same numbers, unrounded;
+* ``report.csv``: the numbers of the first table, unrounded, with the pair's similarity measures on each of
+  its rows;
 * ``plots/*.png``: the validation IIA learning curves of every run with a ``metrics.csv`` (one line per run
   and trained direction/variable), and for what the folder holds: IIA against ``n_units`` per variable,
   IIA by layer, the MAS direction matrix as a heatmap, and IIA with task accuracy over training snapshots
   (with their correlation, also written into ``report.md``).
 
-The report is printed on stdout. Exit status: 0 with a report; 1 when there are runs but none could be
-read (unreadable, or every job failed), with nothing written; 2 when the folder does not exist or holds
-no ``results.json``, or when the report cannot be written (``--out`` puts it elsewhere).
+The report is printed on stdout. Exit status: 0 with a report; 2 (bad input) when the folder does not
+exist, holds no ``results.json`` or none that can be read, or when the report cannot be written (``--out``
+puts it elsewhere); 1 when the folder's sweeps ran but every job failed (as the sweep's own exit status),
+with nothing written.
 """
 
 from __future__ import annotations
@@ -50,7 +56,7 @@ from alignsearch.cli import sweep
 from alignsearch.search.records import CONTROL_PREFIX, SPLIT_METRICS, AlignmentRecord
 from alignsearch.search.run_folder import METRICS, RESULTS, SIMILARITY, SUPERSEDED
 from alignsearch.settings import CONTROLS
-from alignsearch.tables import cell, markdown_table
+from alignsearch.tables import MISSING, cell, markdown_table, number
 
 PLOTS = "plots"
 BASE_METRICS = SPLIT_METRICS
@@ -65,15 +71,18 @@ CONTROLS_NOTE = (
     " shuffled (what an alignment fits without a variable). The last two are the informative ones;"
     " selectivity = IIA val minus the best control."
 )
-EXTRA_METRICS = (
-    *CONTROL_METRICS,
-    SELECTIVITY,
-    "task_acc",
-    "cka_linear",
-    "cka_rbf",
-    "cka_dist_cos",
-    "rsa_cos_spearman",
-)
+TASK_ACC = "task_acc"
+"""The trial accuracy of a record's target model on its task (``results.json``'s ``task_accuracy``)."""
+PAIR_METRICS = ("cka_linear", "cka_rbf", "cka_dist_cos", "rsa_cos_spearman")
+"""The similarity of a run's two models (``similarity.json``): one value per run, whatever the direction."""
+EXTRA_METRICS = (*CONTROL_METRICS, SELECTIVITY, TASK_ACC, *PAIR_METRICS)
+TITLES = {
+    "iia": "IIA val",
+    "iia_heldout": "IIA heldout",
+    "iia_test": "IIA test",
+    TASK_ACC: "target trial acc",
+}
+"""How ``report.md`` heads a measure's column (the others: by its name)."""
 ROW_KEYS = ("direction", "variable")
 RECORD_KEYS = ("variable", "iia")
 """What every record of a readable ``results.json`` holds (``iia`` as a number)."""
@@ -86,7 +95,7 @@ CURVE_COLUMNS = ("step", "split", "iia")
 TRUE_WORDS = ("true", "1")
 """How ``metrics.csv`` spells a trained track (Python's ``True``, written by the csv module)."""
 JSON_TYPES = {dict: "object", list: "list", str: "string", bool: "boolean", int: "number", float: "number"}
-EXIT_NO_READABLE_RUN, EXIT_USAGE = 1, 2
+EXIT_ALL_JOBS_FAILED, EXIT_USAGE = 1, 2
 
 T = TypeVar("T")
 
@@ -179,7 +188,7 @@ def collect(folder: Path) -> Collected:
             direction = record.get("direction", DEFAULT_DIRECTION)
             target = int(direction.split(">")[1])
             row = {**config, **record, "direction": direction, "run": run}
-            row["task_acc"] = accuracy[target] if target < len(accuracy) else None
+            row[TASK_ACC] = accuracy[target] if target < len(accuracy) else None
             row[SELECTIVITY] = AlignmentRecord.from_json(record).selectivity
             row |= {k: similarity.get(k) for k in EXTRA_METRICS if k in similarity}
             out.rows.append(row)
@@ -392,10 +401,14 @@ def metrics_present(rows: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def summarize(
-    rows: Sequence[dict[str, Any]], config_keys: Sequence[str], metrics: Sequence[str] = BASE_METRICS
+    rows: Sequence[dict[str, Any]],
+    config_keys: Sequence[str],
+    metrics: Sequence[str] = BASE_METRICS,
+    row_keys: Sequence[str] = ROW_KEYS,
 ) -> list[dict[str, Any]]:
-    """Mean, standard deviation and count over seeds per (configuration, direction, variable)."""
-    keys = [k for k in config_keys if k != "seed"] + list(ROW_KEYS)
+    """Mean, standard deviation and count over seeds per (configuration, ``row_keys``: direction and
+    variable). The standard deviation of a single value is None: one run shows no spread."""
+    keys = [k for k in config_keys if k != "seed"] + list(row_keys)
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(tuple(row.get(k) for k in keys), []).append(row)
@@ -406,7 +419,7 @@ def summarize(
         for metric in metrics:
             values = [m[metric] for m in members if m.get(metric) is not None]
             out[f"{metric}_mean"] = statistics.fmean(values) if values else None
-            out[f"{metric}_std"] = statistics.stdev(values) if len(values) > 1 else (0.0 if values else None)
+            out[f"{metric}_std"] = statistics.stdev(values) if len(values) > 1 else None
         summary.append(out)
     summary.sort(key=lambda row: tuple(natural_order(row[k]) for k in keys))
     return summary
@@ -430,16 +443,18 @@ def to_csv(summary: Sequence[dict[str, Any]]) -> str:
 
 
 def _cell(mean: float | None, std: float | None) -> str:
+    """``0.950 ± 0.050``; the value alone without a standard deviation (one run); ``-`` without a value."""
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return "-"
-    return f"{mean:.3f} ± {std:.3f}"
+        return MISSING
+    return number(mean) if std is None else f"{number(mean)} ± {number(std)}"
 
 
 def _title(metric: str) -> str:
-    """``iia`` -> ``IIA val``, ``iia_control_shuffled`` -> ``control: shuffled``."""
+    """``iia`` -> ``IIA val``, ``iia_control_shuffled`` -> ``control: shuffled``, ``task_acc`` -> ``target
+    trial acc``."""
     if metric.startswith("iia_control_"):
         return f"control: {metric.removeprefix('iia_control_')}"
-    return {"iia": "IIA val", "iia_heldout": "IIA heldout", "iia_test": "IIA test"}.get(metric, metric)
+    return TITLES.get(metric, metric)
 
 
 def to_markdown(
@@ -451,6 +466,11 @@ def to_markdown(
         lines += ["Shared: " + ", ".join(f"{k}={v}" for k, v in shared.items()), ""]
     if not summary:
         return "\n".join([*lines, "No complete runs."]) + "\n"
+    return "\n".join([*lines, summary_table(summary, metrics)]) + "\n"
+
+
+def summary_table(summary: Sequence[dict[str, Any]], metrics: Sequence[str]) -> str:
+    """A summary's rows as a markdown table: its keys, ``n`` and each metric's mean ± std."""
     keys = [k for k in summary[0] if k != "n" and not k.endswith(("_mean", "_std"))]
     header = [*keys, "n", *(_title(m) for m in metrics)]
     rows = [
@@ -461,7 +481,22 @@ def to_markdown(
         ]
         for row in summary
     ]
-    return "\n".join([*lines, markdown_table(header, rows, pad=False)]) + "\n"
+    return markdown_table(header, rows, pad=False)
+
+
+def pair_section(rows: Sequence[dict[str, Any]], varying: Sequence[str]) -> str:
+    """The similarity of each configuration's two models (CKA, RSA of ``similarity.json``), once per model
+    pair rather than on each direction's row: mean ± std over the configuration's runs (seeds). Empty
+    without two-model runs."""
+    metrics = [m for m in PAIR_METRICS if any(r.get(m) is not None for r in rows)]
+    if not metrics:
+        return ""
+    runs = list({r["run"]: r for r in rows if any(r.get(m) is not None for m in metrics)}.values())
+    pairs = summarize(runs, varying, metrics, row_keys=())
+    return (
+        "Similarity of the two models (similarity.json: one value per run, whatever the direction), over"
+        " each model pair's runs:\n\n" + summary_table(pairs, metrics) + "\n"
+    )
 
 
 def failed_section(failed: Sequence[FailedJob]) -> str:
@@ -520,22 +555,22 @@ def pearson(xs: Sequence[float], ys: Sequence[float]) -> float | None:
 def training_correlation(rows: Sequence[dict[str, Any]]) -> tuple[float | None, int]:
     """Pearson r between IIA and task accuracy over the trained records of snapshot runs."""
     points = [
-        (r["iia"], r["task_acc"])
+        (r["iia"], r[TASK_ACC])
         for r in rows
-        if r.get("snapshot") is not None and r.get("task_acc") is not None and r.get("trained", True)
+        if r.get("snapshot") is not None and r.get(TASK_ACC) is not None and r.get("trained", True)
     ]
     return pearson([p[0] for p in points], [p[1] for p in points]), len(points)
 
 
 def nothing_to_report(folder: Path, collected: Collected) -> NothingToReport:
-    """Why there is no report: no ``results.json`` at all (usage), or none readable."""
+    """Why there is no report: no ``results.json`` at all or none readable (bad input), or only failed
+    jobs (the sweep's own failure)."""
     if not collected.n_results and not collected.failed:
         return NothingToReport(f"no {RESULTS} under {folder}", EXIT_USAGE)
     counts = [f"{len(collected.unreadable)} unreadable"] if collected.unreadable else []
     counts += [f"{len(collected.failed)} failed job(s)"] if collected.failed else []
-    return NothingToReport(
-        f"no readable {RESULTS} under {folder} ({', '.join(counts)})", EXIT_NO_READABLE_RUN
-    )
+    status = EXIT_USAGE if collected.n_results else EXIT_ALL_JOBS_FAILED
+    return NothingToReport(f"no readable {RESULTS} under {folder} ({', '.join(counts)})", status)
 
 
 def report(
@@ -553,8 +588,10 @@ def report(
     varying = table_keys(rows, collected.config_keys)
     shared = shared_settings(rows, collected.config_keys)
     metrics = metrics_present(rows)
-    summary = summarize(rows, varying, metrics)
-    markdown = to_markdown(summary, shared, metrics)
+    summary = summarize(rows, varying, metrics)  # report.csv: every measure on every row
+    markdown = to_markdown(summary, shared, [m for m in metrics if m not in PAIR_METRICS])
+    pairs = pair_section(rows, varying)
+    markdown += f"\n{pairs}" if pairs else ""
     if SELECTIVITY in metrics:
         markdown += f"\n{CONTROLS_NOTE}\n"
     r, n = training_correlation(rows)
@@ -582,11 +619,11 @@ def report(
         atomic.write_text(out_dir / "report.md", markdown)
         atomic.write_text(out_dir / "report.csv", to_csv(summary))
     except OSError as e:
-        raise CannotWrite(f"cannot write the report to {out_dir}: {_write_failure(out_dir, e)}") from e
+        raise CannotWrite(f"cannot write the report to {out_dir}: {write_failure(out_dir, e)}") from e
     return markdown, summary
 
 
-def _write_failure(out_dir: Path, error: OSError) -> str:
+def write_failure(out_dir: Path, error: OSError) -> str:
     """Why writing into ``out_dir`` failed, in words: a file in the way by name, else the system's reason."""
     place = Path(error.filename) if isinstance(error.filename, str) else out_dir
     for parent in (place, *place.parents):

@@ -10,7 +10,7 @@ from typing import Any
 
 import matplotlib
 
-from alignsearch.report import natural_order
+from alignsearch.report import TASK_ACC, TITLES, natural_order
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - after choosing the off-screen backend
@@ -120,13 +120,14 @@ def direction_heatmaps(rows: Sequence[Row], varying: Sequence[str], path: Path) 
 
 
 def training_plot(rows: Sequence[Row], varying: Sequence[str], path: Path) -> Path | None:
-    """IIA and the aligned model's task accuracy against the training step of its snapshot."""
+    """IIA and the aligned (target) model's trial accuracy on its task against the training step of its
+    snapshot."""
     snap = [r for r in rows if r.get("snapshot") is not None and r.get("trained", True)]
     if len({r["snapshot"] for r in snap}) < 2:
         return None
     fig, ax = plt.subplots(figsize=(6, 4))
     keys = [*_others(varying, "snapshot"), "variable"]
-    for name, key in (("IIA", "iia"), ("task accuracy", "task_acc")):
+    for name, key in (("IIA", "iia"), (TITLES[TASK_ACC], TASK_ACC)):
         for label, points in sorted(_series(snap, "snapshot", keys, key).items()):
             xs = sorted(points)
             stats = [_mean_std(points[x]) for x in xs]

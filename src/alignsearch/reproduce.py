@@ -1,15 +1,20 @@
 """The papers' findings, reproduced by one command: run the grids behind each claim, then judge each claim.
 
-    python -m alignsearch.reproduce --size small          # a laptop, about an hour on 2 cores
+    python -m alignsearch.reproduce --size small          # a laptop: about 25 minutes on 2 CPU cores
     python -m alignsearch.reproduce --size full hardware=slurm hydra.launcher.partition=gpu   # a cluster
 
-Each grid is a preset of ``conf/experiment`` (``findings_count``, ``upup_vs_updown``, ...), run as a sweep
-of ``run_alignment`` into ``<out>/<grid>`` (default ``multirun/reproduce/<size>``); extra arguments are
-passed to every sweep (a launcher, hardware). Running the command again resumes: finished jobs are
-reused, interrupted ones resume. Then ``<out>/FINDINGS.md`` gets, for each claim, the measured numbers
-over seeds (mean, standard deviation, n), the controls where they apply, and a one-line verdict against
-a threshold written down here, before any run (:data:`CLAIMS`); each grid folder also gets its report
-and plots (:mod:`alignsearch.report`). ``--skip-runs`` only judges what the folders already hold.
+Each grid is a preset of ``conf/experiment`` (:data:`GRIDS`: ``count`` is ``findings_count``, ``upup`` is
+``upup_vs_updown``, ...; ``--only`` takes either name), run as a sweep of ``run_alignment`` into
+``<out>/<grid>`` (default ``multirun/reproduce/<size>``); extra arguments are passed to every sweep (a
+launcher, hardware). Running the command again resumes: finished jobs are reused, interrupted ones
+resume. Then ``<out>/FINDINGS.md`` gets, for each claim, the measured numbers over seeds (mean, standard
+deviation, n; a single run: its value and n=1), the controls where they apply, and a one-line verdict
+against a threshold written down here, before any run (:data:`CLAIMS`); each grid folder also gets its
+report and plots (:mod:`alignsearch.report`). ``--skip-runs`` only judges what the folders already hold.
+
+Exit status: 0 with the findings written; 1 when a grid had failed jobs (the findings are written); 2
+(one line) for bad input: an unknown grid, an ``--out`` that is a file or cannot be written,
+``--skip-runs`` on grid folders without runs.
 """
 
 from __future__ import annotations
@@ -26,10 +31,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from alignsearch import atomic
-from alignsearch.report import NothingToReport, collect, pearson, report
+from alignsearch.report import CannotWrite, NothingToReport, collect, pearson, report, write_failure
 from alignsearch.tables import markdown_table
 
 GRIDS = {
@@ -41,7 +46,14 @@ GRIDS = {
     "mas": "findings_mas",
     "n_units": "findings_n_units",
 }
-"""Grid name -> its ``conf/experiment`` preset."""
+"""Grid name (its folder under ``--out``) -> its ``conf/experiment`` preset; ``--only`` takes either."""
+SIZES = {
+    "small": "1 to 3 seeds, 300 alignment steps: about 25 min on 2 CPU cores (22 min measured, docs/findings.md)",
+    "full": "the papers' sizes, 3 to 5 seeds, 1000 alignment steps: not timed here, many times small's"
+    " work, meant for a cluster (add a launcher: hardware=slurm hydra.launcher.partition=...)",
+}
+"""What each ``--size`` runs (the presets' ``sizes``), and how long it takes."""
+EXIT_FAILED_JOBS, EXIT_USAGE = 1, 2
 
 Rows = list[dict[str, Any]]
 RUN_RECORD = "reproduce.json"
@@ -104,15 +116,16 @@ def mean(xs: Sequence[float]) -> float | None:
 
 
 def summary(xs: Sequence[float]) -> str:
-    """``0.953 ± 0.021 (n=5)``; ``-`` without values.
+    """``0.953 ± 0.021 (n=5)``; a single value alone (no spread to show); ``-`` without values.
 
-    >>> summary([0.9, 1.0])
-    '0.950 ± 0.071 (n=2)'
+    >>> summary([0.9, 1.0]), summary([0.9])
+    ('0.950 ± 0.071 (n=2)', '0.900 (n=1)')
     """
     if not xs:
         return "-"
-    std = statistics.stdev(xs) if len(xs) > 1 else 0.0
-    return f"{statistics.fmean(xs):.3f} ± {std:.3f} (n={len(xs)})"
+    if len(xs) == 1:
+        return f"{xs[0]:.3f} (n=1)"
+    return f"{statistics.fmean(xs):.3f} ± {statistics.stdev(xs):.3f} (n={len(xs)})"
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
@@ -361,14 +374,26 @@ def grid_rows(out: Path, grid: str) -> Rows:
     return rows
 
 
-def findings(out: Path, size: str, seconds: float | None, command: str) -> str:
+def findings(out: Path, size: str, seconds: float | None, command: str | None) -> str:
+    """The text of ``FINDINGS.md`` for the grid folders under ``out``. ``command`` ran the grids (in
+    ``seconds``); None: no record of it (the folders were filled otherwise), and the header says so."""
     grids = {grid: grid_rows(out, grid) for grid in GRIDS}
+    machine = (
+        f"{platform.machine()} ({platform.system()}, Python {platform.python_version()}, {_cpus()} CPU cores)"
+    )
+    if command is None:
+        produced = (
+            f"Judged on {datetime.date.today().isoformat()}, {machine}, from the runs the grid folders held"
+            " (`--skip-runs`; no record of the command that ran them)."
+        )
+    else:
+        produced = f"Produced by `{command}` on {datetime.date.today().isoformat()}, {machine}" + (
+            f", in {seconds / 60:.0f} min of wall time." if seconds is not None else "."
+        )
     lines = [
         "# Findings",
         "",
-        f"Produced by `{command}` on {datetime.date.today().isoformat()}, {platform.machine()} "
-        f"({platform.system()}, Python {platform.python_version()}, {_cpus()} CPU cores)"
-        + (f", in {seconds / 60:.0f} min of wall time." if seconds is not None else "."),
+        produced,
         "Each number is a mean ± standard deviation over seeds (n). Verdicts compare them with thresholds"
         " fixed in `alignsearch/reproduce.py` before any run; at `--size small` there are few seeds and short"
         " trainings, so a verdict is evidence at that size, not a replication.",
@@ -400,20 +425,87 @@ def _cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def grid_names() -> str:
+    """Every grid with its preset: ``count (findings_count), upup (upup_vs_updown), ...``."""
+    return ", ".join(f"{grid} ({preset})" for grid, preset in GRIDS.items())
+
+
+def selected_grids(only: str | None) -> list[str]:
+    """The grids ``--only`` names, each by its grid name or its preset (``count`` or ``findings_count``),
+    in the order given; every grid without ``--only``. ValueError names the first unknown one.
+
+    >>> selected_grids("findings_count,upup")
+    ['count', 'upup']
+    """
+    if not only:
+        return list(GRIDS)
+    by_preset = {preset: grid for grid, preset in GRIDS.items()}
+    grids: list[str] = []
+    for name in only.split(","):
+        grid = name if name in GRIDS else by_preset.get(name)
+        if grid is None:
+            raise ValueError(f"--only={only}: unknown grid {name}; expected some of {grid_names()}")
+        grids += [grid] if grid not in grids else []
+    return grids
+
+
+def has_runs(out: Path) -> bool:
+    """Whether a grid folder under ``out`` holds a run (a ``results.json``)."""
+    return any(next((out / grid).rglob("results.json"), None) for grid in GRIDS if (out / grid).is_dir())
+
+
+def file_in_the_way(out: Path) -> Path | None:
+    """``out`` or the nearest of its parents that exists, where that is a file rather than a folder."""
+    for place in (out, *out.parents):
+        if place.exists():
+            return None if place.is_dir() else place
+    return None
+
+
+def fail(message: str) -> NoReturn:
+    """Bad input: one line, exit status 2."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    sys.exit(EXIT_USAGE)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m alignsearch.reproduce", description=__doc__.split("\n")[0]
+        prog="python -m alignsearch.reproduce",
+        description=__doc__.split("\n")[0],
+        epilog="Other arguments (Hydra overrides: a launcher, hardware) go to every grid's sweep.",
     )
-    parser.add_argument("--size", choices=("small", "full"), default="small")
-    parser.add_argument("--out", type=Path, help="the folder of every grid and FINDINGS.md")
-    parser.add_argument("--only", help="comma-separated grids to run: " + ", ".join(GRIDS))
-    parser.add_argument("--skip-runs", action="store_true", help="judge what the grid folders hold")
+    parser.add_argument(
+        "--size",
+        choices=tuple(SIZES),
+        default="small",
+        help="; ".join(f"{size}: {what}" for size, what in SIZES.items()) + " (default: small)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="the folder of every grid and FINDINGS.md (default: multirun/reproduce/<size>)",
+    )
+    parser.add_argument(
+        "--only",
+        help="comma-separated grids to run, by grid or preset name (default: all): " + grid_names(),
+    )
+    parser.add_argument(
+        "--skip-runs", action="store_true", help="run nothing: judge what the grid folders already hold"
+    )
     args, extra = parser.parse_known_args(argv)
     out = (args.out or Path("multirun") / "reproduce" / args.size).resolve()
-    grids = list(GRIDS) if not args.only else args.only.split(",")
-    unknown = [g for g in grids if g not in GRIDS]
-    if unknown:
-        parser.error(f"--only={args.only}: unknown grid {unknown[0]}; expected some of {', '.join(GRIDS)}")
+    try:
+        grids = selected_grids(args.only)
+    except ValueError as e:
+        fail(str(e))
+    blocker = file_in_the_way(out)
+    if blocker is not None:
+        fail(f"--out {out}: {blocker} is a file, not a folder")
+    if args.skip_runs and not has_runs(out):
+        fail(
+            f"--skip-runs: no runs to judge in {out} (no results.json in its grid folders); run the grids"
+            f" first: python -m alignsearch.reproduce --size {args.size}"
+        )
     start = time.perf_counter()
     failed = []
     if not args.skip_runs:
@@ -421,16 +513,23 @@ def main(argv: Sequence[str] | None = None) -> None:
             if run_grid(grid, args.size, out, extra) != 0:
                 failed.append(grid)
     command = " ".join(["python -m alignsearch.reproduce", f"--size {args.size}", *extra])
-    if not args.skip_runs:  # what the last run took, kept for a later --skip-runs
-        atomic.write_json(out / RUN_RECORD, {"command": command, "seconds": time.perf_counter() - start})
-    run = json.loads((out / RUN_RECORD).read_text()) if (out / RUN_RECORD).is_file() else {}
-    text = findings(out, args.size, run.get("seconds"), run.get("command", command))
-    atomic.write_text(out / "FINDINGS.md", text)
+    try:
+        if args.skip_runs:
+            run = json.loads((out / RUN_RECORD).read_text()) if (out / RUN_RECORD).is_file() else {}
+        else:  # what this run took, kept for a later --skip-runs
+            run = {"command": command, "seconds": time.perf_counter() - start}
+            atomic.write_json(out / RUN_RECORD, run)
+        text = findings(out, args.size, run.get("seconds"), run.get("command"))
+        atomic.write_text(out / "FINDINGS.md", text)
+    except CannotWrite as e:
+        fail(str(e))
+    except OSError as e:
+        fail(f"cannot write the findings to {out}: {write_failure(out, e)}")
     print(
         f"findings: {out / 'FINDINGS.md'}"
         + (f" (grids with failed jobs: {', '.join(failed)})" if failed else "")
     )
-    sys.exit(1 if failed else 0)
+    sys.exit(EXIT_FAILED_JOBS if failed else 0)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,14 @@
 
 Registered as a Hydra callback (``hydra.callbacks.sweep`` in the entry points' configs). In a multirun:
 
-* each finished job prints one line (``done``, ``already done``, ``failed`` or ``interrupted``, its
-  overrides, and its mean IIA or its error) and appends a row to ``<sweep>/summary.csv`` (under a file
-  lock, so parallel jobs can share it);
+* each finished job prints one line, ``[job <n>] <status>: <job folder>: <IIA or error>`` (status
+  ``done``, ``already done``, ``failed`` or ``interrupted``), and writes its row into
+  ``<sweep>/summary.csv``: one row per job, its latest state (a rerun replaces the job's row), with the
+  job's folder, its status, its overrides as its folder name has them (``hydra.job.override_dirname``,
+  which :func:`alignsearch.cli.run_dir_name` turns into the folder name) and its mean IIA or its error.
+  The file is rewritten whole under a file lock (parallel jobs share it), atomically. Launchers whose jobs
+  print into their own logs (submitit: Slurm, or ``submitit_local``) leave the lines there; the sweep's
+  own process prints them too when the sweep ends, read from ``summary.csv`` and the job folders;
 * a failed job keeps its traceback in ``<job folder>/error.txt`` and does not stop the other jobs; a job
   a signal ended (``interrupted``) keeps the step and checkpoint it stopped at there;
 * running the same sweep again (``hydra.sweep.dir=<sweep>``) skips jobs whose ``results.json`` is
@@ -16,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import traceback
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -76,39 +82,28 @@ class SweepProgress(Callback):
         if not in_multirun():
             return
         hydra = HydraConfig.get()
-        sweep = Path(hydra.sweep.dir)
         result = job_return._return_value  # the job's own dict (or the exception Hydra caught)
         if isinstance(result, BaseException):
             result = {"status": FAILED_STATUS, "error": f"{type(result).__name__}: {result}"}
         result = result if isinstance(result, dict) else {}
         status = result.get("status", DONE)
         iia = headline_iia(result) if status not in UNFINISHED else None
-        keys = swept_keys(sweep)
-        shown = [
-            o for o in hydra.overrides.task if o.split("=", 1)[0].lstrip("+~") in keys
-        ] or hydra.overrides.task
         row = {
             "job": Path(hydra.runtime.output_dir).name,
             "status": status,
-            "overrides": " ".join(shown),
+            "overrides": hydra.job.override_dirname,  # what names the job's folder (cli.run_dir_name)
             "iia": "" if iia is None else f"{iia:.4f}",
             "error": result.get("error", ""),
         }
-        detail = f"IIA {iia:.3f}" if iia is not None else row["error"]
-        print(f"[job {hydra.job.num}] {status}: {row['overrides']}: {detail}", flush=True)
-        sweep.mkdir(parents=True, exist_ok=True)
-        with FileLock(sweep / f"{SUMMARY}.lock"):
-            new = not (sweep / SUMMARY).exists()
-            buffer = io.StringIO()
-            writer = csv.DictWriter(buffer, COLUMNS)
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
-            with (sweep / SUMMARY).open("a") as f:
-                f.write(buffer.getvalue())
+        print(job_line(hydra.job.num, row), flush=True)
+        write_row(Path(hydra.sweep.dir), row)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep = Path(config.hydra.sweep.dir)
+        if jobs_print_elsewhere(config):  # their lines went to their own logs: here too, in job order
+            jobs = this_runs_jobs(sweep, config.hydra.output_subdir)
+            for num, row in sorted(jobs, key=lambda job: (job[0] is None, job[0] or 0)):
+                print(job_line(num, row), flush=True)
         latest = latest_rows(sweep)
         counts = {
             s: sum(r["status"] == s for r in latest.values())
@@ -122,6 +117,77 @@ class SweepProgress(Callback):
         failed = failed_jobs(sweep)
         if failed:  # the entry point exits non-zero with this line once the sweep is over
             FAILED.append(f"{len(failed)} job(s) failed: see {Path(config.hydra.sweep.dir) / SUMMARY}")
+
+
+def job_line(num: int | None, row: dict[str, str]) -> str:
+    """A finished job's line: ``[job 2] failed: <job folder>: ZooError: ...``, ``[job 0] done: seed=0: IIA 0.957``."""
+    detail = f"IIA {float(row['iia']):.3f}" if row.get("iia") else row.get("error", "")
+    return f"[job{'' if num is None else f' {num}'}] {row['status']}: {row['job']}: {detail}"
+
+
+def write_row(sweep: Path, row: dict[str, str]) -> None:
+    """Put ``row`` in the sweep's summary as its job's only row (replacing the job's earlier one), under
+    the summary's lock; the file is replaced whole, never left half written."""
+    from alignsearch import atomic
+
+    sweep.mkdir(parents=True, exist_ok=True)
+    with FileLock(sweep / f"{SUMMARY}.lock"):
+        rows = latest_rows(sweep)
+        rows[row["job"]] = row
+        atomic.write_text(sweep / SUMMARY, summary_text(rows.values()))
+
+
+def summary_text(rows: Iterable[dict[str, str]]) -> str:
+    """The text of a ``summary.csv`` holding ``rows``."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+SUBMITIT = "submitit"
+"""Launchers whose ``_target_`` names this run each job in a process of its own whose output goes to the
+job's log (``<sweep>/.submitit/<id>/*_log.out``), not to the sweep's terminal."""
+
+
+def jobs_print_elsewhere(config: DictConfig) -> bool:
+    """Whether the sweep's launcher runs its jobs where their lines do not reach this process's output."""
+    from omegaconf import OmegaConf
+
+    return SUBMITIT in str(OmegaConf.select(config, "hydra.launcher._target_", default="") or "")
+
+
+def this_runs_jobs(
+    sweep: Path, output_subdir: str | None = ".hydra"
+) -> list[tuple[int | None, dict[str, str]]]:
+    """``(job number, summary row)`` of each job this run of the sweep started: those whose
+    ``<output_subdir>/hydra.yaml`` (written when the job starts) is not older than the sweep's
+    ``multirun.yaml`` (written before the first job). A job folder without that file
+    (``hydra.output_subdir=null``) counts, without a number."""
+    try:
+        started = (sweep / "multirun.yaml").stat().st_mtime
+    except OSError:
+        started = None
+    jobs: list[tuple[int | None, dict[str, str]]] = []
+    for job, row in latest_rows(sweep).items():
+        record = None if output_subdir is None else sweep / job / output_subdir / "hydra.yaml"
+        if record is None or not record.is_file():
+            jobs.append((None, row))
+        elif started is None or record.stat().st_mtime >= started:  # else: an earlier run's job
+            jobs.append((job_number(record), row))
+    return jobs
+
+
+def job_number(record: Path) -> int | None:
+    """``hydra.job.num`` of a job's ``.hydra/hydra.yaml`` (None when it cannot be read)."""
+    import yaml
+
+    try:
+        num = yaml.safe_load(record.read_text())["hydra"]["job"]["num"]
+    except Exception:  # noqa: BLE001 - an unreadable record: the line goes without a number
+        return None
+    return num if isinstance(num, int) else None
 
 
 def swept_keys(sweep: Path) -> set[str]:
@@ -160,10 +226,12 @@ def swept_keys(sweep: Path) -> set[str]:
 
 
 def latest_rows(sweep: Path) -> dict[str, dict[str, str]]:
-    """Each job's latest row in the sweep's summary (a rerun appends new rows)."""
+    """Each job's row in the sweep's summary, in the order the jobs first ended (the latest, where a file
+    written by an earlier version of this module holds several rows per job)."""
     if not (sweep / SUMMARY).is_file():
         return {}
-    return {row["job"]: row for row in csv.DictReader((sweep / SUMMARY).open())}
+    with (sweep / SUMMARY).open(newline="") as f:
+        return {row["job"]: row for row in csv.DictReader(f)}
 
 
 def failed_jobs(sweep: Path) -> list[str]:
