@@ -8,17 +8,19 @@ folders, then runs the three things a researcher does with their own language mo
 2. DAS on rows a Python function produces (a causal model written in Python), from the API.
 3. Behavioural MAS between the two LMs on a corpus: does the fine-tuned model share the original's state?
 
-    python examples/language_models.py [work folder]     (default: ./lm_example)
+    python examples/language_models.py [--out FOLDER]    (default: a new temporary folder, kept)
 
 Needs the ``hf`` extra (``pip install -e ".[hf]"``).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from alignsearch import api
@@ -26,6 +28,11 @@ from alignsearch.text import toy
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ["alignment.max_steps=200", "alignment.val_every=50", "hardware.progress_bar=false"]
+MAS_NOTE = (
+    "0>0 and 1>1 swap a model's own vectors on the same text: trivially 1.0. 0>1 and 1>0 near 0 are what to\n"
+    "expect here: the terse fine-tune answers in another format ('= three', not 'how many ? three'), so no\n"
+    "swap of one model's state makes the other predict the first one's next tokens."
+)
 
 
 def align_command(*args: str, cwd: Path) -> None:
@@ -68,7 +75,17 @@ def main(work: Path) -> None:
         "model=lm", f"model.path={lm_a}", "alignment=mas", f"+partner.model_settings.path={lm_b}",
         "data=corpus", f"data.path={corpus}", "layer=1", "n_units=32", *QUICK, cwd=work,
     )  # fmt: skip
+    print(MAS_NOTE)
+    print(f"everything is in {work}")
+
+
+def work_folder(argv: list[str]) -> Path:
+    """``--out FOLDER``, or a new temporary folder: the example never writes into the working directory."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, help="the folder for the models, data and runs")
+    out = parser.parse_args(argv).out
+    return (out or Path(tempfile.mkdtemp(prefix="alignsearch-lm-example-"))).resolve()
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "lm_example").resolve())
+    main(work_folder(sys.argv[1:]))

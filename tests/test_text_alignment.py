@@ -258,7 +258,7 @@ def test_language_model_example_runs(tmp_path) -> None:
     import sys
 
     done = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "language_models.py"), str(tmp_path / "work")],
+        [sys.executable, str(ROOT / "examples" / "language_models.py"), "--out", str(tmp_path / "work")],
         capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -270,3 +270,17 @@ def test_language_model_example_runs(tmp_path) -> None:
     das = next(r for r in runs if r["data"]["kind"] == "pairs")
     assert das["records"][0]["iia"] >= 0.9
     assert "| 0>0       | count    |" in done.stdout  # the API run's table
+    assert "0>1 and 1>0 near 0 are what to" in done.stdout  # the corpus MAS table is explained
+
+
+def test_the_language_model_example_writes_outside_the_working_folder(tmp_path, monkeypatch) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("language_models", ROOT / "examples" / "language_models.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    monkeypatch.chdir(tmp_path)
+    default = example.work_folder([])
+    assert tmp_path not in default.parents and default.is_dir()
+    assert example.work_folder(["--out", "mine"]) == tmp_path / "mine"
+    default.rmdir()

@@ -65,8 +65,9 @@ CONTROL_METRICS = tuple(f"{CONTROL_PREFIX}{name}" for name in CONTROLS)
 SELECTIVITY = "selectivity"
 """IIA (validation) minus the best control of the record."""
 CONTROLS_NOTE = (
-    "Controls (alignment.controls): untrained = the same alignment on untrained copies of the models (near 0"
-    " by construction: an untrained model cannot do the task); random_subspace = untrained alignment"
+    "Controls (alignment.controls): untrained = the same alignment on untrained copies of the models (task"
+    " models: near 0 by construction, an untrained model cannot do the task; a language model on text"
+    " pairs: about chance over the answers); random_subspace = untrained alignment"
     " functions (random subspaces of the same sizes); shuffled = trained on pairs whose source vectors are"
     " shuffled (what an alignment fits without a variable). The last two are the informative ones;"
     " selectivity = IIA val minus the best control."

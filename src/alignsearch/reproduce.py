@@ -179,7 +179,7 @@ def judge_controls(grids: dict[str, Rows]) -> Finding:
         table(["model", "IIA val", "untrained", "random subspace", "shuffled", "selectivity"], lines),
         all(ok) if rows else None,
         f"IIA minus the best of random-subspace and shuffled >= {SELECTIVITY}, untrained < {UNTRAINED_CEILING}"
-        f" (untrained is near 0 by construction; the other two are the informative controls): {ok}",
+        f" (untrained task models are near 0 by construction; the other two are the informative controls): {ok}",
     )
 
 

@@ -1,9 +1,10 @@
 """Controls: what an IIA is worth, measured beside it in the same run (``alignment.controls``).
 
 * ``untrained``: the same alignment, trained the same way, on freshly initialised copies of the models
-  (same architecture, settings and seed, no training). An untrained model cannot do the task, so its
-  IIA is near 0 by construction: it shows that the task-trained weights matter, not how selective the
-  alignment is. The two below are the informative ones.
+  (same architecture, settings and seed, no training). An untrained task model cannot do the task, so
+  its IIA is near 0 by construction; a language model on text pairs scores about chance over the answers
+  (the alignment alone can still move the argmax among them). It shows that the trained weights matter,
+  not how selective the alignment is. The two below are the informative ones.
 * ``random_subspace``: the IIA of the alignment functions as initialised (a random rotation: random
   subspaces of the same sizes), not trained, averaged over :data:`RANDOM_DRAWS` draws.
 * ``shuffled``: the alignment trained (and evaluated) on pairs whose source vectors are shuffled across
