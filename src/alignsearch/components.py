@@ -141,7 +141,9 @@ def compose_checked(config_name: str, overrides: Sequence[str], *, hydra: bool =
             if not match:
                 raise
             key = match.group(1)
-            given = next(o for o in overrides if o.split("=", 1)[0] == key)
+            given = next((o for o in overrides if o.split("=", 1)[0] == key), None)
+            if given is None:  # not an override of ours: a config file's own defaults
+                raise
             rest = [o for o in overrides if o != given]
             known = sorted(flat_keys(compose(config_name, overrides=rest)))
             close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
