@@ -6,20 +6,28 @@ A config node names a class and its settings::
 
 Errors in the settings come back as one-line :class:`ConfigError`s keyed under the config group
 (``model.d_model=127 ...``).
+
+A config read from a file others may have written (a zoo entry's ``config.yaml``, an alignment file) is
+instantiated only after :func:`untrusted_target` found nothing in it that alignsearch does not trust:
+every ``_target_`` must name a class of a trusted module (:func:`trusted_modules`), and the node's own a
+class of the kind expected there (a task, a model, an alignment function or layout).
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 import inspect
+import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+import types
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 import alignsearch
 from alignsearch.errors import ConfigError
@@ -55,6 +63,166 @@ def load_choice(group: str, choice: str, key: str, search_dirs: Sequence[Path] =
         return compose(overrides=overrides)[group]
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         return compose(overrides=overrides)[group]
+
+
+ENV_TRUSTED = "ALIGNSEARCH_TRUSTED_MODULES"
+"""The environment variable listing modules (comma-separated dotted prefixes: ``mylab.tasks,mylab.models``)
+whose classes the files alignsearch loads may name, beside those :func:`trusted_modules` trusts anyway."""
+
+OWN_MODULE = "alignsearch"
+TARGET_LINE = re.compile(r"^[ \t-]*_target_[ \t]*:[ \t]*['\"]?([\w.]+)", re.MULTILINE)
+DOTTED_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
+TRUST_HINT = (
+    "only its own classes and those of modules your config folders name are loaded from files; "
+    f"trust a module of yours with {ENV_TRUSTED}"
+)
+
+
+def job_search_dirs() -> tuple[Path, ...]:
+    """The ``hydra.searchpath`` folders (``file://`` entries) of the running Hydra job; none outside one."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return ()
+    entries = HydraConfig.get().searchpath or ()
+    return tuple(Path(str(e).split("://", 1)[1]) for e in entries if str(e).startswith("file://"))
+
+
+def trusted_modules(folders: Sequence[Path] = (), also: Iterable[str] = ()) -> tuple[str, ...]:
+    """The modules whose classes a config read from a file may name (each with its submodules):
+    ``alignsearch``; the modules of the ``_target_``s in the YAML files of the package's ``conf/``, of
+    ``folders`` and of the running Hydra job's ``hydra.searchpath`` folders (your own configs); ``also``
+    (those the caller's own config names); and those ``$ALIGNSEARCH_TRUSTED_MODULES`` lists.
+
+    >>> "alignsearch" in trusted_modules() and "builtins" not in trusted_modules()
+    True
+    """
+    found = {OWN_MODULE, *also}
+    for folder in dict.fromkeys([CONF_DIR, *map(Path, folders), *job_search_dirs()]):
+        for target in _targets_in_yaml(folder):
+            module = target.rpartition(".")[0]
+            if module:
+                found.add(module)
+    found |= {m.strip() for m in os.environ.get(ENV_TRUSTED, "").split(",") if m.strip()}
+    return tuple(sorted(found))
+
+
+def _targets_in_yaml(folder: Path) -> Iterator[str]:
+    """The ``_target_`` paths written in the YAML files under ``folder`` (hidden folders, such as the
+    ``.hydra`` of a run's output, left out)."""
+    for where, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            if name.endswith((".yaml", ".yml")):
+                try:
+                    text = (Path(where) / name).read_text()
+                except (OSError, UnicodeDecodeError):
+                    continue
+                yield from TARGET_LINE.findall(text)
+
+
+def target_modules(node: Any) -> set[str]:
+    """The modules of the ``_target_``s in a config node (nested ones too): ``{"mylab.tasks"}``."""
+    return {t.rpartition(".")[0] for _, t in _targets(_plain_node(node)) if isinstance(t, str) and "." in t}
+
+
+def untrusted_target(node: Any, base: type, role: str, trusted: Sequence[str] | None = None) -> str | None:
+    """None if every ``_target_`` in ``node`` (a config read from a file; nested ones and ``_args_``
+    too) names a class of a ``trusted`` module (default :func:`trusted_modules`) and the node's own a
+    subclass of ``base`` (for a protocol such as :class:`alignsearch.tasks.Task`: a class with its
+    methods); else why not, as ``<target> as <role>, which ...``.
+
+    Nothing is imported from a module before its dotted path is found among the trusted ones, and
+    nothing is called: what a refused file names never runs.
+
+    >>> from torch import nn
+    >>> why = untrusted_target({"_target_": "builtins.open", "_args_": ["f", "w"]}, nn.Module, "its layout")
+    >>> why.startswith("builtins.open as its layout, which alignsearch does not trust")
+    True
+    >>> untrusted_target({"_target_": "alignsearch.alignment.Rotation"}, nn.Module, "its function") is None
+    True
+    """
+    trusted = trusted_modules() if trusted is None else tuple(trusted)
+    node = _plain_node(node)
+    if not isinstance(node, Mapping) or "_target_" not in node:
+        return f"no class as {role}"
+    for top, target in _targets(node):
+        why = _why_untrusted(target, base if top else None, trusted)
+        if why:
+            return f"{target} as {role}, which {why}"
+    return None
+
+
+def _plain_node(node: Any) -> Any:
+    if isinstance(node, DictConfig | ListConfig):
+        return OmegaConf.to_container(node, resolve=True)
+    return node
+
+
+def _targets(node: Any, top: bool = True) -> Iterator[tuple[bool, Any]]:
+    """``(is the node's own, target)`` for every ``_target_`` Hydra would instantiate in ``node``."""
+    if isinstance(node, Mapping):
+        if "_target_" in node:
+            yield top, node["_target_"]
+        for key, value in node.items():
+            if key != "_target_":
+                yield from _targets(value, False)
+    elif isinstance(node, list | tuple):
+        for value in node:
+            yield from _targets(value, False)
+
+
+def _within(name: str, modules: Sequence[str]) -> bool:
+    return any(name == m or name.startswith(f"{m}.") for m in modules)
+
+
+def _why_untrusted(target: Any, base: type | None, trusted: Sequence[str]) -> str | None:
+    if not isinstance(target, str) or not DOTTED_PATH.fullmatch(target):
+        return "is not the dotted path of a class"
+    if not _within(target, trusted):  # decided before anything of it is imported
+        return f"alignsearch does not trust ({TRUST_HINT})"
+    try:
+        found = _locate(target)
+    except Exception as e:  # noqa: BLE001 - a path that does not lead to anything
+        return f"cannot be found ({type(e).__name__})"
+    if not inspect.isclass(found):
+        return f"is not a class ({'a ' + type(found).__name__})"
+    if not _within(found.__module__, trusted):  # a class imported into a trusted module from elsewhere
+        return f"is defined in {found.__module__}, a module alignsearch does not trust ({TRUST_HINT})"
+    if base is not None and not _is_kind(found, base):
+        return f"is not a {_kind_name(base)}"
+    return None
+
+
+def _locate(path: str) -> Any:
+    """The object at a dotted path, importing its modules (as Hydra does for a ``_target_``)."""
+    parts = path.split(".")
+    found: Any = importlib.import_module(parts[0])
+    for i, part in enumerate(parts[1:], start=2):
+        try:
+            found = getattr(found, part)
+        except AttributeError:
+            if not isinstance(found, types.ModuleType):
+                raise
+            found = importlib.import_module(".".join(parts[:i]))
+    return found
+
+
+def _protocol_methods(base: type) -> list[str]:
+    return [n for n, v in vars(base).items() if callable(v) and not n.startswith("_")]
+
+
+def _is_kind(cls: type, base: type) -> bool:
+    if getattr(base, "_is_protocol", False):
+        return all(callable(getattr(cls, name, None)) for name in _protocol_methods(base))
+    return issubclass(cls, base)
+
+
+def _kind_name(base: type) -> str:
+    name = f"{base.__module__}.{base.__qualname__}"
+    if getattr(base, "_is_protocol", False):
+        return f"class with the methods of {name} ({', '.join(_protocol_methods(base))})"
+    return f"subclass of {name}"
 
 
 def instantiate_checked(node: Mapping | DictConfig, group: str | None, **extra: Any) -> Any:

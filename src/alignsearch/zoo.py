@@ -6,7 +6,8 @@ Layout (the root is ``paths.zoo_dir``, by default ``$ALIGNSEARCH_ZOO`` or ``./zo
         model.pt                          state dict, loadable with torch.load(weights_only=True)
         config.yaml                       resolved task, model, training and seed settings
         metrics.json                      val/heldout trial and token accuracy, steps, train_seconds
-        entry.json                        names, vocabulary, sites and snapshots (checked when loading)
+        entry.json                        names, vocabulary, sites, snapshots and the SHA-256 of each
+                                          weights file (checked when loading)
         checkpoints/last.ckpt             Lightning state of the run's end
         snapshots/step100.pt              weights after step 100 (``training.keep_steps``), if asked for
     zoo/multiobject/gru/seed0.partial/    a run in progress (resumed from its checkpoint when rerun)
@@ -23,17 +24,26 @@ for training) appear in the folder name: ``seed11-max_steps100``, ``seed0-d_mode
 finds exactly the entry its settings name or trains it; an entry whose recorded settings (``config.yaml``)
 name another folder is refused, and ``python -m alignsearch.zoo migrate <zoo>`` renames such entries
 (zoos written before training settings were part of the name).
+
+What loading trusts: the weights are read as data (``weights_only``) and must be the bytes the entry was
+published with (``entry.json``'s ``weights_sha256``, and ``snapshots_sha256`` per kept step; an entry of
+an older zoo has none and loads unchecked until ``migrate`` records them). The task and model that
+``config.yaml`` names are built only if they are classes of alignsearch or of modules your own configs name
+or ``$ALIGNSEARCH_TRUSTED_MODULES`` lists (:func:`alignsearch.components.untrusted_target`): a zoo shared
+by others cannot make loading call anything else.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import os
+import re
 import sys
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +58,9 @@ from alignsearch.components import (
     format_setting,
     non_default_settings,
     settings_suffix,
+    target_modules,
+    trusted_modules,
+    untrusted_target,
 )
 from alignsearch.errors import ConfigError, ZooError
 from alignsearch.models import SequenceModel
@@ -74,6 +87,9 @@ class ZooEntry:
     info: dict[str, Any]
     weights_sha256: str
     """Hash of the weights file the model was loaded from: what identifies the model in a run's results."""
+    trusted: tuple[str, ...] = field(default=(), repr=False)
+    """The modules whose classes its ``config.yaml`` could name when it was loaded (what
+    :func:`initial_model` builds it again under); empty: :func:`alignsearch.components.trusted_modules`."""
 
 
 @dataclass
@@ -226,6 +242,11 @@ def load(path: Path | str, request: ModelRequest | None = None, snapshot: int | 
     Its recorded settings must name its folder (else it is refused); with ``request``, they must be the
     settings the request asks for, on the same vocabulary; with ``snapshot``, the weights kept after that
     training step are loaded instead of the final ones.
+
+    Before anything is built, the task and model that ``config.yaml`` names must be trusted classes
+    (:func:`check_trusted`; the modules the request's own task and model name are trusted too), and the
+    weights file must have the SHA-256 that ``entry.json`` records (an entry of an older zoo records none:
+    ``python -m alignsearch.zoo migrate`` adds it). Each refusal is one ZooError line naming the entry.
     """
     path = Path(path)
     if not path.is_dir():
@@ -236,6 +257,10 @@ def load(path: Path | str, request: ModelRequest | None = None, snapshot: int | 
                 f"zoo entry {path} is incomplete: {name} is missing (delete the folder to retrain it)"
             )
     info, metrics, settings = _read_entry(path)
+    trusted = trusted_modules(
+        also=() if request is None else target_modules([request.task_config, request.model_config])
+    )
+    check_trusted(path, settings, trusted)
     try:
         recorded = TrainingSettings.parse(settings["training"])
         entry_task = build_task(settings["task"])
@@ -273,16 +298,51 @@ def load(path: Path | str, request: ModelRequest | None = None, snapshot: int | 
                 f"snapshot={snapshot} is not allowed: expected a step kept for {path}: "
                 f"{', '.join(map(str, kept)) or 'none (train with training.keep_steps=[...] into another zoo)'}"
             )
+    name = weights.relative_to(path).as_posix()
     try:
         content = weights.read_bytes()
-        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except OSError as e:
+        raise ZooError(f"zoo entry {path}: {name} cannot be read ({e.strerror})") from None
+    digest = hashlib.sha256(content).hexdigest()
+    published = published_digest(info, snapshot)
+    if published is not None and digest != published:
+        raise ZooError(
+            f"zoo entry {path}: {name} is not the file the entry was published with (its SHA-256 is "
+            f"{digest[:12]}..., entry.json records {published[:12]}...); put the entry's own {name} back "
+            "or delete the folder to retrain it"
+        )
+    try:
+        state = torch.load(io.BytesIO(content), map_location="cpu", weights_only=True)
         model.load_state_dict(state)
     except Exception as e:  # noqa: BLE001
         raise ZooError(
-            f"zoo entry {path}: {weights.name} is corrupt ({type(e).__name__}); delete the folder to retrain it"
+            f"zoo entry {path}: {name} is corrupt ({type(e).__name__}); delete the folder to retrain it"
         ) from None
     model.eval().requires_grad_(False)
-    return ZooEntry(path, entry_task, model, metrics, info, hashlib.sha256(content).hexdigest())
+    return ZooEntry(path, entry_task, model, metrics, info, digest, trusted)
+
+
+def published_digest(info: Mapping[str, Any], snapshot: int | None = None) -> str | None:
+    """The SHA-256 ``entry.json`` records for the entry's ``model.pt`` (or the snapshot of step
+    ``snapshot``); None for an entry published before digests were recorded (``migrate`` adds them)."""
+    if snapshot is None:
+        return info.get("weights_sha256")
+    return (info.get("snapshots_sha256") or {}).get(str(snapshot))
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def check_trusted(path: Path, settings: Mapping[str, Any], trusted: tuple[str, ...]) -> None:
+    """A one-line ZooError, before anything is built, if the task or model that the entry's ``config.yaml``
+    names is not a class that ``trusted`` modules hold (a task class, a :class:`SequenceModel`)."""
+    from alignsearch.tasks.protocol import Task
+
+    for group, base in (("task", Task), ("model", SequenceModel)):
+        refusal = untrusted_target(settings[group], base, f"its {group}", trusted)
+        if refusal:
+            raise ZooError(f"zoo entry {path}: config.yaml names {refusal}")
 
 
 def short_name(path: Path | str) -> str:
@@ -304,6 +364,7 @@ def initial_model(entry: ZooEntry) -> SequenceModel:
     """``entry``'s model as it was before training: built from the entry's recorded settings and seed,
     exactly as the zoo built it (the ``untrained`` control's model)."""
     _, _, settings = _read_entry(entry.path)
+    check_trusted(entry.path, settings, entry.trusted or trusted_modules())
     task = build_task(settings["task"])
     seed_all(settings["seed"])
     return build_model(settings["model"], task.vocab.size)
@@ -337,7 +398,18 @@ def _read_entry(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, A
         raise ZooError(
             f"zoo entry {path} is corrupt: config.yaml is not a set of settings; delete the folder to retrain it"
         )
+    snapshot_digests = info.get("snapshots_sha256", {})
+    digests = [info["weights_sha256"]] if "weights_sha256" in info else []
+    digests += list(snapshot_digests.values()) if isinstance(snapshot_digests, dict) else [None]
+    if not all(isinstance(d, str) and SHA256.fullmatch(d) for d in digests):
+        raise ZooError(
+            f"zoo entry {path} is corrupt: entry.json's weights_sha256 or snapshots_sha256 is not a SHA-256; "
+            "delete the folder to retrain it"
+        )
     return info, metrics, settings
+
+
+SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def get_or_train(
@@ -433,11 +505,21 @@ def train_into(
             "vocab": list(req.task.vocab.tokens),
             "sites": req.model.sites,
             "snapshots": kept,
+            **weight_digests(work, kept),
         },
     )
     for leftover in work.rglob(".*.tmp"):  # of an atomic write that a kill interrupted earlier
         leftover.unlink()
     os.replace(work, req.path)
+
+
+def weight_digests(path: Path, kept: list[int]) -> dict[str, Any]:
+    """What ``entry.json`` records of an entry's weights files: ``weights_sha256`` (``model.pt``) and
+    ``snapshots_sha256`` (``{"100": ...}``, the snapshot of each kept step)."""
+    return {
+        "weights_sha256": file_sha256(path / "model.pt"),
+        "snapshots_sha256": {str(step): file_sha256(path / "snapshots" / f"step{step}.pt") for step in kept},
+    }
 
 
 CHECKPOINT_ENTRY = "alignsearch_entry"
@@ -481,49 +563,110 @@ def resume_point(req: ModelRequest, work: Path) -> Path | None:
     return max(candidates)[2] if candidates else None
 
 
-def migrate(root: Path) -> list[tuple[Path, Path | None]]:
-    """Rename every entry under ``root`` whose folder name is not the one its recorded settings give.
+@dataclass
+class Migration:
+    """What :func:`migrate` changed in a zoo."""
 
-    Returns ``(old, new)`` per entry that needed it; ``new`` is None where that name is taken."""
-    moves: list[tuple[Path, Path | None]] = []
+    renamed: list[tuple[Path, Path | None]]
+    """``(old, new)`` per entry whose name was not the one its settings give; ``new`` is None where that
+    name is taken (the entry is left as it was)."""
+    recorded: list[tuple[Path, list[str]]]
+    """``(entry, files)`` per entry given the SHA-256 of those weights files (``model.pt``,
+    ``snapshots/step<N>.pt``) in its ``entry.json``."""
+
+
+def migrate(root: Path) -> Migration:
+    """Bring the entries under ``root`` written by older versions up to date: rename every entry whose
+    folder name is not the one its recorded settings give, and record in ``entry.json`` the SHA-256 of
+    the weights files it has none for (after loading the entry, which checks them). Nothing else is
+    renamed or rewritten, and a second run changes nothing. An entry that cannot be read is left as it is,
+    with a line on stderr."""
+    done = Migration([], [])
     for info in sorted(root.glob("*/*/*/entry.json")):
         path = info.parent
         if path.name.endswith(".partial"):
             continue
         try:
             _, _, settings = _read_entry(path)
+            check_trusted(path, settings, trusted_modules())
             task = build_task(settings["task"])
             model = build_model(settings["model"], task.vocab.size)
             name = entry_name(settings["seed"], task, model, TrainingSettings.parse(settings["training"]))
         except (ZooError, ConfigError) as e:
             print(f"skipped {path}: {e}", file=sys.stderr)
             continue
-        if name == path.name:
+        if name != path.name:
+            target = path.with_name(name)
+            if target.exists():
+                done.renamed.append((path, None))
+                continue
+            os.replace(path, target)
+            done.renamed.append((path, target))
+            path = target
+        try:
+            files = record_digests(path)
+        except ZooError as e:
+            print(f"skipped {path}: {e}", file=sys.stderr)
             continue
-        target = path.with_name(name)
-        if target.exists():
-            moves.append((path, None))
-            continue
-        os.replace(path, target)
-        moves.append((path, target))
-    return moves
+        if files:
+            done.recorded.append((path, files))
+    return done
+
+
+def record_digests(path: Path) -> list[str]:
+    """Record in the entry's ``entry.json`` the SHA-256 of each weights file it has none for, once the
+    entry has loaded with them (``model.pt``, then each kept snapshot into the same model); the files
+    recorded (none if nothing was missing). A ZooError if the entry does not load."""
+    info = json.loads((path / "entry.json").read_text())
+    kept = [int(step) for step in info.get("snapshots", [])]
+    missing_snapshots = [step for step in kept if published_digest(info, step) is None]
+    if published_digest(info) is not None and not missing_snapshots:
+        return []
+    entry = load(path)
+    files = []
+    if published_digest(info) is None:
+        info["weights_sha256"] = entry.weights_sha256
+        files.append("model.pt")
+    snapshot_digests = dict(info.get("snapshots_sha256") or {})
+    for step in missing_snapshots:
+        weights = path / "snapshots" / f"step{step}.pt"
+        try:
+            content = weights.read_bytes()
+            entry.model.load_state_dict(
+                torch.load(io.BytesIO(content), map_location="cpu", weights_only=True)
+            )
+        except Exception as e:  # noqa: BLE001
+            raise ZooError(
+                f"zoo entry {path}: snapshots/{weights.name} is corrupt ({type(e).__name__}); "
+                "delete the folder to retrain it"
+            ) from None
+        snapshot_digests[str(step)] = hashlib.sha256(content).hexdigest()
+        files.append(f"snapshots/{weights.name}")
+    if kept or "snapshots_sha256" in info:
+        info["snapshots_sha256"] = snapshot_digests
+    atomic.write_json(path / "entry.json", info)
+    return files
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m alignsearch.zoo migrate [zoo]``: give old entries the names their settings give."""
+    """``python -m alignsearch.zoo migrate [zoo]``: give old entries the names their settings give, and
+    record the SHA-256 of their weights where ``entry.json`` has none."""
     parser = argparse.ArgumentParser(prog="python -m alignsearch.zoo", description=main.__doc__)
     parser.add_argument("command", choices=["migrate"])
     parser.add_argument("zoo", nargs="?", type=Path, default=zoo_root())
     args = parser.parse_args(argv)
     try:
-        moves = migrate(args.zoo)
+        done = migrate(args.zoo)
     except (ZooError, ConfigError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    for old, new in moves:
+    for old, new in done.renamed:
         print(f"renamed {old} -> {new.name}" if new else f"kept {old}: the entry its settings name exists")
-    print(f"{sum(new is not None for _, new in moves)} entries renamed under {args.zoo}")
-    return 1 if any(new is None for _, new in moves) else 0
+    for path, files in done.recorded:
+        print(f"recorded the SHA-256 of {', '.join(files)} in {path / 'entry.json'}")
+    print(f"{sum(new is not None for _, new in done.renamed)} entries renamed under {args.zoo}")
+    print(f"{len(done.recorded)} entries given the SHA-256 of their weights under {args.zoo}")
+    return 1 if any(new is None for _, new in done.renamed) else 0
 
 
 if __name__ == "__main__":

@@ -1,9 +1,19 @@
 """The trainer both halves use: a step-based Lightning trainer on the chosen hardware, checkpoints that
-can be resumed, and quiet logs."""
+can be resumed, and quiet logs.
+
+Checkpoints are read as data, never with pickle's power to call code (``weights_only=True``, whatever
+torch's default or ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` say), both here (:func:`read_checkpoint`, which
+checks a checkpoint before a training resumes from it) and where Lightning resumes
+(:class:`WeightsOnlyCheckpointIO`). A checkpoint of these trainers holds only what that reading allows
+anyway: tensors, dicts, lists, tuples, numbers, strings (the model's, optimizer's, scheduler's, loops'
+and callbacks' states, the hyperparameters and what alignsearch records in it); nothing else is let in.
+"""
 
 from __future__ import annotations
 
 import logging
+import pickle
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -12,6 +22,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.plugins.environments import SLURMEnvironment
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from alignsearch.engine.progress import progress_callbacks
 from alignsearch.errors import ConfigError
@@ -26,14 +37,33 @@ def check_checkpoint(path: Path, key: str = "ckpt_path") -> Path:
     return path
 
 
+def load_weights_only(source: Any, map_location: Any = "cpu") -> Any:
+    """``torch.load`` of a checkpoint as data only: tensors, containers, numbers and strings; a file
+    that would have pickle build anything else (call a function, make an object) is refused by torch's
+    restricted unpickler (``pickle.UnpicklingError``) before it runs."""
+    return torch.load(source, map_location=map_location, weights_only=True)
+
+
+UNSAFE_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+
+
 def read_checkpoint(path: Path, key: str = "ckpt_path") -> dict[str, Any]:
-    """The contents of the Lightning checkpoint at ``path`` (a one-line ConfigError naming ``key`` if it is
-    missing, unreadable or not a Lightning checkpoint)."""
+    """The contents of the Lightning checkpoint at ``path``, read as data (:func:`load_weights_only`): a
+    one-line ConfigError naming ``key`` if it is missing, unreadable, not a Lightning checkpoint, or holds
+    something that reading it would call (a crafted file: nothing in it runs)."""
     if not path.is_file():
         raise ConfigError(key, str(path), "an existing Lightning checkpoint file")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = load_weights_only(path)
     except Exception as e:  # noqa: BLE001 - any failure to read means the file is unusable
+        unsafe = UNSAFE_GLOBAL.search(str(e)) if isinstance(e, pickle.UnpicklingError) else None
+        if unsafe:  # torch's restricted reading refused it, before anything ran
+            raise ConfigError(
+                key,
+                str(path),
+                f"a checkpoint of plain data (it asks to call {unsafe.group(1)} when read; alignsearch reads "
+                "checkpoints as tensors, numbers, strings and containers only, all that its trainers write)",
+            ) from None
         raise ConfigError(
             key,
             str(path),
@@ -42,6 +72,17 @@ def read_checkpoint(path: Path, key: str = "ckpt_path") -> dict[str, Any]:
     if not isinstance(state, dict) or "state_dict" not in state or "global_step" not in state:
         raise ConfigError(key, str(path), "a Lightning checkpoint (no state_dict/global_step in it)")
     return state
+
+
+class WeightsOnlyCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint files, read as data when a training resumes (``trainer.fit(ckpt_path=...)``,
+    a SLURM requeue): with :func:`load_weights_only`, as :func:`read_checkpoint` reads them (a local file
+    only: the trainers write nowhere else)."""
+
+    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"Checkpoint file not found: {path}")
+        return load_weights_only(path, map_location or "cpu")  # whatever ``weights_only`` Lightning asks
 
 
 def quiet_lightning() -> None:
@@ -73,7 +114,7 @@ def make_trainer(
     ``hardware.progress_bar``, a rich progress bar on a terminal and progress lines elsewhere
     (:func:`alignsearch.engine.progress.progress_callbacks`)."""
     progress = progress_callbacks(hardware)
-    plugins = []
+    plugins: list = [WeightsOnlyCheckpointIO()]
     if hardware.slurm_requeue is False and SLURMEnvironment.detect():
         plugins.append(SLURMEnvironment(auto_requeue=False))  # submitit requeues; Lightning must not
     return L.Trainer(
@@ -89,7 +130,7 @@ def make_trainer(
         enable_progress_bar=any(isinstance(c, ProgressBar) for c in progress),
         enable_model_summary=False,
         default_root_dir=root,
-        plugins=plugins or None,
+        plugins=plugins,
         **extra,
     )
 

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
 from alignsearch.engine.accelerator import check_accelerator, compute_device
@@ -15,6 +14,7 @@ from alignsearch.engine.callbacks import SaveOnSignal, StopAtAccuracy, TrainCloc
 from alignsearch.engine.trainer import (
     LAST_CHECKPOINT,
     check_checkpoint,
+    load_weights_only,
     make_trainer,
     quiet_lightning,
     use_threads,
@@ -230,7 +230,7 @@ def _fit(
     trainer.fit(module, datamodule=data, ckpt_path=resume)
 
     if best.best_model_path:
-        state = torch.load(best.best_model_path, map_location="cpu", weights_only=False)
+        state = load_weights_only(best.best_model_path)  # data only, as every checkpoint is read
         module.load_state_dict(state["state_dict"])
         best_step = int(state["global_step"])
     else:

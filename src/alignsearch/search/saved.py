@@ -2,6 +2,10 @@
 
 The file holds the interchange's weights and what rebuilding it needs: the alignment function and layout
 configs, each model's site width, the variables and their block sizes, and the run's flat config.
+
+Loading one runs nothing it holds: it is read as data (``weights_only``), and its function and layout are
+built only if they name classes of alignsearch or of modules your own configs name or
+``$ALIGNSEARCH_TRUSTED_MODULES`` lists (:func:`alignsearch.components.untrusted_target`).
 """
 
 from __future__ import annotations
@@ -14,8 +18,8 @@ import torch
 from omegaconf import OmegaConf
 
 from alignsearch import atomic
-from alignsearch.alignment import Interchange
-from alignsearch.components import instantiate_checked
+from alignsearch.alignment import AlignmentFunction, FixedLayout, Interchange
+from alignsearch.components import instantiate_checked, untrusted_target
 from alignsearch.errors import ConfigError
 from alignsearch.search.spec import AlignmentPlan, build_function
 
@@ -57,7 +61,8 @@ SAVED_KEYS = ("state_dict", "config", "function", "layout", "keep_target", "widt
 
 def load_alignment(path: Path | str) -> SavedAlignment:
     """The alignment saved at ``path``, rebuilt; a file that is not one is a one-line ConfigError. It is
-    read as data (``weights_only``): nothing in it runs."""
+    read as data (``weights_only``), and a function or layout that is not a trusted class of its kind
+    is refused before anything of it is imported or called: nothing in it runs."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(
@@ -76,6 +81,12 @@ def load_alignment(path: Path | str) -> SavedAlignment:
     ]
     if missing:
         raise ConfigError("alignment", str(path), f"an alignment file (it lacks {', '.join(missing)})")
+    for key, base in (("function", AlignmentFunction), ("layout", FixedLayout)):
+        refusal = untrusted_target(saved[key], base, f"its {key}")
+        if refusal:
+            raise ConfigError(
+                "alignment", str(path), f"an alignment file of trusted classes: it names {refusal}"
+            )
     total = sum(saved["sizes"])
     functions = [build_function(OmegaConf.create(saved["function"]), w, total) for w in saved["widths"]]
     layout = instantiate_checked(
