@@ -259,11 +259,12 @@ PRETRAINED_MODEL = "alignsearch.models.lm.TextLM"
 
 def task_model_configs() -> list[Path]:
     """The ``conf/model`` YAMLs of models trained on the tasks: all but ``lm``, a pretrained language model
-    that needs its folder (tested in ``test_lm_model.py``)."""
+    that needs its folder (tested in ``test_lm_model.py``; its YAML is global: ``model:`` and the groups
+    it leaves out)."""
     from omegaconf import OmegaConf
 
     paths = sorted((CONF / "model").glob("*.yaml"))
-    return [p for p in paths if OmegaConf.load(p).get("_target_") != PRETRAINED_MODEL]
+    return [p for p in paths if OmegaConf.select(OmegaConf.load(p), "model._target_") != PRETRAINED_MODEL]
 
 
 def plan_of(cfg, entries: list) -> AlignmentPlan:  # noqa: F821 - a test's plan from a composed config

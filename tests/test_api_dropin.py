@@ -233,6 +233,8 @@ def test_a_language_model_through_both_paths_gives_the_same_records(toy_lms, tmp
     result = api.align(lm, data=pairs, variables=["count"], layer=0, n_units=8, max_steps=40, val_every=20)
     cli = json.loads((tmp_path / "cli" / "results.json").read_text())
     same_records(cli["records"], [r.to_json() for r in result.records])
+    saved = (tmp_path / "cli" / ".hydra" / "config.yaml").read_text()  # only what applies to text runs
+    assert "\ntask:" not in f"\n{saved}" and "\ntraining:" not in f"\n{saved}" and "\nmodel:" in f"\n{saved}"
 
 
 # -- progress and exact steps -------------------------------------------------------------------------------

@@ -37,6 +37,11 @@ CONF_DIR = Path(alignsearch.__file__).resolve().parent / "conf"
 top-level ``conf`` is a link to it)."""
 
 
+RUN_CONFIG = "run_alignment"
+RUN_GROUPS = ("task", "training", "model")
+"""Groups whose choices :func:`load_choice` composes inside :data:`RUN_CONFIG` (the others alone)."""
+
+
 def group_choices(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
     """The choices of a config group (``model`` -> ``["gru", "lstm", ...]``)."""
     return sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
@@ -56,13 +61,16 @@ def load_choice(group: str, choice: str, key: str, search_dirs: Sequence[Path] =
     choices = sorted({c for d in (CONF_DIR, *search_dirs) for c in group_choices(group, Path(d))})
     if choice not in choices:
         raise ConfigError(key, choice, f"one of {', '.join(choices)}")
-    overrides = [f"+{group}={choice}"]
+    # the groups of a run are composed in the run's own config: a choice may change the others
+    # (model=lm leaves out task and training)
+    primary = RUN_CONFIG if group in RUN_GROUPS else None
+    overrides = [f"{'' if primary else '+'}{group}={choice}"]
     if search_dirs:
         overrides.append(f"hydra.searchpath=[{','.join(f'file://{Path(d).resolve()}' for d in search_dirs)}]")
     if GlobalHydra.instance().is_initialized():  # inside a Hydra app: its config repository
-        return compose(overrides=overrides)[group]
+        return compose(primary, overrides=overrides)[group]
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose(overrides=overrides)[group]
+        return compose(primary, overrides=overrides)[group]
 
 
 ENV_TRUSTED = "ALIGNSEARCH_TRUSTED_MODULES"
