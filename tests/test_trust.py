@@ -7,6 +7,7 @@ commands for real.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import runpy
@@ -116,6 +117,9 @@ def test_run_folder_is_reused_only_for_the_same_models(tmp_path) -> None:
     state = torch.load(entry_b / "model.pt", weights_only=True)
     torch.manual_seed(1)
     torch.save({k: v + 0.05 * torch.randn_like(v) for k, v in state.items()}, entry_b / "model.pt")
+    info = json.loads((entry_b / "entry.json").read_text())  # published with these weights: its own digest
+    info["weights_sha256"] = hashlib.sha256((entry_b / "model.pt").read_bytes()).hexdigest()
+    (entry_b / "entry.json").write_text(json.dumps(info))
 
     second = run_script("run_alignment.py", *args, zoo=zoo_b, cwd=tmp_path)
     assert second.returncode == 0, second.stderr
