@@ -121,7 +121,12 @@ def run_alignment(
     config = flat_config(plan, run, models, data)
     identity = run_identity(models, alignment, run, data)
     with run_lock(out_dir):
-        return _run(
+        done = previous_results(out_dir, identity, verbose)
+        if done is not None:
+            records = [AlignmentRecord.from_json(r) for r in done["records"]]
+            state = torch.load(out_dir / ALIGNMENT, map_location="cpu", weights_only=True)["state_dict"]
+            return RunResult(plan, done["config"], records, done, [], state, ALREADY_DONE)
+        return _train(
             plan,
             config,
             identity,
@@ -157,7 +162,7 @@ def run_lock(out_dir: Path) -> Iterator[None]:
         lock.release()
 
 
-def _run(
+def _train(
     plan: AlignmentPlan,
     config: dict[str, Any],
     identity: dict[str, Any],
@@ -170,13 +175,9 @@ def _run(
     similarity_baselines: bool,
     verbose: bool,
 ) -> RunResult:
-    """:func:`run_alignment` once planned, holding the folder's lock."""
+    """Train, control, evaluate and write: :func:`run_alignment` once planned, in a folder it holds and
+    that has no finished run of this identity."""
     alignment = plan.settings
-    done = previous_results(out_dir, identity, verbose)
-    if done is not None:
-        records = [AlignmentRecord.from_json(r) for r in done["records"]]
-        state = torch.load(out_dir / ALIGNMENT, map_location="cpu", weights_only=True)["state_dict"]
-        return RunResult(plan, done["config"], records, done, [], state, ALREADY_DONE)
     if verbose and (out_dir / "checkpoints" / LAST_CHECKPOINT).is_file():
         print(f"resuming the alignment in {out_dir} from its last checkpoint", flush=True)
     modules = [m.model for m in models]
