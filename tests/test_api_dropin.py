@@ -194,7 +194,7 @@ def test_the_command_line_and_the_api_write_the_same_results(tiny_zoo, tmp_path,
     entry = api.model(zoo_dir=tiny_zoo, overrides=TINY_TRAINING)
     api.align(entry, n_units=8, out_dir=api_dir, overrides=TINY_ALIGNMENT, max_steps=20, val_every=10)
     cli, py = (json.loads((d / "results.json").read_text()) for d in (cli_dir, api_dir))
-    assert cli["schema"] == py["schema"] == 2
+    assert cli["schema"] == py["schema"] == 3
     same_records(cli["records"], py["records"])
     assert cli["config"] == py["config"] and cli["identity"] == py["identity"]
 
@@ -270,12 +270,13 @@ def test_readme_drop_in_example_runs(tmp_path, monkeypatch) -> None:
 
 
 def test_records_of_results_written_before_the_schema_read_the_same() -> None:
-    from alignsearch.search.records import AlignmentRecord
+    from alignsearch.search.records import DIVERGENCE_KEYS, AlignmentRecord
 
     old = {"source": "a", "target": "a", "direction": "0>0", "variable": "count", "trained": True,
            "loss": "behaviour", "iia": 0.9, "iia_heldout": None, "iia_test": 0.8, "token_iia": 0.95,
            "iia_step0": 0.1, "iia_by_position": {"4": 0.9}, "iia_control_shuffled": 0.2}  # fmt: skip
     record = AlignmentRecord.from_json(old)
     assert record.controls == {"shuffled": 0.2} and record.selectivity == pytest.approx(0.7)
-    assert record.to_json() == old
+    assert record.divergence is None  # not measured before schema 3
+    assert record.to_json() == {**old, **dict.fromkeys(DIVERGENCE_KEYS)}
     assert AlignmentRecord.from_json({"variable": "count", "iia": 0.5}).direction == "0>0"

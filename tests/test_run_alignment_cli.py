@@ -34,6 +34,10 @@ RECORD_KEYS = {
     "token_iia",
     "iia_step0",
     "iia_by_position",
+    "divergence",
+    "divergence_floor",
+    "divergence_top",
+    "divergence_top_floor",
 }
 
 

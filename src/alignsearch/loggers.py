@@ -44,6 +44,10 @@ def wandb_logger(run_config: dict[str, Any] | None = None, **kwargs: Any):
     return logger
 
 
+DIVERGENCE_METRICS = ("divergence", "divergence_floor", "divergence_top", "divergence_top_floor")
+"""A record's divergence measures (``alignsearch.search.records.DIVERGENCE_KEYS``), logged as summaries."""
+
+
 def log_final_records(loggers: list, records: list[dict[str, Any]]) -> None:
     """Put an alignment's final records into each W&B run: summary values and a ``records`` table."""
     from lightning.pytorch.loggers import WandbLogger
@@ -55,7 +59,7 @@ def log_final_records(loggers: list, records: list[dict[str, Any]]) -> None:
 
         run = logger.experiment
         for r in records:
-            for key in ("iia", "iia_heldout", "iia_test", "token_iia", "iia_step0"):
+            for key in ("iia", "iia_heldout", "iia_test", "token_iia", "iia_step0", *DIVERGENCE_METRICS):
                 if r.get(key) is not None:
                     run.summary[f"final/{r['direction']}/{r['variable']}/{key}"] = r[key]
         columns = sorted({k for r in records for k in r})

@@ -53,7 +53,7 @@ from typing import Any, TypeVar
 
 from alignsearch import atomic
 from alignsearch.cli import sweep
-from alignsearch.search.records import CONTROL_PREFIX, SPLIT_METRICS, AlignmentRecord
+from alignsearch.search.records import CONTROL_PREFIX, DIVERGENCE_KEYS, SPLIT_METRICS, AlignmentRecord
 from alignsearch.search.run_folder import METRICS, RESULTS, SIMILARITY, SUPERSEDED
 from alignsearch.settings import CONTROLS
 from alignsearch.tables import MISSING, cell, markdown_table, number
@@ -76,7 +76,7 @@ TASK_ACC = "task_acc"
 """The trial accuracy of a record's target model on its task (``results.json``'s ``task_accuracy``)."""
 PAIR_METRICS = ("cka_linear", "cka_rbf", "cka_dist_cos", "rsa_cos_spearman")
 """The similarity of a run's two models (``similarity.json``): one value per run, whatever the direction."""
-EXTRA_METRICS = (*CONTROL_METRICS, SELECTIVITY, TASK_ACC, *PAIR_METRICS)
+EXTRA_METRICS = (*CONTROL_METRICS, SELECTIVITY, *DIVERGENCE_KEYS, TASK_ACC, *PAIR_METRICS)
 TITLES = {
     "iia": "IIA val",
     "iia_heldout": "IIA heldout",

@@ -31,7 +31,7 @@ from alignsearch.search.pairs import (
     pair_tensors,
     with_latent_targets,
 )
-from alignsearch.search.records import AlignmentRecord
+from alignsearch.search.records import DIVERGENCE_KEYS, AlignmentRecord
 from alignsearch.search.spec import AlignmentPlan, init_seed
 from alignsearch.seeding import generator
 from alignsearch.settings import AlignmentSettings, HardwareSettings
@@ -237,7 +237,7 @@ def _fit(
         best_step = trainer.global_step
     module.to(compute_device(hardware))  # where training ran (Lightning hands the module back on the CPU)
     final = {
-        split: module.evaluate(pairs, a.eval_batch_size)
+        split: module.evaluate(pairs, a.eval_batch_size, divergence=split == "val")
         for split, pairs in {**evals, **({"test": test} if test else {})}.items()
     }
     module.cpu()  # the kept state and the models on the CPU, as a caller gave them
@@ -287,4 +287,5 @@ def track_record(
         target_variable=target.variables[k] if crossed else None,
         cl_loss=val.get("cl_loss") if track.latent else None,
         cl_divergence=val.get("cl_divergence") if track.latent else None,
+        **{key: val.get(key) for key in DIVERGENCE_KEYS},
     )

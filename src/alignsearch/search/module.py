@@ -17,8 +17,10 @@ from alignsearch.alignment import Interchange
 from alignsearch.engine.metrics import TokenAccuracy, TrialAccuracy
 from alignsearch.models import Intervention, SequenceModel, hooks
 from alignsearch.search.datamodule import eval_batches
+from alignsearch.search.divergence import divergence
 from alignsearch.search.latent_targets import histogram_divergence, latent_loss
 from alignsearch.search.pairs import BASE, PairBatch, Track, split_rows
+from alignsearch.seeding import generator
 
 
 def intervention_mask(batch: PairBatch, length: int, stepwise: bool) -> Tensor:
@@ -155,21 +157,27 @@ class AlignmentModule(L.LightningModule):
         counterfactual-latent targets, ``cl``) the latent loss and the vectors it compares."""
         return self.run_tracks([track], {track.name: batch})[0]
 
-    def run_tracks(self, tracks: list[Track], batches: dict[str, PairBatch]) -> list[TrackOutput]:
+    def run_tracks(
+        self, tracks: list[Track], batches: dict[str, PairBatch], top: bool = False
+    ) -> list[TrackOutput]:
         """:meth:`run` for several tracks. Tracks with the same target model share one batched forward
         pass (their rows stacked), and parametrized matrices (rotations) are computed once for all of
-        them, so that one backward pass goes through each of them once."""
+        them, so that one backward pass goes through each of them once. ``top``: also the target's top
+        states at the scored positions, intervened and natural (one more forward pass, without the
+        intervention)."""
         groups = [
             [t for t in tracks if t.target == target] for target in dict.fromkeys(t.target for t in tracks)
         ]
         outputs: dict[str, TrackOutput] = {}
         with parametrize.cached():
             for group in groups:
-                outputs |= self._run_group(group[0].target, group, [batches[t.name] for t in group])
+                target = group[0].target
+                above = top and has_layers_above(self.task_models[target], self.sites[target])
+                outputs |= self._run_group(target, group, [batches[t.name] for t in group], above)
         return [outputs[t.name] for t in tracks]
 
     def _run_group(
-        self, target: int, tracks: list[Track], batches: list[PairBatch]
+        self, target: int, tracks: list[Track], batches: list[PairBatch], top: bool = False
     ) -> dict[str, TrackOutput]:
         model = self.task_models[target]
         stacked, bounds = stack_batches(batches)
@@ -187,11 +195,12 @@ class AlignmentModule(L.LightningModule):
                 h_s = batch["src"][local, cols[where]] if self.stepwise else batch["src"][local]
                 # the alignment computes in its own precision (a bfloat16 model's vectors are cast; no
                 # autocast: under bf16-mixed its matrices stay float32 too)
+                natural = h[where]
                 with torch.autocast(h.device.type, enabled=False):
                     out = self.interchange(
-                        h[where].to(h_s.dtype), h_s, track.variable, target=target, source=track.source
+                        natural.to(h_s.dtype), h_s, track.variable, target=target, source=track.source
                     )
-                swapped[k] = (out, local, cols[where])
+                swapped[k] = (out, local, cols[where], natural)
                 pieces.append((where, out.to(h.dtype)))
             order = torch.cat([w for w, _ in pieces])
             values = torch.cat([v for _, v in pieces])
@@ -207,6 +216,15 @@ class AlignmentModule(L.LightningModule):
         else:
             hidden = hooks.encode(model, inputs, intervention)
         scored_cells = task.flatten().nonzero()[:, 0]  # index_select: its backward adds without sorting
+        natural_top = hidden_top = None
+        if top:  # the model's own top states at the scored positions, without the intervention
+            with torch.no_grad():
+                if BASE in stacked:
+                    plain = model.encode_from(self.sites[target], stacked[BASE][:, : inputs.shape[1]], None)
+                else:
+                    plain = hooks.encode(model, inputs)
+            natural_top = plain.flatten(0, 1).index_select(0, scored_cells).float()
+            hidden_top = hidden.detach().flatten(0, 1).index_select(0, scored_cells).float()
         logits = model.readout(hidden.flatten(0, 1).index_select(0, scored_cells)).float()
         losses = (
             F.cross_entropy(logits, targets[task], reduction="none") if task.any() else logits.sum(-1) * 0
@@ -221,11 +239,17 @@ class AlignmentModule(L.LightningModule):
             loss = losses[in_rows].mean() if in_rows.any() else logits.sum() * 0
             length = batch["ids"].shape[1] - 1
             out = TrackOutput(loss, preds[lo:hi, :length], targets[lo:hi, :length], task[lo:hi, :length])
-            if "cl" in batch and k in swapped:
-                h, rows, cols = swapped[k]
-                at = (rows, cols) if batch["cl"].dim() == 3 else (rows,)  # stepwise: a target per position
-                out.intervened, out.cl, out.cl_found = h, batch["cl"][at], batch["cl_found"][at]
-                out.latent = latent_loss(out.intervened, out.cl, out.cl_found)
+            if k in swapped:
+                h, rows, cols, natural = swapped[k]
+                out.intervened, out.natural = h, natural.detach()
+                if "cl" in batch:
+                    at = (
+                        (rows, cols) if batch["cl"].dim() == 3 else (rows,)
+                    )  # stepwise: a target per position
+                    out.cl, out.cl_found = batch["cl"][at], batch["cl_found"][at]
+                    out.latent = latent_loss(out.intervened, out.cl, out.cl_found)
+            if natural_top is not None:
+                out.top = (natural_top[in_rows], hidden_top[in_rows])
             results[track.name] = out
         return results
 
@@ -317,10 +341,15 @@ class AlignmentModule(L.LightningModule):
         return out
 
     @torch.no_grad()
-    def evaluate(self, tracks: dict[str, PairBatch], batch_size: int = 1000) -> dict[str, dict[str, float]]:
+    def evaluate(
+        self, tracks: dict[str, PairBatch], batch_size: int = 1000, divergence: bool = False
+    ) -> dict[str, dict[str, float]]:
         """IIA and token IIA of every track on the given pairs (outside the Lightning loop), and the IIA of
         the pairs intervened at each base position (``iia_by_position``: ``{"5": 0.9, ...}``; stepwise:
-        by the last swapped position)."""
+        by the last swapped position). ``divergence``: also how far the interventions push the target
+        off its natural states (:mod:`alignsearch.search.divergence`), at the site (``divergence``,
+        ``divergence_floor``) and, where the model has layers above it, at its top states at the scored
+        positions (``divergence_top``, ``divergence_top_floor``)."""
         was_training = self.training
         self.eval()
         device = hooks.device_of(self)  # the batches go where the module is
@@ -331,10 +360,14 @@ class AlignmentModule(L.LightningModule):
             if track.latent:
                 metrics[track.name] |= {"cl_loss": MeanMetric(), "cl_divergence": MeanMetric()}
             metrics[track.name] = {k: m.to(device) for k, m in metrics[track.name].items()}
+        seen: dict[str, dict[str, list[Tensor]]] = {t.name: {} for t in self.tracks}
         for batch in eval_batches(tracks, batch_size):
             batch = {name: {k: v.to(device) for k, v in pairs.items()} for name, pairs in batch.items()}
-            for track, out in zip(self.tracks, self.run_tracks(self.tracks, batch), strict=True):
+            outputs = self.run_tracks(self.tracks, batch, top=divergence)
+            for track, out in zip(self.tracks, outputs, strict=True):
                 update_metrics(metrics[track.name], out)
+                if divergence:
+                    collect_states(seen[track.name], out)
                 right = ((out.preds == out.targets) | ~out.task).all(1)
                 for pos, hit in zip(batch[track.name]["pos"].tolist(), right.tolist(), strict=True):
                     counts = by_position[track.name].setdefault(pos, [0, 0])
@@ -343,6 +376,7 @@ class AlignmentModule(L.LightningModule):
         return {
             name: {k: _value(m) for k, m in per.items()}
             | {"iia_by_position": {str(p): h / n for p, (h, n) in sorted(by_position[name].items())}}
+            | (divergences(seen[name], name) if divergence else {})
             for name, per in metrics.items()
         }
 
@@ -378,8 +412,46 @@ class TrackOutput:
     task: Tensor
     latent: Tensor | None = None
     intervened: Tensor | None = None
+    """The vectors the interchange put at the site (one per intervened position)."""
+    natural: Tensor | None = None
+    """The target model's own vectors there, before the swap."""
     cl: Tensor | None = None
     cl_found: Tensor | None = None
+    top: tuple[Tensor, Tensor] | None = None
+    """Natural and intervened top states at the scored positions (when asked for, and the model has
+    layers above the site)."""
+
+
+def collect_states(store: dict[str, list[Tensor]], out: TrackOutput) -> None:
+    """Keep a batch's natural and intervened vectors (site and top) for the divergence measures."""
+    pairs = [("site", (out.natural, out.intervened))] + ([("top", out.top)] if out.top is not None else [])
+    for where, (natural, intervened) in pairs:
+        if natural is not None and intervened is not None:
+            store.setdefault(f"{where}_natural", []).append(natural.detach().float().cpu())
+            store.setdefault(f"{where}_intervened", []).append(intervened.detach().float().cpu())
+
+
+def divergences(store: dict[str, list[Tensor]], track: str) -> dict[str, float | None]:
+    """The divergence measures of one track's collected vectors (None where there are none)."""
+    out: dict[str, float | None] = {}
+    for where, prefix in (("site", "divergence"), ("top", "divergence_top")):
+        if f"{where}_natural" not in store:
+            out |= {prefix: None, f"{prefix}_floor": None}
+            continue
+        measured = divergence(
+            torch.cat(store[f"{where}_natural"]),
+            torch.cat(store[f"{where}_intervened"]),
+            generator(0, "divergence", track, where),
+        )
+        out |= {prefix: measured["divergence"], f"{prefix}_floor": measured["divergence_floor"]}
+    return out
+
+
+def has_layers_above(model: SequenceModel, site: str) -> bool:
+    """Whether the model's top states (what ``encode`` returns) are above ``site``: not for its last
+    named layer; for a module path, assumed."""
+    layers = [s for s in model.sites if s.startswith("layer.")]
+    return not (layers and site == layers[-1])
 
 
 def update_metrics(metrics, out: TrackOutput) -> None:

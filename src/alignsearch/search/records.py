@@ -24,8 +24,11 @@ from alignsearch.tables import markdown_table, number
 
 SPLIT_METRICS = ("iia", "iia_heldout", "iia_test")
 """A record's IIA on each split: validation, held-out counts, test."""
-SCHEMA = 2
-"""The version of ``results.json``'s form (1: files without a ``schema`` key, the same records)."""
+DIVERGENCE_KEYS = ("divergence", "divergence_floor", "divergence_top", "divergence_top_floor")
+"""The divergence measures a record holds (None where not measured: records written before them)."""
+SCHEMA = 3
+"""The version of ``results.json``'s form: 1, files without a ``schema`` key; 2, the same records with
+it; 3, records with the divergence measures (older records read with them as None)."""
 CONTROL_PREFIX = "iia_control_"
 
 
@@ -59,6 +62,15 @@ class AlignmentRecord:
     target_variable: str | None = None
     cl_loss: float | None = None
     cl_divergence: float | None = None
+    divergence: float | None = None
+    """How far the interventions push the target off its natural states at the site, on validation
+    pairs: the Earth Mover's Distance per feature in units of the natural spread, averaged
+    (:mod:`alignsearch.search.divergence`); compare it with ``divergence_floor``."""
+    divergence_floor: float | None = None
+    """The same measure between two halves of the natural states: what sampling alone gives."""
+    divergence_top: float | None = None
+    """The same at the target's top states at the scored positions (None where the site is the top)."""
+    divergence_top_floor: float | None = None
     controls: dict[str, float | None] = field(default_factory=dict)
     """Validation IIA of each control run beside this alignment (``alignment.controls``)."""
 
@@ -124,6 +136,8 @@ TABLE_METRICS = (
     ("test", "iia_test"),
     ("token IIA", "token_iia"),
     ("step 0", "iia_step0"),
+    ("divergence", "divergence"),
+    ("floor", "divergence_floor"),
 )
 
 
