@@ -220,10 +220,10 @@ class AlignmentModule(L.LightningModule):
         if top:  # the model's own top states at the scored positions, without the intervention
             with torch.no_grad():
                 if BASE in stacked:
-                    plain = model.encode_from(self.sites[target], stacked[BASE][:, : inputs.shape[1]], None)
+                    own = model.encode_from(self.sites[target], stacked[BASE][:, : inputs.shape[1]], None)
                 else:
-                    plain = hooks.encode(model, inputs)
-            natural_top = plain.flatten(0, 1).index_select(0, scored_cells).float()
+                    own = hooks.encode(model, inputs)
+            natural_top = own.flatten(0, 1).index_select(0, scored_cells).float()
             hidden_top = hidden.detach().flatten(0, 1).index_select(0, scored_cells).float()
         logits = model.readout(hidden.flatten(0, 1).index_select(0, scored_cells)).float()
         losses = (
@@ -243,9 +243,8 @@ class AlignmentModule(L.LightningModule):
                 h, rows, cols, natural = swapped[k]
                 out.intervened, out.natural = h, natural.detach()
                 if "cl" in batch:
-                    at = (
-                        (rows, cols) if batch["cl"].dim() == 3 else (rows,)
-                    )  # stepwise: a target per position
+                    # stepwise: a target per position
+                    at = (rows, cols) if batch["cl"].dim() == 3 else (rows,)
                     out.cl, out.cl_found = batch["cl"][at], batch["cl_found"][at]
                     out.latent = latent_loss(out.intervened, out.cl, out.cl_found)
             if natural_top is not None:
