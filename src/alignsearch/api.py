@@ -24,11 +24,11 @@ ConfigError naming the argument as written.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ from alignsearch.search.records import AlignmentRecord, records_table
 from alignsearch.search.run import RunResult, run_alignment
 from alignsearch.search.saved import SavedAlignment, save_alignment
 from alignsearch.search.saved import load_alignment as load_saved
-from alignsearch.search.spec import AlignmentPlan, RunData, RunModel
+from alignsearch.search.spec import RunData, RunModel
 from alignsearch.search.text_data import CorpusSource, TextPairSource, pairs_summary, text_model
 from alignsearch.seeding import generator
 from alignsearch.settings import (
@@ -119,8 +119,6 @@ def model(
 
     ``overrides`` are command-line style: ``["model.d_model=64", "training.max_steps=2000"]``.
     """
-    from alignsearch.settings import TrainingSettings
-
     with arguments({"seed": "seed"}):
         non_negative_int("seed", seed)
     for name, value in (("model", model), ("task", task)):
@@ -130,15 +128,7 @@ def model(
         "train_task_model",
         [f"model={model}", f"task={task}", f"seed={seed}", *_common(zoo_dir, "."), *overrides],
     )
-    req = zoo.request(
-        cfg.task,
-        cfg.model,
-        seed=cfg.seed,
-        training=TrainingSettings.parse(cfg.training),
-        hardware=HardwareSettings.parse(cfg.hardware),
-        root=zoo.zoo_root(cfg.paths.zoo_dir),
-    )
-    return zoo.get_or_train(req, verbose=False)
+    return zoo.get_or_train(zoo.model_request(cfg), verbose=False)
 
 
 @torch.no_grad()
@@ -260,22 +250,13 @@ def pairs(
         )
 
 
-@dataclass
-class AlignmentResult:
-    """A finished alignment: its records (IIA per direction and variable), history and saved weights."""
-
-    plan: AlignmentPlan
-    config: dict[str, Any]
-    records: list[AlignmentRecord]
-    history: list[dict[str, Any]]
-    state: dict[str, Any] = field(repr=False)
-    steps: int = 0
-    results: dict[str, Any] = field(default_factory=dict, repr=False)
-    """What ``results.json`` holds (the same as the command line writes for the same settings)."""
+class AlignmentResult(RunResult):
+    """A finished alignment (:class:`~alignsearch.search.run.RunResult`: its plan, flat config, records,
+    ``results.json``'s content, history and kept weights), with what a notebook asks of it."""
 
     @classmethod
     def of(cls, run: RunResult) -> AlignmentResult:
-        return cls(run.plan, run.config, run.records, run.history, run.state, run.steps, run.results)
+        return cls(**{f.name: getattr(run, f.name) for f in dataclasses.fields(run)})
 
     def record(self, direction: str = "0>0", variable: str | None = None) -> AlignmentRecord:
         """The record of one direction and variable (the first variable by default)."""

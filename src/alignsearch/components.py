@@ -16,6 +16,7 @@ class of the kind expected there (a task, a model, an alignment function or layo
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import inspect
 import os
@@ -105,14 +106,21 @@ def trusted_modules(folders: Sequence[Path] = (), also: Iterable[str] = ()) -> t
     >>> "alignsearch" in trusted_modules() and "builtins" not in trusted_modules()
     True
     """
-    found = {OWN_MODULE, *also}
-    for folder in dict.fromkeys([CONF_DIR, *map(Path, folders), *job_search_dirs()]):
-        for target in _targets_in_yaml(folder):
-            module = target.rpartition(".")[0]
-            if module:
-                found.add(module)
+    found = {OWN_MODULE, *also, *_package_config_modules()}
+    for folder in dict.fromkeys([*map(Path, folders), *job_search_dirs()]):
+        found |= _modules_of(_targets_in_yaml(folder))
     found |= {m.strip() for m in os.environ.get(ENV_TRUSTED, "").split(",") if m.strip()}
     return tuple(sorted(found))
+
+
+def _modules_of(targets: Iterable[str]) -> set[str]:
+    return {module for module, _, _ in (t.rpartition(".") for t in targets) if module}
+
+
+@functools.cache
+def _package_config_modules() -> frozenset[str]:
+    """The modules the package's own ``conf/`` names (read once: it does not change while running)."""
+    return frozenset(_modules_of(_targets_in_yaml(CONF_DIR)))
 
 
 def _targets_in_yaml(folder: Path) -> Iterator[str]:

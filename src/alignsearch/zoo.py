@@ -219,6 +219,20 @@ def request(
     return ModelRequest(seed, task_config, model_config, training, hardware, task, model, path, resume)
 
 
+def model_request(cfg: Any) -> ModelRequest:
+    """The request a composed ``train_task_model`` or ``run_alignment`` config makes: its task, model,
+    seed, training and hardware settings, zoo folder and checkpoint to resume from (``ckpt_path``)."""
+    return request(
+        cfg.task,
+        cfg.model,
+        seed=cfg.get("seed"),
+        training=TrainingSettings.parse(cfg.training),
+        hardware=HardwareSettings.parse(cfg.hardware),
+        root=zoo_root(OmegaConf.select(cfg, "paths.zoo_dir")),
+        resume_from=cfg.get("ckpt_path"),
+    )
+
+
 def check_entry_path(path: Path) -> None:
     """A ZooError if something that is not a folder stands where the entry or one of its parents goes."""
     for place in (path, partial_path(path), *path.parents):

@@ -27,10 +27,9 @@ from alignsearch.settings import (
     AlignmentSettings,
     HardwareSettings,
     RunSettings,
-    TrainingSettings,
-    plain,
     unknown_key,
 )
+from alignsearch.zoo import model_request
 
 SEARCH_DIRS: ContextVar[tuple[Path, ...]] = ContextVar("search_dirs", default=())
 """The ``hydra.searchpath`` folders of the job :func:`precheck` is checking (before Hydra runs)."""
@@ -55,7 +54,6 @@ RUN_KEYS = (
 )
 PRESET_KEYS = ("size", "sizes")
 """Top-level keys of the ``conf/experiment`` presets (the preset's size and its grids)."""
-PARTNER_KEYS = ("model", "model_settings", "task", "seed", "layer", "site", "causal_model", "variables")
 
 
 def check_top_level(cfg: DictConfig, allowed: Sequence[str]) -> None:
@@ -63,19 +61,6 @@ def check_top_level(cfg: DictConfig, allowed: Sequence[str]) -> None:
     for key in cfg:
         if key not in allowed and key not in PRESET_KEYS:
             raise unknown_key(str(key), OmegaConf.select(cfg, str(key)), list(allowed))
-
-
-def model_request(cfg: DictConfig) -> zoo.ModelRequest:
-    """The zoo request of a composed config: its task, model, seed, training and hardware settings."""
-    return zoo.request(
-        cfg.task,
-        cfg.model,
-        seed=cfg.get("seed"),
-        training=TrainingSettings.parse(cfg.training),
-        hardware=HardwareSettings.parse(cfg.hardware),
-        root=zoo.zoo_root(OmegaConf.select(cfg, "paths.zoo_dir")),
-        resume_from=cfg.get("ckpt_path"),
-    )
 
 
 def check_train_config(cfg: DictConfig) -> zoo.ModelRequest:
@@ -89,12 +74,11 @@ def check_train_config(cfg: DictConfig) -> zoo.ModelRequest:
 
 
 def run_requests(cfg: DictConfig) -> list[zoo.ModelRequest]:
-    """The settings of ``run_alignment.py`` on task models that need no model to check (keys, types,
-    ranges, the zoo); returns the zoo request of each model (the partner's composed by
-    :func:`alignsearch.cli.plan.member_configs`)."""
+    """The zoo request of each task model of ``run_alignment.py`` (the partner's composed by
+    :func:`alignsearch.cli.plan.member_configs`), checked as far as no model is needed (the zoo, whether
+    missing models may be trained); after :func:`check_common`."""
     from alignsearch.cli.plan import member_configs
 
-    check_common(cfg)
     if str(cfg.model.get("_target_")) == "alignsearch.models.lm.TextLM":
         raise ConfigError("data", None, "data=pairs or data=corpus with model=lm (text for a language model)")
     for key in ("auto_train", "similarity"):
@@ -109,15 +93,12 @@ def run_requests(cfg: DictConfig) -> list[zoo.ModelRequest]:
     return requests
 
 
-def check_common(cfg: DictConfig) -> None:
-    """What every ``run_alignment.py`` config is checked for first: its keys and typed settings."""
+def check_common(cfg: DictConfig) -> tuple[AlignmentSettings, RunSettings]:
+    """What every ``run_alignment.py`` config is checked for first: its keys and typed settings (unknown
+    ``partner.*`` keys included); returns the alignment and run settings."""
     check_top_level(cfg, RUN_KEYS)
     HardwareSettings.parse(cfg.hardware)
-    AlignmentSettings.parse(cfg.alignment)
-    for key in plain(cfg.get("partner") or {}):
-        if key not in PARTNER_KEYS:
-            raise unknown_key(f"partner.{key}", cfg.partner[key], [f"partner.{k}" for k in PARTNER_KEYS])
-    RunSettings.parse(cfg)
+    return AlignmentSettings.parse(cfg.alignment), RunSettings.parse(cfg)
 
 
 def check_run_config(cfg: DictConfig) -> None:
@@ -128,13 +109,12 @@ def check_run_config(cfg: DictConfig) -> None:
     from alignsearch.search.planning import plan_run
     from alignsearch.search.spec import RunModel
 
+    alignment, run = check_common(cfg)
     if is_text_run(cfg):
-        check_common(cfg)
         check_text_config(cfg)
         return
-    requests = run_requests(cfg)
-    models = [RunModel(r.model, zoo.short_name(r.path), r.task, "") for r in requests]
-    plan_run(models, AlignmentSettings.parse(cfg.alignment), RunSettings.parse(cfg))
+    models = [RunModel(r.model, zoo.short_name(r.path), r.task, "") for r in run_requests(cfg)]
+    plan_run(models, alignment, run)
 
 
 # -- before Hydra runs --------------------------------------------------------------------------------------

@@ -22,46 +22,39 @@ from omegaconf import DictConfig, OmegaConf
 from alignsearch.cli.checks import search_dirs
 from alignsearch.components import load_choice
 from alignsearch.errors import ConfigError
-from alignsearch.settings import unknown_key
-
-PARTNER_KEYS = ("model", "model_settings", "task", "seed", "layer", "site", "causal_model", "variables")
+from alignsearch.search.planning import check_no_partner
+from alignsearch.settings import RunSettings, unknown_key
 
 
 def member_configs(cfg: DictConfig) -> list[DictConfig]:
     """One run config per model of the alignment: the run's own, then its partner's (if two models)."""
     n_models = int(cfg.alignment.get("models", 1))
-    partner = cfg.get("partner") or {}
+    run = RunSettings.parse(cfg)  # the partner's settings typed and checked
+    partner = run.partner
     if n_models == 1:
-        for key in PARTNER_KEYS:
-            if partner.get(key) is not None and partner.get(key) != {}:
-                raise ConfigError(
-                    f"partner.{key}", partner.get(key), f"null with alignment={cfg.alignment.name}"
-                )
+        check_no_partner(partner, cfg.alignment.name)
         return [cfg]
     if n_models != 2:
         raise ConfigError("alignment.models", n_models, "1 or 2")
     other = cfg.copy()
-    if partner.get("model") is not None:
-        other.model = load_choice("model", str(partner.model), "partner.model", search_dirs())
-    if partner.get("model_settings"):
+    if partner.model is not None:
+        other.model = load_choice("model", partner.model, "partner.model", search_dirs())
+    if partner.model_settings:
         known = [f"partner.model_settings.{k}" for k in other.model if k != "_target_"]
         for key, value in partner.model_settings.items():
             if key not in other.model or key == "_target_":
                 raise unknown_key(f"partner.model_settings.{key}", value, known)
         other.model = OmegaConf.merge(other.model, partner.model_settings)
-    if partner.get("task") is not None:
-        other.task = load_choice("task", str(partner.task), "partner.task", search_dirs())
-    seed = partner.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        raise ConfigError("partner.seed", seed, "a non-negative integer, or null for seed + 1")
-    other.seed = cfg.seed + 1 if seed is None else seed
-    if partner.get("layer") is not None:
+    if partner.task is not None:
+        other.task = load_choice("task", partner.task, "partner.task", search_dirs())
+    other.seed = run.partner_seed()
+    if partner.layer is not None:
         other.layer = partner.layer
         other.site = None
-    if partner.get("site") is not None:
+    if partner.site is not None:
         other.site = partner.site
-    if partner.get("causal_model") is not None:
+    if partner.causal_model is not None:
         other.alignment.causal_model = partner.causal_model
-    if partner.get("variables") is not None:
-        other.alignment.variables = partner.variables
+    if partner.variables is not None:
+        other.alignment.variables = list(partner.variables)
     return [cfg, other]

@@ -10,29 +10,30 @@ from typing import Any
 from omegaconf import DictConfig
 
 from alignsearch import zoo
-from alignsearch.cli.checks import run_requests
+from alignsearch.cli.checks import check_common, run_requests
 from alignsearch.cli.text_run import is_text_run, text_inputs
 from alignsearch.cli.train_task_model import make_loggers
 from alignsearch.search.records import models_legend, records_table
 from alignsearch.search.run import ALREADY_DONE, RunResult, run_alignment
 from alignsearch.search.run_folder import RESULTS
-from alignsearch.settings import AlignmentSettings, HardwareSettings, RunSettings
+from alignsearch.settings import HardwareSettings
 
 
 def main(cfg: DictConfig) -> dict[str, Any]:
     out_dir = Path(cfg.paths.output_dir)
+    alignment, run = check_common(cfg)  # every setting checked before any work
     if is_text_run(cfg):  # language models from their folders, pairs from the data
         models, data = text_inputs(cfg, out_dir)
     else:
-        requests = run_requests(cfg)  # every setting checked before any work
+        requests = run_requests(cfg)
         entries = [  # each missing model trained once, under its lock
             zoo.get_or_train(req, snapshot=cfg.snapshot) for req in requests
         ]
         models, data = [zoo.run_model(e, i) for i, e in enumerate(entries)], None
     result = run_alignment(
         models,
-        AlignmentSettings.parse(cfg.alignment),
-        RunSettings.parse(cfg),
+        alignment,
+        run,
         HardwareSettings.parse(cfg.hardware),
         out_dir,
         data=data,

@@ -57,6 +57,8 @@ def check_text_config(cfg: DictConfig) -> list[DictConfig]:
     folders, the data file exists, the sizes fit the folders' widths. Returns the member configs."""
     kind = data_kind(cfg)
     cfgs = member_configs(cfg)
+    n_units = RunSettings.parse(cfg).n_units
+    sizes = n_units if isinstance(n_units, tuple) else (n_units,)
     for i, c in enumerate(cfgs):
         if str(c.model.get("_target_")) != TEXT_MODEL:
             key = "model" if i == 0 else "partner.model"
@@ -74,8 +76,7 @@ def check_text_config(cfg: DictConfig) -> list[DictConfig]:
         check_folder_layer(c, Path(str(path)), i)
         width = folder_width(Path(str(path)))
         if width is not None:  # the sizes against the folder's width, before the model is loaded
-            n_units = RunSettings.parse(cfg).n_units
-            check_unit_sizes(n_units if isinstance(n_units, tuple) else (n_units,), width, str(path))
+            check_unit_sizes(sizes, width, str(path))
     if kind == "corpus" and len(cfgs) != 2:
         raise ConfigError(
             "alignment",

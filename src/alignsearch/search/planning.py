@@ -23,7 +23,7 @@ from alignsearch.alignment import NULL
 from alignsearch.errors import ConfigError
 from alignsearch.models import hooks
 from alignsearch.search.spec import AlignmentPlan, Member, PairSource, RunModel
-from alignsearch.settings import AlignmentSettings, RunSettings, site_name
+from alignsearch.settings import AlignmentSettings, PartnerSettings, RunSettings, site_name
 from alignsearch.tasks import causal_model_for
 from alignsearch.tasks.counterfactual import swap_variables
 
@@ -41,15 +41,20 @@ def plan_run(
     if len(models) != a.models:
         raise ConfigError("models", len(models), f"{a.models} model(s) for alignment={a.name}")
     if a.models == 1:
-        for key, value in vars(run.partner).items():
-            if value is not None and value != {}:
-                raise ConfigError(f"partner.{key}", value, f"null with alignment={a.name}")
+        check_no_partner(run.partner, a.name)
     members = [_member(m, a, run, i, data) for i, m in enumerate(models)]
     if data is None:
         _check_partner_variables(members, a)
     plan = assemble_plan(a, run, members, data)
     plan.plan_interchange()
     return plan
+
+
+def check_no_partner(partner: PartnerSettings, alignment: str) -> None:
+    """A ConfigError for a partner setting given to a one-model alignment (it would be ignored)."""
+    for key, value in vars(partner).items():
+        if value is not None and value != {}:
+            raise ConfigError(f"partner.{key}", value, f"null with alignment={alignment}")
 
 
 def _member(model: RunModel, a: AlignmentSettings, run: RunSettings, index: int, data) -> Member:

@@ -24,12 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from filelock import FileLock, Timeout
 
 from alignsearch import atomic
 from alignsearch.engine.metrics import task_accuracy
-from alignsearch.engine.trainer import LAST_CHECKPOINT
+from alignsearch.engine.trainer import LAST_CHECKPOINT, load_weights_only
 from alignsearch.errors import ConfigError
 from alignsearch.loggers import log_final_records
 from alignsearch.search.controls import run_controls
@@ -124,7 +123,7 @@ def run_alignment(
         done = previous_results(out_dir, identity, verbose)
         if done is not None:
             records = [AlignmentRecord.from_json(r) for r in done["records"]]
-            state = torch.load(out_dir / ALIGNMENT, map_location="cpu", weights_only=True)["state_dict"]
+            state = load_weights_only(out_dir / ALIGNMENT)["state_dict"]
             return RunResult(plan, done["config"], records, done, [], state, ALREADY_DONE)
         return _train(
             plan,

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import OmegaConf
 
 from alignsearch import atomic
 from alignsearch.alignment import AlignmentFunction, FixedLayout, Interchange
 from alignsearch.components import instantiate_checked, untrusted_target
+from alignsearch.engine.trainer import load_weights_only
 from alignsearch.errors import ConfigError
 from alignsearch.search.spec import AlignmentPlan, build_function
 
@@ -69,7 +69,7 @@ def load_alignment(path: Path | str) -> SavedAlignment:
             "alignment", str(path), "an alignment file (alignment.pt of a run, or a saved result)"
         )
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
+        saved = load_weights_only(path)
     except Exception as e:  # noqa: BLE001 - any failure to read means the file is unusable
         raise ConfigError(
             "alignment",
