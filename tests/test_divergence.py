@@ -100,3 +100,115 @@ def test_mas_directions_and_language_models_carry_it(tiny_zoo, toy_lms, tmp_path
     text = api.align(lm, data=pairs, variables=["count"], layer=0, n_units=8, **QUICK)
     (record,) = text.records
     assert record.divergence is not None and record.divergence_top is not None  # GPT-2: blocks above
+
+
+# -- the mitigation: the counterfactual-latent loss as a setting of any alignment --------------------------------
+def planned(zoo_dir, *overrides: str):
+    """The plan of a run on the tiny zoo's GRUs (seeds 0 and 1 for two-model alignments)."""
+    from tests.helpers import TINY_TRAINING, compose_config, plan_of
+
+    cfg = compose_config("run_alignment", [f"paths.zoo_dir={zoo_dir}", *TINY_TRAINING, *overrides])
+    entries = [
+        api.model(zoo_dir=zoo_dir, seed=s, overrides=TINY_TRAINING) for s in range(cfg.alignment.models)
+    ]
+    return plan_of(cfg, entries)
+
+
+def test_cl_weight_adds_the_latent_loss_to_every_behavioural_direction(tiny_zoo) -> None:
+    off = planned(tiny_zoo)
+    assert not off.latent and not any(t.latent for t in off.tracks())
+    das = planned(tiny_zoo, "alignment.cl_weight=0.25")
+    assert [(t.behavioural, t.latent, t.latent_weight) for t in das.tracks()] == [(True, True, 0.25)]
+    mas = planned(tiny_zoo, "alignment=mas", "alignment.cl_weight=0.5")
+    assert len(mas.tracks()) == 4 and all(t.loss == "both" and t.latent_weight == 0.5 for t in mas.tracks())
+    clmas = planned(tiny_zoo, "alignment=clmas", "alignment.cl_weight=0.5")
+    weights = {t.direction: (t.loss, t.latent_weight) for t in clmas.tracks()}
+    # behavioural directions gain the CL loss at cl_weight; the CL-only directions keep cl_eps
+    assert weights == {
+        "0>0": ("both", 0.5),
+        "1>0": ("both", 0.5),
+        "0>1": ("latent", 0.85),
+        "1>1": ("latent", 0.85),
+    }
+
+
+def test_the_latent_loss_on_a_mask_is_the_loss_on_the_selected_features() -> None:
+    from alignsearch.search.latent_targets import latent_loss
+
+    g = generator(0, "test")
+    h, t = torch.randn(64, 10, generator=g), torch.randn(64, 10, generator=g)
+    found = torch.rand(64, generator=g) > 0.2
+    mask = torch.zeros(10)
+    mask[2:5] = 1
+    assert latent_loss(h, t, found, mask).item() == pytest.approx(
+        latent_loss(h[:, 2:5], t[:, 2:5], found).item()
+    )
+
+
+def test_the_subspace_form_ignores_the_target_outside_the_aligned_subspace() -> None:
+    from alignsearch.alignment import FixedLayout, Interchange, Rotation
+    from alignsearch.search.module import AlignmentModule, TrackOutput
+    from alignsearch.search.pairs import Track
+
+    torch.manual_seed(0)
+    rotation = Rotation(6)
+    interchange = Interchange([rotation], FixedLayout(["count"], [2], 6, 6))
+    track = Track(0, 0, "count", latent=True)
+    module = AlignmentModule(
+        [Transformer(8, d_model=6)], ["layer.0"], interchange, [track], cl_space="subspace"
+    )
+    g = generator(1, "test")
+    intervened, natural = torch.randn(32, 6, generator=g), torch.randn(32, 6, generator=g)
+    found = torch.ones(32, dtype=torch.bool)
+    with torch.no_grad():
+        z = rotation(natural)
+        z_moved = z.clone()
+        z_moved[:, 2:] += 5.0  # the natural target changed outside the count's block only
+        moved = rotation.inverse(z_moved)
+        inside = z.clone()
+        inside[:, :2] += 5.0
+        off_block = rotation.inverse(inside)
+
+    def loss(target):
+        out = TrackOutput(torch.zeros(()), None, None, None, intervened=intervened, cl=target, cl_found=found)
+        return module.subspace_latent_loss(track, out).item()
+
+    assert loss(moved) == pytest.approx(loss(natural), abs=1e-5)
+    assert loss(off_block) > loss(natural) + 1.0
+
+
+def test_the_latent_loss_pulls_interventions_towards_natural_states(tiny_zoo) -> None:
+    from tests.helpers import TINY_TRAINING
+
+    gru = api.model(zoo_dir=tiny_zoo, overrides=TINY_TRAINING)
+    runs = {
+        w: api.align(gru, n_units=8, overrides=TINY_ALIGNMENT, cl_weight=w, **QUICK).records[0]
+        for w in (0.0, 5.0)
+    }
+    assert runs[0.0].cl_loss is None and runs[0.0].loss == "behaviour"
+    assert runs[5.0].loss == "both" and 0 < runs[5.0].cl_loss < float("inf")
+    assert runs[5.0].divergence < runs[0.0].divergence
+    subspace = api.align(
+        gru, n_units=8, overrides=TINY_ALIGNMENT, cl_weight=5.0, cl_space="subspace", **QUICK
+    )
+    assert subspace.records[0].cl_loss is not None and subspace.config["cl_space"] == "subspace"
+
+
+def test_the_mitigation_settings_keep_older_runs_their_identity() -> None:
+    from alignsearch.settings import AlignmentSettings
+
+    cfg = api.config("run_alignment", []).alignment
+    default = AlignmentSettings.parse(cfg)
+    assert {"cl_weight", "cl_space"} <= set(default.not_identity())
+    cfg.cl_weight = 0.1
+    assert "cl_weight" not in AlignmentSettings.parse(cfg).not_identity()
+
+
+def test_stepwise_task_pairs_refuse_the_latent_loss(tiny_zoo) -> None:
+    from alignsearch.errors import ConfigError
+
+    with pytest.raises(ConfigError) as error:
+        planned(tiny_zoo, "alignment.stepwise=true", "alignment.cl_weight=0.5")
+    assert (
+        str(error.value) == "alignment.cl_weight=0.5 is not allowed: expected 0 with alignment.stepwise=true"
+    )

@@ -40,9 +40,15 @@ INT, NUMBER, LIST = (int,), (int, float), (list, tuple)
 """What the rules expect, by Python type (named in the errors of a Python call with another type)."""
 
 
-def setting(check: Check, *, identity: bool = True, default: Any = dataclasses.MISSING) -> Any:
+WHEN_SET = "when_set"
+"""A setting's ``identity`` for settings added after runs existed: part of a run's identity only when it
+differs from its default, so that finished runs of the older settings stay theirs."""
+
+
+def setting(check: Check, *, identity: bool | str = True, default: Any = dataclasses.MISSING) -> Any:
     """A dataclass field checked by ``check``; ``identity=False`` marks a setting that leaves the
-    trained weights unchanged (it does not name a zoo entry)."""
+    trained weights unchanged (it does not name a zoo entry); ``identity=WHEN_SET``, one that names a run
+    only where it is not at its default."""
     return field(default=default, metadata={"check": check, "identity": identity})
 
 
@@ -267,6 +273,8 @@ class HardwareSettings:
 
 CONTROLS = ("untrained", "random_subspace", "shuffled")
 """The controls an alignment can run (``alignment.controls``)."""
+CL_SPACES = ("full", "subspace")
+"""Where the counterfactual-latent loss compares vectors (``alignment.cl_space``)."""
 
 
 def control_list(key: str, value: Any) -> tuple[str, ...]:
@@ -304,6 +312,14 @@ class AlignmentSettings:
     directions: Any = setting(any_value)
     cl_directions: Any = setting(any_value)
     cl_eps: float = setting(non_negative_number)
+    """The counterfactual-latent loss's weight on ``cl_directions`` (directions trained by it)."""
+    cl_weight: float = setting(non_negative_number, identity=WHEN_SET, default=0.0)
+    """The counterfactual-latent loss's weight added to every behavioural direction (0: none): DAS and
+    every MAS variant can keep their interventions near the target's natural states (arXiv 2511.04638)."""
+    cl_space: str = setting(one_of(*CL_SPACES), identity=WHEN_SET, default="full")
+    """Where the counterfactual-latent loss compares the intervened vector with its natural target:
+    ``full``, the whole vector; ``subspace``, only their coordinates in the variable's aligned subspace
+    (the causal-subspace-targeted form)."""
     keep_target: bool = setting(boolean)
     whole_site: bool = setting(boolean)
     lr: float = setting(positive_number)
@@ -338,8 +354,13 @@ class AlignmentSettings:
 
     def not_identity(self) -> tuple[str, ...]:
         """Settings that change how fast or where a run computes, not its results (left out of a run's
-        identity)."""
-        return tuple(f.name for f in dataclasses.fields(self) if not f.metadata["identity"])
+        identity), and settings added later that are at their default (:data:`WHEN_SET`)."""
+        return tuple(
+            f.name
+            for f in dataclasses.fields(self)
+            if not f.metadata["identity"]
+            or (f.metadata["identity"] == WHEN_SET and getattr(self, f.name) == f.default)
+        )
 
     @classmethod
     def parse(cls, node: Mapping | Any) -> AlignmentSettings:

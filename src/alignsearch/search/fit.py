@@ -195,7 +195,7 @@ def _fit(
         warmup_steps=a.warmup_steps,
         max_steps=a.max_steps,
         min_lr_ratio=a.min_lr_ratio,
-        cl_eps=a.cl_eps,
+        cl_space=a.cl_space,
         accumulate=a.accumulate,
     )
     data = PairDataModule(train, evals, a.batch_size * a.accumulate, a.eval_batch_size, seed)

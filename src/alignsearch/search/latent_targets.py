@@ -59,12 +59,20 @@ def latent_targets(
     return vectors, found
 
 
-def latent_loss(intervened: Tensor, target: Tensor, found: Tensor) -> Tensor:
-    """Mean over pairs with a target of ``(MSE + cosine distance) / 2`` between the two vectors."""
+def latent_loss(intervened: Tensor, target: Tensor, found: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Mean over pairs with a target of ``(MSE + cosine distance) / 2`` between the two vectors.
+
+    ``mask`` (one weight per feature, 0/1 or soft): compare only the features it selects, the squared
+    error averaged over them (``sum(mask * (h - t)**2) / sum(mask)``) and the cosine taken between the
+    masked vectors."""
     if not found.any():
         return intervened.sum() * 0
     h, t = intervened[found], target[found]
-    mse = F.mse_loss(h, t)
+    if mask is None:
+        mse = F.mse_loss(h, t)
+    else:
+        mse = (mask * (h - t) ** 2).sum(-1).mean() / mask.sum().clamp(min=1e-6)
+        h, t = h * mask, t * mask
     cosine = (1 - F.cosine_similarity(h, t, dim=-1)).mean()
     return (mse + cosine) / 2
 

@@ -97,8 +97,9 @@ class AlignmentModule(L.LightningModule):
     pairs whose every task token is right; teacher-forced, which equals free-running here because each
     fed-back token is itself checked) and ``token_iia`` (the share of task tokens right, teacher-forced).
 
-    Tracks with ``latent`` add ``cl_eps`` times the counterfactual-latent loss (the intervened vector
-    against the target model's natural vector in the same causal state); for them the evaluation also
+    Tracks with ``latent`` add ``track.latent_weight`` times the counterfactual-latent loss (the intervened
+    vector against the target model's natural vector in the same causal state; ``cl_space="subspace"``:
+    only their coordinates in the track variable's aligned subspace); for them the evaluation also
     reports ``cl_loss`` and ``cl_divergence`` (symmetric KL between value histograms of the two).
     Several models: one alignment function each, every track runs its own target model.
 
@@ -120,7 +121,7 @@ class AlignmentModule(L.LightningModule):
         warmup_steps: int = 20,
         max_steps: int = 1000,
         min_lr_ratio: float = 0.1,
-        cl_eps: float = 1.0,
+        cl_space: str = "full",
         accumulate: int = 1,
     ) -> None:
         super().__init__()
@@ -246,18 +247,30 @@ class AlignmentModule(L.LightningModule):
                     # stepwise: a target per position
                     at = (rows, cols) if batch["cl"].dim() == 3 else (rows,)
                     out.cl, out.cl_found = batch["cl"][at], batch["cl_found"][at]
-                    out.latent = latent_loss(out.intervened, out.cl, out.cl_found)
+                    if self.hparams.cl_space == "subspace":
+                        out.latent = self.subspace_latent_loss(track, out)
+                    else:
+                        out.latent = latent_loss(out.intervened, out.cl, out.cl_found)
             if natural_top is not None:
                 out.top = (natural_top[in_rows], hidden_top[in_rows])
             results[track.name] = out
         return results
 
+    def subspace_latent_loss(self, track: Track, out: TrackOutput) -> Tensor:
+        """The counterfactual-latent loss inside the aligned subspace: the intervened vector and its
+        natural target mapped to the target's aligned coordinates, compared on the track variable's
+        block only (the rest of the intervened vector is the base's own and is left alone)."""
+        function = self.interchange.functions[track.target]
+        z_intervened = function(out.intervened.to(out.cl.dtype))
+        mask = self.interchange.layout.mask(track.variable)[: z_intervened.shape[-1]]
+        return latent_loss(z_intervened, function(out.cl), out.cl_found, mask)
+
     def objective(self, track: Track, out: TrackOutput, shares: tuple[float, float] = (1.0, 1.0)) -> Tensor:
-        """A trained track's share of the loss: its behavioural loss and/or ``cl_eps`` x its latent loss,
-        each weighted by the micro-batch's share of it (:func:`loss_shares`)."""
+        """A trained track's share of the loss: its behavioural loss and/or ``track.latent_weight`` x its
+        latent loss, each weighted by the micro-batch's share of it (:func:`loss_shares`)."""
         loss = out.loss * shares[0] if track.behavioural else out.loss.new_zeros(())
         if track.latent:
-            loss = loss + self.hparams.cl_eps * shares[1] * out.latent
+            loss = loss + track.latent_weight * shares[1] * out.latent
         return loss
 
     def training_step(self, batch: dict[str, PairBatch], batch_idx: int) -> Tensor:

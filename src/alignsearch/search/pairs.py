@@ -36,8 +36,8 @@ class Track:
     """One (source model, target model, variable) combination and how it trains the alignment.
 
     ``behavioural``: its cross-entropy on the counterfactual sequence is part of the loss; ``latent``: its
-    counterfactual-latent loss is (see :mod:`alignsearch.search.latent_targets`). A track with neither
-    is only evaluated.
+    counterfactual-latent loss is (see :mod:`alignsearch.search.latent_targets`), weighted by
+    ``latent_weight``. A track with neither is only evaluated.
     """
 
     source: int
@@ -45,6 +45,7 @@ class Track:
     variable: str
     behavioural: bool = True
     latent: bool = False
+    latent_weight: float = 1.0
 
     @property
     def trained(self) -> bool:

@@ -149,8 +149,11 @@ def assemble_plan(
     cl_directions = parse_directions(a.cl_directions or [], "alignment.cl_directions", len(members))
     if not directions and not cl_directions:
         raise ConfigError("alignment.directions", [], "at least one trained direction (or cl_directions)")
-    if cl_directions and a.stepwise and data is None:  # task pairs have latent targets per pair only
-        raise ConfigError("alignment.cl_directions", a.cl_directions, "[] with alignment.stepwise=true")
+    if a.stepwise and data is None:  # task pairs have latent targets per pair only
+        if cl_directions:
+            raise ConfigError("alignment.cl_directions", a.cl_directions, "[] with alignment.stepwise=true")
+        if a.cl_weight > 0:
+            raise ConfigError("alignment.cl_weight", a.cl_weight, "0 with alignment.stepwise=true")
     return AlignmentPlan(members, sizes, directions, cl_directions, a, data, seed=run.seed)
 
 

@@ -244,6 +244,8 @@ def flat_config(
         "function": a.function["_target_"].rsplit(".", 1)[-1],
         "layout": a.layout["_target_"].rsplit(".", 1)[-1],
         "snapshot": run.snapshot,
+        "cl_weight": float(a.cl_weight),
+        "cl_space": a.cl_space,
     }
     if data is not None:  # text: the data names the "task", the models name themselves
         flat["data"] = data.label

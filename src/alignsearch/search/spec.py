@@ -89,13 +89,27 @@ class AlignmentPlan:
         return [v for v in self.variables if v != NULL]
 
     def tracks(self) -> list[Track]:
-        """Every (source, target, variable), with the losses that train it."""
-        pairs = itertools.product(range(len(self.members)), repeat=2)
-        return [
-            Track(s, t, v, behavioural=(s, t) in self.directions, latent=(s, t) in self.cl_directions)
-            for s, t in pairs
-            for v in self.variables
-        ]
+        """Every (source, target, variable), with the losses that train it: behaviour on ``directions``,
+        the counterfactual-latent loss on ``cl_directions`` (weight ``cl_eps``) and on every behavioural
+        direction when ``cl_weight`` is above 0 (weight ``cl_weight``)."""
+        a = self.settings
+        tracks = []
+        for s, t in itertools.product(range(len(self.members)), repeat=2):
+            behavioural, listed = (s, t) in self.directions, (s, t) in self.cl_directions
+            latent = listed or (behavioural and a.cl_weight > 0)
+            weight = a.cl_eps if listed else a.cl_weight
+            tracks += [
+                Track(
+                    s, t, v, behavioural=behavioural, latent=latent, latent_weight=weight if latent else 1.0
+                )
+                for v in self.variables
+            ]
+        return tracks
+
+    @property
+    def latent(self) -> bool:
+        """Whether any direction trains on the counterfactual-latent loss."""
+        return bool(self.cl_directions) or (bool(self.directions) and self.settings.cl_weight > 0)
 
     def plan_interchange(self) -> None:
         """Build the interchange once, as training starts it (seeded from :attr:`seed`): building checks
