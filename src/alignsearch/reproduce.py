@@ -45,6 +45,7 @@ GRIDS = {
     "variants": "findings_variants",
     "mas": "findings_mas",
     "n_units": "findings_n_units",
+    "divergence": "findings_divergence",
 }
 """Grid name (its folder under ``--out``) -> its ``conf/experiment`` preset; ``--only`` takes either."""
 SIZES = {
@@ -78,6 +79,12 @@ FEW_UNITS = 4
 """'A few units': the count is low-dimensional when this many units reach ..."""
 FEW_UNITS_SHARE = 0.9
 """... this share of the IIA of 32 units."""
+ABOVE_FLOOR = 2.0
+"""Behavioural DAS diverges when its mean divergence is at least this many times its noise floor ..."""
+CL_IIA_TOLERANCE = 0.02
+"""... and the counterfactual-latent loss (``form=cl``, the whole vector) mitigates it when it lowers the
+mean divergence with a mean validation IIA at most this much below behavioural DAS's. The subspace form
+(``cl_subspace``) and the correlation of divergence with held-out IIA are reported, not judged."""
 
 
 @dataclass
@@ -332,6 +339,48 @@ def judge_n_units(grids: dict[str, Rows]) -> Finding:
     )
 
 
+FORMS = {
+    "behavioural": {"cl_weight": 0.0},
+    "cl": {"cl_weight": lambda w: w > 0, "cl_space": "full"},
+    "cl_subspace": {"cl_weight": lambda w: w > 0, "cl_space": "subspace"},
+}
+"""The forms ``findings_divergence`` compares, told apart by their recorded settings."""
+
+
+def judge_divergence(grids: dict[str, Rows]) -> Finding:
+    rows = [r for r in grids["divergence"] if is_count(r)]
+    lines, means = [], {}
+    for form, where in FORMS.items():
+        mine = [
+            r for r in rows if all(w(r.get(k)) if callable(w) else r.get(k) == w for k, w in where.items())
+        ]
+        means[form] = {key: mean(values(mine, key)) for key in ("iia", "divergence", "divergence_floor")}
+        lines.append([form, summary(values(mine)), summary(values(mine, "iia_heldout")),
+                      summary(values(mine, "divergence")), summary(values(mine, "divergence_floor"))])  # fmt: skip
+    paired = [(r["divergence"], r["iia_heldout"]) for r in rows if r.get("divergence") is not None
+              and r.get("iia_heldout") is not None]  # fmt: skip
+    r = pearson([p[0] for p in paired], [p[1] for p in paired])
+    correlation = (
+        "divergence against held-out IIA over the grid's runs: Pearson r = "
+        + ("-" if r is None else f"{r:.2f}")
+        + f" (n={len(paired)})"
+    )
+    behavioural, cl = means["behavioural"], means["cl"]
+    if None in (*behavioural.values(), *cl.values()):
+        return Finding(table(DIVERGENCE_HEADER, lines), None, f"incomplete grid; {correlation}")
+    diverges = behavioural["divergence"] >= ABOVE_FLOOR * behavioural["divergence_floor"]
+    lowers = cl["divergence"] < behavioural["divergence"]
+    keeps = behavioural["iia"] - cl["iia"] <= CL_IIA_TOLERANCE
+    return Finding(
+        table(DIVERGENCE_HEADER, lines),
+        diverges and lowers and keeps,
+        f"behavioural DAS's divergence >= {ABOVE_FLOOR:g} x its floor: {diverges}; the CL loss lowers it: "
+        f"{lowers}, at a validation IIA at most {CL_IIA_TOLERANCE} below: {keeps}; {correlation}",
+    )
+
+
+DIVERGENCE_HEADER = ["form", "IIA val", "IIA held-out counts", "divergence", "noise floor"]
+
 CLAIMS = (
     Claim("GRUs and LSTMs trained on MultiObject carry an Up-Down count that behaves like a symbolic variable",
           "DAS count IIA at 16 units over seeds: validation, held-out counts, test", ("count",),
@@ -350,6 +399,10 @@ CLAIMS = (
           "the direction table with CKA and RSA", ("mas",), f"cross IIA >= {MAS_ALIGNED}", judge_mas),
     Claim("Low-dimensional variables: a few units carry the count", "IIA against n_units 1-32", ("n_units",),
           f"{FEW_UNITS} units >= {FEW_UNITS_SHARE:.0%} of 32", judge_n_units),
+    Claim("DAS pushes the GRU off its natural states; the counterfactual-latent loss keeps it closer at the"
+          " same IIA", "divergence at the site (EMD per feature over the natural spread) and its noise floor,"
+          " behavioural DAS beside the CL loss (alignment.cl_weight)", ("divergence",),
+          f"{ABOVE_FLOOR:g} x floor; IIA within {CL_IIA_TOLERANCE}", judge_divergence),
 )  # fmt: skip
 
 

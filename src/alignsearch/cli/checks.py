@@ -52,8 +52,9 @@ RUN_KEYS = (
     *COMMON_KEYS,
     *("alignment", "layer", "site", "n_units", "auto_train", "snapshot", "partner", "similarity", "data"),
 )
-PRESET_KEYS = ("size", "sizes")
-"""Top-level keys of the ``conf/experiment`` presets (the preset's size and its grids)."""
+PRESET_KEYS = ("size", "sizes", "form", "forms")
+"""Top-level keys of the ``conf/experiment`` presets: the preset's size and its grids, and the form of
+the method a job runs among those a preset compares (``findings_divergence``)."""
 
 
 def check_top_level(cfg: DictConfig, allowed: Sequence[str]) -> None:
