@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.helpers import ROOT, assert_error_line, body_refusal, refusal, run_here, run_script
 
@@ -237,6 +238,106 @@ def test_models_whose_tokenizers_disagree_are_refused(toy_lms, pairs_file, tmp_p
         body_refusal("run_alignment.py", *mas, "data=pairs", f"data.path={pairs_file}"),
         "partner.model_settings.path", "the same tokenizer",
     )  # fmt: skip
+
+
+# -- natural targets: the counterfactual-latent loss on text pairs ----------------------------------------
+NO_NATURAL_TARGETS = (
+    "is not allowed: expected natural targets for the counterfactual-latent loss: the pairs give no "
+    'counterfactual prompts (add a "counterfactual" field: a prompt that naturally holds the intervened state)'
+)
+
+
+def some_counterfactuals(n: int, seed: int) -> list[dict]:
+    """Count rows with a counterfactual prompt, but every third row without one."""
+    from alignsearch.text.toy import count_pair_rows
+
+    rows = count_pair_rows(n, seed=seed, counterfactual=True)
+    return [
+        {k: v for k, v in r.items() if k != "counterfactual"} if i % 3 == 2 else r for i, r in enumerate(rows)
+    ]
+
+
+def test_latent_tracks_get_the_models_own_activation_at_the_counterfactual(toy_lms) -> None:
+    from alignsearch import api
+    from alignsearch.models import hooks
+    from alignsearch.search.pairs import Track
+    from alignsearch.search.text_data import TextPairSource
+
+    lm = api.language_model(toy_lms["gpt2"])
+    pairs = api.text_pairs(some_counterfactuals(60, seed=1), lm.tokenizer)
+    latent, behavioural = Track(0, 0, "count", latent=True), Track(0, 0, "count")
+    train, evals, _ = TextPairSource(pairs, "count").build([latent], [lm], ["layer.1"], seed=0)
+    (plain,) = TextPairSource(pairs, "count").build([behavioural], [lm], ["layer.1"], seed=0)[0].values()
+    assert "cl" not in plain and "cl_found" not in plain
+    for split, batch in [("train", train[latent.name]), *((s, b[latent.name]) for s, b in evals.items())]:
+        data = pairs.splits[split]
+        assert torch.equal(batch["cl_found"], data.has_counterfactual)
+        assert batch["cl"].shape == (len(data), 64) and batch["cl"].dtype == torch.float32
+        for i in range(len(data)):
+            if not data.has_counterfactual[i]:
+                assert not batch["cl"][i].any()
+                continue
+            ids = data.counterfactual_ids[i : i + 1]
+            with torch.no_grad():
+                own = hooks.site_activations(lm, ids, "layer.1")[0, data.counterfactual_pos[i]]
+            torch.testing.assert_close(batch["cl"][i], own.float(), rtol=1e-5, atol=1e-5)
+    found = torch.cat([train[latent.name]["cl_found"], *(b[latent.name]["cl_found"] for b in evals.values())])
+    assert int(found.sum()) == pairs.natural_targets == 40 and not found.all()
+
+
+def test_a_latent_loss_on_pairs_without_counterfactuals_is_refused_in_one_line(
+    toy_lms, pairs_file, count_rows, in_command_env
+) -> None:
+    from alignsearch import api
+    from alignsearch.errors import ConfigError
+
+    line = body_refusal(
+        "run_alignment.py", *text_args(toy_lms["gpt2"], pairs_file), "alignment.cl_directions=[[0,0]]"
+    )
+    assert line == f"error: alignment.cl_directions=[[0, 0]] {NO_NATURAL_TARGETS}"
+    lm = api.language_model(toy_lms["gpt2"])
+    pairs = api.text_pairs(count_rows[:100], lm.tokenizer)
+    with pytest.raises(ConfigError) as caught:
+        api.align(lm, data=pairs, layer=1, n_units=8, max_steps=5, cl_directions=[[0, 0]])
+    assert str(caught.value) == f"cl_directions=[[0, 0]] {NO_NATURAL_TARGETS}"
+    with pytest.raises(ConfigError) as caught:
+        api.align(lm, data=pairs, layer=1, n_units=8, max_steps=5, cl_weight=0.5)
+    assert str(caught.value) == f"cl_weight=0.5 {NO_NATURAL_TARGETS}"
+
+
+def test_das_with_the_latent_loss_on_text_pairs_with_natural_targets(toy_lms) -> None:
+    import math
+
+    from alignsearch import api
+
+    lm = api.language_model(toy_lms["gpt2"])
+    pairs = api.text_pairs(some_counterfactuals(120, seed=2), lm.tokenizer)
+    result = api.align(
+        lm, data=pairs, layer=1, n_units=8, max_steps=20, val_every=10, batch_size=32, cl_directions=[[0, 0]]
+    )
+    (record,) = result.records
+    assert record.loss == "both" and math.isfinite(record.cl_loss) and record.cl_loss >= 0
+    for space in ("full", "subspace"):  # the weight on behaviour, both forms, on a language model too
+        weighted = api.align(
+            lm, data=pairs, layer=1, n_units=8, max_steps=20, val_every=10, batch_size=32, cl_weight=0.5,
+            cl_space=space,
+        )  # fmt: skip
+        assert weighted.records[0].loss == "both" and math.isfinite(weighted.records[0].cl_loss)
+    assert result.results["data"]["natural_targets"] == pairs.natural_targets == 80
+
+
+def test_the_run_says_how_many_pairs_have_a_natural_target(toy_lms, tmp_path, in_command_env, capsys) -> None:
+    from alignsearch.cli.text_run import text_inputs
+    from tests.helpers import compose_config
+
+    path = write_jsonl(tmp_path / "some.jsonl", some_counterfactuals(30, seed=3))
+    cfg = compose_config("run_alignment", text_args(toy_lms["gpt2"], path, f"paths.output_dir={tmp_path}"))
+    _, data = text_inputs(cfg, tmp_path)
+    assert (
+        capsys.readouterr().out
+        == "pairs: all 30 rows used; 20 of 30 pairs have a natural target (a counterfactual prompt)\n"
+    )
+    assert data.summary["natural_targets"] == 20
 
 
 # -- the README's and the examples' language-model runs, as written ------------------------------------------

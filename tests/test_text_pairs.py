@@ -70,6 +70,9 @@ def bpe() -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>")
 
 
+COUNTERFACTUAL_FIELDS = ("counterfactual_ids", "counterfactual_pos", "has_counterfactual")
+
+
 def write_jsonl(path: Path, rows: list, raw: dict[int, str] | None = None) -> Path:
     """``rows`` one a line; ``raw`` puts a literal line at a 1-based line number instead."""
     lines = [json.dumps(r) for r in rows]
@@ -105,7 +108,7 @@ def assert_same(a: PairsData, b: PairsData, line_shift: int = 0) -> None:
     assert a.splits.keys() == b.splits.keys()
     for name, x in a.splits.items():
         y = b.splits[name]
-        for field in ("ids", "task_mask", "base_pos", "source_ids", "source_pos"):
+        for field in ("ids", "task_mask", "base_pos", "source_ids", "source_pos", *COUNTERFACTUAL_FIELDS):
             assert torch.equal(getattr(x, field), getattr(y, field)), (name, field)
         assert torch.equal(x.lines + line_shift, y.lines), name
     assert [(p.line + line_shift, p.reason) for p in a.problems] == [(p.line, p.reason) for p in b.problems]
@@ -419,20 +422,20 @@ def test_a_byte_level_tokenizer_has_no_unknown_targets(bpe):
 def test_a_shared_position_or_marker_with_a_per_prompt_one_is_a_problem(tmp_path, words):
     good = {"base": "two plus one is", "source": "one plus one is", "target": "three"}
     conflicting = [
-        ({"position": 1, "base_position": 2}, "position (for both prompts) conflicts with base_position"),
+        ({"position": 1, "base_position": 2}, "position (for every prompt) conflicts with base_position"),
         (
             {"position": 1, "source_position": "last"},
-            "position (for both prompts) conflicts with source_position",
+            "position (for every prompt) conflicts with source_position",
         ),
-        ({"marker": "plus", "base_position": -1}, "marker (for both prompts) conflicts with base_position"),
+        ({"marker": "plus", "base_position": -1}, "marker (for every prompt) conflicts with base_position"),
         (
             {"marker": "plus", "source_marker": "one"},
-            "marker (for both prompts) conflicts with source_marker",
+            "marker (for every prompt) conflicts with source_marker",
         ),
-        ({"position": 0, "base_marker": "plus"}, "position (for both prompts) conflicts with base_marker"),
+        ({"position": 0, "base_marker": "plus"}, "position (for every prompt) conflicts with base_marker"),
         (
             {"position": 1, "marker": "plus", "base_position": 1, "source_marker": "one"},
-            "position and marker (for both prompts) conflict with base_position and source_marker",
+            "position and marker (for every prompt) conflict with base_position and source_marker",
         ),
     ]
     fine = [{"position": "", "base_position": 1}, {"position": None, "source_marker": "cat"}]
@@ -524,3 +527,113 @@ def test_a_file_of_one_row_repeated_is_refused_in_one_line(tmp_path, words):
         ConfigError, match=r"with val rows \(none of 1 usable rows by the split column, after"
     ):
         text_pairs([{**row, "split": s} for s in ["train", "val", "test"] * 100], words)
+
+
+# -- counterfactual prompts: the natural targets of the counterfactual-latent loss ----------------------------
+COUNTERFACTUAL_ROWS = [
+    # (fields besides base, source and target, expected counterfactual ids, expected position)
+    ({"counterfactual": "two plus two is"}, ["two", "plus", "two", "is"], 4),  # last by default
+    ({"counterfactual": "two plus two is", "position": -2}, ["two", "plus", "two", "is"], 3),
+    ({"counterfactual": "the cat sat on", "counterfactual_marker": "cat"}, ["the", "cat", "sat", "on"], 2),
+    ({"counterfactual": "one plus two is", "marker": "plus"}, ["one", "plus", "two", "is"], 2),
+    ({"counterfactual": "two plus two", "counterfactual_position": 0}, ["two", "plus", "two"], 0),
+    ({"counterfactual": "a dog ran", "counterfactual_position": "last"}, ["a", "dog", "ran"], 3),
+    ({"counterfactual": "a dog", "base_position": 1}, ["a", "dog"], 2),  # base's own field: cf's last
+]
+
+
+def test_counterfactual_prompts_and_their_positions(words):
+    good = {"base": "two plus one is", "source": "one plus one is", "target": "three"}
+    rows = [{**good, **fields, "split": "train"} for fields, _, _ in COUNTERFACTUAL_ROWS]
+    rows += [{**good, "split": "train"}, {**good, "target": "four", "split": "val"}]  # no counterfactual
+    data = text_pairs(rows, words)
+    train = data.splits["train"]
+    assert train.lines.tolist() == list(range(1, 9))
+    n = len(COUNTERFACTUAL_ROWS)
+    assert train.has_counterfactual.tolist() == [True] * n + [False]
+    assert train.counterfactual_pos.tolist() == [pos for _, _, pos in COUNTERFACTUAL_ROWS] + [0]
+    assert train.counterfactual_ids.shape == (n + 1, 5)
+    for i, (_, tokens, _) in enumerate(COUNTERFACTUAL_ROWS):
+        expected = [BOS, *ids_of(*tokens)]
+        assert train.counterfactual_ids[i].tolist() == expected + [PAD] * (5 - len(expected))
+    assert train.counterfactual_ids[n].tolist() == [PAD] * 5  # no counterfactual: padding
+    assert train.base_pos.tolist()[1] == 3 and train.source_pos.tolist()[3] == 2  # the shared fields
+    val = data.splits["val"]  # a split without any counterfactual: (n, 0) ids
+    assert val.counterfactual_ids.shape == (1, 0) and val.has_counterfactual.tolist() == [False]
+    assert data.natural_targets == n and data.n_pairs == n + 2
+    assert data.describe() == (
+        f"all {n + 2} rows used; {n} of {n + 2} pairs have a natural target (a counterfactual prompt)"
+    )
+    assert data.worth_saying()
+    every = text_pairs([*rows[: n - 1], {**rows[n - 1], "split": "val"}], words)
+    assert every.natural_targets == every.n_pairs == n and every.describe() == f"all {n} rows used"
+    without = text_pairs(EXAMPLE, words)
+    assert without.natural_targets == 0 and not without.worth_saying()
+
+
+def test_bad_counterfactual_fields_are_row_problems(tmp_path, words):
+    good = {"base": "two plus one is", "source": "one plus one is", "target": "three"}
+    bad = [
+        ({"counterfactual": "two plus two", "counterfactual_marker": "banana"},
+         "marker 'banana' not in the counterfactual"),
+        ({"counterfactual": "two plus two", "marker": "plus", "counterfactual_marker": "two"},
+         "marker (for every prompt) conflicts with counterfactual_marker"),
+        ({"counterfactual": "two plus two", "position": 1, "counterfactual_position": 0},
+         "position (for every prompt) conflicts with counterfactual_position"),
+        ({"counterfactual": "two plus two", "marker": "one"}, "marker 'one' not in the counterfactual"),
+        ({"counterfactual_position": 0}, "counterfactual_position without a counterfactual prompt"),
+        ({"counterfactual_marker": "two"}, "counterfactual_marker without a counterfactual prompt"),
+        ({"counterfactual": "two plus", "counterfactual_position": 9},
+         "counterfactual position 9 out of range for a 3-token counterfactual"),
+        ({"counterfactual": "two", "counterfactual_position": 0, "counterfactual_marker": "two"},
+         "both counterfactual_position and counterfactual_marker given"),
+        ({"counterfactual": 3}, "counterfactual is not text (int)"),
+        ({"counterfactual": "the cat sat on the mat the cat sat on the mat"},
+         "counterfactual is 13 tokens, more than 12"),
+    ]  # fmt: skip
+    rows = [*({**good, **fields} for fields, _ in bad), *varied({**good, "counterfactual": "two plus"}, 12)]
+    for path in (write_jsonl(tmp_path / "p.jsonl", rows), write_csv(tmp_path / "p.csv", rows)):
+        shift = path.suffix == ".csv"  # the header is line 1
+        data = read_pairs(path, words, max_length=12)
+        reasons = [reason for _, reason in bad]
+        if shift:  # a CSV cell is text: 3 is "3", a counterfactual of one unknown word
+            reasons.remove("counterfactual is not text (int)")
+        assert [p.reason for p in data.problems] == reasons, path
+        assert data.natural_targets == data.n_pairs == 12 + shift
+    rows = [{**good, "counterfactual": ""}, {**good, "target": "four", "counterfactual": None}]
+    data = text_pairs(rows, words, fractions=(0.5, 0.5, 0))  # an empty cell: no counterfactual
+    assert data.natural_targets == 0 and not data.problems
+
+
+def test_a_counterfactual_is_part_of_a_pair_only_where_given(words):
+    row = {"base": "two plus one is", "source": "one plus one is", "target": "three"}
+    rows = [
+        row,
+        {**row, "counterfactual": "two plus two is"},  # 2: another pair (a natural target)
+        {**row, "counterfactual": "two plus two is", "counterfactual_position": -1},  # 3: as 2
+        {**row, "counterfactual": "two plus two is", "counterfactual_position": 0},  # 4: another pair
+        {**row, "counterfactual": "one plus two is"},  # 5: another pair
+        {**row, "position": -1},  # 6: as 1
+        {**row, "target": "four"},  # 7
+    ]
+    data = text_pairs(rows, words)
+    assert data.duplicates == 2
+    assert sorted(line for pairs in data.splits.values() for line in pairs.lines.tolist()) == [1, 2, 4, 5, 7]
+    assert data.natural_targets == 3
+
+
+def test_the_module_docstring_counterfactual_example():
+    from alignsearch.text.toy import build_tokenizer
+
+    tok = build_tokenizer()
+    row = {
+        "base": "apple pear . how many ?",
+        "source": "cup box egg . how many ?",
+        "target": " three",
+        "counterfactual": "apple pear egg . how many ?",
+    }
+    data = text_pairs([{**row, "split": "train"}, {**row, "target": " two", "split": "val"}], tok)
+    train = data.splits["train"]
+    expected = tok("apple pear egg . how many ?")["input_ids"]
+    assert train.counterfactual_ids.tolist() == [expected]
+    assert train.counterfactual_pos.tolist() == [len(expected) - 1]  # "?"

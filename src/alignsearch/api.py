@@ -385,11 +385,15 @@ def _data_source(data: Any, variables: Any) -> RunData | None:
 
 
 def pairs_digest(data: PairsData) -> str:
-    """SHA-256 over the token ids and positions of every split: what identifies pairs given from Python."""
+    """SHA-256 over the token ids and positions of every split (and the counterfactual prompts, where the
+    pairs have any): what identifies pairs given from Python."""
     digest = hashlib.sha256()
     for split in sorted(data.splits):
         pairs = data.splits[split]
-        for tensor in (pairs.ids, pairs.task_mask, pairs.base_pos, pairs.source_ids, pairs.source_pos):
+        tensors = [pairs.ids, pairs.task_mask, pairs.base_pos, pairs.source_ids, pairs.source_pos]
+        if data.natural_targets:
+            tensors += [pairs.counterfactual_ids, pairs.counterfactual_pos, pairs.has_counterfactual]
+        for tensor in tensors:
             digest.update(split.encode() + tensor.contiguous().view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
@@ -413,7 +417,8 @@ def language_model(
 
 def text_pairs(rows: Iterable[Mapping[str, Any]], tokenizer, **options: Any) -> PairsData:
     """Counterfactual pairs of text from Python rows (dicts with ``base``, ``source``, ``target`` and
-    optionally ``position``/``marker``/``split``; a list, a generator or a ``datasets.Dataset``),
+    optionally ``position``/``marker``/``split`` and a ``counterfactual`` prompt, the natural target of
+    the counterfactual-latent loss; a list, a generator or a ``datasets.Dataset``),
     tokenised with ``tokenizer``: what ``data=pairs`` reads from a file (see
     :func:`alignsearch.text.pairs.text_pairs` for ``max_length``, ``seed`` and ``fractions``)."""
     from alignsearch.text.pairs import text_pairs as build

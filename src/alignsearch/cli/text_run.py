@@ -137,7 +137,7 @@ def text_inputs(cfg: DictConfig, out_dir: Path) -> tuple[list[RunModel], RunData
     else:
         check_same_vocabulary(tokenizers)
         source = instantiate_checked(cfg.data, "data", tokenizer=tokenizers[0])
-        if source.data.problems or source.data.duplicates:
+        if source.data.worth_saying():
             print(f"pairs: {source.data.describe()}", flush=True)
         summary = pairs_summary(source.data)
     path = Path(str(cfg.data.path))

@@ -22,6 +22,7 @@ from typing import Any
 from alignsearch.alignment import NULL
 from alignsearch.errors import ConfigError
 from alignsearch.models import hooks
+from alignsearch.search.pairs import Track
 from alignsearch.search.spec import AlignmentPlan, Member, PairSource, RunModel
 from alignsearch.settings import AlignmentSettings, PartnerSettings, RunSettings, site_name
 from alignsearch.tasks import causal_model_for
@@ -154,7 +155,39 @@ def assemble_plan(
             raise ConfigError("alignment.cl_directions", a.cl_directions, "[] with alignment.stepwise=true")
         if a.cl_weight > 0:
             raise ConfigError("alignment.cl_weight", a.cl_weight, "0 with alignment.stepwise=true")
-    return AlignmentPlan(members, sizes, directions, cl_directions, a, data, seed=run.seed)
+    plan = AlignmentPlan(members, sizes, directions, cl_directions, a, data, seed=run.seed)
+    # the setting that asks for the latent loss: the CL-only directions, else the weight on behaviour
+    asked = (
+        ("alignment.cl_directions", a.cl_directions)
+        if cl_directions
+        else ("alignment.cl_weight", a.cl_weight)
+    )
+    check_natural_targets(*asked, plan.tracks(), data)
+    return plan
+
+
+def check_natural_targets(key: str, value: Any, tracks: Sequence[Track], data: PairSource | None) -> None:
+    """A ConfigError naming ``key=value``, the setting that makes some of ``tracks`` latent, when ``data``
+    gives the counterfactual-latent loss nothing to pull towards (text pairs without any counterfactual
+    prompt). Task pairs and a corpus always have natural targets.
+
+    >>> from alignsearch.search.pairs import Track
+    >>> from alignsearch.search.text_data import TextPairSource
+    >>> class NoCounterfactuals(TextPairSource):
+    ...     has_natural_targets = False
+    >>> check_natural_targets("alignment.cl_weight", 0.5, [Track(0, 0, "count", latent=True)],
+    ...                       NoCounterfactuals(None))  # doctest: +NORMALIZE_WHITESPACE
+    Traceback (most recent call last):
+    ...
+    alignsearch.errors.ConfigError: alignment.cl_weight=0.5 is not allowed: expected natural targets for the
+    counterfactual-latent loss: the pairs give no counterfactual prompts (add a "counterfactual" field: a
+    prompt that naturally holds the intervened state)
+    """
+    if data is None or not any(t.latent for t in tracks) or getattr(data, "has_natural_targets", True):
+        return
+    raise ConfigError(
+        key, value, f"natural targets for the counterfactual-latent loss: {data.no_natural_targets}"
+    )
 
 
 def check_unit_sizes(sizes: Sequence[int], width: int, where: str) -> None:

@@ -166,6 +166,10 @@ def init_seed(seed: int) -> int:
 class PairSource(Protocol):
     """Pairs that do not come from a task and its causal model (:mod:`alignsearch.search.text_data`)."""
 
+    has_natural_targets: bool
+    """Whether the counterfactual-latent loss has natural targets in these pairs (for some pairs at
+    least); where it has none, ``no_natural_targets`` says why, in a phrase."""
+
     def eval_splits(self) -> list[str]:
         """The evaluation splits it has (``val`` first, then e.g. ``test``)."""
 

@@ -5,7 +5,10 @@ Two sources, each giving every track's training and evaluation :data:`PairBatch`
 * :class:`TextPairSource` (``data=pairs``): counterfactual pairs of text (a pairs file, or rows a Python
   function produces; :mod:`alignsearch.text.pairs`). The base prompt followed by the target continuation
   is what the intervened model reads; the target's tokens are what it must predict; the source vector
-  is the source model's activation at the source prompt's position.
+  is the source model's activation at the source prompt's position. Latent tracks (the
+  counterfactual-latent loss) get the target model's activation at the position of the row's
+  ``counterfactual`` prompt (a text that naturally holds the intervened state) as their natural target;
+  rows without one have none (``cl_found`` False).
 * :class:`CorpusSource` (``data=corpus``): behavioural MAS between two language models on a shared corpus.
   For a text ``x`` and a cut ``t``, the target model's activations at positions ``0..t`` are replaced (in
   the aligned subspace) by the source model's on ``x`` (stepwise); the target must then predict, at the
@@ -67,15 +70,49 @@ class TextPairSource:
     """A pair swaps at one position per prompt (``alignment.stepwise`` must be false)."""
     kind: ClassVar[str] = "pairs"
 
+    no_natural_targets: ClassVar[str] = (
+        'the pairs give no counterfactual prompts (add a "counterfactual" field: a prompt that naturally '
+        "holds the intervened state)"
+    )
+    """Why a counterfactual-latent loss has nothing to pull towards, when :attr:`has_natural_targets` is
+    False."""
+
+    @property
+    def has_natural_targets(self) -> bool:
+        """Whether some pair has a natural target (a counterfactual prompt) for the latent loss."""
+        return self.data.natural_targets > 0
+
     def eval_splits(self) -> list[str]:
         return [s for s in ("val", "test") if s in self.data.splits]
 
     def build(self, tracks: list[Track], models: list[SequenceModel], sites: list[str], seed: int) -> Built:
         splits: dict[str, dict[str, PairBatch]] = {}
         for split, pairs in self.data.splits.items():
-            splits[split] = {t.name: self.tensors(pairs, models[t.source], sites[t.source]) for t in tracks}
+            own = {
+                m: self.natural_targets(pairs, models[m], sites[m])
+                for m in {t.target for t in tracks if t.latent}
+            }
+            splits[split] = {}
+            for t in tracks:
+                batch = self.tensors(pairs, models[t.source], sites[t.source])
+                if t.latent:  # the target model's own vector at the counterfactual prompt's position
+                    batch |= own[t.target]
+                splits[split][t.name] = batch
         train = splits.pop("train")
         return train, splits, tracks
+
+    @staticmethod
+    def natural_targets(pairs: TextPairs, target_model: SequenceModel, site: str) -> PairBatch:
+        """``cl`` (n, width) float32: ``target_model``'s activation at ``site`` at each pair's
+        counterfactual position (zeros where a pair has no counterfactual prompt); ``cl_found`` (n,): which
+        pairs have one."""
+        found = pairs.has_counterfactual
+        vectors = torch.zeros(len(pairs), hooks.site_width(target_model, site))
+        if found.any():
+            vectors[found] = activations_at(
+                target_model, pairs.counterfactual_ids[found], site, pairs.counterfactual_pos[found]
+            )
+        return {"cl": vectors, "cl_found": found.clone()}
 
     @staticmethod
     def tensors(pairs: TextPairs, source_model: SequenceModel, site: str) -> PairBatch:
@@ -99,10 +136,12 @@ class CorpusSource:
     variable: str = "shared"
     n_texts: int = 0
     skipped: int = 0
+    """Texts too short to leave ``horizon`` tokens after a cut."""
     stepwise: ClassVar[bool] = True
     """The models' own runs on one text: swaps at every position (``alignment.stepwise`` is set)."""
     kind: ClassVar[str] = "corpus"
-    """Texts too short to leave ``horizon`` tokens after a cut."""
+    has_natural_targets: ClassVar[bool] = True
+    """The target model's own vectors on the same text are the natural targets of the latent loss."""
 
     def eval_splits(self) -> list[str]:
         return [s for s in ("val", "test") if s in self.ids]
@@ -288,14 +327,16 @@ def require_file(path: str | None, key: str, allowed: str) -> Path:
 
 
 def pairs_summary(data: PairsData) -> dict[str, Any]:
-    """What ``results.json`` says of text pairs: rows, pairs per split, the rows left out and why, and how
-    many rows repeated earlier ones (dropped before splitting)."""
+    """What ``results.json`` says of text pairs: rows, pairs per split, the rows left out and why, how
+    many rows repeated earlier ones (dropped before splitting), and how many pairs have a natural target
+    (a counterfactual prompt)."""
     return {
         "kind": "pairs",
         "rows": data.n_rows,
         "pairs": {split: len(p) for split, p in data.splits.items()},
         "skipped": [{"line": p.line, "reason": p.reason} for p in data.problems],
         "duplicates": data.duplicates,
+        "natural_targets": data.natural_targets,
     }
 
 

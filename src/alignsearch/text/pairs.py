@@ -18,6 +18,22 @@ field with a per-prompt one is skipped, as is a row giving both a position and a
 * ``marker``: a piece of the prompt's text; the position is the last token that overlaps the first
   occurrence of that text (``"cat sat"`` in ``"the cat sat on"``: the token ``sat``).
 
+**Natural targets.** A row may give a ``counterfactual`` prompt: a text that *naturally* holds the
+intervened state, the base with the source's value of the variable. The counterfactual-latent loss
+(``alignment.cl_directions``) pulls the intervened vector towards the target model's own activation at
+its position::
+
+    {"base": "apple pear . how many ?", "source": "cup box egg . how many ?", "target": " three",
+     "counterfactual": "apple pear egg . how many ?"}
+
+(one line in a file; the base counts two objects, the source three; the counterfactual is a base-like
+prompt that counts three, and the model's vector at its last token is what the intervened base should
+hold). Its position comes from ``counterfactual_position`` / ``counterfactual_marker`` or from the
+shared ``position`` / ``marker``, by the rules above (``"last"`` by default; never a shared and its own
+field together). It is tokenised as the other prompts are. Rows without one have no natural target: they
+count for the behavioural loss only (``PairsData.natural_targets`` counts the pairs that have one); when
+no row of the data gives one, a run with a counterfactual-latent loss is refused before any work.
+
 **Tokens.** Prompts are encoded by the model's own (fast) tokenizer with its special tokens (a Llama
 tokenizer adds its BOS); the target is encoded on its own, without special tokens, and appended to the
 base prompt. For byte-level BPE tokenizers (GPT-2 and most others) a target normally starts with the
@@ -36,16 +52,18 @@ one, a seeded shuffle divides the usable rows by ``fractions`` (the same seed an
 give the same split). Duplicates are dropped first (below).
 
 **Rows that cannot be used** (missing or empty texts, a marker not in its prompt, a position outside its
-prompt, a shared position or marker with a per-prompt one, a target with unknown text, more than
-``max_length`` tokens, a line that is not a JSON object, an unknown split) are left out and reported as
-``RowProblem(line, reason)``; when more than half of the rows fail, nothing is returned and one
-``ConfigError`` line names the first few.
+prompt, a shared position or marker with a per-prompt one, a counterfactual position or marker without a
+counterfactual prompt, a target with unknown text, more than ``max_length`` tokens, a line that is not a
+JSON object, an unknown split) are left out and reported as ``RowProblem(line, reason)``; when more than
+half of the rows fail, nothing is returned and one ``ConfigError`` line names the first few.
 
 **Duplicates.** A usable row that gives the same pair as an earlier one is dropped before the split (so a
 pair cannot be in train and in test) and counted in ``PairsData.duplicates``. The same pair is what the
 model sees: the same token ids of the base prompt, the target (and where it starts) and the source
 prompt, and the same two positions, however the row writes them (``"position": -1`` or none; text that
-tokenises alike). The split column is no part of it: the first row's split keeps the pair.
+tokenises alike), and, where the row gives one, the counterfactual prompt's ids and position (a row with
+a counterfactual is not a duplicate of one without). The split column is no part of it: the first row's
+split keeps the pair.
 """
 
 from __future__ import annotations
@@ -71,6 +89,9 @@ if TYPE_CHECKING:
 SPLITS = ("train", "val", "test")
 SPLIT_NAMES = {"train": "train", "val": "val", "validation": "val", "test": "test"}
 SIDES = ("base", "source")
+COUNTERFACTUAL = "counterfactual"
+PROMPTS = (*SIDES, COUNTERFACTUAL)
+"""Every prompt a row may have: the counterfactual one is optional."""
 LAST = "last"
 SUFFIXES = (".jsonl", ".csv")
 DEFAULT_MAX_LENGTH = 256
@@ -112,7 +133,10 @@ class TextPairs:
     ``task_mask`` (n, L) bool: True exactly at the target tokens (a pair counts for IIA when every one of
     them is the intervened model's argmax, teacher-forced); ``base_pos`` (n,): where the base is
     intervened on; ``source_ids`` (n, Ls) long: the source prompts, right-padded; ``source_pos`` (n,):
-    the source position whose state is swapped in; ``lines`` (n,): each pair's line in the file.
+    the source position whose state is swapped in; ``lines`` (n,): each pair's line in the file;
+    ``counterfactual_ids`` (n, Lc) long: the counterfactual prompts, right-padded (all padding in a row
+    without one; ``Lc`` is 0 when no row has one); ``counterfactual_pos`` (n,): their positions (0 where
+    there is none); ``has_counterfactual`` (n,) bool: which rows have one (a natural target).
 
     Example (a word-level tokenizer that adds ``[BOS]``; ids: ``[PAD]`` 0, ``[BOS]`` 2, ``the`` 3, ``cat``
     4, ``sat`` 5, ``on`` 6, ``mat`` 8, ``dog`` 9, ``ran`` 10), rows on lines 1 and 2::
@@ -129,6 +153,8 @@ class TextPairs:
         base_pos       3 (sat: the last token of "cat sat"), 1 (the: -2 of "[BOS] the dog")
         source_pos     3 ("last", the default),              1 (the: -2 of "[BOS] the cat")
         lines          1, 2
+        counterfactual_ids  (2, 0): neither row gives one
+        counterfactual_pos  0, 0;  has_counterfactual  False, False
     """
 
     ids: Tensor
@@ -137,6 +163,9 @@ class TextPairs:
     source_ids: Tensor
     source_pos: Tensor
     lines: Tensor
+    counterfactual_ids: Tensor
+    counterfactual_pos: Tensor
+    has_counterfactual: Tensor
 
     def __len__(self) -> int:
         return self.ids.shape[0]
@@ -152,9 +181,38 @@ class PairsData:
     n_rows: int
     duplicates: int = 0
 
+    @property
+    def n_pairs(self) -> int:
+        """The usable pairs of every split."""
+        return sum(len(p) for p in self.splits.values())
+
+    @property
+    def natural_targets(self) -> int:
+        """The pairs (of every split) with a counterfactual prompt, i.e. with a natural target."""
+        return sum(int(p.has_counterfactual.sum()) for p in self.splits.values())
+
     def describe(self) -> str:
-        """A one-line summary of the rows left out, for a run's log."""
-        return describe(self.problems, self.n_rows, self.duplicates)
+        """A one-line summary of the rows left out, for a run's log, and how many pairs have a natural
+        target when only some do (``...; 30 of 80 pairs have a natural target (a counterfactual prompt)``)."""
+        line = describe(self.problems, self.n_rows, self.duplicates)
+        if 0 < self.natural_targets < self.n_pairs:
+            line += f"; {natural_share(self.natural_targets, self.n_pairs)}"
+        return line
+
+    def worth_saying(self) -> bool:
+        """Whether :meth:`describe` has news for a run's log: rows left out, or natural targets for some
+        pairs only."""
+        return bool(self.problems or self.duplicates or 0 < self.natural_targets < self.n_pairs)
+
+
+def natural_share(found: int, n: int) -> str:
+    """How many of ``n`` pairs have a natural target, for a run's log.
+
+    >>> natural_share(30, 80)
+    '30 of 80 pairs have a natural target (a counterfactual prompt)'
+    """
+    verb = "has" if found == 1 else "have"
+    return f"{found} of {n} pairs {verb} a natural target (a counterfactual prompt)"
 
 
 @dataclass(frozen=True)
@@ -168,8 +226,8 @@ class _Where:
 @dataclass(frozen=True)
 class _Fields:
     line: int
-    texts: dict[str, str]  # base, source, target
-    where: dict[str, _Where]  # per side
+    texts: dict[str, str]  # base, source, target, and counterfactual where the row gives one
+    where: dict[str, _Where]  # per prompt
     split: str | None
 
 
@@ -182,10 +240,16 @@ class _Encoded:
     source_ids: list[int]
     source_pos: int
     split: str | None
+    counterfactual_ids: list[int] | None = None
+    counterfactual_pos: int = 0
 
     def pair(self) -> tuple[Any, ...]:
-        """What the model sees of this row (its line and split aside): equal for duplicates."""
-        return (tuple(self.ids), self.n_prompt, self.base_pos, tuple(self.source_ids), self.source_pos)
+        """What the model sees of this row (its line and split aside): equal for duplicates. The
+        counterfactual prompt is part of it where the row gives one."""
+        seen = (tuple(self.ids), self.n_prompt, self.base_pos, tuple(self.source_ids), self.source_pos)
+        if self.counterfactual_ids is None:
+            return seen
+        return (*seen, tuple(self.counterfactual_ids), self.counterfactual_pos)
 
 
 class _Skip(Exception):
@@ -379,8 +443,17 @@ def _parse(row: Row) -> _Fields:
     if not isinstance(fields, Mapping):
         raise _Skip(f"a {type(fields).__name__}, not a mapping of fields")
     texts = {name: _text(fields, name) for name in ("base", "source", "target")}
+    prompts = list(SIDES)
+    if _given(fields, COUNTERFACTUAL) is not None:
+        texts[COUNTERFACTUAL] = _text(fields, COUNTERFACTUAL)
+        prompts.append(COUNTERFACTUAL)
+    else:
+        names = (f"{COUNTERFACTUAL}_position", f"{COUNTERFACTUAL}_marker")
+        own = [n for n in names if _given(fields, n) is not None]
+        if own:
+            raise _Skip(f"{_and(own)} without a {COUNTERFACTUAL} prompt")
     _check_shared(fields)
-    where = {side: _where(fields, side) for side in SIDES}
+    where = {side: _where(fields, side) for side in prompts}
     split = _given(fields, "split")
     if split is not None:
         name = SPLIT_NAMES.get(str(split).strip().lower())
@@ -411,17 +484,17 @@ def _text(fields: Mapping[str, Any], name: str) -> str:
 
 def _check_shared(fields: Mapping[str, Any]) -> None:
     """``_Skip`` when a shared ``position`` or ``marker`` comes with a per-prompt field: the shared one is
-    for both prompts, the other for one of them, and which should place that prompt is not clear."""
+    for every prompt, the other for one of them, and which should place that prompt is not clear."""
     shared = [name for name in ("position", "marker") if _given(fields, name) is not None]
     own = [
         f"{side}_{kind}"
-        for side in SIDES
+        for side in PROMPTS
         for kind in ("position", "marker")
         if _given(fields, f"{side}_{kind}") is not None
     ]
     if shared and own:
         verb = "conflicts" if len(shared) == 1 else "conflict"
-        raise _Skip(f"{_and(shared)} (for both prompts) {verb} with {_and(own)}")
+        raise _Skip(f"{_and(shared)} (for every prompt) {verb} with {_and(own)}")
 
 
 def _where(fields: Mapping[str, Any], side: str) -> _Where:
@@ -465,6 +538,14 @@ def _encode(
     prompts = {
         side: tokenizer([p.texts[side] for p in parsed], return_offsets_mapping=True) for side in SIDES
     }
+    with_counterfactual = [i for i, p in enumerate(parsed) if COUNTERFACTUAL in p.texts]
+    counterfactuals = {}  # row -> (ids, offsets) of its counterfactual prompt
+    if with_counterfactual:
+        cf = tokenizer(
+            [parsed[i].texts[COUNTERFACTUAL] for i in with_counterfactual], return_offsets_mapping=True
+        )
+        for k, i in enumerate(with_counterfactual):
+            counterfactuals[i] = (list(cf["input_ids"][k]), cf["offset_mapping"][k])
     targets = tokenizer(
         [p.texts["target"] for p in parsed], add_special_tokens=False, return_offsets_mapping=True
     )
@@ -486,6 +567,12 @@ def _encode(
                 )
             if len(ids["source"]) > max_length:
                 raise _Skip(f"source is {len(ids['source'])} tokens, more than {max_length}")
+            cf_ids, cf_pos = None, 0
+            if i in counterfactuals:
+                cf_ids, offsets = counterfactuals[i]
+                cf_pos = _position(p.where[COUNTERFACTUAL], p.texts[COUNTERFACTUAL], offsets, COUNTERFACTUAL)
+                if len(cf_ids) > max_length:
+                    raise _Skip(f"counterfactual is {len(cf_ids)} tokens, more than {max_length}")
         except _Skip as skip:
             problems.append(RowProblem(p.line, skip.reason))
             continue
@@ -498,6 +585,8 @@ def _encode(
                 ids["source"],
                 pos["source"],
                 p.split,
+                cf_ids,
+                cf_pos,
             )
         )
     return encoded
@@ -595,4 +684,7 @@ def _stack(items: list[_Encoded], pad: int) -> TextPairs:
         padded([e.source_ids for e in items]),
         torch.tensor([e.source_pos for e in items], dtype=torch.long),
         torch.tensor([e.line for e in items], dtype=torch.long),
+        padded([e.counterfactual_ids or [] for e in items]),
+        torch.tensor([e.counterfactual_pos for e in items], dtype=torch.long),
+        torch.tensor([e.counterfactual_ids is not None for e in items], dtype=torch.bool),
     )

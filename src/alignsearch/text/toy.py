@@ -89,17 +89,23 @@ def count_sentences(n: int, seed: int, style: str = "plain") -> list[str]:
     return [prompt + answer for prompt, answer, _ in count_examples(n, seed, style)]
 
 
-def count_pair_rows(n: int, seed: int, style: str = "plain") -> list[dict[str, str]]:
+def count_pair_rows(
+    n: int, seed: int, style: str = "plain", counterfactual: bool = False
+) -> list[dict[str, str]]:
     """``n`` counterfactual rows of the count variable: a ``base`` and a ``source`` prompt of different counts,
     and the ``target`` a model should answer to the base once the count it holds at the base's last token
     is the source's (the source's answer). The pairs-file format: the position defaults to the last prompt
-    token.
+    token. ``counterfactual``: each row also gives a ``counterfactual`` prompt, the base's objects cut or
+    extended (by the source's) to the source's count: a prompt that naturally holds the intervened state
+    (the counterfactual-latent loss's natural target). The other fields are the same either way.
 
-    >>> row = count_pair_rows(1, seed=0)[0]
+    >>> row = count_pair_rows(1, seed=0, counterfactual=True)[0]
     >>> row["base"], row["target"]
     ('apple pen egg hat pen egg key . how many ?', ' nine')
     >>> row["source"]
     'box cup pen cup pear pen cup pen pear . how many ?'
+    >>> row["counterfactual"]
+    'apple pen egg hat pen egg key box cup . how many ?'
     """
     check_style(style)
     rng = random.Random(seed)
@@ -108,7 +114,11 @@ def count_pair_rows(n: int, seed: int, style: str = "plain") -> list[dict[str, s
         base, source = rng.sample(range(1, len(NUMBERS) + 1), 2)
         base_prompt, _, _ = _example(rng, base, style)
         source_prompt, answer, _ = _example(rng, source, style)
-        rows.append({"base": base_prompt, "source": source_prompt, "target": answer})
+        row = {"base": base_prompt, "source": source_prompt, "target": answer}
+        if counterfactual:
+            objects = (base_prompt.split()[:base] + source_prompt.split()[:source])[:source]
+            row["counterfactual"] = f"{' '.join(objects)} {QUESTIONS[style]}"
+        rows.append(row)
     return rows
 
 
