@@ -14,6 +14,7 @@ import torch
 from alignsearch import api, zoo
 from alignsearch.errors import ConfigError
 from alignsearch.models import GRU
+from alignsearch.search.records import SCHEMA
 from tests.helpers import TINY_ALIGNMENT, TINY_TRAINING, TinyNet, run_here
 
 QUICK = {"max_steps": 20, "val_every": 10}
@@ -194,7 +195,7 @@ def test_the_command_line_and_the_api_write_the_same_results(tiny_zoo, tmp_path,
     entry = api.model(zoo_dir=tiny_zoo, overrides=TINY_TRAINING)
     api.align(entry, n_units=8, out_dir=api_dir, overrides=TINY_ALIGNMENT, max_steps=20, val_every=10)
     cli, py = (json.loads((d / "results.json").read_text()) for d in (cli_dir, api_dir))
-    assert cli["schema"] == py["schema"] == 3
+    assert cli["schema"] == py["schema"] == SCHEMA == 4
     same_records(cli["records"], py["records"])
     assert cli["config"] == py["config"] and cli["identity"] == py["identity"]
 

@@ -9,6 +9,7 @@ import torch
 from alignsearch import api, zoo
 from alignsearch.errors import ConfigError
 from alignsearch.models import GRU, SequenceModel
+from alignsearch.search.records import ControlScore
 from tests.helpers import TINY_ALIGNMENT, TINY_TRAINING
 
 QUICK = {"max_steps": 20, "val_every": 10}
@@ -68,7 +69,7 @@ def test_the_untrained_control_is_the_models_own_architecture_before_training(
 
     def controls(plan, models, names, work, *, seed, hardware, untrained):
         given["models"] = untrained()
-        return {"untrained": {"0>0/count": 0.0}}
+        return {"untrained": {"0>0/count": ControlScore(0.0, None)}}
 
     from alignsearch.search import run
 

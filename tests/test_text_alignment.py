@@ -136,6 +136,7 @@ def test_das_from_python_rows(toy_lms, count_rows) -> None:
     assert result.iia() >= 0.9
     for control in ("untrained", "random_subspace", "shuffled"):  # nine number words: chance is about 0.1
         assert record.controls[control] <= 0.3, record
+        assert 0 <= record.control_divergence[control] < float("inf"), record  # measured for text too
 
 
 # -- bad input: one line, before any training -----------------------------------------------------------------

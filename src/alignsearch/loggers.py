@@ -46,6 +46,27 @@ def wandb_logger(run_config: dict[str, Any] | None = None, **kwargs: Any):
 
 DIVERGENCE_METRICS = ("divergence", "divergence_floor", "divergence_top", "divergence_top_floor")
 """A record's divergence measures (``alignsearch.search.records.DIVERGENCE_KEYS``), logged as summaries."""
+CONTROL_KEYS = ("iia_control_", "divergence_control_")
+"""How a record's JSON form names each control's IIA and divergence (``alignsearch.search.records``'s
+``CONTROL_PREFIX`` and ``CONTROL_DIVERGENCE_PREFIX``), logged as summaries too."""
+SUMMARY_METRICS = ("iia", "iia_heldout", "iia_test", "token_iia", "iia_step0", *DIVERGENCE_METRICS)
+"""The measures of a record logged as W&B summaries (with each control's IIA and divergence)."""
+
+
+def summary_values(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The W&B summary values of an alignment's final records (their JSON form):
+    ``final/<direction>/<variable>/<measure>`` for each measure a record has, the controls' included
+    (``iia_control_<name>``, ``divergence_control_<name>``).
+
+    >>> summary_values([{"direction": "0>0", "variable": "count", "iia": 0.9, "iia_test": None,
+    ...                  "iia_control_shuffled": 0.1, "divergence_control_shuffled": 0.4}])
+    {'final/0>0/count/iia': 0.9, 'final/0>0/count/iia_control_shuffled': 0.1, 'final/0>0/count/divergence_control_shuffled': 0.4}
+    """
+    out = {}
+    for r in records:
+        keys = [*SUMMARY_METRICS, *(k for k in r if k.startswith(CONTROL_KEYS))]
+        out |= {f"final/{r['direction']}/{r['variable']}/{k}": r[k] for k in keys if r.get(k) is not None}
+    return out
 
 
 def log_final_records(loggers: list, records: list[dict[str, Any]]) -> None:
@@ -58,10 +79,8 @@ def log_final_records(loggers: list, records: list[dict[str, Any]]) -> None:
         import wandb  # only where a W&B run exists
 
         run = logger.experiment
-        for r in records:
-            for key in ("iia", "iia_heldout", "iia_test", "token_iia", "iia_step0", *DIVERGENCE_METRICS):
-                if r.get(key) is not None:
-                    run.summary[f"final/{r['direction']}/{r['variable']}/{key}"] = r[key]
+        for key, value in summary_values(records).items():
+            run.summary[key] = value
         columns = sorted({k for r in records for k in r})
         run.log(
             {"records": wandb.Table(columns=columns, data=[[r.get(c) for c in columns] for r in records])}

@@ -53,7 +53,13 @@ from typing import Any, TypeVar
 
 from alignsearch import atomic
 from alignsearch.cli import sweep
-from alignsearch.search.records import CONTROL_PREFIX, DIVERGENCE_KEYS, SPLIT_METRICS, AlignmentRecord
+from alignsearch.search.records import (
+    CONTROL_DIVERGENCE_PREFIX,
+    CONTROL_PREFIX,
+    DIVERGENCE_KEYS,
+    SPLIT_METRICS,
+    AlignmentRecord,
+)
 from alignsearch.search.run_folder import METRICS, RESULTS, SIMILARITY, SUPERSEDED
 from alignsearch.settings import CONTROLS
 from alignsearch.tables import MISSING, cell, markdown_table, number
@@ -62,6 +68,8 @@ PLOTS = "plots"
 BASE_METRICS = SPLIT_METRICS
 CONTROL_METRICS = tuple(f"{CONTROL_PREFIX}{name}" for name in CONTROLS)
 """The controls' validation IIA a record holds when its run asked for them (``alignment.controls``)."""
+CONTROL_DIVERGENCE_METRICS = tuple(f"{CONTROL_DIVERGENCE_PREFIX}{name}" for name in CONTROLS)
+"""The controls' divergence at the site (records of schema 4 on), shown beside the record's own."""
 SELECTIVITY = "selectivity"
 """IIA (validation) minus the best control of the record."""
 CONTROLS_NOTE = (
@@ -72,11 +80,24 @@ CONTROLS_NOTE = (
     " shuffled (what an alignment fits without a variable). The last two are the informative ones;"
     " selectivity = IIA val minus the best control."
 )
+CONTROL_DIVERGENCE_NOTE = (
+    "control divergence = the divergence of the control's interventions at the site (validation pairs, the"
+    " measure of the divergence column; random_subspace: the mean over its draws), to compare with the"
+    " alignment's divergence and its floor."
+)
+"""Said after :data:`CONTROLS_NOTE` where the records hold the controls' divergence (schema 4 on)."""
 TASK_ACC = "task_acc"
 """The trial accuracy of a record's target model on its task (``results.json``'s ``task_accuracy``)."""
 PAIR_METRICS = ("cka_linear", "cka_rbf", "cka_dist_cos", "rsa_cos_spearman")
 """The similarity of a run's two models (``similarity.json``): one value per run, whatever the direction."""
-EXTRA_METRICS = (*CONTROL_METRICS, SELECTIVITY, *DIVERGENCE_KEYS, TASK_ACC, *PAIR_METRICS)
+EXTRA_METRICS = (
+    *CONTROL_METRICS,
+    SELECTIVITY,
+    *DIVERGENCE_KEYS,
+    *CONTROL_DIVERGENCE_METRICS,
+    TASK_ACC,
+    *PAIR_METRICS,
+)
 TITLES = {
     "iia": "IIA val",
     "iia_heldout": "IIA heldout",
@@ -451,10 +472,13 @@ def _cell(mean: float | None, std: float | None) -> str:
 
 
 def _title(metric: str) -> str:
-    """``iia`` -> ``IIA val``, ``iia_control_shuffled`` -> ``control: shuffled``, ``task_acc`` -> ``target
-    trial acc``."""
-    if metric.startswith("iia_control_"):
-        return f"control: {metric.removeprefix('iia_control_')}"
+    """``iia`` -> ``IIA val``, ``iia_control_shuffled`` -> ``control: shuffled``,
+    ``divergence_control_shuffled`` -> ``control divergence: shuffled``, ``task_acc`` -> ``target trial
+    acc``."""
+    if metric.startswith(CONTROL_PREFIX):
+        return f"control: {metric.removeprefix(CONTROL_PREFIX)}"
+    if metric.startswith(CONTROL_DIVERGENCE_PREFIX):
+        return f"control divergence: {metric.removeprefix(CONTROL_DIVERGENCE_PREFIX)}"
     return TITLES.get(metric, metric)
 
 
@@ -594,7 +618,8 @@ def report(
     pairs = pair_section(rows, varying)
     markdown += f"\n{pairs}" if pairs else ""
     if SELECTIVITY in metrics:
-        markdown += f"\n{CONTROLS_NOTE}\n"
+        diverging = any(m in metrics for m in CONTROL_DIVERGENCE_METRICS)
+        markdown += f"\n{CONTROLS_NOTE}{' ' + CONTROL_DIVERGENCE_NOTE if diverging else ''}\n"
     r, n = training_correlation(rows)
     if n:
         shown = "-" if r is None else f"{r:.3f}"

@@ -350,7 +350,8 @@ class AlignmentSettings:
     n_heldout: int = setting(positive_int)
     n_test: int = setting(positive_int)
     controls: tuple[str, ...] = setting(control_list, default=())
-    """Controls run after the alignment, each reported beside its IIA (:mod:`alignsearch.search.controls`)."""
+    """Controls run after the alignment, each one's IIA and divergence reported beside the alignment's
+    (:mod:`alignsearch.search.controls`)."""
 
     def not_identity(self) -> tuple[str, ...]:
         """Settings that change how fast or where a run computes, not its results (left out of a run's

@@ -11,8 +11,14 @@
   pairs, so that the counterfactual targets no longer follow from what is swapped in: what a rotation can
   fit without a variable (a control task in the sense of probing).
 
-Each control gives, per track (source, target, variable), its validation IIA; the records of the run get
-``iia_control_<name>`` beside ``iia``, and the report adds a selectivity, IIA minus the best control.
+Each control gives, per track (source, target, variable), a :class:`ControlScore` on the validation pairs:
+its IIA and its ``divergence`` at the site (the record's own measure, :mod:`alignsearch.search.divergence`,
+of the control's interventions: how far off the natural states they push the target). ``random_subspace``
+averages both over its draws; ``untrained`` and ``shuffled`` take them from their trained alignment's
+records. The records of the run get ``iia_control_<name>`` beside ``iia``, each followed by
+``divergence_control_<name>`` (:attr:`AlignmentRecord.control_divergence`, ``control divergence: <name>``
+in the tables); the report adds a selectivity, IIA minus the best control, and shows each control's
+divergence beside the record's ``divergence`` and its floor.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from alignsearch.models import SequenceModel
 from alignsearch.search.fit import build_pairs, fit_alignment
 from alignsearch.search.module import AlignmentModule
 from alignsearch.search.pairs import PairBatch, Track
+from alignsearch.search.records import AlignmentRecord, ControlScore
 from alignsearch.search.spec import AlignmentPlan
 from alignsearch.seeding import derive_seed, generator
 from alignsearch.settings import HardwareSettings
@@ -38,8 +45,8 @@ RANDOM_DRAWS = 3
 SHUFFLED_KEYS = ("src", "cl", "cl_found")
 """What a shuffled pair takes from another pair: the swapped-in vector (and its latent target)."""
 
-Scores = dict[str, float]
-"""Validation IIA per track name (``"0>1/count"``)."""
+Scores = dict[str, ControlScore]
+"""Validation IIA and divergence per track name (``"0>1/count"``)."""
 
 
 @dataclasses.dataclass
@@ -70,32 +77,49 @@ def shuffled(batch: PairBatch, seed: int, split: str, track: str) -> PairBatch:
 def random_subspace_scores(
     plan: AlignmentPlan, models: list[SequenceModel], seed: int, hardware: HardwareSettings
 ) -> Scores:
-    """Validation IIA of untrained alignment functions, the mean over :data:`RANDOM_DRAWS` draws (computed
-    where training runs)."""
+    """Validation IIA and divergence of untrained alignment functions, each the mean over
+    :data:`RANDOM_DRAWS` draws (computed where training runs; the divergence None where a draw has none)."""
     device = compute_device(hardware)
     for model in models:
         model.to(device)
     _, evals, tracks = build_pairs(plan, models, seed)
-    totals: dict[str, float] = {}
+    draws: dict[str, list[dict]] = {}
     for draw in range(RANDOM_DRAWS):
         L.seed_everything(derive_seed(seed, "random-subspace", draw) % 2**31, verbose=False)
         module = AlignmentModule(
             models, [m.site for m in plan.members], plan.build_interchange(), tracks,
             eval_splits=(), stepwise=plan.settings.stepwise,
         )  # fmt: skip
-        for name, metrics in module.to(device).evaluate(evals["val"], plan.settings.eval_batch_size).items():
-            totals[name] = totals.get(name, 0.0) + metrics["iia"] / RANDOM_DRAWS
+        evaluated = module.to(device).evaluate(evals["val"], plan.settings.eval_batch_size, divergence=True)
+        for name, metrics in evaluated.items():
+            draws.setdefault(name, []).append(metrics)
     for model in models:
         model.cpu()
-    return totals
+    return {
+        name: ControlScore(mean([m["iia"] for m in per]), mean([m["divergence"] for m in per]))
+        for name, per in draws.items()
+    }
+
+
+def mean(values: list[float | None]) -> float | None:
+    """The mean of ``values``; None where any is None (not measured).
+
+    >>> mean([0.1, 0.3]), mean([0.1, None])
+    (0.2, None)
+    """
+    return None if any(v is None for v in values) else sum(values) / len(values)
 
 
 def trained_scores(
     plan: AlignmentPlan, models: list[SequenceModel], out_dir: Path, *, seed: int, hardware: HardwareSettings
 ) -> Scores:
-    """Validation IIA of an alignment trained (and resumable) in ``out_dir``."""
-    out = fit_alignment(plan, models, out_dir, seed=seed, hardware=hardware)
-    return {r.name: r.iia for r in out.records}
+    """Validation IIA and divergence of an alignment trained (and resumable) in ``out_dir``: its records'."""
+    return scores_of(fit_alignment(plan, models, out_dir, seed=seed, hardware=hardware).records)
+
+
+def scores_of(records: list[AlignmentRecord]) -> Scores:
+    """Each record's validation IIA and divergence, by track name."""
+    return {r.name: ControlScore(r.iia, r.divergence) for r in records}
 
 
 def run_controls(
@@ -108,8 +132,9 @@ def run_controls(
     hardware: HardwareSettings,
     untrained: Callable[[], list[SequenceModel]],
 ) -> dict[str, Scores]:
-    """Every control in ``names``: ``{control: {track name: validation IIA}}``; the trained ones keep their
-    checkpoints in ``out_dir/controls/<name>/`` (so an interrupted run resumes them too)."""
+    """Every control in ``names``: ``{control: {track name: ControlScore}}`` (validation IIA and divergence,
+    for :meth:`AlignmentRecord.with_controls`); the trained ones keep their checkpoints in
+    ``out_dir/controls/<name>/`` (so an interrupted run resumes them too)."""
     scores: dict[str, Scores] = {}
     for name in names:
         print(f"control: {name}", flush=True)

@@ -1,13 +1,14 @@
 """What an alignment run finds, one record per direction and variable, and how it reads as a table.
 
 A record is the finished alignment of one *track*: a source model, a target model and a variable. Its
-JSON form is a flat object (what ``results.json`` holds, under ``records``), with the controls as
-``iia_control_<name>``::
+JSON form is a flat object (what ``results.json`` holds, under ``records``), with each control's
+validation IIA as ``iia_control_<name>`` and its divergence at the site as ``divergence_control_<name>``::
 
     {"source": "multiobject/gru/seed0", "target": "multiobject/gru/seed0", "direction": "0>0",
      "variable": "count", "trained": true, "loss": "behaviour", "iia": 0.97, "iia_heldout": 0.96,
      "iia_test": 0.96, "token_iia": 0.99, "iia_step0": 0.05, "iia_by_position": {"4": 0.98},
-     "iia_control_random_subspace": 0.1}
+     "divergence": 0.35, "divergence_floor": 0.09, "divergence_top": null, "divergence_top_floor": null,
+     "iia_control_random_subspace": 0.1, "divergence_control_random_subspace": 0.6}
 
 ``results.json`` says which form its records have (``schema``: :data:`SCHEMA`); files written before it
 existed (no ``schema``) hold the same keys, so :meth:`AlignmentRecord.from_json` reads both.
@@ -16,7 +17,7 @@ existed (no ``schema``) hold the same keys, so :meth:`AlignmentRecord.from_json`
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,10 +27,25 @@ SPLIT_METRICS = ("iia", "iia_heldout", "iia_test")
 """A record's IIA on each split: validation, held-out counts, test."""
 DIVERGENCE_KEYS = ("divergence", "divergence_floor", "divergence_top", "divergence_top_floor")
 """The divergence measures a record holds (None where not measured: records written before them)."""
-SCHEMA = 3
+SCHEMA = 4
 """The version of ``results.json``'s form: 1, files without a ``schema`` key; 2, the same records with
-it; 3, records with the divergence measures (older records read with them as None)."""
+it; 3, records with the divergence measures (older records read with them as None); 4, records of runs
+with controls hold each control's divergence too, ``divergence_control_<name>`` beside
+``iia_control_<name>`` (older records read with none: ``control_divergence`` empty)."""
 CONTROL_PREFIX = "iia_control_"
+"""A control's validation IIA in a record's JSON form: ``iia_control_<name>``."""
+CONTROL_DIVERGENCE_PREFIX = "divergence_control_"
+"""A control's divergence at the site in a record's JSON form: ``divergence_control_<name>``."""
+
+
+@dataclass(frozen=True)
+class ControlScore:
+    """What one control gives for one track, on the validation pairs: its IIA and its ``divergence`` (the
+    measure of :attr:`AlignmentRecord.divergence`, of the control's interventions; None where not
+    measured)."""
+
+    iia: float
+    divergence: float | None
 
 
 @dataclass
@@ -73,6 +89,9 @@ class AlignmentRecord:
     divergence_top_floor: float | None = None
     controls: dict[str, float | None] = field(default_factory=dict)
     """Validation IIA of each control run beside this alignment (``alignment.controls``)."""
+    control_divergence: dict[str, float | None] = field(default_factory=dict)
+    """Each control's ``divergence`` (at the site, on validation pairs, the same measure as this record's);
+    empty in records written before schema 4."""
 
     @property
     def selectivity(self) -> float | None:
@@ -91,18 +110,22 @@ class AlignmentRecord:
 
     def to_json(self) -> dict[str, Any]:
         """The flat JSON object of ``results.json`` (optional keys only where they are set)."""
-        skip = (*OPTIONAL, "controls")
+        skip = (*OPTIONAL, *CONTROL_FIELDS)
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
         for key in OPTIONAL:
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
-        out |= {f"{CONTROL_PREFIX}{name}": value for name, value in self.controls.items()}
+        for name in dict.fromkeys([*self.controls, *self.control_divergence]):
+            if name in self.controls:
+                out[f"{CONTROL_PREFIX}{name}"] = self.controls[name]
+            if name in self.control_divergence:
+                out[f"{CONTROL_DIVERGENCE_PREFIX}{name}"] = self.control_divergence[name]
         return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> AlignmentRecord:
         """A record from its JSON form (any schema so far; keys a record lacks take their defaults)."""
-        known = {f.name for f in dataclasses.fields(cls)} - {"controls"}
+        known = {f.name for f in dataclasses.fields(cls)} - set(CONTROL_FIELDS)
         values = {k: v for k, v in data.items() if k in known}
         values.setdefault("direction", "0>0")
         for key in ("source", "target"):
@@ -110,15 +133,30 @@ class AlignmentRecord:
         for key in ("loss", "iia_heldout", "iia_test", "token_iia", "iia_step0"):
             values.setdefault(key, None)
         values.setdefault("trained", True)
-        controls = {
-            k.removeprefix(CONTROL_PREFIX): v for k, v in data.items() if k.startswith(CONTROL_PREFIX)
-        }
-        return cls(**values, controls=controls)
+        return cls(
+            **values,
+            controls={
+                k.removeprefix(CONTROL_PREFIX): v for k, v in data.items() if k.startswith(CONTROL_PREFIX)
+            },
+            control_divergence={
+                k.removeprefix(CONTROL_DIVERGENCE_PREFIX): v
+                for k, v in data.items()
+                if k.startswith(CONTROL_DIVERGENCE_PREFIX)
+            },
+        )
 
-    def with_controls(self, scores: dict[str, dict[str, float]]) -> AlignmentRecord:
-        """This record with each control's score for its track (``{control: {track name: IIA}}``)."""
+    def with_controls(self, scores: Mapping[str, Mapping[str, ControlScore]]) -> AlignmentRecord:
+        """This record with each control's IIA and divergence for its track (``{control: {track name:
+        ControlScore}}``, what :func:`alignsearch.search.controls.run_controls` gives; None for a control
+        without this track)."""
+        mine = {control: per.get(self.name) for control, per in scores.items()}
         return dataclasses.replace(
-            self, controls={**self.controls, **{c: per.get(self.name) for c, per in scores.items()}}
+            self,
+            controls={**self.controls, **{c: s.iia if s is not None else None for c, s in mine.items()}},
+            control_divergence={
+                **self.control_divergence,
+                **{c: s.divergence if s is not None else None for c, s in mine.items()},
+            },
         )
 
     def shown_variable(self) -> str:
@@ -130,6 +168,8 @@ class AlignmentRecord:
 
 OPTIONAL = ("source_variable", "target_variable", "cl_loss", "cl_divergence")
 """Keys a record's JSON form holds only where they apply."""
+CONTROL_FIELDS = ("controls", "control_divergence")
+"""The fields a record's JSON form holds flat, one key per control (``iia_control_<name>``, ...)."""
 TABLE_METRICS = (
     ("IIA val", "iia"),
     ("held-out", "iia_heldout"),
@@ -143,17 +183,21 @@ TABLE_METRICS = (
 
 def records_table(records: Sequence[AlignmentRecord]) -> str:
     """The records as one table (markdown, readable as plain text): a row per direction and variable,
-    with the controls and the selectivity where the run has controls. Every place that shows a run's
-    records (the console, ``AlignmentResult.table()``) shows this table."""
+    with, where the run has controls, each control's IIA, the selectivity and each control's divergence
+    (``control divergence: <name>``, where the records hold it). Every place that shows a run's records (the
+    console, ``AlignmentResult.table()``) shows this table."""
     controls = list(dict.fromkeys(name for r in records for name in r.controls))
+    diverging = list(dict.fromkeys(name for r in records for name in r.control_divergence))
     header = ["direction", "variable", "trained by", *(title for title, _ in TABLE_METRICS)]
     header += [f"control: {name}" for name in controls] + (["selectivity"] if controls else [])
+    header += [f"control divergence: {name}" for name in diverging]
     rows = []
     for r in records:
         row = [r.direction, r.shown_variable(), r.loss or "-"]
         row += [number(getattr(r, key)) for _, key in TABLE_METRICS]
         row += [number(r.controls.get(name)) for name in controls]
-        rows.append(row + ([number(r.selectivity)] if controls else []))
+        row += [number(r.selectivity)] if controls else []
+        rows.append(row + [number(r.control_divergence.get(name)) for name in diverging])
     return markdown_table(header, rows)
 
 

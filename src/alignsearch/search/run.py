@@ -190,7 +190,7 @@ def _train(
             plan, modules, alignment.controls, out_dir, seed=run.seed, hardware=hardware,
             untrained=lambda: [m.untrained(run.seed) for m in models],
         )  # fmt: skip
-        records = [r.with_controls(scores) for r in records]
+        records = [r.with_controls(scores) for r in records]  # each control's IIA and divergence
     results = {
         "schema": SCHEMA,
         "config": config,
