@@ -149,8 +149,9 @@ def test_every_control_of_a_das_run_has_its_divergence(tiny_zoo, tmp_path) -> No
         assert saved[f"iia_control_{control}"] == record.controls[control]
     assert AlignmentRecord.from_json(saved) == record
     table = result.table()
-    assert "control divergence: shuffled" in table
-    assert f"{record.control_divergence['shuffled']:.3f}" in table.splitlines()[2]
+    assert "control IIA / divergence: shuffled" in table
+    shuffled = f"{record.controls['shuffled']:.3f} / {record.control_divergence['shuffled']:.3f}"
+    assert shuffled in table.splitlines()[2]
     markdown, summary = report(tmp_path / "run")
     (row,) = summary
     for control in CONTROLS:
@@ -177,8 +178,8 @@ def test_a_record_with_control_divergences_round_trips() -> None:
     back = AlignmentRecord.from_json(json.loads(json.dumps(data)))
     assert back == scored and back.selectivity == pytest.approx(0.7)
     header = records_table([back]).splitlines()[0]
-    assert "control divergence: shuffled" in header and "control divergence: untrained" in header
-    assert "| 0.550" in records_table([back]).splitlines()[2]
+    assert "control IIA / divergence: shuffled" in header and "control IIA / divergence: untrained" in header
+    assert "| 0.200 / 0.550 |" in records_table([back]).splitlines()[2]
 
 
 def test_a_record_written_before_control_divergences_reads_with_none(tmp_path) -> None:
