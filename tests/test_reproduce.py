@@ -25,7 +25,7 @@ def grids(**rows) -> dict[str, list[dict]]:
 
 
 def test_every_claim_has_a_judge_and_its_grids_exist() -> None:
-    assert len(CLAIMS) == 8
+    assert len(CLAIMS) == 9
     for claim in CLAIMS:
         assert set(claim.grids) <= set(GRIDS)
         assert claim.judge(grids()).holds is None  # nothing measured: no verdict
@@ -65,9 +65,29 @@ def test_mas_and_units() -> None:
     assert judge_n_units(grids(n_units=units)).holds is False
 
 
+def test_the_divergence_claim_is_judged_by_its_fixed_thresholds() -> None:
+    def run(weight, space, iia, divergence, heldout):
+        return {"variable": "count", "direction": "0>0", "cl_weight": weight, "cl_space": space, "iia": iia,
+                "iia_heldout": heldout, "divergence": divergence, "divergence_floor": 0.1}  # fmt: skip
+
+    rows = [
+        run(0.0, "full", 0.95, 0.5, 0.94),
+        run(0.1, "full", 0.94, 0.4, 0.95),
+        run(0.1, "subspace", 0.9, 0.3, 0.9),
+    ]
+    finding = reproduce.judge_divergence(grids(divergence=rows))
+    assert finding.holds is True and "Pearson r = " in finding.line and "(n=3)" in finding.line
+    assert finding.table[2].startswith("| behavioural | 0.950 (n=1)")
+    rows[1]["iia"] = 0.92  # 0.03 below behavioural DAS: more than the tolerance
+    assert reproduce.judge_divergence(grids(divergence=rows)).holds is False
+    rows[1]["iia"], rows[0]["divergence"] = 0.94, 0.15  # behavioural DAS below twice its floor
+    assert reproduce.judge_divergence(grids(divergence=rows)).holds is False
+    assert reproduce.judge_divergence(grids(divergence=rows[2:])).holds is None  # no behavioural runs
+
+
 def test_findings_are_written_for_what_the_folders_hold(tmp_path) -> None:
     text = reproduce.findings(tmp_path, "small", None, "python -m alignsearch.reproduce --size small")
-    assert text.count("| not measured |") == 8 and "## 8. Low-dimensional variables" in text
+    assert text.count("| not measured |") == 9 and "## 9. DAS pushes the GRU off its natural states" in text
 
 
 def test_unknown_grid_is_refused(tmp_path) -> None:
