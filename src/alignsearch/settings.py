@@ -321,6 +321,11 @@ class AlignmentSettings:
     ``full``, the whole vector; ``subspace``, only their coordinates in the variable's aligned subspace
     (the causal-subspace-targeted form)."""
     keep_target: bool = setting(boolean)
+    match_scales: bool = setting(boolean, identity=WHEN_SET, default=False)
+    """Match the models' scales (:mod:`alignsearch.alignment.interchange`): each model's activations are
+    standardized feature by feature from its natural states, and its aligned coordinates get a learned
+    scale and offset, so that rotations can carry a variable between models whose states differ in
+    scale. On for MAS and its family (``conf/alignment/*.yaml`` with two models)."""
     whole_site: bool = setting(boolean)
     lr: float = setting(positive_number)
     warmup_steps: int = setting(non_negative_int)

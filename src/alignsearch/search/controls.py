@@ -32,7 +32,7 @@ import torch
 
 from alignsearch.engine.accelerator import compute_device
 from alignsearch.models import SequenceModel
-from alignsearch.search.fit import build_pairs, fit_alignment
+from alignsearch.search.fit import build_pairs, fit_alignment, standardized
 from alignsearch.search.module import AlignmentModule
 from alignsearch.search.pairs import PairBatch, Track
 from alignsearch.search.records import AlignmentRecord, ControlScore
@@ -82,12 +82,12 @@ def random_subspace_scores(
     device = compute_device(hardware)
     for model in models:
         model.to(device)
-    _, evals, tracks = build_pairs(plan, models, seed)
+    train, evals, tracks = build_pairs(plan, models, seed)
     draws: dict[str, list[dict]] = {}
     for draw in range(RANDOM_DRAWS):
         L.seed_everything(derive_seed(seed, "random-subspace", draw) % 2**31, verbose=False)
         module = AlignmentModule(
-            models, [m.site for m in plan.members], plan.build_interchange(), tracks,
+            models, [m.site for m in plan.members], standardized(plan.build_interchange(), train, tracks), tracks,
             eval_splits=(), stepwise=plan.settings.stepwise,
         )  # fmt: skip
         evaluated = module.to(device).evaluate(evals["val"], plan.settings.eval_batch_size, divergence=True)

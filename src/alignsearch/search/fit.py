@@ -7,8 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from torch import Tensor
 
+from alignsearch.alignment import Interchange
 from alignsearch.engine.accelerator import check_accelerator, compute_device
 from alignsearch.engine.callbacks import SaveOnSignal, StopAtAccuracy, TrainClock
 from alignsearch.engine.trainer import (
@@ -91,6 +94,28 @@ def build_pairs(
             data[split][track.name] = tensors
     train = data.pop("train")
     return train, data, tracks
+
+
+def natural_states(train: dict[str, PairBatch], tracks: list[Track], n_models: int) -> list[Tensor | None]:
+    """Each model's natural states at its site, from the training pairs: the source vectors of the tracks
+    it is the source of (stepwise pairs: those at the swapped positions)."""
+    states: list[Tensor | None] = []
+    for model in range(n_models):
+        names = list(dict.fromkeys(t.name for t in tracks if t.source == model))
+        pieces = []
+        for name in names[:1]:  # every track of one source carries the same vectors
+            src, pos = train[name]["src"], train[name]["pos"]
+            if src.dim() == 3:
+                src = src[torch.arange(src.shape[1])[None, :] <= pos[:, None]]
+            pieces.append(src)
+        states.append(torch.cat(pieces) if pieces else None)
+    return states
+
+
+def standardized(interchange: Interchange, train: dict[str, PairBatch], tracks: list[Track]) -> Interchange:
+    """``interchange`` with its standardizers fitted to the models' natural states (where it has them)."""
+    interchange.fit_standardizers(natural_states(train, tracks, len(interchange.functions)))
+    return interchange
 
 
 @dataclass
@@ -187,7 +212,7 @@ def _fit(
     module = AlignmentModule(
         models,
         [m.site for m in plan.members],
-        plan.take_interchange(seed),
+        standardized(plan.take_interchange(seed), train, tracks),
         tracks,
         eval_splits=tuple(evals),
         stepwise=a.stepwise,

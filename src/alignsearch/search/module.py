@@ -260,10 +260,10 @@ class AlignmentModule(L.LightningModule):
         """The counterfactual-latent loss inside the aligned subspace: the intervened vector and its
         natural target mapped to the target's aligned coordinates, compared on the track variable's
         block only (the rest of the intervened vector is the base's own and is left alone)."""
-        function = self.interchange.functions[track.target]
-        z_intervened = function(out.intervened.to(out.cl.dtype))
+        code = self.interchange.code
+        z_intervened = code(out.intervened.to(out.cl.dtype), track.target)
         mask = self.interchange.layout.mask(track.variable)[: z_intervened.shape[-1]]
-        return latent_loss(z_intervened, function(out.cl), out.cl_found, mask)
+        return latent_loss(z_intervened, code(out.cl, track.target), out.cl_found, mask)
 
     def objective(self, track: Track, out: TrackOutput, shares: tuple[float, float] = (1.0, 1.0)) -> Tensor:
         """A trained track's share of the loss: its behavioural loss and/or ``track.latent_weight`` x its

@@ -46,6 +46,7 @@ def save_alignment(path: Path, plan: AlignmentPlan, state: dict[str, Any], confi
             "function": plan.settings.function,
             "layout": plan.settings.layout,
             "keep_target": plan.settings.keep_target,
+            "match_scales": plan.settings.match_scales,
             "widths": [m.width for m in plan.members],
             "models": [m.name for m in plan.members],
             "sites": [m.site for m in plan.members],
@@ -97,7 +98,8 @@ def load_alignment(path: Path | str) -> SavedAlignment:
         code_width=max(f.code_width for f in functions),
         n_aligned=min(f.n_aligned for f in functions),
     )
-    interchange = Interchange(functions, layout, keep_target=saved["keep_target"])
+    matched = saved.get("match_scales", False)  # files written before the setting have none
+    interchange = Interchange(functions, layout, keep_target=saved["keep_target"], match_scales=matched)
     interchange.load_state_dict(saved["state_dict"])
     return SavedAlignment(
         interchange.eval(),

@@ -139,7 +139,9 @@ class AlignmentPlan:
             code_width=max(f.code_width for f in functions),
             n_aligned=min(f.n_aligned for f in functions),
         )
-        return Interchange(functions, layout, keep_target=self.settings.keep_target)
+        return Interchange(
+            functions, layout, keep_target=self.settings.keep_target, match_scales=self.settings.match_scales
+        )
 
 
 @dataclass
