@@ -46,10 +46,10 @@ def test_count_and_its_controls() -> None:
 
 
 def test_mas_and_units() -> None:
-    def mas(partner: str, cross: float, cka: float) -> list[dict]:
+    def mas(partner: str, cross: float, cka: float, seed: int = 0) -> list[dict]:
         return [
             {"partner_model": partner, "variable": "count", "direction": d, "iia": 1.0 if d in ("0>0", "1>1") else cross,
-             "cka_linear": cka, "rsa_cos_spearman": cka}
+             "cka_linear": cka, "rsa_cos_spearman": cka, "seed": seed}
             for d in ("0>0", "0>1", "1>0", "1>1")
         ]  # fmt: skip
 
@@ -63,6 +63,24 @@ def test_mas_and_units() -> None:
     assert judge_n_units(grids(n_units=units)).holds is True
     units[1]["iia"] = 0.5
     assert judge_n_units(grids(n_units=units)).holds is False
+    lstm = [{**u, "model": "lstm", "iia": u["iia"] / 2} for u in units]  # the LSTM beside, not in the verdict
+    finding = judge_n_units(grids(n_units=units + lstm))
+    assert finding.holds is False and finding.table[0] == "| n_units | count IIA (GRU) | count IIA (LSTM) |"
+    assert "the LSTM's 4 units reach 53% of its 32" in finding.line
+
+
+def test_mas_directions_are_shown_apart_and_seeds_are_what_n_counts() -> None:
+    def run(seed: int, into_partner: float) -> list[dict]:
+        iia = {"0>0": 0.95, "0>1": into_partner, "1>0": 0.9, "1>1": 0.97}
+        return [{"partner_model": "lstm", "variable": "count", "direction": d, "iia": v, "seed": seed}
+                for d, v in iia.items()]  # fmt: skip
+
+    finding = judge_mas(grids(mas=run(0, 0.2) + run(1, 0.6) + run(2, 0.9)))
+    (lstm,) = [line for line in finding.table if line.startswith("| GRU-LSTM")]
+    # each direction over the 3 seeds; the cross IIA is averaged per seed first: n=3, not 6
+    assert "| 0.950 ± 0.000 (n=3) | 0.567 ± 0.351 (n=3) | 0.900 ± 0.000 (n=3) |" in lstm
+    assert "0.733 ± 0.176 (n=3)" in lstm
+    assert "spreads over seeds by more than 0.1 (sd): GRU-LSTM 0>1" in finding.line
 
 
 def test_the_divergence_claim_is_judged_by_its_fixed_thresholds() -> None:

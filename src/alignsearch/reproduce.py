@@ -287,20 +287,46 @@ def judge_variants(grids: dict[str, Rows]) -> Finding:
     )
 
 
+DIRECTIONS = ("0>0", "0>1", "1>0", "1>1")
+"""MAS's four directions: GRU into itself, GRU into the partner, the partner into the GRU, the partner
+into itself."""
+SEED_SPREAD = 0.1
+"""A direction whose IIA varies over seeds by more than this (standard deviation) is named on the page."""
+
+
+def per_seed(rows: Rows, directions: Sequence[str]) -> list[float]:
+    """For each seed, the mean IIA of ``directions``: one value per seed (n counts seeds, never
+    directions)."""
+    seeds = sorted({r.get("seed") for r in rows})
+    out = []
+    for seed in seeds:
+        iia = values(rows, seed=seed, direction=lambda d: d in directions)
+        out += [statistics.fmean(iia)] if len(iia) == len(directions) else []
+    return out
+
+
 def judge_mas(grids: dict[str, Rows]) -> Finding:
     rows = grids["mas"]
-    lines, cross = [], {}
+    lines, cross, spread = [], {}, []
     for partner in ("gru", "lstm", "transformer"):
         mine = [r for r in rows if r.get("partner_model") == partner and r.get("variable") == "count"]
-        cross[partner] = mean(values(mine, direction=lambda d: d in ("0>1", "1>0")))
-        within = values(mine, direction=lambda d: d in ("0>0", "1>1"))
+        name = f"GRU-{partner.upper() if partner != 'transformer' else 'Transformer'}"
+        by_direction = [values(mine, direction=d) for d in DIRECTIONS]
+        cross[partner] = mean(per_seed(mine, ("0>1", "1>0")))
+        spread += [f"{name} {d}" for d, xs in zip(DIRECTIONS, by_direction, strict=True)
+                   if len(xs) > 1 and statistics.stdev(xs) > SEED_SPREAD]  # fmt: skip
         cka, rsa = mean(values(mine, "cka_linear")), mean(values(mine, "rsa_cos_spearman"))
-        lines.append([f"GRU-{partner.upper() if partner != 'transformer' else 'Transformer'}", summary(values(mine, direction=lambda d: d in ("0>1", "1>0"))), summary(within),
+        lines.append([name, *map(summary, by_direction), summary(per_seed(mine, ("0>1", "1>0"))),
                       "-" if cka is None else f"{cka:.3f}", "-" if rsa is None else f"{rsa:.3f}"])  # fmt: skip
+    header = ["models", *(f"IIA {d}" for d in DIRECTIONS), "cross (mean of 0>1, 1>0 per seed)", "CKA (linear)",
+              "RSA (cos, Spearman)"]  # fmt: skip
+    spread_line = (
+        f"; directions whose IIA spreads over seeds by more than {SEED_SPREAD} (sd): {', '.join(spread)}"
+        if spread
+        else ""
+    )
     if None in cross.values():
-        return Finding(
-            table(["models", "IIA cross", "IIA within", "CKA", "RSA"], lines), None, "incomplete grid"
-        )
+        return Finding(table(header, lines), None, "incomplete grid" + spread_line)
     same_kind = min(cross["gru"], cross["lstm"])
     ckas = {p: mean(values([r for r in rows if r.get("partner_model") == p], "cka_linear")) for p in cross}
     over = (
@@ -309,33 +335,37 @@ def judge_mas(grids: dict[str, Rows]) -> Finding:
     )  # fmt: skip
     holds = same_kind >= MAS_ALIGNED and cross["transformer"] <= same_kind - DIFFERENCE and bool(over)
     return Finding(
-        table(
-            [
-                "models",
-                "IIA cross (0>1, 1>0)",
-                "IIA within (0>0, 1>1)",
-                "CKA (linear)",
-                "RSA (cos, Spearman)",
-            ],
-            lines,
-        ),
+        table(header, lines),
         holds,
         f"GRU-GRU and GRU-LSTM cross IIA >= {MAS_ALIGNED}; GRU-Transformer lower by >= {DIFFERENCE}; CKA rates"
-        " GRU-Transformer closer to GRU-GRU than MAS does",
+        f" GRU-Transformer closer to GRU-GRU than MAS does{spread_line}",
     )
 
 
 def judge_n_units(grids: dict[str, Rows]) -> Finding:
     rows = [r for r in grids["n_units"] if is_count(r)]
     sizes = sorted({int(r["n_units"]) for r in rows})
-    lines = [[n, summary(values(rows, n_units=n))] for n in sizes]
-    full = mean(values(rows, n_units=max(sizes))) if sizes else None
-    few = mean(values(rows, n_units=FEW_UNITS))
+    models = [m for m in ("gru", "lstm") if any(r.get("model", "gru") == m for r in rows)]
+    lines = [[n, *(summary(values(rows, n_units=n, model=m)) for m in models)] for n in sizes]
+    gru = [r for r in rows if r.get("model", "gru") == "gru"]  # the verdict is the GRU's, as first fixed
+    full = mean(values(gru, n_units=max(sizes))) if sizes else None
+    few = mean(values(gru, n_units=FEW_UNITS))
     holds = None if full is None or few is None else few >= FEW_UNITS_SHARE * full
+    lstm = [r for r in rows if r.get("model") == "lstm"]
+    lstm_few, lstm_full = (
+        mean(values(lstm, n_units=FEW_UNITS)),
+        mean(values(lstm, n_units=max(sizes or [32]))),
+    )
+    beside = (
+        f"; the LSTM's {FEW_UNITS} units reach {lstm_few / lstm_full:.0%} of its {max(sizes)}"
+        if lstm_few is not None and lstm_full
+        else ""
+    )
     return Finding(
-        table(["n_units", "count IIA (GRU)"], lines),
+        table(["n_units", *(f"count IIA ({m.upper()})" for m in models)], lines),
         holds,
-        f"{FEW_UNITS} units reach >= {FEW_UNITS_SHARE:.0%} of the IIA of {max(sizes) if sizes else 32} units",
+        f"{FEW_UNITS} units reach >= {FEW_UNITS_SHARE:.0%} of the IIA of {max(sizes) if sizes else 32} units"
+        f" (GRU){beside}",
     )
 
 
