@@ -68,6 +68,9 @@ def test_fresh_zoo_trains_the_model_then_aligns(zoo, tmp_path) -> None:
     assert all(0 <= record[k] <= 1 for k in ("iia", "iia_heldout", "iia_test", "token_iia", "iia_step0"))
     assert all(0 <= v <= 1 for v in record["iia_by_position"].values()) and record["iia_by_position"]
     assert results["steps"] == 20 and results["train_seconds"] > 0
+    seconds = results["seconds"]  # where the time went: every phase of a DAS run without controls
+    assert set(seconds) == {"pairs", "steps", "validation", "evaluation", "other", "task_accuracy"}
+    assert all(v >= 0 for v in seconds.values()) and 0 < seconds["steps"] < results["train_seconds"]
     rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
     assert {r["split"] for r in rows} == {"val", "heldout"} and rows[0]["step"] == "0"
     saved = torch.load(run_dir / "alignment.pt", weights_only=True)

@@ -37,14 +37,40 @@ class StopAtAccuracy(L.Callback):
 
 
 class TrainClock(L.Callback):
-    """Wall-clock seconds spent in training, summed over interruptions and resumes."""
+    """Wall-clock seconds spent in training, summed over interruptions and resumes; of them,
+    ``step_seconds`` in the training steps themselves (each batch's forward, backward and update) and
+    ``validation_seconds`` in the evaluations between them."""
 
     def __init__(self) -> None:
         self.seconds = 0.0
+        self.step_seconds = 0.0
+        self.validation_seconds = 0.0
         self._started: float | None = None
+        self._step: float | None = None
+        self._validation: float | None = None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._started = time.perf_counter()
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx
+    ) -> None:
+        self._step = time.perf_counter()
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx
+    ) -> None:
+        if self._step is not None:
+            self.step_seconds += time.perf_counter() - self._step
+            self._step = None
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._validation = time.perf_counter()
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._validation is not None and trainer.state.fn == "fit":
+            self.validation_seconds += time.perf_counter() - self._validation
+        self._validation = None
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._lap()
@@ -63,10 +89,16 @@ class TrainClock(L.Callback):
 
     def state_dict(self) -> dict[str, Any]:
         self._lap()
-        return {"seconds": self.seconds}
+        return {
+            "seconds": self.seconds,
+            "step_seconds": self.step_seconds,
+            "validation_seconds": self.validation_seconds,
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.seconds = state_dict["seconds"]
+        self.step_seconds = state_dict.get("step_seconds", 0.0)  # checkpoints written before it have none
+        self.validation_seconds = state_dict.get("validation_seconds", 0.0)
 
 
 class RecordInCheckpoints(L.Callback):

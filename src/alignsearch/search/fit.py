@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,10 @@ class AlignmentOutcome:
     """IIA at every evaluation: step, split, source, target, variable, trained, iia, token_iia, ..."""
     state: dict[str, Any]
     """The interchange's state dict (the kept, best alignment)."""
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Where its wall time went: ``pairs`` (building the pairs and cached states), ``steps`` (training
+    steps), ``validation`` (the evaluations during training and at step 0), ``evaluation`` (the final one,
+    with the divergence), ``other`` (the rest: checkpoints, loading the best)."""
 
 
 def fit_alignment(
@@ -156,6 +161,7 @@ def fit_alignment(
     quiet_lightning()
     a = plan.settings
     use_threads(hardware)
+    start = time.perf_counter()
     for model in models:  # the pairs' activations and cached states are computed where training runs
         model.to(compute_device(hardware))
     train, evals, tracks = build_pairs(plan, models, seed)
@@ -170,7 +176,11 @@ def fit_alignment(
                     f"{cache.on_disk / 2**20:.0f} MB in memory-mapped files ({out_dir / PREFIX_CACHE_DIR})",
                     flush=True,
                 )
-        return _fit(plan, models, out_dir, train, evals, tracks, seed, hardware, loggers, callbacks)
+        pairs_seconds = time.perf_counter() - start
+        out = _fit(plan, models, out_dir, train, evals, tracks, seed, hardware, loggers, callbacks)
+        out.seconds["pairs"] = pairs_seconds
+        out.seconds["other"] = time.perf_counter() - start - sum(out.seconds.values())
+        return out
     finally:
         cache.close()
 
@@ -247,11 +257,13 @@ def _fit(
         inference_mode=False,  # metric states must stay ordinary tensors across validate, fit and evaluate
     )
     resume = ckpt_dir / LAST_CHECKPOINT
+    first_validation = time.perf_counter()
     if resume.exists():
         check_checkpoint(resume, "checkpoint")
     else:
         resume = None
         trainer.validate(module, datamodule=data, verbose=False)  # IIA before any training (step 0)
+    first_validation = time.perf_counter() - first_validation
     trainer.fit(module, datamodule=data, ckpt_path=resume)
 
     if best.best_model_path:
@@ -261,10 +273,12 @@ def _fit(
     else:
         best_step = trainer.global_step
     module.to(compute_device(hardware))  # where training ran (Lightning hands the module back on the CPU)
+    evaluating = time.perf_counter()
     final = {
         split: module.evaluate(pairs, a.eval_batch_size, divergence=split == "val")
         for split, pairs in {**evals, **({"test": test} if test else {})}.items()
     }
+    evaluating = time.perf_counter() - evaluating
     module.cpu()  # the kept state and the models on the CPU, as a caller gave them
     step0 = {
         (r["source"], r["target"], r["variable"]): r["iia"]
@@ -283,6 +297,11 @@ def _fit(
         learned_units=module.interchange.layout.learned_sizes(),
         history=module.history,
         state=module.interchange.state_dict(),
+        seconds={
+            "steps": clock.step_seconds,
+            "validation": clock.validation_seconds + first_validation,
+            "evaluation": evaluating,
+        },
     )
 
 

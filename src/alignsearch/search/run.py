@@ -28,6 +28,7 @@ from filelock import FileLock, Timeout
 
 from alignsearch import atomic
 from alignsearch.engine.metrics import task_accuracy
+from alignsearch.engine.timing import Phases
 from alignsearch.engine.trainer import LAST_CHECKPOINT, load_weights_only
 from alignsearch.errors import ConfigError
 from alignsearch.loggers import log_final_records
@@ -180,17 +181,24 @@ def _train(
     if verbose and (out_dir / "checkpoints" / LAST_CHECKPOINT).is_file():
         print(f"resuming the alignment in {out_dir} from its last checkpoint", flush=True)
     modules = [m.model for m in models]
+    phases = Phases()
     if len(models) == 2 and similarity_baselines and data is None:
-        write_similarity(plan, modules, run.seed, out_dir, verbose)
+        with phases("similarity"):
+            write_similarity(plan, modules, run.seed, out_dir, verbose)
     run_loggers = loggers(config) if loggers is not None else False
     out = fit_alignment(plan, modules, out_dir, seed=run.seed, hardware=hardware, loggers=run_loggers)
+    for phase, seconds in out.seconds.items():
+        phases.add(phase, seconds)
     records = out.records
     if alignment.controls:
-        scores = run_controls(
-            plan, modules, alignment.controls, out_dir, seed=run.seed, hardware=hardware,
-            untrained=lambda: [m.untrained(run.seed) for m in models],
-        )  # fmt: skip
+        with phases("controls"):
+            scores = run_controls(
+                plan, modules, alignment.controls, out_dir, seed=run.seed, hardware=hardware,
+                untrained=lambda: [m.untrained(run.seed) for m in models],
+            )  # fmt: skip
         records = [r.with_controls(scores) for r in records]  # each control's IIA and divergence
+    with phases("task_accuracy"):
+        accuracies = None if data is not None else task_accuracies(plan, modules, run.seed)
     results = {
         "schema": SCHEMA,
         "config": config,
@@ -198,9 +206,10 @@ def _train(
         "best_step": out.best_step,
         "train_seconds": out.train_seconds,
         "learned_units": out.learned_units,
-        "task_accuracy": None if data is not None else task_accuracies(plan, modules, run.seed),
+        "task_accuracy": accuracies,
         "records": [r.to_json() for r in records],
         "identity": identity,
+        "seconds": phases.rounded(),
     }
     if data is not None:
         results["data"] = data.summary

@@ -1,0 +1,62 @@
+"""Where a sweep's (or a whole ``reproduce`` grid's) time goes: the ``seconds`` of every run's
+``results.json`` under a folder, added up by phase, beside the wall time the sweep took.
+
+    python benchmarks/grid_cost.py multirun/reproduce/full [--wall-seconds 5400 --workers 2]
+
+Prints a table: each phase's seconds and its share of the runs' time, the share spent in training steps
+(``steps``, the alignment's and its trained controls'), and, given the sweep's wall time and its number of
+parallel workers, what the runs do not account for (process start, imports, Hydra, zoo loading and
+task-model training). Runs written before ``seconds`` existed count by their ``train_seconds`` alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from alignsearch.tables import markdown_table
+
+
+def phase_totals(folder: Path) -> tuple[dict[str, float], int, int]:
+    """``({phase: seconds}, runs with phases, runs without)`` over the runs under ``folder`` (a run's
+    controls run inside it and count in its ``controls`` phase, not as runs of their own)."""
+    totals: dict[str, float] = {}
+    timed = untimed = 0
+    for path in sorted(folder.rglob("results.json")):
+        if "controls" in path.parts or "superseded" in path.parts:
+            continue
+        results = json.loads(path.read_text())
+        seconds = results.get("seconds")
+        if seconds is None:
+            untimed += 1
+            seconds = {"training (steps and validation)": results.get("train_seconds") or 0.0}
+        else:
+            timed += 1
+        for phase, value in seconds.items():
+            totals[phase] = totals.get(phase, 0.0) + value
+    return totals, timed, untimed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--wall-seconds", type=float, help="the sweep's wall time")
+    parser.add_argument("--workers", type=int, default=1, help="jobs run at once (hydra.launcher.n_jobs)")
+    args = parser.parse_args()
+    totals, timed, untimed = phase_totals(args.folder)
+    runs = sum(totals.values())
+    rows = [[phase, f"{value:.0f}", f"{value / runs:.1%}"] for phase, value in sorted(totals.items())]
+    rows.append(["all runs", f"{runs:.0f}", "100%"])
+    if args.wall_seconds:
+        budget = args.wall_seconds * args.workers
+        rows.append(["outside the runs (start, imports, zoo, task models)", f"{budget - runs:.0f}",
+                     f"{(budget - runs) / budget:.1%} of wall x workers"])  # fmt: skip
+    print(f"{timed + untimed} runs ({untimed} without phases) under {args.folder}")
+    print(markdown_table(["phase", "seconds", "share"], rows))
+    if "steps" in totals:
+        print(f"training steps: {totals['steps'] / runs:.1%} of the runs' time")
+
+
+if __name__ == "__main__":
+    main()
