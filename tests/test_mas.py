@@ -270,3 +270,59 @@ def test_similarity_measures_on_known_cases() -> None:
     features = torch.stack([counts.double() * 0.7 + 1, torch.randn(300, generator=g, dtype=torch.double)], 1)
     assert probe_accuracy(features, counts, torch.arange(300)) == pytest.approx(1.0)
     assert probe_accuracy(features[:, 1:], counts, torch.arange(300)) < 0.3
+
+
+def test_matched_scales_cancel_within_a_model_and_round_trip() -> None:
+    import torch
+
+    from alignsearch.alignment import FixedLayout, Interchange, Rotation
+
+    torch.manual_seed(0)
+    states = torch.randn(500, 6) * torch.tensor([0.5, 1, 2, 4, 8, 16]) + 3
+    plain = Interchange([Rotation(6)], FixedLayout(["count"], [2], 6, 6), match_scales=True)
+    plain.fit_standardizers([states])
+    assert plain.standardizers[0](states).std(0) == pytest.approx(torch.ones(6), abs=1e-4)
+    scaled = Interchange([Rotation(6)], FixedLayout(["count"], [2], 6, 6), match_scales=True)
+    scaled.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        scaled.log_scales.normal_()
+        scaled.offsets.normal_()
+    h_t, h_s = states[:8], states[8:16]
+    with torch.no_grad():  # one model: a scale and offset per aligned coordinate act alike on base and source
+        assert torch.allclose(scaled(h_t, h_s, "count"), plain(h_t, h_s, "count"), atol=1e-4)
+        assert torch.allclose(scaled.decode(scaled.code(h_t, 0), 0), h_t, atol=1e-4)
+        assert not torch.allclose(scaled.code(h_t, 0), plain.code(h_t, 0), atol=1e-2)
+
+
+def test_the_mas_family_matches_scales_and_das_does_not(tmp_path) -> None:
+    from tests.helpers import compose_config
+
+    for name in ("mas", "unimas", "clmas", "stitch", "latent_stitch"):
+        assert compose_config("run_alignment", [f"alignment={name}"]).alignment.match_scales is True
+    assert compose_config("run_alignment", ["alignment=das"]).alignment.match_scales is False
+
+
+def test_a_saved_mas_alignment_keeps_its_scales(tiny_zoo, tmp_path) -> None:
+    import shutil
+
+    import torch
+
+    from alignsearch import api
+    from tests.helpers import TINY_ALIGNMENT, TINY_TRAINING
+
+    zoo = shutil.copytree(tiny_zoo, tmp_path / "zoo")
+    models = [api.model(zoo_dir=zoo, seed=s, overrides=TINY_TRAINING) for s in (0, 1)]
+    result = api.align(models, alignment="mas", n_units=8, overrides=TINY_ALIGNMENT, out_dir=tmp_path / "run")
+    saved = api.load_alignment(tmp_path / "run" / "alignment.pt")
+    assert saved.interchange.match_scales
+    assert not torch.equal(
+        saved.interchange.standardizers[1].std, torch.ones_like(saved.interchange.standardizers[1].std)
+    )
+    # the rebuilt alignment (statistics and learned scales read back) scores new pairs as the run's does
+    pairs = api.pairs(models[0], n=128, seed=1)
+    for source, target in ((0, 1), (1, 0)):
+        kept = api.iia(result, models, pairs, source=source, target=target)
+        again = api.iia(saved, models, pairs, source=source, target=target)
+        assert again["iia"] == pytest.approx(kept["iia"]) and again["token_iia"] == pytest.approx(
+            kept["token_iia"]
+        )
