@@ -58,7 +58,7 @@ def one_position_per_row(ids: torch.Tensor) -> torch.Tensor:
     ("cls", "kwargs", "sites"),
     [
         (GRU, {}, {"embedding": 128, "layer.0": 128}),
-        (LSTM, {}, {"embedding": 128, "layer.0": 128}),
+        (LSTM, {}, {"embedding": 128, "layer.0": 128, "layer.0.h": 64}),
         (RNN, {"n_layers": 2, "d_model": 64}, {"embedding": 64, "layer.0": 64, "layer.1": 64}),
         (Transformer, {}, {"embedding": 128, "layer.0": 128, "layer.1": 128}),
     ],
@@ -172,7 +172,10 @@ def test_single_position_fast_path_matches_stepping_the_cells(cls, n_layers) -> 
     for site in model.sites:
         if site == "embedding":
             continue
-        intervention = Intervention(site, mask, lambda h, rows, cols: h * 0.5 + noise[rows, cols])
+        width = model.sites[site]  # an LSTM's layer.<i>.h is half as wide as its [h; c]
+        intervention = Intervention(
+            site, mask, lambda h, rows, cols, w=width: h * 0.5 + noise[rows, cols, :w]
+        )
         layer = model.check_site(site)
         x = model.embedding(ids)
         fast = model._run_single_position(x, layer, intervention)
@@ -196,7 +199,8 @@ def test_single_position_gradients_match_stepping_the_cells(cls, n_layers) -> No
         layer, x = model.check_site(site), model.embedding(ids).detach()
         grads = []
         for run, given in [(model._run_single_position, lengths), (model._run_unrolled, None)]:
-            noise = torch.randn(6, 12, 16, generator=torch.Generator().manual_seed(2)).requires_grad_()
+            width = model.sites[site]
+            noise = torch.randn(6, 12, width, generator=torch.Generator().manual_seed(2)).requires_grad_()
             out = run(
                 x,
                 layer,
@@ -280,3 +284,30 @@ def test_a_model_with_only_encode_and_readout_offers_module_paths_only() -> None
     keep[1, 6] = False
     torch.testing.assert_close(out[keep], plain[keep])  # a hook changes the output, not the carried state
     assert hooks.site_width(model, "embed") == 16
+
+
+@pytest.mark.parametrize("positions", [[2], [2, 4]])  # one position (fused windows) and several (unrolled)
+def test_an_lstm_hidden_state_site_swaps_h_and_keeps_c(positions) -> None:
+    from alignsearch.models import Intervention, hooks
+    from alignsearch.models.recurrent import LSTM
+
+    torch.manual_seed(0)
+    model = LSTM(10, d_model=8, n_layers=2).eval()
+    assert (model.sites["layer.0.h"], model.sites["layer.0"]) == (4, 8)
+    ids = torch.randint(0, 10, (3, 7))
+    with torch.no_grad():
+        assert torch.allclose(model.activations(ids, "layer.1.h"), model.activations(ids, "layer.1")[..., :4])
+        mask = torch.zeros(3, 7, dtype=torch.bool)
+        mask[:, positions] = True
+        out = hooks.encode(model, ids, Intervention("layer.0.h", mask, lambda v, rows, cols: v * 0 + 1))
+        # the reference: step the cells, setting layer 0's h (not c) to ones at the positions
+        states, expected = [None, None], []
+        for t in range(ids.shape[1]):
+            x = model.embedding(ids[:, t])
+            for layer in range(2):
+                h, c = model._cell(layer, x, states[layer])
+                if layer == 0 and t in positions:
+                    h = torch.ones_like(h)
+                states[layer], x = (h, c), h
+            expected.append(x)
+        assert torch.allclose(out, torch.stack(expected, 1), atol=1e-5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -461,9 +462,15 @@ def divergences(store: dict[str, list[Tensor]], track: str) -> dict[str, float |
 
 def has_layers_above(model: SequenceModel, site: str) -> bool:
     """Whether the model's top states (what ``encode`` returns) are above ``site``: not for its last
-    named layer; for a module path, assumed."""
-    layers = [s for s in model.sites if s.startswith("layer.")]
-    return not (layers and site == layers[-1])
+    layer's output (``layer.<last>``, or an LSTM's ``layer.<last>.h``); for a part of a layer
+    (``layer.<i>.attn``) or a module path, assumed."""
+    layers = [int(s.split(".")[1]) for s in model.sites if s.startswith("layer.")]
+    top = LAYER_OUTPUT.fullmatch(site)
+    return not (layers and top is not None and int(top.group(1)) == max(layers))
+
+
+LAYER_OUTPUT = re.compile(r"layer\.(\d+)(?:\.h)?")
+"""A layer's output: ``layer.<i>``, or an LSTM's hidden state ``layer.<i>.h``."""
 
 
 def update_metrics(metrics, out: TrackOutput) -> None:
