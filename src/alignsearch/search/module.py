@@ -16,6 +16,7 @@ from torchmetrics import MeanMetric
 from alignsearch.alignment import Interchange
 from alignsearch.engine.metrics import TokenAccuracy, TrialAccuracy
 from alignsearch.models import Intervention, SequenceModel, hooks
+from alignsearch.models.base import is_layer_site
 from alignsearch.search.datamodule import eval_batches
 from alignsearch.search.divergence import divergence
 from alignsearch.search.latent_targets import histogram_divergence, latent_loss
@@ -461,8 +462,9 @@ def divergences(store: dict[str, list[Tensor]], track: str) -> dict[str, float |
 
 def has_layers_above(model: SequenceModel, site: str) -> bool:
     """Whether the model's top states (what ``encode`` returns) are above ``site``: not for its last
-    named layer; for a module path, assumed."""
-    layers = [s for s in model.sites if s.startswith("layer.")]
+    layer's output (``layer.<n-1>``); for a part inside a layer (``layer.<i>.mlp``) or a module path,
+    assumed."""
+    layers = [s for s in model.sites if s.startswith("layer.") and is_layer_site(s)]
     return not (layers and site == layers[-1])
 
 
