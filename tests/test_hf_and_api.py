@@ -33,7 +33,8 @@ HF_QUICK = ["model=hf", "hardware.progress_bar=false", "training.n_val=256", "tr
 @pytest.mark.parametrize("architecture", ["gpt2", "llama"])
 def test_hf_sites_act_from_their_position_on(architecture) -> None:
     model = HFCausalLM(8, architecture=architecture, d_model=32, n_layers=2, n_heads=2).eval()
-    assert model.sites == {"embedding": 32, "layer.0": 32, "layer.1": 32}
+    parts = [f"layer.{i}{part}" for i in (0, 1) for part in ("", ".attn", ".mlp", ".head.0", ".head.1")]
+    assert model.sites == {"embedding": 32} | {site: 16 if ".head." in site else 32 for site in parts}
     ids = torch.randint(0, 8, (3, 10), generator=torch.Generator().manual_seed(0))
     mask = torch.zeros(3, 10, dtype=torch.bool)
     mask[:, 4] = True
@@ -41,7 +42,7 @@ def test_hf_sites_act_from_their_position_on(architecture) -> None:
     shift = torch.linspace(-1, 1, 32)  # not a constant: the blocks' LayerNorms would undo that
     for site in model.sites:
         torch.testing.assert_close(model(ids, Intervention(site, mask, lambda h, r, c: h)), base)
-        changed = model(ids, Intervention(site, mask, lambda h, r, c: h + shift))
+        changed = model(ids, Intervention(site, mask, lambda h, r, c: h + shift[: h.shape[-1]]))
         torch.testing.assert_close(changed[:, :4], base[:, :4])  # causal: earlier positions untouched
         assert not torch.allclose(changed[:, 4:], base[:, 4:])
     path = "transformer.h.1" if architecture == "gpt2" else "model.layers.1"

@@ -14,6 +14,7 @@ pytest.importorskip("transformers")
 
 from alignsearch.errors import ConfigError  # noqa: E402
 from alignsearch.models import Intervention, hooks  # noqa: E402
+from alignsearch.models.base import is_layer_site  # noqa: E402
 from alignsearch.models.lm import TextLM, folder_sha256  # noqa: E402
 from alignsearch.text import toy  # noqa: E402
 
@@ -97,7 +98,11 @@ def test_tokenizer_is_word_level_with_offsets(toy_lms) -> None:
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_sites_widths_and_settings(toy_lms, arch) -> None:
     lm = TextLM(str(toy_lms[arch]))
-    assert lm.sites == {"embedding": 64, "layer.0": 64, "layer.1": 64}
+    assert {site: width for site, width in lm.sites.items() if is_layer_site(site)} == {
+        "embedding": 64,
+        "layer.0": 64,
+        "layer.1": 64,
+    }  # and the parts of each layer: tests/test_lm_sites.py
     assert (lm.d_model, lm.n_layers, lm.vocab_size, lm.pad_id) == (64, 2, len(toy.WORDS), 0)
     assert lm.name == f"lm_{arch}" and lm.settings() == {
         "path": str(toy_lms[arch].resolve()),
@@ -105,7 +110,7 @@ def test_sites_widths_and_settings(toy_lms, arch) -> None:
     }
     enc = batch(lm, toy.count_prompts(3, seed=0))
     assert lm(enc.input_ids).shape == (*enc.input_ids.shape, len(toy.WORDS))
-    for site in [*lm.sites, *MODULE_PATHS[arch]]:
+    for site in [*filter(is_layer_site, lm.sites), *MODULE_PATHS[arch]]:
         assert lm.activations(enc.input_ids, site).shape == (*enc.input_ids.shape, 64)
         assert hooks.site_width(lm, site) == 64
     torch.testing.assert_close(
@@ -158,7 +163,7 @@ def test_interchange_gives_the_source_run(toy_lms, arch) -> None:
     source = batch(lm, ["egg egg . how many ?", "pen . how many ?"])  # the same lengths
     plain_base, plain_source = lm(base.input_ids), lm(source.input_ids)
     everywhere = torch.ones_like(base.input_ids, dtype=torch.bool)
-    for site in [*lm.sites, *MODULE_PATHS[arch][:1]]:
+    for site in [*filter(is_layer_site, lm.sites), *MODULE_PATHS[arch][:1]]:
         acts = lm.activations(source.input_ids, site)
         swap = Intervention(site, everywhere, lambda h, rows, cols, acts=acts: acts[rows, cols])
         torch.testing.assert_close(

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -69,6 +70,7 @@ __all__ = [
     "model",
     "own_model",
     "pairs",
+    "sites",
     "text_pairs",
 ]
 
@@ -413,6 +415,45 @@ def language_model(
     if isinstance(model, str | Path):
         return TextLM(str(model), dtype)
     return TextLM.from_model(model, tokenizer, name=name)
+
+
+def sites(model: Any) -> dict[str, int]:
+    """A model's named sites and their widths, in order: ``{site: width}``, what ``site=`` (or ``layer=``)
+    takes. For a language model (:func:`language_model`, or the folder it would load: only its
+    ``config.json`` is read) ``embedding``, then for each block ``layer.<i>`` (the residual stream after
+    it), ``layer.<i>.attn`` and ``layer.<i>.mlp`` (the outputs of its attention and MLP) and
+    ``layer.<i>.head.<j>`` (head ``j``'s output before the attention output projection, head-size wide);
+    for a task model (a zoo entry or a SequenceModel) its own sites (``embedding``, ``layer.0``, ...); a
+    HuggingFace causal LM in memory has a language model's sites; another ``torch.nn.Module`` has none
+    (its sites are module paths). The command line lists the same:
+    ``python -m alignsearch.sites <folder>``::
+
+        sites(api.language_model("checkpoints/gpt2"))["layer.5.head.3"]  # 64
+        sites(api.model("gru"))                                          # {'embedding': 128, 'layer.0': 128}
+    """
+    from alignsearch.models.hf import folder_sites
+
+    if isinstance(model, str | Path):
+        with arguments({"model.path": "model"}):
+            return folder_sites(model)
+    if isinstance(model, zoo.ZooEntry):
+        model = model.model
+    if isinstance(model, SequenceModel):
+        return dict(model.sites)
+    transformers = sys.modules.get("transformers")  # a HuggingFace model in memory: transformers is loaded
+    if transformers is not None and isinstance(model, transformers.PreTrainedModel):
+        from alignsearch.models.hf import lm_sites
+
+        with arguments({"model.path": "model"}):
+            return lm_sites(model, type(model).__name__)
+    if isinstance(model, torch.nn.Module):
+        return {}
+    raise ConfigError(
+        "model",
+        model,
+        "a language model (api.language_model) or its folder, a zoo entry (api.model), a SequenceModel or a "
+        "torch.nn.Module",
+    ).as_argument("model")
 
 
 def text_pairs(rows: Iterable[Mapping[str, Any]], tokenizer, **options: Any) -> PairsData:

@@ -58,7 +58,8 @@ def run_loggers(cfg: DictConfig, config: dict[str, Any]) -> list:
 
 
 def show(result: RunResult, status: str) -> None:
-    """Print the records as a table: one row per direction and variable (models named below it)."""
+    """Print the records as a table: one row per direction and variable (models named below it); for a
+    layout that learns its sizes (``alignment=boundless``), the sizes it found."""
     results = result.results
     print(status, flush=True)
     print(records_table(result.records), flush=True)
@@ -67,6 +68,20 @@ def show(result: RunResult, status: str) -> None:
         f"{results['train_seconds']:.1f} s",
         flush=True,
     )
+    learned = learned_sizes_line(result)
+    if learned:
+        print(learned, flush=True)
+
+
+def learned_sizes_line(result: RunResult) -> str | None:
+    """``learned sizes at layer.0.head.1 (width 32): count 7.3``: the subspace size each variable ended
+    with, for a layout that learns them (``results.json``'s ``learned_units``); None for fixed sizes."""
+    learned = result.results.get("learned_units")
+    if result.config.get("layout") != "BoundlessLayout" or not learned:
+        return None
+    member = result.plan.members[0]
+    sizes = ", ".join(f"{variable} {size:.1f}" for variable, size in learned.items())
+    return f"learned sizes at {member.site} (width {member.width}): {sizes}"
 
 
 if __name__ == "__main__":  # python -m alignsearch.cli.run_alignment <overrides>

@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 from alignsearch.cli.plan import member_configs
 from alignsearch.components import instantiate_checked
 from alignsearch.errors import ConfigError
+from alignsearch.models.hf import site_parts
 from alignsearch.models.lm import DTYPES
 from alignsearch.search.planning import check_unit_sizes
 from alignsearch.search.spec import RunData, RunModel
@@ -32,6 +33,8 @@ WIDTH_KEYS = ("hidden_size", "n_embd", "d_model")
 """Where a transformers config.json states the residual width."""
 LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers")
 """Where it states the number of blocks."""
+HEAD_KEYS = ("num_attention_heads", "n_head")
+"""Where it states the number of attention heads."""
 
 
 def is_text_run(cfg: DictConfig) -> bool:
@@ -74,8 +77,8 @@ def check_text_config(cfg: DictConfig) -> list[DictConfig]:
         if dtype not in DTYPES:
             raise ConfigError(f"{_model_key(i)}.dtype", dtype, f"one of {', '.join(DTYPES)}")
         check_folder_layer(c, Path(str(path)), i)
-        width = folder_width(Path(str(path)))
-        if width is not None:  # the sizes against the folder's width, before the model is loaded
+        width = folder_width(Path(str(path)), c.get("site"))
+        if width is not None:  # the sizes against the site's width, before the model is loaded
             check_unit_sizes(sizes, width, str(path))
     if kind == "corpus" and len(cfgs) != 2:
         raise ConfigError(
@@ -105,13 +108,27 @@ def check_folder_layer(cfg: DictConfig, folder: Path, index: int) -> None:
         raise ConfigError(f"{prefix}layer", cfg.layer, f"a layer of the model in {folder}: {layers}")
 
 
-def folder_width(folder: Path) -> int | None:
-    """The residual width a transformers ``config.json`` states (None if it names none)."""
+def folder_width(folder: Path, site: str | None = None) -> int | None:
+    """The width of ``site`` (None: ``layer=``'s, the residual stream) as a transformers ``config.json``
+    states it: the residual width, or for a head (``layer.<i>.head.<j>``) the head size (its ``head_dim``,
+    else the residual width over the heads); None where the config does not say, or for a module path
+    (checked once the model is loaded)."""
     try:
         config = json.loads((folder / "config.json").read_text())
     except (OSError, ValueError):
         return None
-    return next((int(config[k]) for k in WIDTH_KEYS if isinstance(config.get(k), int)), None)
+    width = next((int(config[k]) for k in WIDTH_KEYS if isinstance(config.get(k), int)), None)
+    parts = None if site is None else site_parts(str(site))
+    if site is not None and parts is None:
+        return None
+    if width is None or parts is None or parts[0] != "head":
+        return width
+    if isinstance(config.get("head_dim"), int):
+        return int(config["head_dim"])
+    heads = next(
+        (int(config[k]) for k in HEAD_KEYS if isinstance(config.get(k), int) and config[k] > 0), None
+    )
+    return None if heads is None else width // heads
 
 
 def text_inputs(cfg: DictConfig, out_dir: Path) -> tuple[list[RunModel], RunData]:

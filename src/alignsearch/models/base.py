@@ -118,6 +118,16 @@ def layer_sites(width: int, n_layers: int) -> dict[str, int]:
     return {"embedding": width, **{f"layer.{i}": width for i in range(n_layers)}}
 
 
+def is_layer_site(site: str) -> bool:
+    """Whether ``site`` names a whole state of the model: ``embedding`` or ``layer.<i>`` (a layer's output),
+    not a part inside a layer (``layer.<i>.attn``, ``layer.<i>.head.<j>``) or a module path.
+
+    >>> is_layer_site("layer.2"), is_layer_site("embedding"), is_layer_site("layer.2.mlp")
+    (True, True, False)
+    """
+    return site == "embedding" or (site.startswith("layer.") and site[6:].isdigit())
+
+
 def capture(store: list[Tensor]) -> InterventionFn:
     """An intervention function that records activations and leaves them unchanged."""
 

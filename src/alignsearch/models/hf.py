@@ -2,26 +2,48 @@
 
 Built from a ``transformers`` config with random weights (``model=hf``; small by default) and trained
 on the numeric tasks like any other model, or loaded from a local directory written by
-``save_pretrained`` (``model=hf model.path=...``). Sites are named like the other models':
-``embedding`` (the input to the first block) and ``layer.<i>`` (the residual stream after block ``i``),
-reached with forward hooks on the blocks; any module path works too (``transformer.h.1``). What wraps a
-``transformers`` model this way is :class:`HFSequenceModel`, shared with the frozen pretrained LMs of
-:mod:`alignsearch.models.lm`.
+``save_pretrained`` (``model=hf model.path=...``). What wraps a ``transformers`` model this way is
+:class:`HFSequenceModel`, shared with the frozen pretrained LMs of :mod:`alignsearch.models.lm`.
 
-A run can also start at a named site (:meth:`HFSequenceModel.encode_from`): given the activations there,
-only the blocks above it, the final norm (and the read-out) run. An alignment computes a frozen model's
-states at its site once per pair and trains on the blocks above it alone::
+Sites, each with its width known before anything runs (from the config and the modules' layout):
+
+- ``embedding``: the input to the first block (``d_model`` wide);
+- ``layer.<i>``: the residual stream after block ``i`` (``d_model``);
+- ``layer.<i>.attn``: the output of block ``i``'s attention, before it joins the residual stream
+  (``d_model``);
+- ``layer.<i>.mlp``: the output of block ``i``'s MLP (``d_model``);
+- ``layer.<i>.head.<j>``: head ``j``'s output in block ``i``, before the attention output projection
+  mixes the heads (``head_dim`` wide: the config's ``head_dim``, else ``d_model / n_heads``).
+
+The component and head sites exist for the families of :data:`COMPONENTS` (GPT-2, Llama and the models
+built like it: Mistral, Qwen2, ...; GPT-NeoX), found from the config's ``model_type`` or else from the
+module paths inside the blocks; other models offer ``embedding`` and ``layer.<i>``. Forward hooks reach
+them all: on the block (``layer.<i>``), on the attention or MLP module's output, and for a head a forward
+pre-hook on the output projection that hands over, and replaces, only that head's columns of its input.
+Any module path works too (``transformer.h.1``). ``python -m alignsearch.sites <folder>`` lists a model's
+sites and widths (:mod:`alignsearch.sites`; ``api.sites(model)`` from Python).
+
+A run can also start at ``embedding`` or ``layer.<i>`` (:meth:`HFSequenceModel.encode_from`): given the
+activations there, only the blocks above it, the final norm (and the read-out) run. An alignment computes
+a frozen model's states at its site once per pair and trains on the blocks above it alone::
 
     h = lm.activations(ids, "layer.5")                       # once, without gradients
     lm.readout(lm.encode_from("layer.5", h, intervention))   # = lm(ids, intervention), 6 blocks fewer
 
-    >>> HFCausalLM(vocab_size=8, architecture="gpt2", d_model=32, n_layers=2, n_heads=2).sites
-    {'embedding': 32, 'layer.0': 32, 'layer.1': 32}
+    >>> sites = HFCausalLM(vocab_size=8, architecture="gpt2", d_model=32, n_layers=2, n_heads=2).sites
+    >>> list(sites)[:6], sites["layer.1.head.1"]
+    (['embedding', 'layer.0', 'layer.0.attn', 'layer.0.mlp', 'layer.0.head.0', 'layer.0.head.1'], 16)
+
+Only ``embedding`` and ``layer.<i>`` hold the model's whole state
+(:func:`~alignsearch.models.base.is_layer_site`): the sites :meth:`HFSequenceModel.encode_from` starts from.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +52,7 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from alignsearch.errors import ConfigError, require_positive
-from alignsearch.models.base import Intervention, SequenceModel, check_vocab_size, layer_sites
+from alignsearch.models.base import Intervention, SequenceModel, check_vocab_size, is_layer_site
 from alignsearch.models.hooks import first_seen, hooked, module_at
 
 MAX_POSITIONS = 128
@@ -83,6 +105,184 @@ def load_pretrained(path: Path, dtype: torch.dtype | None = None) -> nn.Module:
         raise ConfigError("model.path", str(path), f"a causal language model ({first})") from None
 
 
+@dataclass(frozen=True)
+class Components:
+    """Where a block's parts are, as module paths inside the block: its attention (whose output, or the
+    first tensor of its output tuple, is the ``layer.<i>.attn`` site), its MLP (``layer.<i>.mlp``) and the
+    attention's output projection, whose input holds the heads side by side (``layer.<i>.head.<j>``)."""
+
+    attn: str
+    mlp: str
+    out_proj: str
+
+
+COMPONENTS = {
+    "gpt2": Components("attn", "mlp", "attn.c_proj"),
+    "llama": Components("self_attn", "mlp", "self_attn.o_proj"),
+    "gpt_neox": Components("attention", "mlp", "attention.dense"),
+}
+"""The parts of a block, per family (``model_type``). A model of another type (Mistral, Qwen2, Gemma, ...)
+takes the first family whose three paths all exist in each of its blocks (Llama's, for those)."""
+
+SITE_FORMS = ("embedding", "layer.<i>", "layer.<i>.attn", "layer.<i>.mlp", "layer.<i>.head.<j>")
+_SITE = re.compile(r"layer\.(\d+)(?:\.(attn|mlp)|\.head\.(\d+))?")
+
+
+def site_parts(site: str) -> tuple[str, int, int | None] | None:
+    """What a site name says, by its form alone: ``(kind, layer, head)``, kind one of ``embedding``,
+    ``layer``, ``attn``, ``mlp`` and ``head``; None for a name of no site form (a module path).
+
+    >>> site_parts("layer.3.head.1"), site_parts("layer.0.mlp"), site_parts("embedding")
+    (('head', 3, 1), ('mlp', 0, None), ('embedding', -1, None))
+    >>> site_parts("transformer.h.1") is None
+    True
+    """
+    if site == "embedding":
+        return "embedding", -1, None
+    match = _SITE.fullmatch(site)
+    if match is None:
+        return None
+    layer, part, head = match.groups()
+    if head is not None:
+        return "head", int(layer), int(head)
+    return part or "layer", int(layer), None
+
+
+@dataclass(frozen=True)
+class SiteLayout:
+    """The sites of a ``transformers`` causal LM and their widths, from its config and the module paths
+    inside its blocks (nothing runs): ``n_heads`` is 0 where the heads cannot be told apart (no known
+    output projection, or one whose input is not ``n_heads * head_dim`` wide)."""
+
+    n_layers: int
+    d_model: int
+    components: Components | None
+    n_heads: int
+    head_dim: int
+
+    @classmethod
+    def of(cls, lm: nn.Module, blocks: nn.ModuleList) -> SiteLayout:
+        config = lm.config
+        d_model = int(config.hidden_size)
+        components = find_components(config, blocks)
+        n_heads = head_dim = 0
+        if components is not None:
+            heads = getattr(config, "num_attention_heads", None)
+            if isinstance(heads, int) and heads > 0:
+                size = getattr(config, "head_dim", None) or d_model // heads
+                projection = blocks[0].get_submodule(components.out_proj)
+                if input_width(projection) == heads * size:
+                    n_heads, head_dim = heads, int(size)
+        return cls(len(blocks), d_model, components, n_heads, head_dim)
+
+    def sites(self) -> dict[str, int]:
+        """``embedding``, then each layer's sites: ``layer.<i>``, ``layer.<i>.attn``, ``layer.<i>.mlp`` and
+        ``layer.<i>.head.<j>`` for each head (those the layout has)."""
+        out = {"embedding": self.d_model}
+        for i in range(self.n_layers):
+            out[f"layer.{i}"] = self.d_model
+            if self.components is not None:
+                out[f"layer.{i}.attn"] = out[f"layer.{i}.mlp"] = self.d_model
+            out |= {f"layer.{i}.head.{j}": self.head_dim for j in range(self.n_heads)}
+        return out
+
+    def describe(self) -> str:
+        """The site forms with their ranges, for an error: ``embedding, layer.<i>, ... (i in 0..1, j in
+        0..1)``."""
+        forms = [f for f in SITE_FORMS if f.count(".") < 2 or self.components is not None]
+        if not self.n_heads:
+            forms = [f for f in forms if ".head." not in f]
+        ranges = f"i in 0..{self.n_layers - 1}" + (f", j in 0..{self.n_heads - 1}" if self.n_heads else "")
+        return f"{', '.join(forms)} ({ranges})"
+
+
+def find_components(config: Any, blocks: nn.ModuleList) -> Components | None:
+    """The :data:`COMPONENTS` entry of the config's ``model_type``, or else the first whose paths all exist
+    in every block; None if none fits (the model then has no component or head sites)."""
+    model_type = getattr(config, "model_type", None)
+    candidates = [COMPONENTS[model_type]] if model_type in COMPONENTS else list(COMPONENTS.values())
+    for components in candidates:
+        if all(_has(block, path) for block in blocks for path in vars(components).values()):
+            return components
+    return None
+
+
+def _has(module: nn.Module, path: str) -> bool:
+    try:
+        module.get_submodule(path)
+    except AttributeError:
+        return False
+    return True
+
+
+def input_width(module: nn.Module) -> int | None:
+    """The width a projection reads: an ``nn.Linear``'s ``in_features``, a GPT-2 ``Conv1D``'s ``nx``."""
+    for name in ("in_features", "nx"):
+        width = getattr(module, name, None)
+        if isinstance(width, int):
+            return width
+    return None
+
+
+def column_hook(module: nn.Module, start: int, width: int, fn: Callable[[Tensor], Tensor | None]):
+    """A forward pre-hook handing ``fn`` the columns ``start:start + width`` of the module's (batch,
+    sequence, features) input; a tensor ``fn`` returns replaces those columns only (the others pass as
+    they were)."""
+
+    def pre(mod: nn.Module, args: tuple, kwargs: dict):
+        x = args[0] if args else next(iter(kwargs.values()))
+        new = fn(x[..., start : start + width])
+        if new is None:
+            return None
+        x = torch.cat([x[..., :start], new.to(x.dtype), x[..., start + width :]], dim=-1)
+        if args:
+            return (x, *args[1:]), kwargs
+        first = next(iter(kwargs))
+        return args, {**kwargs, first: x}
+
+    return module.register_forward_pre_hook(pre, with_kwargs=True)
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """``transformers`` logs only errors inside (a config's warnings are not what a listing is about)."""
+    transformers = require_transformers()
+    level = transformers.utils.logging.get_verbosity()
+    transformers.utils.logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers.utils.logging.set_verbosity(level)
+
+
+def folder_sites(path: str | Path) -> dict[str, int]:
+    """The sites and widths of the causal LM saved in the folder ``path``, from its ``config.json`` alone:
+    the model is built on the meta device (no weights are read, no memory is taken), so a large model
+    lists at once; a one-line ConfigError for a folder that holds no causal LM.
+
+        folder_sites("checkpoints/gpt2")["layer.5.head.3"]  # 64
+    """
+    transformers = require_transformers()
+    folder = Path(path)
+    if not (folder / "config.json").is_file():
+        raise ConfigError("model.path", str(path), "a folder written by save_pretrained (with config.json)")
+    with quiet_transformers():
+        try:
+            config = transformers.AutoConfig.from_pretrained(folder, local_files_only=True)
+            with torch.device("meta"):
+                lm = transformers.AutoModelForCausalLM.from_config(config)
+        except (ValueError, OSError, KeyError, TypeError) as e:
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise ConfigError("model.path", str(path), f"a causal language model ({first})") from None
+    return lm_sites(lm, str(path))
+
+
+def lm_sites(lm: nn.Module, path: str | None = None) -> dict[str, int]:
+    """The sites and widths of a ``transformers`` causal LM (as :class:`HFSequenceModel` names them), or a
+    one-line ConfigError if its blocks are not found (``path`` names its folder there)."""
+    return SiteLayout.of(lm, find_blocks(lm, path)).sites()
+
+
 def find_blocks(lm: nn.Module, path: str | None = None) -> nn.ModuleList:
     """The list of transformer blocks of a ``transformers`` causal LM (at one of :data:`BLOCK_PATHS`), or a
     one-line ConfigError naming ``path`` (the folder it came from)."""
@@ -108,27 +308,47 @@ def position_ids(attention_mask: Tensor) -> Tensor:
 
 class HFSequenceModel(SequenceModel):
     """What the models wrapping a ``transformers`` causal LM (``self.lm``) share: the sites ``embedding``
-    (the input to the first block) and ``layer.<i>`` (the residual stream after block ``i``) through hooks
-    on the blocks, any module path inside ``self.lm`` (``transformer.h.1``), and runs with an optional
-    ``attention_mask`` (1 = a real token; position ids follow from it, so left padding reads like none).
+    (the input to the first block), ``layer.<i>`` (the residual stream after block ``i``), ``layer.<i>.attn``
+    and ``layer.<i>.mlp`` (the outputs of its attention and MLP) and ``layer.<i>.head.<j>`` (head ``j``'s
+    output before the attention output projection) through hooks, any module path inside ``self.lm``
+    (``transformer.h.1``), and runs with an optional ``attention_mask`` (1 = a real token; position ids
+    follow from it, so left padding reads like none).
 
+    ``site_layout`` (:class:`SiteLayout`) says which sites the model has: ``n_heads`` heads of ``head_dim``.
     A subclass builds or loads its LM and calls :meth:`_attach` with it.
     """
 
     lm: nn.Module
     blocks: nn.ModuleList
+    site_layout: SiteLayout
 
     def _attach(self, lm: nn.Module, path: str | None = None) -> None:
-        """Wrap ``lm``: find its blocks and widths (``path`` only names the folder in an error)."""
+        """Wrap ``lm``: find its blocks, parts and widths (``path`` only names the folder in an error)."""
         self.lm = lm
         self.blocks = find_blocks(lm, path)
         self.d_model = int(lm.config.hidden_size)
         self.n_layers = len(self.blocks)
+        self.site_layout = SiteLayout.of(lm, self.blocks)
+        self._sites = self.site_layout.sites()
 
     @property
     def sites(self) -> dict[str, int]:
-        """``embedding`` (the input to the first block) and the residual stream after each block."""
-        return layer_sites(self.d_model, self.n_layers)
+        """``embedding``, then for each block ``layer.<i>``, ``layer.<i>.attn``, ``layer.<i>.mlp`` and
+        ``layer.<i>.head.<j>`` (those its family has: :class:`SiteLayout`), with their widths."""
+        return dict(self._sites)
+
+    def check_site(self, site: str) -> int:
+        """The site's layer index (-1 for the embedding), or a one-line ConfigError naming the site forms
+        and their ranges (a large model has thousands of sites: ``python -m alignsearch.sites`` lists
+        them)."""
+        if site not in self._sites:
+            raise ConfigError(
+                "site",
+                site,
+                f"a site of the {self.name}: {self.site_layout.describe()}, or a module path; "
+                "python -m alignsearch.sites lists them",
+            )
+        return site_parts(site)[1]
 
     @property
     def module_root(self) -> nn.Module:
@@ -137,13 +357,21 @@ class HFSequenceModel(SequenceModel):
 
     def _hook(self, site: str, fn: Callable[[Tensor], Tensor | None]) -> RemovableHandle:
         """A hook handing ``fn`` the site's (batch, sequence, width) activations (a tensor it returns replaces
-        them): before the first block (``embedding``), after block ``i`` (``layer.<i>``), or at the output
-        of the module at a module path."""
-        if site not in self.sites:
+        them): before the first block (``embedding``), after block ``i`` (``layer.<i>``), at the output of
+        its attention or MLP (``layer.<i>.attn``, ``layer.<i>.mlp``), at head ``j``'s columns of the input
+        of its attention output projection (``layer.<i>.head.<j>``), or at the output of the module at a
+        module path."""
+        if site not in self._sites:
             return hooked(module_at(self, site), fn)
-        layer = self.check_site(site)
-        if layer >= 0:
+        kind, layer, head = site_parts(site)
+        parts = self.site_layout.components
+        if kind == "layer":
             return hooked(self.blocks[layer], fn)
+        if kind in ("attn", "mlp"):
+            return hooked(self.blocks[layer].get_submodule(getattr(parts, kind)), fn)
+        if kind == "head":
+            width = self.site_layout.head_dim
+            return column_hook(self.blocks[layer].get_submodule(parts.out_proj), head * width, width, fn)
 
         def pre(module: nn.Module, args: tuple, kwargs: dict):
             if args:
@@ -170,13 +398,18 @@ class HFSequenceModel(SequenceModel):
         return out.last_hidden_state
 
     def supports_resume(self, site: str) -> bool:
-        """Whether :meth:`encode_from` can start at ``site``: a named site (``embedding``, ``layer.<i>``) of a
-        GPT-2 or Llama model (:data:`RESUMABLE`) under ``transformers`` 5 or later; module paths, other
-        architectures and older versions run the whole model."""
+        """Whether :meth:`encode_from` can start at ``site``: ``embedding`` or ``layer.<i>`` of a GPT-2 or
+        Llama model (:data:`RESUMABLE`) under ``transformers`` 5 or later; the component and head sites
+        (inside a block), module paths, other architectures and older versions run the whole model."""
         transformers = require_transformers()
         major = int(transformers.__version__.split(".")[0])
         model_type = getattr(self.lm.config, "model_type", None)
-        return site in self.sites and model_type in RESUMABLE and major >= RESUME_TRANSFORMERS
+        return (
+            site in self._sites
+            and is_layer_site(site)
+            and model_type in RESUMABLE
+            and major >= RESUME_TRANSFORMERS
+        )
 
     def encode_from(
         self,

@@ -42,8 +42,10 @@ def module_at(model: nn.Module, site: str) -> nn.Module:
         except AttributeError:
             continue
     else:
-        # a site and a module can share a name (``embedding``): each name once
         sites = getattr(model, "sites", {})
+        if sites and site not in sites and (site == "embedding" or site.startswith("layer.")):
+            model.check_site(site)  # a named site's form: the model says which it has (a ConfigError)
+        # a site and a module can share a name (``embedding``): each name once
         names = list(dict.fromkeys([*sites, *(name for name, _ in root.named_modules() if name)]))
         close = difflib.get_close_matches(site, names, n=5, cutoff=0.5)
         hint = f"close matches: {', '.join(close)}" if close else f"e.g. {', '.join(names[:6])}"

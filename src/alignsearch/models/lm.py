@@ -5,8 +5,11 @@ Any folder that ``transformers`` loads with ``AutoModelForCausalLM`` and ``AutoT
 ``save_pretrained``; nothing is downloaded) becomes a :class:`~alignsearch.models.SequenceModel` whose
 weights never change: gradients flow through it to an alignment, never into it. Its sites are those of
 :class:`~alignsearch.models.hf.HFSequenceModel`: ``embedding`` (the input to the first block),
-``layer.<i>`` (the residual stream after block ``i``) and any module path inside the HuggingFace model
-(``transformer.h.1.mlp``, ``model.layers.0``)::
+``layer.<i>`` (the residual stream after block ``i``), ``layer.<i>.attn`` and ``layer.<i>.mlp`` (the
+outputs of its attention and MLP), ``layer.<i>.head.<j>`` (head ``j``'s output before the attention output
+projection, head-size wide) and any module path inside the HuggingFace model (``transformer.h.1.mlp.c_fc``,
+``model.layers.0``); ``lm.sites`` (or ``python -m alignsearch.sites <folder>``) lists them with their
+widths::
 
     lm = TextLM("checkpoints/gpt2", dtype="bfloat16")
     batch = lm.tokenizer(["apple pear . how many ?", "cup . how many ?"], padding=True, return_tensors="pt")
@@ -24,7 +27,7 @@ In ``bfloat16`` or ``float16`` an intervention's function receives activations i
 returns is cast to it by the model; an alignment kept in float32 converts on its side, e.g.
 ``lambda h, rows, cols: rotate(h.float()).to(h.dtype)``.
 
-GPT-2 and Llama models can also run from their states at a named site (``encode_from``, see
+GPT-2 and Llama models can also run from their states at ``embedding`` or ``layer.<i>`` (``encode_from``, see
 :mod:`alignsearch.models.hf`): an alignment computes those states once per pair, in the model's dtype,
 and each training step runs only the blocks above the site.
 """

@@ -22,6 +22,7 @@ from typing import Any
 from alignsearch.alignment import NULL
 from alignsearch.errors import ConfigError
 from alignsearch.models import hooks
+from alignsearch.models.base import is_layer_site
 from alignsearch.search.pairs import Track
 from alignsearch.search.spec import AlignmentPlan, Member, PairSource, RunModel
 from alignsearch.settings import AlignmentSettings, PartnerSettings, RunSettings, site_name
@@ -72,7 +73,8 @@ def _member(model: RunModel, a: AlignmentSettings, run: RunSettings, index: int,
     elif name in model.model.sites:
         width = model.model.sites[name]
     else:
-        layers = ", ".join(s.removeprefix("layer.") for s in model.model.sites)  # the sites layer= names
+        # the sites layer= names (not the parts inside a layer: site=layer.0.mlp names those)
+        layers = ", ".join(s.removeprefix("layer.") for s in model.model.sites if is_layer_site(s))
         if not layers:  # a model that handles no named site: only module paths reach it
             layers = f"none (it has no named sites: {prefix}site=<module path>)"
         raise ConfigError(f"{prefix}layer", layer, f"a layer of the {model.model.name}: {layers}")
