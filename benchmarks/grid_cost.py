@@ -6,7 +6,9 @@
 Prints a table: each phase's seconds and its share of the runs' time, the share spent in training steps
 (``steps``, the alignment's and its trained controls'), and, given the sweep's wall time and its number of
 parallel workers, what the runs do not account for (process start, imports, Hydra, zoo loading and
-task-model training). Runs written before ``seconds`` existed count by their ``train_seconds`` alone.
+task-model training). Each job's start (composing its config, loading or training its zoo models) is
+the time from Hydra's ``.hydra/`` to the run's ``run.json``. Runs written before ``seconds`` existed are
+split by their files' times: ``train_seconds`` (steps and the evaluations between them) and the rest.
 """
 
 from __future__ import annotations
@@ -30,12 +32,34 @@ def phase_totals(folder: Path) -> tuple[dict[str, float], int, int]:
         seconds = results.get("seconds")
         if seconds is None:
             untimed += 1
-            seconds = {"training (steps and validation)": results.get("train_seconds") or 0.0}
+            seconds = from_file_times(path.parent, results.get("train_seconds") or 0.0)
         else:
             timed += 1
+            seconds = {**seconds, **job_start(path.parent)}
         for phase, value in seconds.items():
             totals[phase] = totals.get(phase, 0.0) + value
     return totals, timed, untimed
+
+
+def job_start(run: Path) -> dict[str, float]:
+    """The seconds between the job's start (Hydra writes ``.hydra/`` first) and the run core's (``run.json``):
+    composing the config, loading (or training) the zoo models; empty where the folder lacks either."""
+    hydra, started = run / ".hydra" / "config.yaml", run / "run.json"
+    if not (hydra.is_file() and started.is_file()):
+        return {}
+    return {"job start (config, zoo)": max(0.0, started.stat().st_mtime - hydra.stat().st_mtime)}
+
+
+def from_file_times(run: Path, train_seconds: float) -> dict[str, float]:
+    """A run written before ``seconds`` existed, split by its files' times: the run core's time
+    (``run.json`` to ``results.json``) into training (``train_seconds``: steps and the evaluations
+    between them) and the rest (pairs, final evaluation, controls, similarity)."""
+    core = (run / "results.json").stat().st_mtime - (run / "run.json").stat().st_mtime
+    return {
+        **job_start(run),
+        "training (steps and validation)": train_seconds,
+        "rest of the run (pairs, evaluation, controls, similarity)": max(0.0, core - train_seconds),
+    }
 
 
 def main() -> None:
@@ -47,10 +71,10 @@ def main() -> None:
     totals, timed, untimed = phase_totals(args.folder)
     runs = sum(totals.values())
     rows = [[phase, f"{value:.0f}", f"{value / runs:.1%}"] for phase, value in sorted(totals.items())]
-    rows.append(["all runs", f"{runs:.0f}", "100%"])
+    rows.append(["all jobs", f"{runs:.0f}", "100%"])
     if args.wall_seconds:
         budget = args.wall_seconds * args.workers
-        rows.append(["outside the runs (start, imports, zoo, task models)", f"{budget - runs:.0f}",
+        rows.append(["outside the jobs (process start, imports, idle workers)", f"{budget - runs:.0f}",
                      f"{(budget - runs) / budget:.1%} of wall x workers"])  # fmt: skip
     print(f"{timed + untimed} runs ({untimed} without phases) under {args.folder}")
     print(markdown_table(["phase", "seconds", "share"], rows))
