@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from tests.helpers import (
+    ROOT,
     TINY_ALIGNMENT,
     TINY_TRAINING,
     assert_one_line_error,
@@ -280,3 +281,16 @@ def test_the_shared_states_are_the_runs_own(toy_lms) -> None:
             assert torch.allclose(states.source_vectors(0, site, position, "train"), batch["src"], atol=1e-5)
             assert torch.allclose(states.base_states(0, site, position, "train"), batch[BASE], atol=1e-5)
     assert states.passes == 2  # one pass over the sources and one over the bases, for every site
+
+
+def test_readme_scan_example_runs(tmp_path, monkeypatch) -> None:
+    """The README's scan from Python, as written."""
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    code = re.search(r"<!-- ci:scan-api -->\n```python\n(.*?)```", text, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    result, best = namespace["result"], namespace["best"]
+    assert len(result.cells) == 6 and best.position == "last" and best.iia >= 0.8
