@@ -270,16 +270,21 @@ def test_the_shared_states_are_the_runs_own(toy_lms) -> None:
     lm = api.language_model(toy_lms["gpt2"])
     data = api.text_pairs(toy.count_pair_rows(150, seed=1), lm.tokenizer)
     cache = PrefixCache(64, Path("unused"))
-    states = SiteStates(data, [lm], ["embedding", "layer.0", "layer.1"], ["last", "-2"], cache)
+    sites = ["embedding", "layer.0", "layer.1", "transformer.h.0.mlp"]
+    states = SiteStates(data, [lm], sites, ["last", "-2"], cache)
     for spec in ("last", "-2"):
         position = position_of(spec)
         own = TextPairSource(data).at(position)
-        for site in ("embedding", "layer.1"):
+        for site in ("embedding", "layer.1", "transformer.h.0.mlp"):
             batch = own.tensors(own.data.splits["train"], lm, site)
             track = Track(0, 0, "count")
             add_base_states([{track.name: batch}], [track], [lm], [site], PrefixCache(64, Path("unused")))
             assert torch.allclose(states.source_vectors(0, site, position, "train"), batch["src"], atol=1e-5)
-            assert torch.allclose(states.base_states(0, site, position, "train"), batch[BASE], atol=1e-5)
+            base = states.base_states(0, site, position, "train")
+            if site.startswith("transformer"):  # a module path: its steps run the whole model
+                assert base is None and BASE not in batch
+            else:
+                assert torch.allclose(base, batch[BASE], atol=1e-5)
     assert states.passes == 2  # one pass over the sources and one over the bases, for every site
 
 

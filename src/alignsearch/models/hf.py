@@ -258,11 +258,15 @@ class HFSequenceModel(SequenceModel):
         self, ids: Tensor, sites: list[str], attention_mask: Tensor | None = None
     ) -> dict[str, Tensor]:
         """:meth:`activations` of several sites (or module paths) in one run of the model: a hook on each
-        records what it sees first. A ConfigError for a site that never runs."""
-        seen: dict[str, Tensor] = {}
-        handles = [self._hook(site, recorder(seen, site)) for site in sites]
+        of ``embedding``, ``layer.<i>`` and the module paths records what it sees first; any other named
+        site is read by :meth:`activations` on its own. A ConfigError for a site that never runs."""
+        stream = layer_sites(self.d_model, self.n_layers)
+        together = [s for s in sites if s in stream or s not in self.sites]
+        seen = {s: self.activations(ids, s, attention_mask) for s in sites if s not in together}
+        handles = [self._hook(site, recorder(seen, site)) for site in together]
         try:
-            self._run(ids, attention_mask)
+            if together:
+                self._run(ids, attention_mask)
         finally:
             for handle in handles:
                 handle.remove()
