@@ -12,7 +12,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from alignsearch.cli.commands import ALIGN, TRAIN, Command
+from alignsearch.cli.commands import ALIGN, SCAN, TRAIN, Command
 from alignsearch.errors import ConfigError, ZooError
 from alignsearch.seeding import generator
 from alignsearch.tasks import CountTask, Task, Vocabulary
@@ -93,11 +93,10 @@ def run_here(script: str, *args: str, zoo: Path, cwd: Path) -> subprocess.Comple
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
 
-    from alignsearch.cli import sweep
-    from alignsearch.cli.commands import align, train
+    from alignsearch.cli import launch, sweep
     from alignsearch.engine import interrupt
 
-    run = train if entry_point(script) is TRAIN else align
+    command = entry_point(script)
     env = {key: value for key, value in command_env(zoo).items() if os.environ.get(key) != value}
     saved_env = {key: os.environ.get(key) for key in env}
     saved_argv, saved_cwd, saved_threads = sys.argv, Path.cwd(), torch.get_num_threads()
@@ -115,7 +114,7 @@ def run_here(script: str, *args: str, zoo: Path, cwd: Path) -> subprocess.Comple
         sys.argv = [str(ROOT / script), *args]
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
-                run()
+                launch(command)
             except SystemExit as e:
                 status = e.code
     finally:
@@ -189,8 +188,8 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
 
 
 def entry_point(script: str) -> Command:
-    """The command an entry point script launches."""
-    return {"train_task_model.py": TRAIN, "run_alignment.py": ALIGN}[script]
+    """The command an entry point script (or module, ``alignsearch.scan``) launches."""
+    return {"train_task_model.py": TRAIN, "run_alignment.py": ALIGN, "alignsearch.scan": SCAN}[script]
 
 
 def refusal(script: str, *args: str) -> str:

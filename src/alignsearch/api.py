@@ -44,6 +44,7 @@ from alignsearch.search.records import AlignmentRecord, records_table
 from alignsearch.search.run import RunResult, run_alignment
 from alignsearch.search.saved import SavedAlignment, save_alignment
 from alignsearch.search.saved import load_alignment as load_saved
+from alignsearch.search.scan import ScanResult, run_scan
 from alignsearch.search.spec import RunData, RunModel
 from alignsearch.search.text_data import CorpusSource, TextPairSource, pairs_summary, text_model
 from alignsearch.seeding import generator
@@ -51,6 +52,7 @@ from alignsearch.settings import (
     AlignmentSettings,
     HardwareSettings,
     RunSettings,
+    ScanSettings,
     non_negative_int,
     plain,
     positive_int,
@@ -70,6 +72,7 @@ __all__ = [
     "model",
     "own_model",
     "pairs",
+    "scan",
     "sites",
     "text_pairs",
 ]
@@ -305,6 +308,7 @@ def align(
     alignment: str = "das",
     layer: int | str = 0,
     site: str | None = None,
+    position: int | str | None = None,
     variables: list[str] | tuple[str, ...] = ("count",),
     n_units: int | list[int] = 16,
     causal_model: str = "updown",
@@ -322,18 +326,114 @@ def align(
     counterfactual pairs of text (:func:`text_pairs`; the variable is named ``variables[0]``) or a
     corpus source.
 
-    ``settings`` are alignment keys (``max_steps=300``, ``lr=0.01``, ``stop_at=None``: exactly
-    ``max_steps`` steps); ``overrides`` anything else, command-line style
-    (``["partner.variables=[demo_count]"]``). With two models the second is the partner. ``progress``
-    shows training progress (a bar on a terminal, a line every few seconds otherwise).
+    ``position`` moves every prompt (or task sequence) of every pair to one position (``"last"``, ``-2``,
+    ``"marker:?:-1"``; None: each pair's own). ``settings`` are alignment keys (``max_steps=300``,
+    ``lr=0.01``, ``stop_at=None``: exactly ``max_steps`` steps); ``overrides`` anything else, command-line
+    style (``["partner.variables=[demo_count]"]``). With two models the second is the partner.
+    ``progress`` shows training progress (a bar on a terminal, a line every few seconds otherwise).
     Training checkpoints and ``results.json`` go to ``out_dir``, where they stay (and a finished run is
     found again); without one they go to a temporary folder removed when the call ends.
     """
-    names = {
-        "seed": "seed", "layer": "layer", "site": "site", "n_units": "n_units",
+    names = _argument_names(settings)
+    with _work_dir(out_dir) as work:
+        run_models, a, run, hardware, source = _inputs(
+            models, work, names, task=task, alignment=alignment, layer=layer, site=site, position=position,
+            variables=variables, n_units=n_units, causal_model=causal_model, seed=seed,
+            overrides=overrides, data=data, progress=progress, settings=settings,
+        )  # fmt: skip
+        with arguments(names):
+            result = run_alignment(
+                run_models, a, run, hardware, work, data=source, verbose=False,
+                similarity_baselines=False,
+            )  # fmt: skip
+    return AlignmentResult.of(result)
+
+
+def scan(
+    models: Any,
+    *,
+    data: PairsData | TextPairSource | None = None,
+    task: str | None = None,
+    sites: list[str] | tuple[str, ...] | None = None,
+    positions: list[int | str] | tuple[int | str, ...] | None = None,
+    steps: int = 50,
+    controls: list[str] | tuple[str, ...] = ("random_subspace",),
+    then_align: bool = False,
+    top: int = 3,
+    alignment: str = "das",
+    variables: list[str] | tuple[str, ...] = ("count",),
+    n_units: int | list[int] = 16,
+    causal_model: str = "updown",
+    seed: int = 0,
+    out_dir: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    progress: bool = True,
+    **settings: Any,
+) -> ScanResult:
+    """Where does the variable live? A short alignment (``steps`` steps) at every site x position, the
+    command line's ``python -m alignsearch.scan`` (:mod:`alignsearch.search.scan`, the same code).
+
+    ``sites``: names or module paths (None: ``embedding`` and every ``layer.<i>``); ``positions``: where
+    every prompt of a pair is intervened on, ``"last"``, ``-2``, ``"marker:<text>[:<offset>]"`` or
+    ``"any"`` (each pair's own; None: ``["last", -2, -3]`` on text, ``["any"]`` for task models);
+    ``controls`` run beside each cell; ``then_align``: then the full alignment (``settings``, e.g.
+    ``max_steps=1000``) at the best cell (``result.aligned``). The rest as :func:`align`. ``progress``
+    prints a line per cell and the ``top`` best cells. The result has ``.cells``, ``.best()``,
+    ``.table()`` and ``.csv()``; with ``out_dir`` the cells, ``scan.csv``, ``scan.png`` and ``scan.json``
+    stay there (and a finished cell is found again)::
+
+        result = api.scan(lm, data=pairs, sites=["layer.0", "layer.1"], positions=["last", -2], steps=50)
+        print(result.table(3)); result.best().site
+    """
+    names = _argument_names(settings) | {
+        f"scan.{k}": k for k in ("sites", "positions", "steps", "controls", "then_align", "top")
+    }
+    with _work_dir(out_dir) as work:
+        run_models, a, run, hardware, source = _inputs(
+            models, work, names, task=task, alignment=alignment, layer=0, site=None, position=None,
+            variables=variables, n_units=n_units, causal_model=causal_model, seed=seed,
+            overrides=overrides, data=data, progress=progress, settings=settings,
+        )  # fmt: skip
+        with arguments(names):
+            settings_of_scan = ScanSettings.parse(
+                {"sites": sites, "positions": positions, "steps": steps, "controls": controls,
+                 "then_align": then_align, "top": top}
+            )  # fmt: skip
+            return run_scan(
+                run_models, a, run, hardware, work, settings_of_scan, data=source, verbose=progress
+            )
+
+
+def _argument_names(settings: Mapping[str, Any]) -> dict[str, str]:
+    """Config keys -> the arguments of :func:`align` and :func:`scan` that set them."""
+    return {
+        "seed": "seed", "layer": "layer", "site": "site", "position": "position", "n_units": "n_units",
         "alignment.variables": "variables", "alignment.causal_model": "causal_model",
         **{f"alignment.{k}": k for k in settings},
     }  # fmt: skip
+
+
+def _inputs(
+    models: Any,
+    work: Path,
+    names: Mapping[str, str],
+    *,
+    task: str | None,
+    alignment: str,
+    layer: int | str,
+    site: str | None,
+    position: int | str | None,
+    variables: Any,
+    n_units: Any,
+    causal_model: str,
+    seed: int,
+    overrides: Sequence[str],
+    data: Any,
+    progress: bool,
+    settings: Mapping[str, Any],
+) -> tuple[list[RunModel], AlignmentSettings, RunSettings, HardwareSettings, RunData | None]:
+    """:func:`align`'s and :func:`scan`'s arguments as the run core takes them, checked by the command
+    line's rules (errors name the arguments)."""
     if not isinstance(alignment, str):
         raise ConfigError("alignment", alignment, "an alignment name (das, mas, ...)", (str,)).as_argument(
             "alignment"
@@ -341,30 +441,26 @@ def align(
     source = _data_source(data, variables)
     label = None if source is None else source.label
     run_models = _run_models(models, task, label)
-    with _work_dir(out_dir) as work:
-        cfg = config("run_alignment", [f"alignment={alignment}", *_common(None, work), *overrides])
-        with arguments(names):
-            values = plain(cfg.alignment)
-            for key in settings:
-                if key not in values:
-                    raise unknown_key(key, settings[key], list(values))
-            values |= settings | {"variables": variables, "causal_model": causal_model}
-            a = AlignmentSettings.parse(values)
-            run = RunSettings.parse(
-                {
-                    "seed": seed,
-                    "layer": layer,
-                    "site": site,
-                    "n_units": n_units,
-                    "partner": plain(cfg.partner),
-                }
-            )
-            hardware = HardwareSettings.parse({**plain(cfg.hardware), "progress_bar": bool(progress)})
-            result = run_alignment(
-                run_models, a, run, hardware, work, data=source, verbose=False,
-                similarity_baselines=False,
-            )  # fmt: skip
-    return AlignmentResult.of(result)
+    cfg = config("run_alignment", [f"alignment={alignment}", *_common(None, work), *overrides])
+    with arguments(names):
+        values = plain(cfg.alignment)
+        for key in settings:
+            if key not in values:
+                raise unknown_key(key, settings[key], list(values))
+        values |= dict(settings) | {"variables": variables, "causal_model": causal_model}
+        a = AlignmentSettings.parse(values)
+        run = RunSettings.parse(
+            {
+                "seed": seed,
+                "layer": layer,
+                "site": site,
+                "n_units": n_units,
+                "partner": plain(cfg.partner),
+                "position": position,
+            }
+        )
+        hardware = HardwareSettings.parse({**plain(cfg.hardware), "progress_bar": bool(progress)})
+    return run_models, a, run, hardware, source
 
 
 def _data_source(data: Any, variables: Any) -> RunData | None:

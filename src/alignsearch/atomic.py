@@ -49,6 +49,10 @@ def write_text(path: Path | str, text: str) -> None:
     _atomic(Path(path), lambda f: f.write(text.encode()))
 
 
+def write_bytes(path: Path | str, data: bytes) -> None:
+    _atomic(Path(path), lambda f: f.write(data))
+
+
 def write_json(path: Path | str, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 

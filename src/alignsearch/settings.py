@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -412,6 +413,133 @@ class PartnerSettings:
         return parse(cls, node or {}, "partner")
 
 
+ANY, LAST, MARKER = "any", "last", "marker:"
+POSITIONS_ALLOWED = (
+    "any (each pair's own position), last, a token index (-2 is the one before the last, 0 the first), "
+    "or marker:<text> (the last token of the text's first occurrence) with an optional offset "
+    "(marker:<text>:-1, marker:<text>:+2)"
+)
+_OFFSET = re.compile(r"(.+):([+-]\d+)")
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where every prompt (text pairs) or sequence (task pairs) of a pair is intervened on, the same rule
+    for the base and the source: a token ``index`` counted from the start (0, 1, ...) or from the end
+    (-1: the last token), or the last token of the first occurrence of a ``marker`` text, moved by
+    ``offset`` tokens. ``spec`` is how a setting writes it (:func:`position_spec`).
+
+    >>> position_of("marker:. how:-1")
+    Position(spec='marker:. how:-1', index=None, marker='. how', offset=-1)
+    >>> position_of("last"), position_of("any")
+    (Position(spec='last', index=-1, marker=None, offset=0), None)
+    """
+
+    spec: str
+    index: int | None = None
+    marker: str | None = None
+    offset: int = 0
+
+
+def position_spec(key: str, value: Any) -> str:
+    """A position as its canonical text: ``any``, ``last`` (also for -1), a token index (``-2``, ``0``), or
+    ``marker:<text>`` with an optional signed offset (``marker:?:-1``).
+
+    >>> position_spec("position", -1), position_spec("position", "-2"), position_spec("position", "marker:?:+0")
+    ('last', '-2', 'marker:?')
+    """
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ConfigError(key, value, POSITIONS_ALLOWED, (int, str))
+    text = str(value).strip()
+    if text.lower() in (ANY, LAST):
+        return text.lower()
+    if re.fullmatch(r"[+-]?\d+", text):
+        return LAST if int(text) == -1 else str(int(text))
+    if text.startswith(MARKER) and text != MARKER:
+        marker, offset = text[len(MARKER) :], 0
+        found = _OFFSET.fullmatch(marker)
+        if found:
+            marker, offset = found.group(1), int(found.group(2))
+        return f"{MARKER}{marker}" + (f":{offset:+d}" if offset else "")
+    raise ConfigError(key, value, POSITIONS_ALLOWED, (int, str))
+
+
+def position_of(spec: str | None) -> Position | None:
+    """The :class:`Position` a canonical spec names; None for ``any`` (or no spec): each pair's own."""
+    if spec is None or spec == ANY:
+        return None
+    if spec == LAST:
+        return Position(spec, index=-1)
+    if not spec.startswith(MARKER):
+        return Position(spec, index=int(spec))
+    marker, offset = spec[len(MARKER) :], 0
+    found = _OFFSET.fullmatch(marker)
+    if found:
+        marker, offset = found.group(1), int(found.group(2))
+    return Position(spec, marker=marker, offset=offset)
+
+
+def run_position(key: str, value: Any) -> str | None:
+    """A run's position: null or ``any`` (each pair's own: a text row's fields, or drawn among a task
+    sequence's valid positions) as None, else :func:`position_spec`."""
+    spec = position_spec(key, value)
+    return None if spec == ANY else spec
+
+
+def distinct_list(rule: Check, what: str) -> Check:
+    """A non-empty list of distinct values, each checked by ``rule`` (as its canonical form)."""
+
+    def check(key: str, value: Any) -> tuple:
+        value = plain(value)
+        if not isinstance(value, list | tuple) or not value:
+            raise ConfigError(key, value, f"a non-empty list of {what}", LIST)
+        out = []
+        for item in value:
+            try:
+                out.append(rule(key, item))
+            except ConfigError as e:
+                raise ConfigError(key, item, f"a list of {what}, each {e.allowed}") from None
+        repeated = [v for i, v in enumerate(out) if v in out[:i]]
+        if repeated:
+            raise ConfigError(key, value, f"a list of distinct {what} ({repeated[0]} is there twice)", LIST)
+        return tuple(out)
+
+    return check
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScanSettings:
+    """Where does the variable live? A short alignment at every site x position (``conf/scan.yaml``,
+    ``python -m alignsearch.scan``; :mod:`alignsearch.search.scan`)."""
+
+    sites: tuple[str, ...] | None = setting(
+        optional(distinct_list(text, "sites"), "null (embedding and every layer.<i>)"), default=None
+    )
+    """Sites by name or module path; None: the model's residual stream, ``embedding`` and each ``layer.<i>``."""
+    positions: tuple[str, ...] | None = setting(
+        optional(
+            distinct_list(position_spec, "positions"),
+            "null (text: [last, -2, -3]; task models: [any])",
+        ),
+        default=None,
+    )
+    """Where every prompt of a pair is intervened on (:class:`Position`); None: the last three tokens of
+    each prompt (text), each pair's own positions (task models)."""
+    steps: int = setting(positive_int, default=50)
+    """Training steps of each cell's alignment (``alignment.max_steps`` of the cell)."""
+    controls: tuple[str, ...] = setting(control_list, default=("random_subspace",))
+    """The controls of each cell (``alignment.controls`` of the cell): the random subspace costs an
+    evaluation only."""
+    then_align: bool = setting(boolean, default=False)
+    """Then run the full alignment (the run's own alignment settings) at the best cell, in ``best/``."""
+    top: int = setting(positive_int, default=3)
+    """How many of the best cells the scan prints."""
+
+    @classmethod
+    def parse(cls, node: Mapping | Any) -> ScanSettings:
+        return parse(cls, node or {}, "scan")
+
+
 @dataclass(frozen=True, kw_only=True)
 class RunSettings:
     """What one alignment run aligns, besides how (:class:`AlignmentSettings`): the seed, the site and the
@@ -427,8 +555,11 @@ class RunSettings:
         default=None,
     )
     partner: PartnerSettings = setting(any_value, default=PartnerSettings())
+    position: str | None = setting(optional(run_position, f"null ({ANY})"), default=None)
+    """Where every prompt or sequence of a pair is intervened on (:class:`Position`, as its spec); None:
+    each pair's own position."""
 
-    KEYS = ("seed", "layer", "site", "n_units", "snapshot", "partner")
+    KEYS = ("seed", "layer", "site", "n_units", "snapshot", "partner", "position")
 
     @classmethod
     def parse(cls, node: Mapping | Any) -> RunSettings:
@@ -454,8 +585,16 @@ class RunSettings:
         return self.seed + 1 if self.partner.seed is None else self.partner.seed
 
     def identity(self) -> dict[str, Any]:
-        """The settings that change a run's results, as plain values."""
-        return plain_dataclass(self)
+        """The settings that change a run's results, as plain values (``position`` only where set: runs
+        from before it existed keep their identity)."""
+        values = plain_dataclass(self)
+        if values["position"] is None:
+            del values["position"]
+        return values
+
+    def where(self) -> Position | None:
+        """The run's :class:`Position` (None: each pair's own)."""
+        return position_of(self.position)
 
 
 def site_name(layer: Any, site: str | None = None) -> str:

@@ -1,4 +1,4 @@
-"""The two commands, ``alignsearch-train`` and ``alignsearch-align``, light to import.
+"""The commands, ``alignsearch-train``, ``alignsearch-align`` and ``alignsearch-scan``, light to import.
 
 A command names its body and its checks as ``module:function``: both are imported only once the command
 line has been read, so a refused command answers before torch's training stack (Lightning, the
@@ -57,6 +57,14 @@ ALIGN = Command(
 )
 
 
+SCAN = Command(
+    config_name="scan",
+    groups=ALIGN.groups,
+    body="alignsearch.cli.scan:main",
+    check="alignsearch.cli.scan:check_scan_config",
+)
+
+
 def train() -> None:
     """``alignsearch-train`` (also ``python train_task_model.py``): train one task model into the zoo."""
     launch(TRAIN)
@@ -65,3 +73,9 @@ def train() -> None:
 def align() -> None:
     """``alignsearch-align`` (also ``python run_alignment.py``): align a causal variable in trained models."""
     launch(ALIGN)
+
+
+def scan() -> None:
+    """``alignsearch-scan`` (also ``python -m alignsearch.scan``): a short alignment at every site x
+    position, ``scan.csv`` and ``scan.png``."""
+    launch(SCAN)

@@ -16,20 +16,14 @@ from alignsearch.cli.train_task_model import make_loggers
 from alignsearch.search.records import models_legend, records_table
 from alignsearch.search.run import ALREADY_DONE, RunResult, run_alignment
 from alignsearch.search.run_folder import RESULTS
+from alignsearch.search.spec import RunData, RunModel
 from alignsearch.settings import HardwareSettings
 
 
 def main(cfg: DictConfig) -> dict[str, Any]:
     out_dir = Path(cfg.paths.output_dir)
     alignment, run = check_common(cfg)  # every setting checked before any work
-    if is_text_run(cfg):  # language models from their folders, pairs from the data
-        models, data = text_inputs(cfg, out_dir)
-    else:
-        requests = run_requests(cfg)
-        entries = [  # each missing model trained once, under its lock
-            zoo.get_or_train(req, snapshot=cfg.snapshot) for req in requests
-        ]
-        models, data = [zoo.run_model(e, i) for i, e in enumerate(entries)], None
+    models, data = run_inputs(cfg, out_dir)
     result = run_alignment(
         models,
         alignment,
@@ -43,6 +37,15 @@ def main(cfg: DictConfig) -> dict[str, Any]:
     done = result.status == ALREADY_DONE
     show(result, f"{'already done: ' if done else 'results: '}{out_dir / RESULTS}")
     return {**result.results, "status": ALREADY_DONE} if done else result.results
+
+
+def run_inputs(cfg: DictConfig, out_dir: Path) -> tuple[list[RunModel], RunData | None]:
+    """The models a run aligns and its data: language models from their folders with the pairs of the
+    data, or task models from the zoo (each missing one trained once, under its lock) and no data."""
+    if is_text_run(cfg):
+        return text_inputs(cfg, out_dir)
+    entries = [zoo.get_or_train(req, snapshot=cfg.snapshot) for req in run_requests(cfg)]
+    return [zoo.run_model(e, i) for i, e in enumerate(entries)], None
 
 
 def run_loggers(cfg: DictConfig, config: dict[str, Any]) -> list:

@@ -52,8 +52,8 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from alignsearch.errors import ConfigError, require_positive
-from alignsearch.models.base import Intervention, SequenceModel, check_vocab_size, is_layer_site
-from alignsearch.models.hooks import first_seen, hooked, module_at
+from alignsearch.models.base import Intervention, SequenceModel, check_vocab_size, is_layer_site, layer_sites
+from alignsearch.models.hooks import first_seen, hooked, module_at, recorder
 
 MAX_POSITIONS = 128
 """Position table size of the models built here (the tasks' sequences are at most about 45 tokens)."""
@@ -486,6 +486,29 @@ class HFSequenceModel(SequenceModel):
     def activations(self, ids: Tensor, site: str, attention_mask: Tensor | None = None) -> Tensor:
         """The (batch, length, width) activations of a site or module path while reading ``ids``."""
         return first_seen(site, lambda fn: self._hook(site, fn), lambda: self._run(ids, attention_mask))
+
+    def activations_of(
+        self, ids: Tensor, sites: list[str], attention_mask: Tensor | None = None
+    ) -> dict[str, Tensor]:
+        """:meth:`activations` of several sites (or module paths) in one run of the model: a hook on each
+        of ``embedding``, ``layer.<i>`` and the module paths records what it sees first; any other named
+        site is read by :meth:`activations` on its own. A ConfigError for a site that never runs."""
+        stream = layer_sites(self.d_model, self.n_layers)
+        together = [s for s in sites if s in stream or s not in self.sites]
+        seen = {s: self.activations(ids, s, attention_mask) for s in sites if s not in together}
+        handles = [self._hook(site, recorder(seen, site)) for site in together]
+        try:
+            if together:
+                self._run(ids, attention_mask)
+        finally:
+            for handle in handles:
+                handle.remove()
+        for site in sites:
+            if site not in seen:
+                raise ConfigError(
+                    "site", site, "a module that runs while the model reads its input (not the read-out)"
+                )
+        return seen
 
 
 class HFCausalLM(HFSequenceModel):

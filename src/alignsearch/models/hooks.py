@@ -103,6 +103,42 @@ def site_activations(model: SequenceModel, ids: Tensor, site: str) -> Tensor:
     return first_seen(site, lambda fn: hooked(module, fn), lambda: model.encode(ids))
 
 
+def recorder(seen: dict[str, Tensor], site: str) -> Callable[[Tensor], None]:
+    """A hook function that keeps the first tensor it sees as ``seen[site]`` and changes nothing."""
+
+    def record(h: Tensor) -> None:
+        seen.setdefault(site, h)
+
+    return record
+
+
+def sites_activations(model: SequenceModel, ids: Tensor, sites: list[str]) -> dict[str, Tensor]:
+    """:func:`site_activations` of several sites: in one run of the model where it reads them all through
+    hooks (HuggingFace models: :meth:`~alignsearch.models.hf.HFSequenceModel.activations_of`; module
+    paths of any model), else one run per named site (the task models' own sites, cheap models)."""
+    ids = ids.to(device_of(model))
+    many = getattr(model, "activations_of", None)
+    if many is not None:
+        return many(ids, list(sites))
+    paths = [s for s in sites if not is_named_site(model, s)]
+    out = {s: model.activations(ids, s) for s in sites if is_named_site(model, s)}
+    if paths:
+        seen: dict[str, Tensor] = {}
+        handles = [hooked(module_at(model, s), recorder(seen, s)) for s in paths]
+        try:
+            model.encode(ids)
+        finally:
+            for handle in handles:
+                handle.remove()
+        for s in paths:
+            if s not in seen:
+                raise ConfigError(
+                    "site", s, "a module that runs while the model reads its input (not the read-out)"
+                )
+        out |= seen
+    return {s: out[s] for s in sites}
+
+
 def device_of(model: nn.Module) -> torch.device:
     """Where ``model``'s weights are (the CPU for a model without any)."""
     return next(model.parameters(), torch.empty(0)).device

@@ -131,13 +131,15 @@ def run_controls(
     seed: int,
     hardware: HardwareSettings,
     untrained: Callable[[], list[SequenceModel]],
+    verbose: bool = True,
 ) -> dict[str, Scores]:
     """Every control in ``names``: ``{control: {track name: ControlScore}}`` (validation IIA and divergence,
     for :meth:`AlignmentRecord.with_controls`); the trained ones keep their checkpoints in
-    ``out_dir/controls/<name>/`` (so an interrupted run resumes them too)."""
+    ``out_dir/controls/<name>/`` (so an interrupted run resumes them too); ``verbose``: a line as each starts."""
     scores: dict[str, Scores] = {}
     for name in names:
-        print(f"control: {name}", flush=True)
+        if verbose:
+            print(f"control: {name}", flush=True)
         if name == "random_subspace":
             scores[name] = random_subspace_scores(plan, models, seed, hardware)
         elif name == "untrained":

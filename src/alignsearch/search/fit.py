@@ -80,6 +80,7 @@ def build_pairs(
                 source_task=source.task,
                 source_causal_model=source.causal_model,
                 source_variable=source.variables[k],
+                position=plan.position,
             )
             tensors = pair_tensors(pairs, models[track.source], source.site)
             if track.latent:

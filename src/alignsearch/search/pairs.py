@@ -170,7 +170,8 @@ def add_base_states(
     """Add ``base`` to every pair batch whose target model can resume at its site (:func:`resumable`): its
     states at the site on ``ids[:, :-1]``, computed once here, in the model's dtype, :data:`CACHE_CHUNK`
     sequences at a time on the model's device. Batches of one target model that share their ``ids`` (the
-    tracks of a text source) share the states. Other batches are left as they are (their steps run the
+    tracks of a text source) share the states. Batches that come with their states (a scan's pairs:
+    :mod:`alignsearch.search.scan`) keep them; other batches are left as they are (their steps run the
     whole model)."""
     done: dict[tuple[int, int], tuple[Tensor, Tensor]] = {}
     by_name = {t.name: t for t in tracks}
@@ -178,7 +179,7 @@ def add_base_states(
         for name, batch in split.items():
             target = by_name[name].target
             model, site = models[target], sites[target]
-            if not resumable(model, site):
+            if BASE in batch or not resumable(model, site):
                 continue
             key = (target, id(batch["ids"]))
             if key not in done:

@@ -27,7 +27,7 @@ from alignsearch.search.pairs import Track
 from alignsearch.search.spec import AlignmentPlan, Member, PairSource, RunModel
 from alignsearch.settings import AlignmentSettings, PartnerSettings, RunSettings, site_name
 from alignsearch.tasks import causal_model_for
-from alignsearch.tasks.counterfactual import swap_variables
+from alignsearch.tasks.counterfactual import check_position, swap_variables
 
 
 def plan_run(
@@ -35,7 +35,16 @@ def plan_run(
 ) -> AlignmentPlan:
     """The checked plan of a run of ``a`` on ``models`` (one or two), on the tasks' pairs or on ``data``.
 
-    The alignment functions are built once here (seeded by ``run.seed``): the run trains them."""
+    The alignment functions are built once here (seeded by ``run.seed``): the run trains them. A run
+    ``position`` moves text pairs there (``data.at``) or fixes where task pairs intervene."""
+    position = run.where()
+    if position is not None and data is not None:
+        at = getattr(data, "at", None)
+        if at is None:
+            raise ConfigError(
+                "position", run.position, f"null with data={data.kind} (it has no prompt positions)"
+            )
+        data = at(position)
     if data is not None and data.stepwise:  # the models' own runs on one text: every position
         a = dataclasses.replace(a, stepwise=True)
     elif data is not None and a.stepwise:
@@ -47,7 +56,13 @@ def plan_run(
     members = [_member(m, a, run, i, data) for i, m in enumerate(models)]
     if data is None:
         _check_partner_variables(members, a)
+        if position is not None:
+            if a.stepwise:
+                raise ConfigError("position", run.position, "null with alignment.stepwise=true")
+            for member in members:
+                check_position(member.task.vocab, position)
     plan = assemble_plan(a, run, members, data)
+    plan.position = position if data is None else None
     plan.plan_interchange()
     return plan
 

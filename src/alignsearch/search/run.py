@@ -194,7 +194,7 @@ def _train(
         with phases("controls"):
             scores = run_controls(
                 plan, modules, alignment.controls, out_dir, seed=run.seed, hardware=hardware,
-                untrained=lambda: [m.untrained(run.seed) for m in models],
+                untrained=lambda: [m.untrained(run.seed) for m in models], verbose=verbose,
             )  # fmt: skip
         records = [r.with_controls(scores) for r in records]  # each control's IIA and divergence
     with phases("task_accuracy"):
@@ -256,6 +256,8 @@ def flat_config(
         "cl_weight": float(a.cl_weight),
         "cl_space": a.cl_space,
     }
+    if run.position is not None:  # only where set: the flat config of other runs stays as it was
+        flat["position"] = run.position
     if data is not None:  # text: the data names the "task", the models name themselves
         flat["data"] = data.label
         flat["model"] = first.name

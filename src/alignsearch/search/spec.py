@@ -19,7 +19,7 @@ from alignsearch.components import instantiate_checked
 from alignsearch.models import SequenceModel
 from alignsearch.search.pairs import Track
 from alignsearch.seeding import derive_seed
-from alignsearch.settings import AlignmentSettings
+from alignsearch.settings import AlignmentSettings, Position
 from alignsearch.tasks import CausalModel
 
 
@@ -77,6 +77,9 @@ class AlignmentPlan:
     """Where the pairs come from when they are not the tasks' (text pairs, a corpus)."""
     seed: int = 0
     """The seed its alignment functions are initialised from (:meth:`take_interchange`)."""
+    position: Position | None = None
+    """Where task pairs intervene (None: drawn among each sequence's valid positions); text pairs come
+    repositioned in ``data``."""
     _built: tuple[Interchange, torch.Tensor] | None = field(default=None, repr=False, compare=False)
 
     @property

@@ -22,6 +22,7 @@ Two sources, each giving every track's training and evaluation :data:`PairBatch`
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,11 +32,13 @@ import torch
 from torch import Tensor
 
 from alignsearch.atomic import save_torch
+from alignsearch.errors import ConfigError
 from alignsearch.models import SequenceModel, hooks
 from alignsearch.search.pairs import PairBatch, Track
 from alignsearch.search.spec import RunModel
 from alignsearch.seeding import generator
-from alignsearch.text.pairs import PairsData, TextPairs
+from alignsearch.settings import Position
+from alignsearch.text.pairs import PairsData, TextPairs, reposition
 
 CHUNK = 64
 """Sequences per forward pass when activations and predictions are computed (no gradients)."""
@@ -85,6 +88,13 @@ class TextPairSource:
     def eval_splits(self) -> list[str]:
         return [s for s in ("val", "test") if s in self.data.splits]
 
+    def at(self, position: Position) -> TextPairSource:
+        """These pairs with every prompt intervened on at ``position`` (a run's ``position``): pairs whose
+        prompts lack it are left out; a ConfigError where train or val keeps none."""
+        data, _ = reposition(self.data, position)
+        check_repositioned(data, position)
+        return dataclasses.replace(self, data=data)
+
     def build(self, tracks: list[Track], models: list[SequenceModel], sites: list[str], seed: int) -> Built:
         splits: dict[str, dict[str, PairBatch]] = {}
         for split, pairs in self.data.splits.items():
@@ -122,6 +132,17 @@ class TextPairSource:
             "pos": pairs.base_pos,
             "src": activations_at(source_model, pairs.source_ids, site, pairs.source_pos),
         }
+
+
+def check_repositioned(data: PairsData, position: Position) -> None:
+    """A ConfigError when pairs moved to ``position`` leave train or val empty."""
+    for split in ("train", "val"):
+        if not len(data.splits[split]):
+            raise ConfigError(
+                "position",
+                position.spec,
+                f"a position the prompts have (no {split} pair has it in every prompt)",
+            )
 
 
 @dataclass

@@ -28,7 +28,11 @@ base (position i marked [ ])       swap    source value after j           counte
 Modes: *indywise* draws ``i`` and ``j`` independently; *stepwise* uses ``j = i`` and intervenes on every
 position ``0..i`` of the base with the source's vector at the same position (the task mask of that
 prefix is cleared: its predictions come from intervened states). Positions are never PAD, BOS, EOS or
-the trigger. The variable ``null`` swaps nothing in the causal model: the counterfactual is the base
+the trigger. A fixed ``position`` (:class:`~alignsearch.settings.Position`; indywise only) intervenes
+at the same place in every base and every source sequence instead of drawing it: a token index counted
+from the start (``1``: the first demo) or from the end (``-2``: the last response, before the EOS), or a
+token of the vocabulary (its first occurrence) moved by an offset (``marker:T:-1``: the last demo,
+``marker:T:+1``: the first response); sequences where it falls on no valid position are not drawn. The variable ``null`` swaps nothing in the causal model: the counterfactual is the base
 itself, and the aligned remainder subspace is trained to change nothing. ``full`` swaps every variable.
 """
 
@@ -41,6 +45,7 @@ import torch
 from torch import Tensor
 
 from alignsearch.errors import ConfigError, require_positive
+from alignsearch.settings import Position
 from alignsearch.tasks.batch import SequenceBatch
 from alignsearch.tasks.causal import ENVIRONMENT, CausalModel, State
 
@@ -93,6 +98,40 @@ def valid_positions(seqs: SequenceBatch, causal_model: CausalModel) -> Tensor:
     v = causal_model.vocab
     ids = seqs.ids
     return (ids != v.pad) & (ids != v.bos) & (ids != v.eos) & (ids != v.trigger)
+
+
+def check_position(vocab, position: Position) -> int | None:
+    """The token id of ``position``'s marker in ``vocab`` (None for a token index), or a ConfigError."""
+    if position.marker is None:
+        return None
+    if position.marker not in vocab.tokens:
+        raise ConfigError(
+            "position",
+            position.spec,
+            f"a token index or marker:<token> with a token of the task ({' '.join(vocab.tokens)})",
+        )
+    return vocab.id(position.marker)
+
+
+def fixed_positions(
+    seqs: SequenceBatch, causal_model: CausalModel, position: Position
+) -> tuple[Tensor, Tensor]:
+    """Where ``position`` falls in each sequence, and whether that is a valid intervention position
+    (:func:`valid_positions`): ``(pos, ok)``, both (n,)."""
+    ids = seqs.ids
+    n, length = ids.shape
+    lengths = (ids != causal_model.vocab.pad).sum(1)
+    marker = check_position(causal_model.vocab, position)
+    if marker is None:
+        pos = torch.full((n,), position.index) if position.index >= 0 else lengths + position.index
+        found = torch.ones(n, dtype=torch.bool)
+    else:
+        match = ids == marker
+        found = match.any(1)
+        pos = match.long().argmax(1) + position.offset
+    inside = found & (pos >= 0) & (pos < lengths)
+    pos = pos.clamp(0, length - 1)
+    return pos, inside & valid_positions(seqs, causal_model)[torch.arange(n), pos]
 
 
 def training_ranges(task, causal_model: CausalModel) -> dict[tuple[str, int], tuple[float, float]]:
@@ -253,8 +292,12 @@ def make_pairs(
     source_task=None,
     source_causal_model: CausalModel | None = None,
     source_variable: str | None = None,
+    position: Position | None = None,
 ) -> CounterfactualPairs:
     """Draw ``n`` counterfactual pairs (vectorised; see the module docstring for the rule).
+
+    ``position``: intervene there in every base and source sequence (indywise; None: positions drawn
+    uniformly among the valid ones); a position that too few sequences have is a ConfigError.
 
     Base sequences come from ``split`` of ``task`` (``heldout``: the held-out counts); sources from the
     training counts of ``source_task`` (default: the same task). ``source_variable`` names the source's
@@ -274,15 +317,24 @@ def make_pairs(
     rule_max = int(task.rule(torch.tensor(task.max_count))) if hasattr(task, "rule") else 0
     max_len = 2 * (task.max_count + rule_max) + 8
 
+    if position is not None and stepwise:
+        raise ConfigError("position", position.spec, "null with stepwise pairs (every position up to one)")
     kept: list[CounterfactualPairs] = []
-    total = 0
+    total = drawn = 0
     for _attempt in range(20):
         want = int((n - total) * 1.3) + 16
+        if position is not None and drawn:  # a fixed position: draw as many as its yield so far asks for
+            want = min(int((n - total) * 1.2 * drawn / max(total, 1)) + 16, 50 * n + 16)
+        drawn += want
         base = task.sample(want, generator, split=split)
         source = source_task.sample(want, generator, split="train")
         base_ok = valid_positions(base, causal_model)
         source_ok = valid_positions(source, source_cm)
-        if stepwise:
+        if position is not None:
+            base_pos, base_in = fixed_positions(base, causal_model, position)
+            source_pos, source_in = fixed_positions(source, source_cm, position)
+            usable = base_in & source_in
+        elif stepwise:
             length = max(base_ok.shape[1], source_ok.shape[1])
             both = _pad_to(base_ok, length, False) & _pad_to(source_ok, length, False)
             base_pos = _uniform_position(both | ~both.any(1, keepdim=True), generator)
@@ -324,6 +376,16 @@ def make_pairs(
             total += len(good)
         if total >= n:
             return _concat(kept, n, task)
+        if position is not None and not total and _attempt >= 2:
+            break  # a position no sequence has: no more draws
+    if position is not None:
+        raise ConfigError(
+            "position",
+            position.spec,
+            f"a position where the {split} sequences can be intervened on (never PAD, BOS, EOS or the "
+            f"trigger): only {total} of {n} "
+            f"{variable!r} pairs found at it in {drawn} draws",
+        )
     raise ValueError(
         f"only {total} of {n} counterfactual pairs for {variable!r} are valid; the settings leave too few"
     )

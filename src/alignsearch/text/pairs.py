@@ -18,6 +18,12 @@ field with a per-prompt one is skipped, as is a row giving both a position and a
 * ``marker``: a piece of the prompt's text; the position is the last token that overlaps the first
   occurrence of that text (``"cat sat"`` in ``"the cat sat on"``: the token ``sat``).
 
+**Repositioning.** The pairs keep each prompt's text and token spans (:class:`Prompt`), so that
+:func:`reposition` can move every prompt of every pair to one position (``last``, ``-2``, a marker with an
+offset: :class:`~alignsearch.settings.Position`) without tokenising again: the run's ``position`` and
+the scan (:mod:`alignsearch.search.scan`) use it. A pair whose prompts do not all have the position is
+left out of the repositioned pairs.
+
 **Natural targets.** A row may give a ``counterfactual`` prompt: a text that *naturally* holds the
 intervened state, the base with the source's value of the variable. The counterfactual-latent loss
 (``alignment.cl_directions``) pulls the intervened vector towards the target model's own activation at
@@ -69,6 +75,7 @@ split keeps the pair.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -82,6 +89,7 @@ from torch import Tensor
 
 from alignsearch.errors import ConfigError, require_positive
 from alignsearch.seeding import generator
+from alignsearch.settings import Position
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -125,6 +133,14 @@ class RowProblem:
         return f"line {self.line}: {self.reason}"
 
 
+@dataclass(frozen=True)
+class Prompt:
+    """A prompt as it was read: its text and each token's character span in it (special tokens: ``(0, 0)``)."""
+
+    text: str
+    offsets: tuple[tuple[int, int], ...]
+
+
 @dataclass
 class TextPairs:
     """``n`` counterfactual pairs as tensors (one split).
@@ -136,7 +152,9 @@ class TextPairs:
     the source position whose state is swapped in; ``lines`` (n,): each pair's line in the file;
     ``counterfactual_ids`` (n, Lc) long: the counterfactual prompts, right-padded (all padding in a row
     without one; ``Lc`` is 0 when no row has one); ``counterfactual_pos`` (n,): their positions (0 where
-    there is none); ``has_counterfactual`` (n,) bool: which rows have one (a natural target).
+    there is none); ``has_counterfactual`` (n,) bool: which rows have one (a natural target);
+    ``prompts`` (n,): each row's prompts (``base``, ``source``, and ``counterfactual`` where it has one)
+    as :class:`Prompt` objects, what :func:`reposition` moves the positions in (None: built without them).
 
     Example (a word-level tokenizer that adds ``[BOS]``; ids: ``[PAD]`` 0, ``[BOS]`` 2, ``the`` 3, ``cat``
     4, ``sat`` 5, ``on`` 6, ``mat`` 8, ``dog`` 9, ``ran`` 10), rows on lines 1 and 2::
@@ -166,9 +184,27 @@ class TextPairs:
     counterfactual_ids: Tensor
     counterfactual_pos: Tensor
     has_counterfactual: Tensor
+    prompts: tuple[dict[str, Prompt], ...] | None = None
 
     def __len__(self) -> int:
         return self.ids.shape[0]
+
+    def rows(
+        self, index: Tensor, base_pos: Tensor, source_pos: Tensor, counterfactual_pos: Tensor
+    ) -> TextPairs:
+        """Rows ``index`` of these pairs, intervened at the given positions (columns keep their width)."""
+        return TextPairs(
+            self.ids[index],
+            self.task_mask[index],
+            base_pos,
+            self.source_ids[index],
+            source_pos,
+            self.lines[index],
+            self.counterfactual_ids[index],
+            counterfactual_pos,
+            self.has_counterfactual[index],
+            None if self.prompts is None else tuple(self.prompts[i] for i in index.tolist()),
+        )
 
 
 @dataclass
@@ -242,6 +278,7 @@ class _Encoded:
     split: str | None
     counterfactual_ids: list[int] | None = None
     counterfactual_pos: int = 0
+    prompts: dict[str, Prompt] | None = None
 
     def pair(self) -> tuple[Any, ...]:
         """What the model sees of this row (its line and split aside): equal for duplicates. The
@@ -567,9 +604,11 @@ def _encode(
                 )
             if len(ids["source"]) > max_length:
                 raise _Skip(f"source is {len(ids['source'])} tokens, more than {max_length}")
+            read = {side: Prompt(p.texts[side], _spans(prompts[side]["offset_mapping"][i])) for side in SIDES}
             cf_ids, cf_pos = None, 0
             if i in counterfactuals:
                 cf_ids, offsets = counterfactuals[i]
+                read[COUNTERFACTUAL] = Prompt(p.texts[COUNTERFACTUAL], _spans(offsets))
                 cf_pos = _position(p.where[COUNTERFACTUAL], p.texts[COUNTERFACTUAL], offsets, COUNTERFACTUAL)
                 if len(cf_ids) > max_length:
                     raise _Skip(f"counterfactual is {len(cf_ids)} tokens, more than {max_length}")
@@ -587,9 +626,14 @@ def _encode(
                 p.split,
                 cf_ids,
                 cf_pos,
+                read,
             )
         )
     return encoded
+
+
+def _spans(offsets: Sequence[Sequence[int]]) -> tuple[tuple[int, int], ...]:
+    return tuple((int(a), int(b)) for a, b in offsets)
 
 
 def _check_known(
@@ -687,4 +731,47 @@ def _stack(items: list[_Encoded], pad: int) -> TextPairs:
         padded([e.counterfactual_ids or [] for e in items]),
         torch.tensor([e.counterfactual_pos for e in items], dtype=torch.long),
         torch.tensor([e.counterfactual_ids is not None for e in items], dtype=torch.bool),
+        tuple(e.prompts for e in items) if all(e.prompts is not None for e in items) else None,
     )
+
+
+def reposition(data: PairsData, position: Position | None) -> tuple[PairsData, dict[str, Tensor]]:
+    """``data`` with every prompt of every pair (base, source, and the counterfactual where a row has one)
+    intervened on at ``position``, each split keeping the pairs whose prompts all have it, and the indices
+    of the kept rows per split. None: the pairs as they are (every row kept). No tokenising: the positions
+    come from the prompts' token spans (:class:`Prompt`); columns keep their width.
+
+    A position by token index is counted in each prompt as :func:`text_pairs` counts it (``-1``, ``last``:
+    its last token); a marker is the last token overlapping the text's first occurrence, moved by the
+    position's ``offset`` and kept inside the prompt.
+    """
+    if position is None:
+        return data, {split: torch.arange(len(p)) for split, p in data.splits.items()}
+    splits, kept = {}, {}
+    for split, pairs in data.splits.items():
+        if pairs.prompts is None:
+            raise ConfigError(
+                "position", position.spec, "text pairs that keep their prompts (api.text_pairs)"
+            )
+        index, places = [], {side: [] for side in PROMPTS}
+        for row, prompts in enumerate(pairs.prompts):
+            try:
+                found = {side: _place(position, prompts[side], side) for side in prompts}
+            except _Skip:
+                continue
+            index.append(row)
+            for side in PROMPTS:
+                places[side].append(found.get(side, 0))
+        rows = torch.tensor(index, dtype=torch.long)
+        positions = [torch.tensor(places[side], dtype=torch.long) for side in PROMPTS]
+        splits[split], kept[split] = pairs.rows(rows, *positions), rows
+    return dataclasses.replace(data, splits=splits), kept
+
+
+def _place(position: Position, prompt: Prompt, side: str) -> int:
+    """The token index of ``position`` in ``prompt``, or ``_Skip``."""
+    where = _Where(marker=position.marker) if position.marker is not None else _Where(position.index)
+    place = _position(where, prompt.text, prompt.offsets, side) + position.offset
+    if not 0 <= place < len(prompt.offsets):
+        raise _Skip(f"{side} position {position.spec} out of range for a {len(prompt.offsets)}-token {side}")
+    return place
