@@ -29,16 +29,13 @@ COLUMNS = [
 
 
 def scanned_sites(folder: Path) -> list[str]:
-    """Both layers of the tiny counting LM and their components and heads: the sites it names beyond the
-    embedding (``layer.<i>``, and ``layer.<i>.attn``, ``.mlp``, ``.head.<j>`` where the model names
-    them), else its attention and MLP modules by path."""
+    """Both layers of the tiny counting LM and their components and heads: every site it names beyond the
+    embedding (``layer.<i>``, ``layer.<i>.attn``, ``.mlp`` and ``.head.<j>``)."""
     from alignsearch.models.lm import TextLM
 
     named = [s for s in TextLM(str(folder)).sites if s.startswith("layer.")]
-    if any(s.count(".") > 1 for s in named):
-        return named
-    components = [f"transformer.h.{i}.{part}" for i in (0, 1) for part in ("attn", "mlp")]
-    return [*named, *components]
+    assert {"layer.1.attn", "layer.1.mlp", "layer.1.head.1"} <= set(named)
+    return named
 
 
 def scan_args(folder: Path, pairs: Path, out: Path, sites: list[str]) -> list[str]:
