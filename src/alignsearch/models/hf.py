@@ -53,7 +53,7 @@ from torch.utils.hooks import RemovableHandle
 
 from alignsearch.errors import ConfigError, require_positive
 from alignsearch.models.base import Intervention, SequenceModel, check_vocab_size, is_layer_site, layer_sites
-from alignsearch.models.hooks import first_seen, hooked, module_at, recorder
+from alignsearch.models.hooks import check_all_seen, first_seen, hooked, module_at, recorder
 
 MAX_POSITIONS = 128
 """Position table size of the models built here (the tasks' sequences are at most about 45 tokens)."""
@@ -503,11 +503,7 @@ class HFSequenceModel(SequenceModel):
         finally:
             for handle in handles:
                 handle.remove()
-        for site in sites:
-            if site not in seen:
-                raise ConfigError(
-                    "site", site, "a module that runs while the model reads its input (not the read-out)"
-                )
+        check_all_seen(sites, seen)
         return seen
 
 

@@ -15,7 +15,7 @@ there, use the model's own ``layer.<i>`` sites, which intervene on the state its
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -130,11 +130,7 @@ def sites_activations(model: SequenceModel, ids: Tensor, sites: list[str]) -> di
         finally:
             for handle in handles:
                 handle.remove()
-        for s in paths:
-            if s not in seen:
-                raise ConfigError(
-                    "site", s, "a module that runs while the model reads its input (not the read-out)"
-                )
+        check_all_seen(paths, seen)
         out |= seen
     return {s: out[s] for s in sites}
 
@@ -167,3 +163,13 @@ def site_width(model: SequenceModel, site: str) -> int:
         return model.sites[site]
     module_at(model, site)
     return int(site_activations(model, PROBE_IDS, site).shape[-1])
+
+
+def check_all_seen(sites: Sequence[str], seen: dict[str, Tensor]) -> None:
+    """A ConfigError for the first of ``sites`` that recorded nothing: a module that never ran while the
+    model read its input."""
+    for site in sites:
+        if site not in seen:
+            raise ConfigError(
+                "site", site, "a module that runs while the model reads its input (not the read-out)"
+            )

@@ -55,7 +55,7 @@ from alignsearch.search.records import records_table
 from alignsearch.search.run import ALREADY_DONE, RunResult, run_alignment
 from alignsearch.search.run_folder import RESULTS
 from alignsearch.search.spec import RunData, RunModel
-from alignsearch.search.text_data import CHUNK, Built, TextPairSource, check_repositioned
+from alignsearch.search.text_data import CHUNK, TextPairSource, check_repositioned
 from alignsearch.settings import (
     ANY,
     AlignmentSettings,
@@ -67,7 +67,7 @@ from alignsearch.settings import (
 )
 from alignsearch.tables import markdown_table, number
 from alignsearch.tasks.counterfactual import check_position
-from alignsearch.text.pairs import PairsData, reposition
+from alignsearch.text.pairs import PairsData, TextPairs, reposition
 
 CSV, PNG, SUMMARY = "scan.csv", "scan.png", "scan.json"
 CELLS, BEST = "cells", "best"
@@ -243,31 +243,21 @@ class ScanPairs(TextPairSource):
         check_repositioned(data, position)
         return dataclasses.replace(self, data=data, position=position)
 
-    def build(self, tracks: list[Track], models: list[SequenceModel], sites: list[str], seed: int) -> Built:
+    def track_batch(
+        self, track: Track, split: str, pairs: TextPairs, models: list[SequenceModel], sites: list[str]
+    ) -> PairBatch:
+        """The track's cached vectors and target states at its site and position (the shared states'
+        models only; others, a control's untrained copies, compute theirs)."""
         if self.states is None or not self.states.serves(models):
-            return super().build(tracks, models, sites, seed)
-        splits: dict[str, dict[str, PairBatch]] = {}
-        for split, pairs in self.data.splits.items():
-            own = {
-                m: self.natural_targets(pairs, models[m], sites[m])
-                for m in {t.target for t in tracks if t.latent}
-            }
-            splits[split] = {}
-            for t in tracks:
-                batch = {
-                    "ids": pairs.ids,
-                    "task_mask": pairs.task_mask,
-                    "pos": pairs.base_pos,
-                    "src": self.states.source_vectors(t.source, sites[t.source], self.position, split),
-                }
-                if t.latent:
-                    batch |= own[t.target]
-                base = self.states.base_states(t.target, sites[t.target], self.position, split)
-                if base is not None:
-                    batch[BASE] = base
-                splits[split][t.name] = batch
-        train = splits.pop("train")
-        return train, splits, tracks
+            return super().track_batch(track, split, pairs, models, sites)
+        batch = {
+            "ids": pairs.ids,
+            "task_mask": pairs.task_mask,
+            "pos": pairs.base_pos,
+            "src": self.states.source_vectors(track.source, sites[track.source], self.position, split),
+        }
+        base = self.states.base_states(track.target, sites[track.target], self.position, split)
+        return batch if base is None else batch | {BASE: base}
 
 
 # -- the cells -------------------------------------------------------------------------------------------------

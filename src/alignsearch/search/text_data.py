@@ -104,12 +104,18 @@ class TextPairSource:
             }
             splits[split] = {}
             for t in tracks:
-                batch = self.tensors(pairs, models[t.source], sites[t.source])
+                batch = self.track_batch(t, split, pairs, models, sites)
                 if t.latent:  # the target model's own vector at the counterfactual prompt's position
                     batch |= own[t.target]
                 splits[split][t.name] = batch
         train = splits.pop("train")
         return train, splits, tracks
+
+    def track_batch(
+        self, track: Track, split: str, pairs: TextPairs, models: list[SequenceModel], sites: list[str]
+    ) -> PairBatch:
+        """One track's pairs of one split: the base sequences and the source model's vectors."""
+        return self.tensors(pairs, models[track.source], sites[track.source])
 
     @staticmethod
     def natural_targets(pairs: TextPairs, target_model: SequenceModel, site: str) -> PairBatch:
