@@ -99,18 +99,19 @@ def build_pairs(
 
 
 def natural_states(train: dict[str, PairBatch], tracks: list[Track], n_models: int) -> list[Tensor | None]:
-    """Each model's natural states at its site, from the training pairs: the source vectors of the tracks
-    it is the source of (stepwise pairs: those at the swapped positions)."""
+    """Each model's natural states at its site, from the training pairs: the source vectors of the first
+    track it is the source of (one track's are enough: they are all that model's own states; stepwise
+    pairs: those at the swapped positions); None for a model that is no track's source."""
     states: list[Tensor | None] = []
     for model in range(n_models):
-        names = list(dict.fromkeys(t.name for t in tracks if t.source == model))
-        pieces = []
-        for name in names[:1]:  # every track of one source carries the same vectors
-            src, pos = train[name]["src"], train[name]["pos"]
-            if src.dim() == 3:
-                src = src[torch.arange(src.shape[1])[None, :] <= pos[:, None]]
-            pieces.append(src)
-        states.append(torch.cat(pieces) if pieces else None)
+        first = next((t.name for t in tracks if t.source == model), None)
+        if first is None:
+            states.append(None)
+            continue
+        src, pos = train[first]["src"], train[first]["pos"]
+        if src.dim() == 3:
+            src = src[torch.arange(src.shape[1])[None, :] <= pos[:, None]]
+        states.append(src)
     return states
 
 

@@ -109,11 +109,6 @@ class AlignmentPlan:
             ]
         return tracks
 
-    @property
-    def latent(self) -> bool:
-        """Whether any direction trains on the counterfactual-latent loss."""
-        return bool(self.cl_directions) or (bool(self.directions) and self.settings.cl_weight > 0)
-
     def plan_interchange(self) -> None:
         """Build the interchange once, as training starts it (seeded from :attr:`seed`): building checks
         the function and the layout (total size, room for null), and the run trains this one."""
