@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import time
 
 import pytest
@@ -22,13 +23,17 @@ def test_a_second_process_on_a_live_run_waits_and_never_resumes_it(tiny_zoo, tmp
     while not (run_dir / "run.json").is_file():  # written by the first, holding the folder's lock
         assert first.poll() is None and time.monotonic() < deadline, first.communicate()
         time.sleep(0.05)
-    second = start("run_alignment.py", *args, zoo=zoo, cwd=tmp_path)
+    first.send_signal(signal.SIGSTOP)  # the first holds the lock, paused, until the second is waiting
+    try:
+        second = start("run_alignment.py", *args, zoo=zoo, cwd=tmp_path)
+        waiting = second.stdout.readline()
+    finally:
+        first.send_signal(signal.SIGCONT)
+    assert waiting.startswith(f"waiting for another process that is running the alignment in {run_dir}")
     out2, err2 = second.communicate(timeout=300)
     out1, err1 = first.communicate(timeout=300)
     assert first.returncode == 0, err1
     assert second.returncode == 0, err2
-    lines = out2.splitlines()
-    assert lines[0].startswith(f"waiting for another process that is running the alignment in {run_dir}")
     assert "resuming" not in out2 and f"already done: {run_dir / 'results.json'}" in out2
     results = json.loads((run_dir / "results.json").read_text())
     assert results["steps"] == 600

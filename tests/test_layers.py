@@ -19,7 +19,15 @@ LAYERS = [
     {"text", "similarity", "loggers"},
     {"training", "search"},
     {"zoo"},
-    {"cli", "api", "report", "report_plots", "reproduce", "scan"},  # entry points: these may use each other
+    {
+        "cli",
+        "api",
+        "report",
+        "report_plots",
+        "reproduce",
+        "scan",
+        "sites",
+    },  # entry points: these may use each other
 ]
 RANK = {unit: rank for rank, units in enumerate(LAYERS) for unit in units}
 TOP = len(LAYERS) - 1
