@@ -100,7 +100,9 @@ def test_behavioural_mas_between_two_lms_on_a_corpus(toy_lms, tmp_path) -> None:
 @pytest.mark.slow
 def test_behavioural_mas_aligns_a_model_with_its_copy(toy_lms, tmp_path) -> None:
     """Two models with the same weights (in other folders): every direction can be made right, so the
-    trained cross directions climb well above their step-0 IIA (random rotations)."""
+    trained cross directions reach (nearly) every pair. Their step-0 IIA is already high: with matched
+    scales a random subspace swap moves a state by about its natural spread, which a model and its copy
+    mostly read alike (unmatched, the residual stream's large mean made it a large push)."""
     from alignsearch.text.toy import count_sentences
 
     copy = tmp_path / "gpt2_copy"
@@ -117,7 +119,7 @@ def test_behavioural_mas_aligns_a_model_with_its_copy(toy_lms, tmp_path) -> None
     (path,) = tmp_path.glob("outputs/run_alignment/*/results.json")
     records = {r["direction"]: r for r in json.loads(path.read_text())["records"]}
     for direction in ("0>1", "1>0"):
-        assert records[direction]["iia"] >= 0.8 > records[direction]["iia_step0"], records[direction]
+        assert records[direction]["iia"] >= max(0.95, records[direction]["iia_step0"]), records[direction]
 
 
 def test_das_from_python_rows(toy_lms, count_rows) -> None:
