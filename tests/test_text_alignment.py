@@ -388,3 +388,20 @@ def test_the_language_model_example_writes_outside_the_working_folder(tmp_path, 
     assert tmp_path not in default.parents and default.is_dir()
     assert example.work_folder(["--out", "mine"]) == tmp_path / "mine"
     default.rmdir()
+
+
+def test_a_run_at_a_position_says_how_many_pairs_it_used(toy_lms) -> None:
+    from alignsearch import api
+    from alignsearch.text.toy import count_pair_rows
+
+    lm = api.language_model(toy_lms["gpt2"])
+    rows = count_pair_rows(300, seed=0)
+    pairs = api.text_pairs(rows, lm.tokenizer)
+    result = api.align(
+        lm, data=pairs, layer=1, n_units=8, max_steps=5, position="marker:pear", progress=False
+    )
+    summary = result.results["data"]
+    assert summary["position"] == "marker:pear" and pairs.duplicates == 0
+    # the pairs whose prompts both name a pear (the others lack the position and are left out)
+    named = sum("pear" in row["base"] and "pear" in row["source"] for row in rows)
+    assert sum(summary["pairs_at_position"].values()) == named < sum(summary["pairs"].values()) == len(rows)

@@ -212,13 +212,26 @@ def _train(
         "seconds": phases.rounded(),
     }
     if data is not None:
-        results["data"] = data.summary
+        results["data"] = data_summary(data, plan, run)
     save_alignment(out_dir / ALIGNMENT, plan, out.state, config)
     atomic.write_text(out_dir / METRICS, history_csv(out.history, [m.name for m in plan.members]))
     atomic.write_json(out_dir / RESULTS, results)  # written last: its presence marks the run complete
     if run_loggers:
         log_final_records(run_loggers, results["records"])
     return RunResult(plan, config, records, results, out.history, out.state)
+
+
+def data_summary(data: RunData, plan: AlignmentPlan, run: RunSettings) -> dict[str, Any]:
+    """What ``results.json`` says of the run's data: its summary as read, and with a ``position`` the pairs
+    per split that the run used (those whose prompts have the position) beside it."""
+    pairs = getattr(plan.data, "data", None)
+    if run.position is None or pairs is None or not hasattr(pairs, "splits"):
+        return data.summary
+    return {
+        **data.summary,
+        "position": str(run.position),
+        "pairs_at_position": {split: len(p) for split, p in pairs.splits.items()},
+    }
 
 
 def task_accuracies(plan: AlignmentPlan, models: list, seed: int) -> list[float]:
