@@ -116,8 +116,10 @@ def natural_states(train: dict[str, PairBatch], tracks: list[Track], n_models: i
 
 
 def standardized(interchange: Interchange, train: dict[str, PairBatch], tracks: list[Track]) -> Interchange:
-    """``interchange`` with its standardizers fitted to the models' natural states (where it has them)."""
-    interchange.fit_standardizers(natural_states(train, tracks, len(interchange.functions)))
+    """``interchange`` with its standardizers fitted to the models' natural states (where it has them:
+    ``match_scales``; otherwise nothing is gathered)."""
+    if interchange.match_scales:
+        interchange.fit_standardizers(natural_states(train, tracks, len(interchange.functions)))
     return interchange
 
 
