@@ -212,3 +212,23 @@ def test_the_transformer_claim_shows_iia_by_position() -> None:
     text = "\n".join(finding.table)
     assert "| base position | transformer embedding | transformer 1 |" in text
     assert "| 3 | 0.000 | 0.500 |" in text and "| 7 | 0.200 | 0.100 |" in text
+
+
+def test_a_resumed_grid_adds_its_sittings_wall_times(tmp_path, capsys) -> None:
+    records = [{"variable": "count", "direction": "0>0", "iia": 0.95, "trained": True}]
+    run = tmp_path / "count" / "model=gru,seed=0"
+    run.mkdir(parents=True)
+    (run / "results.json").write_text(json.dumps({"config": {"model": "gru", "seed": 0}, "records": records}))
+    command = "python -m alignsearch.reproduce --size full"
+    old = {"command": command, "seconds": 4800.0}  # a record written before sittings existed
+    (tmp_path / reproduce.RUN_RECORD).write_text(json.dumps(old))
+    record = reproduce.add_sitting(reproduce.read_record(tmp_path), command, "2026-12-06T06:43:00", 1200.0)
+    assert record["seconds"] == 6000.0 and [s["seconds"] for s in record["sittings"]] == [4800.0, 1200.0]
+    assert reproduce.add_sitting(record, f"{command} seed=1", "2026-12-07T00:00:00", 60.0)["seconds"] == 60.0
+    (tmp_path / reproduce.RUN_RECORD).write_text(json.dumps(record))
+    with pytest.raises(SystemExit):
+        reproduce.main(["--skip-runs", "--out", str(tmp_path)])
+    capsys.readouterr()
+    assert "in 100 min of wall time over 2 sittings (it resumed where each stopped)." in (
+        tmp_path / "FINDINGS.md"
+    ).read_text()

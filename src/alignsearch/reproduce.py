@@ -58,7 +58,9 @@ EXIT_FAILED_JOBS, EXIT_USAGE = 1, 2
 
 Rows = list[dict[str, Any]]
 RUN_RECORD = "reproduce.json"
-"""The command and wall time of the last run of the grids (read by ``--skip-runs``)."""
+"""The command and wall time of every sitting that ran the grids into a folder (read by ``--skip-runs``):
+``{"command": ..., "seconds": <all sittings>, "sittings": [{"started": <ISO time>, "seconds": ...}, ...]}``.
+A grid interrupted and resumed (possibly across days) adds a sitting; its wall time is their sum."""
 
 # -- thresholds, fixed before any run ---------------------------------------------------------------------------
 COUNT_IIA = 0.9
@@ -457,9 +459,10 @@ def grid_rows(out: Path, grid: str) -> Rows:
     return rows
 
 
-def findings(out: Path, size: str, seconds: float | None, command: str | None) -> str:
+def findings(out: Path, size: str, seconds: float | None, command: str | None, sittings: int = 1) -> str:
     """The text of ``FINDINGS.md`` for the grid folders under ``out``. ``command`` ran the grids (in
-    ``seconds``); None: no record of it (the folders were filled otherwise), and the header says so."""
+    ``seconds`` of wall time over ``sittings``, an interrupted grid resuming in the next); None: no record
+    of it (the folders were filled otherwise), and the header says so."""
     grids = {grid: grid_rows(out, grid) for grid in GRIDS}
     machine = (
         f"{platform.machine()} ({platform.system()}, Python {platform.python_version()}, {_cpus()} CPU cores)"
@@ -471,7 +474,10 @@ def findings(out: Path, size: str, seconds: float | None, command: str | None) -
         )
     else:
         produced = f"Produced by `{command}` on {datetime.date.today().isoformat()}, {machine}" + (
-            f", in {seconds / 60:.0f} min of wall time." if seconds is not None else "."
+            f", in {seconds / 60:.0f} min of wall time"
+            + (f" over {sittings} sittings (it resumed where each stopped)." if sittings > 1 else ".")
+            if seconds is not None
+            else "."
         )
     lines = [
         "# Findings",
@@ -500,6 +506,29 @@ def findings(out: Path, size: str, seconds: float | None, command: str | None) -
             plots = sorted((out / grid / "plots").glob("*.png")) if (out / grid / "plots").is_dir() else []
             lines += [f"![{grid}: {p.stem}]({grid}/plots/{p.name})" for p in plots if p.stem != "iia_curves"]
     return "\n".join(lines) + "\n"
+
+
+def read_record(out: Path) -> dict[str, Any]:
+    """The folder's :data:`RUN_RECORD` (``{}`` where there is none); a record of one sitting written
+    before ``sittings`` existed reads as that sitting."""
+    path = out / RUN_RECORD
+    run = json.loads(path.read_text()) if path.is_file() else {}
+    if "seconds" in run and "sittings" not in run:
+        run["sittings"] = [{"started": None, "seconds": run["seconds"]}]
+    return run
+
+
+def add_sitting(run: dict[str, Any], command: str, started: str, seconds: float) -> dict[str, Any]:
+    """``run`` with one more sitting of ``command``: a sitting of another command starts a new record
+    (the folder was refilled otherwise), one of the same command adds its wall time.
+
+    >>> run = add_sitting({}, "python -m alignsearch.reproduce --size full", "2026-12-05T04:00:07", 8000.0)
+    >>> add_sitting(run, run["command"], "2026-12-06T06:43:00", 6000.0)["seconds"]
+    14000.0
+    """
+    sittings = list(run.get("sittings", [])) if run.get("command") == command else []
+    sittings.append({"started": started, "seconds": seconds})
+    return {"command": command, "seconds": sum(s["seconds"] for s in sittings), "sittings": sittings}
 
 
 def _cpus() -> int:
@@ -589,7 +618,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"--skip-runs: no runs to judge in {out} (no results.json in its grid folders); run the grids"
             f" first: python -m alignsearch.reproduce --size {args.size}"
         )
-    start = time.perf_counter()
+    start, started = time.perf_counter(), datetime.datetime.now().isoformat(timespec="seconds")
     failed = []
     if not args.skip_runs:
         for grid in grids:
@@ -598,11 +627,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     command = " ".join(["python -m alignsearch.reproduce", f"--size {args.size}", *extra])
     try:
         if args.skip_runs:
-            run = json.loads((out / RUN_RECORD).read_text()) if (out / RUN_RECORD).is_file() else {}
+            run = read_record(out)
         else:  # what this run took, kept for a later --skip-runs
-            run = {"command": command, "seconds": time.perf_counter() - start}
+            run = add_sitting(read_record(out), command, started, time.perf_counter() - start)
             atomic.write_json(out / RUN_RECORD, run)
-        text = findings(out, args.size, run.get("seconds"), run.get("command"))
+        text = findings(out, args.size, run.get("seconds"), run.get("command"), len(run.get("sittings", [])))
         atomic.write_text(out / "FINDINGS.md", text)
     except CannotWrite as e:
         fail(str(e))
