@@ -229,6 +229,7 @@ def test_a_resumed_grid_adds_its_sittings_wall_times(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit):
         reproduce.main(["--skip-runs", "--out", str(tmp_path)])
     capsys.readouterr()
-    assert "in 100 min of wall time over 2 sittings (it resumed where each stopped)." in (
-        tmp_path / "FINDINGS.md"
-    ).read_text()
+    assert (
+        "in 100 min of wall time over 2 sittings (it resumed where each stopped)."
+        in (tmp_path / "FINDINGS.md").read_text()
+    )
