@@ -233,3 +233,30 @@ def test_a_resumed_grid_adds_its_sittings_wall_times(tmp_path, capsys) -> None:
         "in 100 min of wall time over 2 sittings (it resumed where each stopped)."
         in (tmp_path / "FINDINGS.md").read_text()
     )
+
+
+def test_publish_copies_the_page_and_its_plots_and_keeps_the_notes(tmp_path, capsys) -> None:
+    out = tmp_path / "grids"
+    records = [{"variable": "count", "direction": "0>0", "iia": 0.95, "trained": True}]
+    run = out / "count" / "model=gru,seed=0"
+    run.mkdir(parents=True)
+    (run / "results.json").write_text(json.dumps({"config": {"model": "gru", "seed": 0}, "records": records}))
+    (out / "count" / "plots").mkdir()
+    (out / "count" / "plots" / "iia_by_seed.png").write_bytes(b"a plot")
+    page = tmp_path / "docs" / "findings.md"
+    page.parent.mkdir()
+    page.write_text(f"# an old page\n\n{reproduce.NOTES_MARKER}\n\n## Reading it\n\nA note.\n")
+    with pytest.raises(SystemExit):
+        reproduce.main(["--skip-runs", "--out", str(out), "--publish", str(page)])
+    assert capsys.readouterr().out == f"findings: {out / 'FINDINGS.md'}\n"
+    text = page.read_text()
+    assert text.startswith((out / "FINDINGS.md").read_text().split("\n![")[0].split("\n## ")[0])
+    assert "# an old page" not in text and text.endswith(
+        f"{reproduce.NOTES_MARKER}\n\n## Reading it\n\nA note.\n"
+    )
+    plots = sorted(p.relative_to(page.parent).as_posix() for p in page.parent.rglob("*.png"))
+    links = {line for line in text.splitlines() if line.startswith("![")}  # a grid may serve several claims
+    assert plots and len(links) == len(plots)
+    assert all(any(f"({plot})" in link for link in links) for plot in plots)
+    assert "findings/count/iia_by_seed.png" in plots
+    assert (page.parent / "findings/count/iia_by_seed.png").read_bytes() == b"a plot"

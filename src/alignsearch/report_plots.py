@@ -183,6 +183,7 @@ def write_plots(
 ) -> list[Path]:
     """Every plot the rows and the learning curves (see :func:`curve_lines`) support, as PNG files in ``folder``."""
     written: list[Path] = []
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     curve_plot = iia_curves(curves, varying, folder / "iia_curves.png")
     if curve_plot is not None:
@@ -201,6 +202,6 @@ def write_plots(
     ):
         if plot is not None:
             written.append(plot)
-    if not written:
+    if not written and created:  # a folder that was there (holding other files) stays
         folder.rmdir()
     return written

@@ -11,6 +11,8 @@ resume. Then ``<out>/FINDINGS.md`` gets, for each claim, the measured numbers ov
 deviation, n; a single run: its value and n=1), the controls where they apply, and a one-line verdict
 against a threshold written down here, before any run (:data:`CLAIMS`); each grid folder also gets its
 report and plots (:mod:`alignsearch.report`). ``--skip-runs`` only judges what the folders already hold.
+``--publish docs/findings.md`` also copies the page there, its plots into ``docs/findings/<grid>/``,
+keeping whatever the old page had below :data:`NOTES_MARKER` (notes written after reading the results).
 
 Exit status: 0 with the findings written; 1 when a grid had failed jobs (the findings are written); 2
 (one line) for bad input: an unknown grid, an ``--out`` that is a file or cannot be written,
@@ -55,6 +57,8 @@ SIZES = {
 }
 """What each ``--size`` runs (the presets' ``sizes``), and how long it takes."""
 EXIT_FAILED_JOBS, EXIT_USAGE = 1, 2
+NOTES_MARKER = "<!-- notes written after the results: --publish keeps everything below this line -->"
+"""Where a published page's generated text ends and its readers' notes begin."""
 
 Rows = list[dict[str, Any]]
 RUN_RECORD = "reproduce.json"
@@ -508,6 +512,26 @@ def findings(out: Path, size: str, seconds: float | None, command: str | None, s
     return "\n".join(lines) + "\n"
 
 
+def publish(out: Path, page: Path) -> None:
+    """Copy ``out``'s ``FINDINGS.md`` to ``page`` and its plots (``<grid>/plots/<name>.png``) next to it
+    as ``<page stem>/<grid>/<name>.png``, the links rewritten to match; the old page's notes (from
+    :data:`NOTES_MARKER` on) are kept below the new text.
+
+    A link ``![mas: mas_directions](mas/plots/mas_directions.png)`` on ``docs/findings.md`` becomes
+    ``![mas: mas_directions](findings/mas/mas_directions.png)``."""
+    text = (out / "FINDINGS.md").read_text()
+    for grid in GRIDS:
+        for plot in sorted((out / grid / "plots").glob("*.png")) if (out / grid / "plots").is_dir() else []:
+            link = f"{page.stem}/{grid}/{plot.name}"
+            if f"({grid}/plots/{plot.name})" in text:
+                atomic.write_bytes(page.parent / link, plot.read_bytes())
+                text = text.replace(f"({grid}/plots/{plot.name})", f"({link})")
+    old = page.read_text() if page.is_file() else ""
+    if NOTES_MARKER in old:
+        text += "\n" + old[old.index(NOTES_MARKER) :]
+    atomic.write_text(page, text)
+
+
 def read_record(out: Path) -> dict[str, Any]:
     """The folder's :data:`RUN_RECORD` (``{}`` where there is none); a record of one sitting written
     before ``sittings`` existed reads as that sitting."""
@@ -604,6 +628,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--skip-runs", action="store_true", help="run nothing: judge what the grid folders already hold"
     )
+    parser.add_argument(
+        "--publish",
+        type=Path,
+        metavar="PAGE",
+        help="also copy FINDINGS.md to PAGE (e.g. docs/findings.md) and its plots beside it, keeping the"
+        " old page's notes below its notes marker",
+    )
     args, extra = parser.parse_known_args(argv)
     out = (args.out or Path("multirun") / "reproduce" / args.size).resolve()
     try:
@@ -633,6 +664,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             atomic.write_json(out / RUN_RECORD, run)
         text = findings(out, args.size, run.get("seconds"), run.get("command"), len(run.get("sittings", [])))
         atomic.write_text(out / "FINDINGS.md", text)
+        if args.publish is not None:
+            publish(out, args.publish)
     except CannotWrite as e:
         fail(str(e))
     except OSError as e:
