@@ -120,6 +120,25 @@ def test_same_seed_same_results(trained_zoo, tmp_path) -> None:
         torch.testing.assert_close(runs[1].state[key], value, rtol=0, atol=0)
 
 
+def test_the_heldout_curve_changes_no_result(trained_zoo, tmp_path) -> None:
+    """Held-out pairs are evaluated at the end for the records; ``alignment.heldout_curve`` adds their
+    curve at every evaluation, and nothing else: the same records and the same kept weights."""
+    runs = []
+    for curve in ("false", "true"):
+        cfg, plan, entry = setup(trained_zoo, tmp_path / curve, f"alignment.heldout_curve={curve}")
+        runs.append(fit_alignment(plan, [entry.model], tmp_path / curve, seed=0, hardware=HARDWARE))
+    without, with_curve = runs
+    assert without.records == with_curve.records and without.best_step == with_curve.best_step
+    assert without.records[0].iia_heldout is not None
+    for key, value in without.state.items():
+        torch.testing.assert_close(with_curve.state[key], value, rtol=0, atol=0)
+    assert {h["split"] for h in without.history} == {"val"}
+    assert {h["split"] for h in with_curve.history} == {"val", "heldout"}
+    assert [h["step"] for h in with_curve.history if h["split"] == "heldout"] == [
+        h["step"] for h in with_curve.history if h["split"] == "val"
+    ]
+
+
 class Crash(L.Callback):
     def on_train_batch_end(self, trainer, *args) -> None:
         if trainer.global_step == 15:

@@ -222,13 +222,14 @@ def _fit(
     """:func:`fit_alignment` once the pairs are built."""
     a = plan.settings
     test = evals.pop("test", None)
+    curves = {split: pairs for split, pairs in evals.items() if split == "val" or a.heldout_curve}
     L.seed_everything(init_seed(seed), verbose=False)
     module = AlignmentModule(
         models,
         [m.site for m in plan.members],
         standardized(plan.take_interchange(seed), train, tracks),
         tracks,
-        eval_splits=tuple(evals),
+        eval_splits=tuple(curves),
         stepwise=a.stepwise,
         lr=a.lr,
         warmup_steps=a.warmup_steps,
@@ -237,7 +238,7 @@ def _fit(
         cl_space=a.cl_space,
         accumulate=a.accumulate,
     )
-    data = PairDataModule(train, evals, a.batch_size * a.accumulate, a.eval_batch_size, seed)
+    data = PairDataModule(train, curves, a.batch_size * a.accumulate, a.eval_batch_size, seed)
     ckpt_dir = out_dir / "checkpoints"
     best = ModelCheckpoint(
         dirpath=ckpt_dir, filename="best", monitor="val/iia_mean", mode="max", save_last=True, save_top_k=1
