@@ -2,6 +2,12 @@
 ``results.json`` under a folder, added up by phase, beside the wall time the sweep took.
 
     python benchmarks/grid_cost.py multirun/reproduce/full [--wall-seconds 5400 --workers 2]
+    python benchmarks/grid_cost.py AGAIN --against multirun/reproduce/full/mas   # a sample run again
+
+``--against BEFORE``: the runs under the folder are the same jobs as runs under ``BEFORE`` (the same
+job folder names, e.g. a sample of a grid's jobs run again by newer code): for each, whether its records
+are the same (every field; none differs: the change kept the results) and its phases beside the earlier
+run's, then both totals.
 
 Prints a table: each phase's seconds and its share of the runs' time, the share spent in training steps
 (``steps``, the alignment's and its trained controls'), and, given the sweep's wall time and its number of
@@ -62,12 +68,44 @@ def from_file_times(run: Path, train_seconds: float) -> dict[str, float]:
     }
 
 
+def job_runs(folder: Path) -> dict[str, Path]:
+    """``{job folder name: results.json}`` of the runs under ``folder`` (controls' own runs left out)."""
+    return {
+        path.parent.name: path
+        for path in sorted(folder.rglob("results.json"))
+        if "controls" not in path.parts and "superseded" not in path.parts
+    }
+
+
+def compare(again: Path, before: Path) -> None:
+    """Each run under ``again`` beside the run of the same job under ``before``: same records, seconds."""
+    earlier = job_runs(before)
+    rows, totals = [], {"before": 0.0, "again": 0.0}
+    for name, path in job_runs(again).items():
+        if name not in earlier:
+            continue
+        old, new = (json.loads(p.read_text()) for p in (earlier[name], path))
+        same = old["records"] == new["records"]
+        old_s, new_s = old.get("seconds") or {}, new.get("seconds") or {}
+        totals["before"] += sum(old_s.values())
+        totals["again"] += sum(new_s.values())
+        phases = sorted(set(old_s) | set(new_s))
+        rows.append([name, "yes" if same else "NO",
+                     ", ".join(f"{k} {old_s.get(k, 0):.0f}>{new_s.get(k, 0):.0f}" for k in phases)])  # fmt: skip
+    print(markdown_table(["job", "same records", "seconds by phase, before>again"], rows))
+    print(f"{len(rows)} jobs: {totals['before']:.0f} s before, {totals['again']:.0f} s again")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
     parser.add_argument("--wall-seconds", type=float, help="the sweep's wall time")
     parser.add_argument("--workers", type=int, default=1, help="jobs run at once (hydra.launcher.n_jobs)")
+    parser.add_argument("--against", type=Path, help="the same jobs run earlier: compare records and seconds")
     args = parser.parse_args()
+    if args.against is not None:
+        compare(args.folder, args.against)
+        return
     totals, timed, untimed = phase_totals(args.folder)
     runs = sum(totals.values())
     rows = [[phase, f"{value:.0f}", f"{value / runs:.1%}"] for phase, value in sorted(totals.items())]
