@@ -1,7 +1,7 @@
 """What a scan costs against the same cells run one by one as ``run_alignment.py`` commands.
 
     python benchmarks/scan_speed.py [--layers 12] [--units 16] [--steps 50] [--rows 1000] [--commands 4]
-                                    [--threads 2] [--out FOLDER]
+                                    [--threads 2] [--batch-size N] [--out FOLDER]
 
 A GPT-2-small-sized model with random weights, built from a ``transformers`` config (``--layers`` blocks,
 width 768, 12 heads, GPT-2's vocabulary of 50257; nothing is downloaded) and saved with the toy counting
@@ -109,6 +109,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1000, help="rows of the pairs file (1000)")
     parser.add_argument("--commands", type=int, default=4, help="cells timed as run_alignment commands (4)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of every process (2)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="alignment.batch_size of every cell (default: the config's)",
+    )
     parser.add_argument("--hardware", default="cpu", help="the hardware config: cpu or gpu (cpu)")
     parser.add_argument("--out", type=Path, default=None, help="keep everything in this folder")
     args = parser.parse_args()
@@ -127,6 +133,7 @@ def report(out: Path, args: argparse.Namespace) -> None:
         "model=lm", f"model.path={folder}", "data=pairs", f"data.path={pairs}", f"n_units={args.units}",
         "alignment.stop_at=null", f"hardware={args.hardware}", f"hardware.threads={args.threads}",
         "hardware.progress_bar=false",
+        *([f"alignment.batch_size={args.batch_size}"] if args.batch_size else []),
     ]  # fmt: skip
     sites = ",".join(f"layer.{i}" for i in range(args.layers))
     scan_wall = timed(
@@ -157,6 +164,7 @@ def report(out: Path, args: argparse.Namespace) -> None:
     result = {
         "layers": args.layers, "positions": list(POSITIONS), "units": args.units, "steps": args.steps,
         "rows": args.rows, "threads": args.threads, "hardware": args.hardware, "cells": n,
+        "batch_size": args.batch_size,
         "scan": {"wall": round(scan_wall, 2), **seconds}, "commands": runs,
     }  # fmt: skip
     if runs:
