@@ -133,8 +133,8 @@ def test_help_says_what_each_size_runs_and_takes_and_names_the_presets(capsys) -
         reproduce.main(["--help"])
     assert stopped.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
-    assert "small: 1 to 3 seeds, 300 alignment steps: about 25 min on 2 CPU cores" in text
-    assert "full: the papers' sizes, 3 to 5 seeds, 1000 alignment steps" in text
+    assert "small: 1 to 3 seeds, 300 alignment steps: 14 min on 2 CPU cores (docs/findings-small.md)" in text
+    assert "full: the papers' sizes, 3 to 5 seeds, 1000 alignment steps: 196 min on 2 CPU cores" in text
     for grid, preset in GRIDS.items():
         assert f"{grid} ({preset})" in text
 
@@ -260,3 +260,5 @@ def test_publish_copies_the_page_and_its_plots_and_keeps_the_notes(tmp_path, cap
     assert all(any(f"({plot})" in link for link in links) for plot in plots)
     assert "findings/count/iia_by_seed.png" in plots
     assert (page.parent / "findings/count/iia_by_seed.png").read_bytes() == b"a plot"
+    report_csv = (page.parent / "findings/count/report.csv").read_text()  # the records behind the page
+    assert report_csv == (out / "count" / "report.csv").read_text() and "0.95" in report_csv

@@ -1,6 +1,6 @@
 """The papers' findings, reproduced by one command: run the grids behind each claim, then judge each claim.
 
-    python -m alignsearch.reproduce --size small          # a laptop: about 25 minutes on 2 CPU cores
+    python -m alignsearch.reproduce --size small          # a laptop: about 15 minutes on 2 CPU cores
     python -m alignsearch.reproduce --size full hardware=slurm hydra.launcher.partition=gpu   # a cluster
 
 Each grid is a preset of ``conf/experiment`` (:data:`GRIDS`: ``count`` is ``findings_count``, ``upup`` is
@@ -51,9 +51,10 @@ GRIDS = {
 }
 """Grid name (its folder under ``--out``) -> its ``conf/experiment`` preset; ``--only`` takes either."""
 SIZES = {
-    "small": "1 to 3 seeds, 300 alignment steps: about 25 min on 2 CPU cores (22 min measured, docs/findings.md)",
-    "full": "the papers' sizes, 3 to 5 seeds, 1000 alignment steps: not timed here, many times small's"
-    " work, meant for a cluster (add a launcher: hardware=slurm hydra.launcher.partition=...)",
+    "small": "1 to 3 seeds, 300 alignment steps: 14 min on 2 CPU cores (docs/findings-small.md)",
+    "full": "the papers' sizes, 3 to 5 seeds, 1000 alignment steps: 196 min on 2 CPU cores with"
+    " hardware=local_parallel hydra.launcher.n_jobs=2 (docs/findings.md); on a cluster add a launcher"
+    " (hardware=slurm hydra.launcher.partition=...)",
 }
 """What each ``--size`` runs (the presets' ``sizes``), and how long it takes."""
 EXIT_FAILED_JOBS, EXIT_USAGE = 1, 2
@@ -515,7 +516,8 @@ def findings(out: Path, size: str, seconds: float | None, command: str | None, s
 def publish(out: Path, page: Path) -> None:
     """Copy ``out``'s ``FINDINGS.md`` to ``page`` and its plots (``<grid>/plots/<name>.png``) next to it
     as ``<page stem>/<grid>/<name>.png``, the links rewritten to match; the old page's notes (from
-    :data:`NOTES_MARKER` on) are kept below the new text.
+    :data:`NOTES_MARKER` on) are kept below the new text. The records behind the page go beside the
+    plots: each grid's ``report.csv`` (a row per run and record) and :data:`RUN_RECORD`.
 
     A link ``![mas: mas_directions](mas/plots/mas_directions.png)`` on ``docs/findings.md`` becomes
     ``![mas: mas_directions](findings/mas/mas_directions.png)``."""
@@ -526,6 +528,12 @@ def publish(out: Path, page: Path) -> None:
             if f"({grid}/plots/{plot.name})" in text:
                 atomic.write_bytes(page.parent / link, plot.read_bytes())
                 text = text.replace(f"({grid}/plots/{plot.name})", f"({link})")
+        if (out / grid / "report.csv").is_file():
+            atomic.write_bytes(
+                page.parent / page.stem / grid / "report.csv", (out / grid / "report.csv").read_bytes()
+            )
+    if (out / RUN_RECORD).is_file():
+        atomic.write_bytes(page.parent / page.stem / RUN_RECORD, (out / RUN_RECORD).read_bytes())
     old = page.read_text() if page.is_file() else ""
     if NOTES_MARKER in old:
         text += "\n" + old[old.index(NOTES_MARKER) :]
