@@ -537,6 +537,8 @@ def publish(out: Path, page: Path) -> None:
     old = page.read_text() if page.is_file() else ""
     if NOTES_MARKER in old:
         text += "\n" + old[old.index(NOTES_MARKER) :]
+    elif old:
+        print(f"replacing {page}: it had no notes marker, so none of its text is kept", flush=True)
     atomic.write_text(page, text)
 
 

@@ -348,7 +348,7 @@ class AlignmentSettings:
     heldout_curve: bool = setting(boolean, identity=False, default=False)
     """Evaluate the held-out pairs at every evaluation too (their learning curve in ``metrics.csv`` and the
     loggers), not only at the end for the records: the same results, at the cost of a second evaluation
-    split every ``val_every`` steps (about a tenth of a default run's time)."""
+    split every ``val_every`` steps (about half the validation time: 5-10% of a default run's)."""
     stop_at: float | None = setting(optional(accuracy, "null (train exactly alignment.max_steps steps)"))
     """Stop once every trained track's validation IIA reaches this, or once mean validation IIA has not
     improved for ``patience`` evaluations; ``None``: neither stop, training runs ``max_steps`` steps (the
