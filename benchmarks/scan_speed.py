@@ -24,6 +24,14 @@ table and writes ``scan_speed.json`` in ``--out`` (a new temporary folder by def
 unless ``--out`` names one). The full size (12 x 3 cells, 50 steps) takes long on a laptop CPU: a GPU
 (``--hardware gpu``) or a reduced size (``--layers 2 --rows 200 --steps 10 --commands 2``) for a check.
 
+At the issue's size, ``--layers 12 --units 16 --steps 50 --rows 1000 --commands 4 --threads 2
+--batch-size 16`` (a batch of 16 pairs a step: the config's 128 would take about 8 times the steps' time on
+this CPU), on a 2-core machine with nothing else running: the scan of 36 cells 1551.9 s (1109.8 s in
+training steps: 72%; the shared states 25.4 s, once), the four commands 105.0, 94.5, 87.4 and 77.8 s
+(mean 91.2 s, 36% in steps), so the 36 cells command by command about 3283 s: 2.1x the scan. A cell cost
+the scan 12 s outside its steps (evaluations at step 0, at step 50 and at the end, the control) and a
+command 59 s (a new process, imports, loading a 124M-parameter model, its own pass over the pairs).
+
 At ``--layers 2 --rows 200 --steps 10 --commands 6 --threads 1`` (6 cells, all also run as commands, on
 a 2-core machine busy with other work): the scan 78.0 s (60.2 s in training steps: 77%; the shared
 states 1.8 s once), the six commands 121.4 s (60.3 s in steps: 50%), 1.6x. Outside their steps a cell
