@@ -30,7 +30,7 @@ this CPU), on a 2-core machine with nothing else running: the scan of 36 cells 1
 training steps: 72%; the shared states 25.4 s, once), the four commands 105.0, 94.5, 87.4 and 77.8 s
 (mean 91.2 s, 36% in steps), so the 36 cells command by command about 3283 s: 2.1x the scan. A cell cost
 the scan 12 s outside its steps (evaluations at step 0, at step 50 and at the end, the control) and a
-command 59 s (a new process, imports, loading a 124M-parameter model, its own pass over the pairs).
+command 58 s (a new process, imports, loading a 124M-parameter model, its own pass over the pairs).
 
 At ``--layers 2 --rows 200 --steps 10 --commands 6 --threads 1`` (6 cells, all also run as commands, on
 a 2-core machine busy with other work): the scan 78.0 s (60.2 s in training steps: 77%; the shared
