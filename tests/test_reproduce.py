@@ -260,5 +260,5 @@ def test_publish_copies_the_page_and_its_plots_and_keeps_the_notes(tmp_path, cap
     assert all(any(f"({plot})" in link for link in links) for plot in plots)
     assert "findings/count/iia_by_seed.png" in plots
     assert (page.parent / "findings/count/iia_by_seed.png").read_bytes() == b"a plot"
-    report_csv = (page.parent / "findings/count/report.csv").read_text()  # the records behind the page
+    report_csv = (page.parent / "findings/count/report.csv").read_text()  # the numbers behind the page
     assert report_csv == (out / "count" / "report.csv").read_text() and "0.95" in report_csv

@@ -516,8 +516,9 @@ def findings(out: Path, size: str, seconds: float | None, command: str | None, s
 def publish(out: Path, page: Path) -> None:
     """Copy ``out``'s ``FINDINGS.md`` to ``page`` and its plots (``<grid>/plots/<name>.png``) next to it
     as ``<page stem>/<grid>/<name>.png``, the links rewritten to match; the old page's notes (from
-    :data:`NOTES_MARKER` on) are kept below the new text. The records behind the page go beside the
-    plots: each grid's ``report.csv`` (a row per run and record) and :data:`RUN_RECORD`.
+    :data:`NOTES_MARKER` on) are kept below the new text. The numbers behind the page go beside the
+    plots: each grid's ``report.csv`` (its table: a row per setting and direction, means and standard
+    deviations over seeds) and :data:`RUN_RECORD`.
 
     A link ``![mas: mas_directions](mas/plots/mas_directions.png)`` on ``docs/findings.md`` becomes
     ``![mas: mas_directions](findings/mas/mas_directions.png)``."""
