@@ -26,14 +26,22 @@ from pathlib import Path
 from alignsearch.tables import markdown_table
 
 
+def job_runs(folder: Path) -> dict[Path, Path]:
+    """``{job folder, relative to folder: its results.json}`` for the runs under ``folder`` (a run's
+    controls run inside it and superseded runs are history: neither is a run of its own)."""
+    return {
+        path.parent.relative_to(folder): path
+        for path in sorted(folder.rglob("results.json"))
+        if "controls" not in path.parts and "superseded" not in path.parts
+    }
+
+
 def phase_totals(folder: Path) -> tuple[dict[str, float], int, int]:
     """``({phase: seconds}, runs with phases, runs without)`` over the runs under ``folder`` (a run's
     controls run inside it and count in its ``controls`` phase, not as runs of their own)."""
     totals: dict[str, float] = {}
     timed = untimed = 0
-    for path in sorted(folder.rglob("results.json")):
-        if "controls" in path.parts or "superseded" in path.parts:
-            continue
+    for path in job_runs(folder).values():
         results = json.loads(path.read_text())
         seconds = results.get("seconds")
         if seconds is None:
@@ -68,15 +76,6 @@ def from_file_times(run: Path, train_seconds: float) -> dict[str, float]:
     }
 
 
-def job_runs(folder: Path) -> dict[str, Path]:
-    """``{job folder name: results.json}`` of the runs under ``folder`` (controls' own runs left out)."""
-    return {
-        path.parent.name: path
-        for path in sorted(folder.rglob("results.json"))
-        if "controls" not in path.parts and "superseded" not in path.parts
-    }
-
-
 def compare(again: Path, before: Path) -> None:
     """Each run under ``again`` beside the run of the same job under ``before``: same records, seconds."""
     earlier = job_runs(before)
@@ -90,7 +89,7 @@ def compare(again: Path, before: Path) -> None:
         totals["before"] += sum(old_s.values())
         totals["again"] += sum(new_s.values())
         phases = sorted(set(old_s) | set(new_s))
-        rows.append([name, "yes" if same else "NO",
+        rows.append([name.as_posix(), "yes" if same else "NO",
                      ", ".join(f"{k} {old_s.get(k, 0):.0f}>{new_s.get(k, 0):.0f}" for k in phases)])  # fmt: skip
     print(markdown_table(["job", "same records", "seconds by phase, before>again"], rows))
     print(f"{len(rows)} jobs: {totals['before']:.0f} s before, {totals['again']:.0f} s again")
