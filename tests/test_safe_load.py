@@ -151,9 +151,14 @@ def evil_module(tmp_path, monkeypatch) -> Path:
 @pytest.mark.parametrize(
     ("group", "node", "says"),
     [
-        ("task", {"_target_": "builtins.open", "_args_": ["VICTIM", "w"]}, "builtins.open as its task"),
-        ("model", {"_target_": "alignsearch.atomic.write_text", "_args_": ["VICTIM", ""]}, "is not a class"),
-        ("task", {"_target_": f"{EVIL_MODULE}.Task"}, f"{EVIL_MODULE}.Task as its task"),
+        ("task", {"_target_": "builtins.open", "_args_": ["VICTIM", "w"]}, "task._args_ is an instruction"),
+        (
+            "task",
+            {"_target_": "builtins.open", "file": "VICTIM"},
+            "names builtins.open, which alignsearch does not",
+        ),
+        ("model", {"_target_": "alignsearch.atomic.write_text", "path": "VICTIM"}, "is not a class"),
+        ("task", {"_target_": f"{EVIL_MODULE}.Task"}, f"task._target_ names {EVIL_MODULE}.Task, which"),
         (
             "model",
             {
@@ -161,11 +166,18 @@ def evil_module(tmp_path, monkeypatch) -> Path:
                 "d_model": 32,
                 "x": {"_target_": "builtins.open", "_args_": ["VICTIM", "w"]},
             },
-            "builtins.open as its model",
+            "model.x._target_ is an instruction",
         ),
         ("model", {"_target_": "alignsearch.tasks.NumericTask"}, "not a subclass of alignsearch.models"),
     ],
-    ids=["builtins.open", "a function of alignsearch", "an untrusted module", "nested", "a task as model"],
+    ids=[
+        "builtins.open with _args_",
+        "builtins.open",
+        "a function of alignsearch",
+        "an untrusted module",
+        "nested",
+        "a task as model",
+    ],
 )
 def test_a_zoo_entry_naming_what_alignsearch_does_not_trust_is_refused_before_it_runs(
     group, node, says, entry, victim, evil_module
@@ -177,7 +189,7 @@ def test_a_zoo_entry_naming_what_alignsearch_does_not_trust_is_refused_before_it
     with pytest.raises(ZooError) as refused:
         model_zoo.load(entry)
     line = one_line(refused.value)
-    assert line.startswith(f"zoo entry {entry}: config.yaml names ") and says in line, line
+    assert line.startswith(f"zoo entry {entry}: config.yaml: {group}") and says in line, line
     assert_error_line(body_refusal("train_task_model.py", *TINY_TRAINING), str(entry), says)
     assert victim.read_text() == VICTIM_TEXT
     assert not evil_module.exists() and EVIL_MODULE not in sys.modules
@@ -222,7 +234,9 @@ def test_a_task_of_the_users_own_config_folder_still_loads(ones, tmp_path, monke
     # the same entry loaded without the config that names it: only where the user trusts the module
     with pytest.raises(ZooError) as refused:
         model_zoo.load(req.path)
-    assert "names ones_task.OnesTask as its task, which alignsearch does not trust" in one_line(refused.value)
+    assert "task._target_ names ones_task.OnesTask, which alignsearch does not trust" in one_line(
+        refused.value
+    )
 
     job = compose_checked("train_task_model", [f"hydra.searchpath=[file://{ones}]"], hydra=True)
     saved = HydraConfig.instance().cfg
@@ -243,8 +257,13 @@ def test_a_task_of_the_users_own_config_folder_still_loads(ones, tmp_path, monke
 
 # -- B. what an alignment file names -----------------------------------------------------------------------
 def alignment_file(path: Path, **nodes) -> Path:
+    """A well-formed alignment file (a rotation of width 8, 2 units of ``count``), with ``nodes`` replacing
+    its entries."""
+    from alignsearch.alignment import FixedLayout, Interchange, Rotation
+
+    weights = Interchange([Rotation(8)], FixedLayout(["count"], [2], 8, 8)).state_dict()
     saved = {
-        "state_dict": {},
+        "state_dict": weights,
         "config": {},
         "function": {"_target_": "alignsearch.alignment.Rotation"},
         "layout": {"_target_": "alignsearch.alignment.FixedLayout"},
@@ -263,18 +282,31 @@ def alignment_file(path: Path, **nodes) -> Path:
 @pytest.mark.parametrize(
     ("nodes", "says"),
     [
-        ({"function": {"_target_": "os.system", "_args_": ["touch MARKER"]}}, "os.system as its function"),
         (
-            {"function": {"_target_": "alignsearch.atomic.write_text", "_args_": ["VICTIM", ""]}},
-            "alignsearch.atomic.write_text as its function, which is not a class",
+            {"function": {"_target_": "os.system", "_args_": ["touch MARKER"]}},
+            "function._args_ is an instruction",
         ),
-        ({"layout": {"_target_": "builtins.open", "_args_": ["VICTIM", "w"]}}, "builtins.open as its layout"),
+        (
+            {"function": {"_target_": "os.system", "command": "touch MARKER"}},
+            "names os.system, which alignsearch",
+        ),
+        (
+            {"function": {"_target_": "alignsearch.atomic.write_text", "path": "VICTIM"}},
+            "names alignsearch.atomic.write_text, which is not a class",
+        ),
+        ({"layout": {"_target_": "builtins.open", "file": "VICTIM"}}, "layout._target_ names builtins.open"),
         (
             {"layout": {"_target_": "alignsearch.alignment.Rotation"}},
             "is not a subclass of alignsearch.alignment.layout.FixedLayout",
         ),
     ],
-    ids=["os.system", "a function of alignsearch", "builtins.open", "a function as layout"],
+    ids=[
+        "os.system with _args_",
+        "os.system",
+        "a function of alignsearch",
+        "builtins.open",
+        "a function as layout",
+    ],
 )
 def test_an_alignment_file_naming_what_alignsearch_does_not_trust_is_refused(
     nodes, says, tmp_path, victim, monkeypatch
@@ -287,7 +319,9 @@ def test_an_alignment_file_naming_what_alignsearch_does_not_trust_is_refused(
     with pytest.raises(ConfigError) as refused:
         api.load_alignment(path)
     line = one_line(refused.value)
-    assert line.startswith(f"alignment={path} is not allowed: expected an alignment file of trusted classes")
+    assert line.startswith(
+        f"alignment={path} is not allowed: expected an alignment file whose content is data"
+    )
     assert says in line, line
     assert victim.read_text() == VICTIM_TEXT and not (tmp_path / "marker").exists()
 

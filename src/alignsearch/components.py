@@ -258,6 +258,75 @@ def instantiate_checked(node: Mapping | DictConfig, group: str | None, **extra: 
         raise
 
 
+def from_data(
+    node: Any,
+    base: type,
+    key: str,
+    file: str | Path,
+    trusted: Sequence[str] | None = None,
+    **given: Any,
+) -> Any:
+    """The object a file's node describes (``{"_target_": "alignsearch.models.GRU", "d_model": 64}``),
+    built without Hydra: the node must be plain data (:func:`alignsearch.file_data.plain_data`: no
+    interpolation, no nested ``_target_``, no ``_partial_``), its ``_target_`` a class of its kind in a
+    ``trusted`` module (the registry of what may be built: :func:`trusted_modules`), and every other key
+    one of the class's constructor arguments (those ``given`` by the caller, such as a model's
+    ``vocab_size``, excepted). Then the class is called with the settings and ``given``; a FileDataError
+    names the file and key of what is refused, and a ConfigError of the constructor comes back keyed
+    under ``key``.
+
+    >>> from torch import nn
+    >>> from alignsearch.alignment import Rotation
+    >>> type(from_data({"_target_": "alignsearch.alignment.Rotation"}, nn.Module, "function", "a.pt", width=4))
+    <class 'alignsearch.alignment.functions.Rotation'>
+    """
+    from alignsearch.file_data import FileDataError
+
+    cls, settings = trusted_class(node, base, key, file, trusted, given=tuple(given))
+    try:
+        return cls(**settings, **given)
+    except ConfigError as e:
+        raise e.under(key) from None
+    except TypeError as e:
+        raise FileDataError(file, key, f"cannot build {cls.__name__} ({str(e).splitlines()[0]})") from None
+
+
+def trusted_class(
+    node: Any,
+    base: type,
+    key: str,
+    file: str | Path,
+    trusted: Sequence[str] | None = None,
+    *,
+    given: Sequence[str] = (),
+) -> tuple[type, dict[str, Any]]:
+    """The class a file's node names and its settings, checked as :func:`from_data` describes (``given``:
+    the constructor arguments the caller gives, which the file may not); nothing is called."""
+    from alignsearch.configurable import constructor_arguments
+    from alignsearch.file_data import TARGET, FileDataError, plain_data
+
+    node = plain_data(node, file, key, targets=True)
+    if not isinstance(node, Mapping) or TARGET not in node:
+        raise FileDataError(file, key, "names no class (_target_)")
+    target = node[TARGET]
+    why = _why_untrusted(target, base, trusted_modules() if trusted is None else tuple(trusted))
+    if why:
+        raise FileDataError(file, f"{key}._target_", f"names {target}, which {why}")
+    cls = _locate(target)
+    settings = {k: v for k, v in node.items() if k != TARGET}
+    parameters = inspect.signature(cls.__init__).parameters
+    open_ended = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    for name in settings:
+        if name in given:
+            raise FileDataError(
+                file, f"{key}.{name}", "is not a setting a file gives (it comes from the run)"
+            )
+        if not open_ended and (name not in parameters or name == "self"):
+            known = ", ".join(p for p in constructor_arguments(cls) if p not in given)
+            raise FileDataError(file, f"{key}.{name}", f"is not a setting of {target} (known: {known})")
+    return cls, settings
+
+
 def build_task(node: Mapping | DictConfig):
     """A task from its config node (``cfg.task``)."""
     return instantiate_checked(node, "task")

@@ -40,7 +40,7 @@ class ArgumentError(ConfigError):
         super().__init__(key, value, allowed, expects)
         wrong_type = expects and (isinstance(value, bool) or not isinstance(value, expects))
         kind = f" is a {type(value).__name__}:" if wrong_type and value is not None else " is not allowed:"
-        self.args = (f"{key}={value!r}{kind} expected {allowed}",)
+        self.args = (f"{key}={shorten(repr(value))}{kind} expected {allowed}",)
 
     def __str__(self) -> str:
         return self.args[0]
@@ -50,10 +50,34 @@ class ZooError(RuntimeError):
     """A zoo entry that is missing, incomplete, corrupt or made for another task."""
 
 
+SHOWN_CHARACTERS = 200
+"""How much of a value an error line shows: a value read from a file can be megabytes long."""
+
+
 def _show(value: Any) -> str:
+    """A value as an error line shows it, cut to :data:`SHOWN_CHARACTERS`.
+
+    >>> _show(["a", "b"])
+    '[a,b]'
+    >>> len(_show(list(range(10**6)))) < 260
+    True
+    """
     if isinstance(value, (list, tuple, set, frozenset)):
-        return "[" + ",".join(str(v) for v in value) + "]"
-    return str(value)
+        items = list(value)
+        shown = "[" + ",".join(shorten(str(v)) for v in items[:50]) + "]"
+        if len(items) > 50 or len(shown) > SHOWN_CHARACTERS:
+            return f"{shown[:SHOWN_CHARACTERS]}... ({len(items)} items)]"
+        return shown
+    return shorten(str(value))
+
+
+def shorten(text: str, limit: int = SHOWN_CHARACTERS) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was.
+
+    >>> shorten("x" * 300, 10)
+    'xxxxxxxxxx... (300 characters)'
+    """
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def require_positive(key: str, value: Any) -> int:

@@ -29,8 +29,11 @@ What loading trusts: the weights are read as data (``weights_only``) and must be
 published with (``entry.json``'s ``weights_sha256``, and ``snapshots_sha256`` per kept step; an entry of
 an older zoo has none and loads unchecked until ``migrate`` records them). The task and model that
 ``config.yaml`` names are built only if they are classes of alignsearch or of modules your own configs name
-or ``$ALIGNSEARCH_TRUSTED_MODULES`` lists (:func:`alignsearch.components.untrusted_target`): a zoo shared
-by others cannot make loading call anything else.
+or ``$ALIGNSEARCH_TRUSTED_MODULES`` lists: a zoo shared by others cannot make loading call anything else.
+Every file of an entry is read as data (:mod:`alignsearch.file_data`): a safe loader, no interpolation,
+the keys each file may hold, plain values; the task and model are built from their settings through
+:func:`alignsearch.components.from_data`, never by Hydra. Symbolic links inside the zoo are refused, and
+nothing is written through one.
 """
 
 from __future__ import annotations
@@ -56,13 +59,22 @@ from alignsearch.components import (
     build_model,
     build_task,
     format_setting,
+    from_data,
     non_default_settings,
     settings_suffix,
     target_modules,
     trusted_modules,
-    untrusted_target,
 )
-from alignsearch.errors import ConfigError, ZooError
+from alignsearch.errors import ConfigError, ZooError, shorten
+from alignsearch.file_data import (
+    FileDataError,
+    exact_keys,
+    no_symlinks,
+    no_symlinks_below,
+    plain_data,
+    read_json,
+    read_yaml,
+)
 from alignsearch.models import SequenceModel
 from alignsearch.models.base import weights_sha256
 from alignsearch.search.spec import RunModel
@@ -257,14 +269,17 @@ def load(path: Path | str, request: ModelRequest | None = None, snapshot: int | 
     settings the request asks for, on the same vocabulary; with ``snapshot``, the weights kept after that
     training step are loaded instead of the final ones.
 
-    Before anything is built, the task and model that ``config.yaml`` names must be trusted classes
-    (:func:`check_trusted`; the modules the request's own task and model name are trusted too), and the
+    The entry's files are read as data (:func:`_read_entry`), and the task and model that ``config.yaml``
+    records are built from their settings only if they are trusted classes of their kind
+    (:func:`_build_recorded`; the modules the request's own task and model name are trusted too) and no
+    larger than the weights file; no file of the entry, and no folder, may be a symbolic link. The
     weights file must have the SHA-256 that ``entry.json`` records (an entry of an older zoo records none:
     ``python -m alignsearch.zoo migrate`` adds it). Each refusal is one ZooError line naming the entry.
     """
     path = Path(path)
     if not path.is_dir():
         raise ZooError(f"zoo entry {path} does not exist (train it with train_task_model.py)")
+    _refuse_links(path)
     for name in ENTRY_FILES:
         if not (path / name).is_file():
             raise ZooError(
@@ -274,21 +289,17 @@ def load(path: Path | str, request: ModelRequest | None = None, snapshot: int | 
     trusted = trusted_modules(
         also=() if request is None else target_modules([request.task_config, request.model_config])
     )
-    check_trusted(path, settings, trusted)
-    try:
-        recorded = TrainingSettings.parse(settings["training"])
-        entry_task = build_task(settings["task"])
-        model = build_model(settings["model"], entry_task.vocab.size)
-    except ConfigError as e:
-        raise ZooError(
-            f"zoo entry {path} is corrupt: config.yaml records {e}; delete the folder to retrain it"
-        ) from None
+    entry_task, model = _build_recorded(
+        path, settings, trusted, weights_bytes=(path / "model.pt").stat().st_size
+    )
+    recorded = recorded_training_settings(path, settings)
     expected = entry_name(settings["seed"], entry_task, model, recorded)
     if path.name != expected:
         raise ZooError(
             f"zoo entry {path} records settings that name it {expected}, not {path.name} (an entry of an "
             f"older zoo layout: python -m alignsearch.zoo migrate {path.parents[2]} renames it)"
         )
+    _check_entry_record(path, info, settings, entry_task, model)
     if request is not None:
         if tuple(request.task.vocab.tokens) != tuple(info["vocab"]):
             raise ZooError(
@@ -348,15 +359,93 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def check_trusted(path: Path, settings: Mapping[str, Any], trusted: tuple[str, ...]) -> None:
-    """A one-line ZooError, before anything is built, if the task or model that the entry's ``config.yaml``
-    names is not a class that ``trusted`` modules hold (a task class, a :class:`SequenceModel`)."""
+def _build_recorded(
+    path: Path, settings: Mapping[str, Any], trusted: tuple[str, ...], *, weights_bytes: int | None = None
+) -> tuple[Any, SequenceModel]:
+    """The task and model the entry's ``config.yaml`` records, built from its settings as data
+    (:func:`alignsearch.components.from_data`: trusted classes of their kind, known settings, no
+    interpolation); with ``weights_bytes`` (the size of the weights file), a model whose weights would not
+    fit in that file is refused before it is built for real. One ZooError line for anything refused."""
     from alignsearch.tasks.protocol import Task
 
-    for group, base in (("task", Task), ("model", SequenceModel)):
-        refusal = untrusted_target(settings[group], base, f"its {group}", trusted)
-        if refusal:
-            raise ZooError(f"zoo entry {path}: config.yaml names {refusal}")
+    try:
+        task = from_data(settings["task"], Task, "task", CONFIG_FILE, trusted)
+        if weights_bytes is not None:
+            _check_model_size(settings["model"], task.vocab.size, trusted, weights_bytes)
+        model = from_data(
+            settings["model"], SequenceModel, "model", CONFIG_FILE, trusted, vocab_size=task.vocab.size
+        )
+    except FileDataError as e:
+        raise ZooError(f"zoo entry {path}: {e}") from None
+    except ConfigError as e:
+        raise ZooError(
+            f"zoo entry {path} is corrupt: config.yaml records {e}; delete the folder to retrain it"
+        ) from None
+    return task, model
+
+
+def _check_model_size(
+    node: Mapping[str, Any], vocab_size: int, trusted: tuple[str, ...], weights_bytes: int
+) -> None:
+    """A FileDataError if the model ``node`` describes has more bytes of parameters and buffers than the
+    entry's weights file holds (built first on the ``meta`` device, which allocates nothing): a file
+    cannot ask for a model larger than the weights it ships. A model that cannot be built there is
+    built for real (its class is trusted; only its size was in question)."""
+    try:
+        with torch.device("meta"):
+            meta = from_data(node, SequenceModel, "model", CONFIG_FILE, trusted, vocab_size=vocab_size)
+    except (FileDataError, ConfigError):
+        raise
+    except Exception:  # noqa: BLE001 - a model whose construction needs real tensors
+        return
+    tensors = [*meta.parameters(), *meta.buffers()]
+    size = sum(t.numel() * t.element_size() for t in tensors)
+    if size > weights_bytes:
+        raise FileDataError(
+            CONFIG_FILE,
+            "model",
+            f"describes a model of {size} bytes of weights, but model.pt has {weights_bytes}",
+        )
+
+
+def _check_entry_record(
+    path: Path, info: Mapping[str, Any], settings: Mapping[str, Any], task: Any, model: SequenceModel
+) -> None:
+    """A ZooError unless ``entry.json`` says what the built task and model are: their names (which are
+    also the entry's folders), the seed, the vocabulary and the sites."""
+    expected = {
+        "task": task.name,
+        "model": model.name,
+        "seed": settings["seed"],
+        "vocab": list(task.vocab.tokens),
+        "sites": dict(model.sites),
+    }
+    for key, value in expected.items():
+        if key in info and not same(info[key], value):
+            raise ZooError(
+                f"zoo entry {path}: entry.json: {key}={shorten(str(info[key]), 80)} is not what config.yaml "
+                f"builds ({shorten(str(value), 80)}); delete the folder to retrain it"
+            )
+    if (path.parent.parent.name, path.parent.name) != (task.name, model.name):
+        raise ZooError(
+            f"zoo entry {path} holds a {task.name} {model.name}, which belongs in "
+            f"{task.name}/{model.name}/{path.name} of the zoo; move it there"
+        )
+
+
+def _refuse_links(path: Path, *, writing: bool = False) -> None:
+    """A ZooError if the entry's folder (or its task and model folders, inside the zoo's root), or anything
+    in it, is a symbolic link; ``writing``: the same for its ``.partial`` folder and its lock, before
+    anything is written there."""
+    root = path.parents[2] if len(path.parents) > 2 else path.parent
+    places = [path, partial_path(path), lock_path(path)] if writing else [path]
+    try:
+        for place in places:
+            no_symlinks(root, place, f"zoo entry {path}")
+            if place.is_dir():
+                no_symlinks_below(place, f"zoo entry {path}")
+    except FileDataError as e:
+        raise ZooError(str(e)) from None
 
 
 def short_name(path: Path | str) -> str:
@@ -371,43 +460,72 @@ def short_name(path: Path | str) -> str:
 def recorded_training(entry: ZooEntry) -> TrainingSettings:
     """The training settings ``entry`` was trained with (its ``config.yaml``)."""
     _, _, settings = _read_entry(entry.path)
-    return TrainingSettings.parse(settings["training"])
+    return recorded_training_settings(entry.path, settings)
+
+
+def recorded_training_settings(path: Path, settings: Mapping[str, Any]) -> TrainingSettings:
+    """The training settings an entry's ``config.yaml`` records, checked by their rules (a ZooError line
+    for a value they refuse)."""
+    try:
+        return TrainingSettings.parse(settings["training"])
+    except ConfigError as e:
+        raise ZooError(
+            f"zoo entry {path} is corrupt: config.yaml records {e.under('training')}; "
+            "delete the folder to retrain it"
+        ) from None
 
 
 def initial_model(entry: ZooEntry) -> SequenceModel:
     """``entry``'s model as it was before training: built from the entry's recorded settings and seed,
     exactly as the zoo built it (the ``untrained`` control's model)."""
     _, _, settings = _read_entry(entry.path)
-    check_trusted(entry.path, settings, entry.trusted or trusted_modules())
-    task = build_task(settings["task"])
+    trusted = entry.trusted or trusted_modules()
+    task, _ = _build_recorded(entry.path, settings, trusted)
     seed_all(settings["seed"])
-    return build_model(settings["model"], task.vocab.size)
+    return from_data(
+        settings["model"], SequenceModel, "model", CONFIG_FILE, trusted, vocab_size=task.vocab.size
+    )
+
+
+CONFIG_FILE = "config.yaml"
+ENTRY_INFO_KEYS = ("task", "model", "seed", "snapshots", "weights_sha256", "snapshots_sha256")
+"""What ``entry.json`` may hold besides ``vocab`` and ``sites`` (older entries lack some)."""
+MAX_SNAPSHOTS = 10_000
 
 
 def _read_entry(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """``entry.json``, ``metrics.json`` and ``config.yaml`` of an entry, checked for the keys they need."""
+    """``entry.json``, ``metrics.json`` and ``config.yaml`` of an entry, read as data (safe loaders, no
+    interpolation) and checked key by key: the keys each must hold, no others, plain values. A ZooError
+    names the file and the key of the first thing refused."""
     try:
-        info = json.loads((path / "entry.json").read_text())
-        metrics = json.loads((path / "metrics.json").read_text())
-        settings = plain(OmegaConf.load(path / "config.yaml"))
-    except Exception as e:  # noqa: BLE001
-        raise ZooError(
-            f"zoo entry {path} is corrupt ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
-            "delete the folder to retrain it"
-        ) from None
-    needs = {
-        "entry.json": (info, ("vocab", "sites")),
-        "metrics.json": (metrics, ("steps", "train_seconds")),
-        "config.yaml": (settings, ENTRY_SETTINGS),
-    }
-    for name, (content, keys) in needs.items():
-        missing = [k for k in keys if not isinstance(content, dict) or k not in content]
-        if missing:
-            raise ZooError(
-                f"zoo entry {path} is corrupt: {name} lacks {', '.join(missing)}; delete the folder to retrain it"
-            )
-    if not isinstance(settings["seed"], int) or not all(
-        isinstance(settings[k], dict) for k in ENTRY_SETTINGS[1:]
+        info = read_json(path / "entry.json", "entry.json")
+        metrics = read_json(path / "metrics.json", "metrics.json")
+        settings = read_yaml(path / CONFIG_FILE, CONFIG_FILE)
+        needs = {
+            "entry.json": (info, ("vocab", "sites")),
+            "metrics.json": (metrics, ("steps", "train_seconds")),
+            CONFIG_FILE: (settings, ENTRY_SETTINGS),
+        }
+        for name, (content, keys) in needs.items():
+            missing = [k for k in keys if not isinstance(content, dict) or k not in content]
+            if missing:
+                raise ZooError(
+                    f"zoo entry {path} is corrupt: {name} lacks {', '.join(missing)}; delete the folder to retrain it"
+                )
+        exact_keys(settings, CONFIG_FILE, "config", ENTRY_SETTINGS)
+        exact_keys(info, "entry.json", "entry", ("vocab", "sites"), ENTRY_INFO_KEYS)
+        plain_data(info, "entry.json", "entry")
+        plain_data(metrics, "metrics.json", "metrics")
+        plain_data(settings["training"], CONFIG_FILE, "training")
+        _check_info_forms(info)
+    except FileDataError as e:
+        raise ZooError(f"zoo entry {path}: {e}") from None
+    except OSError as e:
+        raise ZooError(f"zoo entry {path} cannot be read ({e.strerror}: {e.filename})") from None
+    if (
+        not isinstance(settings["seed"], int)
+        or isinstance(settings["seed"], bool)
+        or not all(isinstance(settings[k], dict) for k in ENTRY_SETTINGS[1:])
     ):
         raise ZooError(
             f"zoo entry {path} is corrupt: config.yaml is not a set of settings; delete the folder to retrain it"
@@ -421,6 +539,25 @@ def _read_entry(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, A
             "delete the folder to retrain it"
         )
     return info, metrics, settings
+
+
+def _check_info_forms(info: Mapping[str, Any]) -> None:
+    """A FileDataError unless ``entry.json``'s values have their forms: ``vocab`` a list of token strings,
+    ``sites`` names to widths, ``snapshots`` a list of steps."""
+    vocab, sites = info["vocab"], info["sites"]
+    if not isinstance(vocab, list) or not all(isinstance(t, str) for t in vocab):
+        raise FileDataError("entry.json", "entry.vocab", "is not a list of token strings")
+    if not isinstance(sites, dict) or not all(
+        isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in sites.values()
+    ):
+        raise FileDataError("entry.json", "entry.sites", "is not a mapping of site names to widths")
+    snapshots = info.get("snapshots", [])
+    if (
+        not isinstance(snapshots, list)
+        or len(snapshots) > MAX_SNAPSHOTS
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in snapshots)
+    ):
+        raise FileDataError("entry.json", "entry.snapshots", "is not a list of training steps")
 
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -440,6 +577,7 @@ def get_or_train(
     Concurrent callers that need the same missing entry wait on its lock: one trains, the others load.
     An interrupted training leaves ``*.partial`` with its last checkpoint, and the next call resumes it.
     """
+    _refuse_links(req.path, writing=True)
     if req.path.is_dir():
         return checked_load(req, snapshot)
     try:
@@ -455,6 +593,7 @@ def get_or_train(
     try:
         if req.path.is_dir():  # trained by another process while we waited
             return checked_load(req, snapshot)
+        _refuse_links(req.path, writing=True)
         train_into(req, loggers=loggers, callbacks=callbacks, verbose=verbose)
     finally:
         lock.release()
@@ -601,12 +740,13 @@ def migrate(root: Path) -> Migration:
         if path.name.endswith(".partial"):
             continue
         try:
+            _refuse_links(path)
             _, _, settings = _read_entry(path)
-            check_trusted(path, settings, trusted_modules())
-            task = build_task(settings["task"])
-            model = build_model(settings["model"], task.vocab.size)
-            name = entry_name(settings["seed"], task, model, TrainingSettings.parse(settings["training"]))
-        except (ZooError, ConfigError) as e:
+            task, model = _build_recorded(
+                path, settings, trusted_modules(), weights_bytes=(path / "model.pt").stat().st_size
+            )
+            name = entry_name(settings["seed"], task, model, recorded_training_settings(path, settings))
+        except (ZooError, ConfigError, OSError) as e:
             print(f"skipped {path}: {e}", file=sys.stderr)
             continue
         if name != path.name:

@@ -194,13 +194,14 @@ def swept_keys(sweep: Path) -> set[str]:
     """The keys a sweep varies, read from its ``multirun.yaml``: on the command line (``seed`` in
     ``-m seed=1,2 model=gru``) or in a preset's ``hydra.sweeper.params``. Empty without a readable record."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
-    from omegaconf import OmegaConf
+
+    from alignsearch.file_data import read_yaml
 
     parser = OverridesParser.create()
-    try:
-        record = OmegaConf.load(sweep / "multirun.yaml").hydra
-        lines = [str(line) for line in record.overrides.task]
-        params = record.sweeper.get("params") or {}
+    try:  # read as data: a sweep folder may come from someone else, and nothing in it is resolved
+        record = read_yaml(sweep / "multirun.yaml")["hydra"]
+        lines = [str(line) for line in record["overrides"]["task"]]
+        params = (record.get("sweeper") or {}).get("params") or {}
     except Exception:  # noqa: BLE001 - no readable sweep record
         return set()
     keys: set[str] = set()
@@ -215,10 +216,8 @@ def swept_keys(sweep: Path) -> set[str]:
 
     for line in lines:
         add_if_swept(line)
-    for key in params:
-        try:
-            value = params[key]
-        except Exception:  # noqa: BLE001 - a value that does not resolve here: counted as swept
+    for key, value in params.items():
+        if "${" in str(value):  # an interpolation is not resolved here: counted as swept
             keys.add(str(key))
             continue
         add_if_swept(f"{key}={value}")

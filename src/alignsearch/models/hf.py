@@ -41,6 +41,7 @@ Only ``embedding`` and ``layer.<i>`` hold the model's whole state
 from __future__ import annotations
 
 import contextlib
+import pickle
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -87,6 +88,20 @@ def require_transformers():
     return transformers
 
 
+LOCAL_ONLY = {"local_files_only": True, "trust_remote_code": False}
+"""How every folder is loaded with ``from_pretrained``: nothing downloaded, and never the Python code a
+folder may carry (``auto_map``): transformers refuses such a folder instead of asking whether to run it."""
+
+
+def why_not_loaded(error: BaseException) -> str:
+    """Why transformers could not load a folder, in a phrase: its message's first line, or, for a folder
+    that carries its own Python code, that such code is never run."""
+    text = str(error)
+    if "custom code" in text or "trust_remote_code" in text:
+        return "its config.json asks to run Python code the folder carries (auto_map), which alignsearch never does"
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def load_pretrained(path: Path, dtype: torch.dtype | None = None) -> nn.Module:
     """The causal LM saved in the folder ``path`` (by ``save_pretrained``; nothing is downloaded), in
     ``dtype`` (None: as its config says), or a one-line ConfigError.
@@ -99,10 +114,17 @@ def load_pretrained(path: Path, dtype: torch.dtype | None = None) -> nn.Module:
     transformers.utils.logging.disable_progress_bar()  # a local folder loads at once: no bar in the log
     try:
         given = {} if dtype is None else {"dtype": dtype}  # transformers before 4.56 knows no ``dtype``
-        return transformers.AutoModelForCausalLM.from_pretrained(path, local_files_only=True, **given)
+        return transformers.AutoModelForCausalLM.from_pretrained(path, **LOCAL_ONLY, **given)
     except (ValueError, OSError) as e:
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ConfigError("model.path", str(path), f"a causal language model ({first})") from None
+        raise ConfigError("model.path", str(path), f"a causal language model ({why_not_loaded(e)})") from None
+    except pickle.UnpicklingError:  # a pytorch_model.bin that torch.load(weights_only=True) refuses
+        raise ConfigError(
+            "model.path",
+            str(path),
+            "a causal language model whose weights are tensors (model.safetensors, or a pytorch_model.bin "
+            "of tensors): its weights file holds other pickled objects, which are not loaded (they could "
+            "run code)",
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -268,12 +290,13 @@ def folder_sites(path: str | Path) -> dict[str, int]:
         raise ConfigError("model.path", str(path), "a folder written by save_pretrained (with config.json)")
     with quiet_transformers():
         try:
-            config = transformers.AutoConfig.from_pretrained(folder, local_files_only=True)
+            config = transformers.AutoConfig.from_pretrained(folder, **LOCAL_ONLY)
             with torch.device("meta"):
                 lm = transformers.AutoModelForCausalLM.from_config(config)
         except (ValueError, OSError, KeyError, TypeError) as e:
-            first = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise ConfigError("model.path", str(path), f"a causal language model ({first})") from None
+            raise ConfigError(
+                "model.path", str(path), f"a causal language model ({why_not_loaded(e)})"
+            ) from None
     return lm_sites(lm, str(path))
 
 

@@ -45,7 +45,13 @@ from torch import nn
 
 from alignsearch.errors import ConfigError
 from alignsearch.models.base import hash_weights
-from alignsearch.models.hf import HFSequenceModel, find_blocks, load_pretrained, require_transformers
+from alignsearch.models.hf import (
+    LOCAL_ONLY,
+    HFSequenceModel,
+    find_blocks,
+    load_pretrained,
+    require_transformers,
+)
 from alignsearch.models.wrapped import check_model_name
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -240,7 +246,7 @@ def load_tokenizer(transformers: Any, folder: Path, path: str) -> Any:
             f"a folder with a saved tokenizer (one of {', '.join(TOKENIZER_VOCABULARIES)})",
         )
     try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(folder, **LOCAL_ONLY)
     except (ValueError, OSError, TypeError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ConfigError(

@@ -3,25 +3,28 @@
 The file holds the interchange's weights and what rebuilding it needs: the alignment function and layout
 configs, each model's site width, the variables and their block sizes, and the run's flat config.
 
-Loading one runs nothing it holds: it is read as data (``weights_only``), and its function and layout are
-built only if they name classes of alignsearch or of modules your own configs name or
-``$ALIGNSEARCH_TRUSTED_MODULES`` lists (:func:`alignsearch.components.untrusted_target`).
+Loading one runs nothing it holds: it is read as data (``weights_only``), every value is checked against
+its form, and its function and layout are built from their settings, only if they name classes of their
+kind in alignsearch or in modules your own configs name or ``$ALIGNSEARCH_TRUSTED_MODULES`` lists
+(:func:`alignsearch.components.from_data`); nothing is resolved or instantiated by Hydra.
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+import torch
 
 from alignsearch import atomic
 from alignsearch.alignment import AlignmentFunction, FixedLayout, Interchange
-from alignsearch.components import instantiate_checked, untrusted_target
+from alignsearch.components import from_data, trusted_class
 from alignsearch.engine.trainer import load_weights_only
-from alignsearch.errors import ConfigError
-from alignsearch.search.spec import AlignmentPlan, build_function
+from alignsearch.errors import ConfigError, shorten
+from alignsearch.file_data import FileDataError, exact_keys, plain_data
+from alignsearch.search.spec import AlignmentPlan
 
 
 @dataclass
@@ -58,14 +61,24 @@ def save_alignment(path: Path, plan: AlignmentPlan, state: dict[str, Any], confi
 
 SAVED_KEYS = ("state_dict", "config", "function", "layout", "keep_target", "widths", "models", "sites")
 """What a saved alignment holds besides its variables and sizes."""
+OPTIONAL_KEYS = ("match_scales",)
+"""What files written by later versions hold too (older files have none: the setting's default)."""
+MAX_WIDTH = 2**16
+"""The widest site an alignment file may name (a model of d_model 65536 is beyond any we align)."""
+MAX_MODELS = 16
 
 
 def load_alignment(path: Path | str) -> SavedAlignment:
-    """The alignment saved at ``path``, rebuilt; a file that is not one is a one-line ConfigError. It is
-    read as data (``weights_only``), and a function or layout that is not a trusted class of its kind
-    is refused before anything of it is imported or called: nothing in it runs."""
-    path = Path(path)
-    if not path.is_file():
+    """The alignment saved at ``path``, rebuilt; a file that is not one is a one-line ConfigError.
+
+    The file is data: it is read with ``weights_only`` (tensors, numbers, strings and containers), every
+    key is checked against its form (the keys a file holds and no others; widths within
+    [1, :data:`MAX_WIDTH`], each a size of its function's weights in the file; names as strings; the run's
+    config plain data with no interpolation), and the function and layout are built from their settings
+    (:func:`alignsearch.components.from_data`: trusted classes of their kind, known settings), never by
+    Hydra: nothing in the file runs."""
+    path = Path(path) if isinstance(path, str | Path) else path
+    if not isinstance(path, Path) or not path.is_file():
         raise ConfigError(
             "alignment", str(path), "an alignment file (alignment.pt of a run, or a saved result)"
         )
@@ -77,35 +90,98 @@ def load_alignment(path: Path | str) -> SavedAlignment:
             str(path),
             f"an alignment file written by alignsearch (it is unreadable: {type(e).__name__})",
         ) from None
-    missing = [
-        k for k in (*SAVED_KEYS, "variables", "sizes") if not isinstance(saved, dict) or k not in saved
-    ]
-    if missing:
+    if not isinstance(saved, dict) or any(k not in saved for k in (*SAVED_KEYS, "variables", "sizes")):
+        missing = [
+            k for k in (*SAVED_KEYS, "variables", "sizes") if not isinstance(saved, dict) or k not in saved
+        ]
         raise ConfigError("alignment", str(path), f"an alignment file (it lacks {', '.join(missing)})")
-    for key, base in (("function", AlignmentFunction), ("layout", FixedLayout)):
-        refusal = untrusted_target(saved[key], base, f"its {key}")
-        if refusal:
-            raise ConfigError(
-                "alignment", str(path), f"an alignment file of trusted classes: it names {refusal}"
+    try:
+        return _rebuilt(saved, path.name)
+    except FileDataError as e:
+        raise ConfigError("alignment", str(path), f"an alignment file whose content is data: {e}") from None
+    except ConfigError as e:
+        raise ConfigError("alignment", str(path), f"an alignment file of settings that work: {e}") from None
+
+
+def _rebuilt(saved: dict[str, Any], file: str) -> SavedAlignment:
+    """The alignment a loaded file describes, each of its values checked first (a FileDataError naming
+    the key of the first that is refused)."""
+    exact_keys(saved, file, "alignment", (*SAVED_KEYS, "variables", "sizes"), OPTIONAL_KEYS)
+    state = saved["state_dict"]
+    if (
+        not isinstance(state, dict)
+        or not state
+        or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items())
+    ):
+        raise FileDataError(file, "state_dict", "is not a non-empty mapping of names to tensors")
+    config = plain_data(saved["config"], file, "config")
+    if not isinstance(config, dict):
+        raise FileDataError(file, "config", "is not a mapping")
+    widths = _int_list(saved["widths"], file, "widths", 1, MAX_WIDTH)
+    if not 1 <= len(widths) <= MAX_MODELS:
+        raise FileDataError(file, "widths", f"names {len(widths)} models: expected 1 to {MAX_MODELS}")
+    models = _text_list(saved["models"], file, "models", len(widths))
+    sites = _text_list(saved["sites"], file, "sites", len(widths))
+    variables = _text_list(saved["variables"], file, "variables")
+    sizes = _int_list(saved["sizes"], file, "sizes", 1, min(widths))
+    for key in ("keep_target", *OPTIONAL_KEYS):
+        if not isinstance(saved.get(key, False), bool):
+            raise FileDataError(file, key, f"is {saved[key]!r}: expected true or false")
+    for i, width in enumerate(widths):
+        shapes = [v.shape for k, v in state.items() if k.startswith(f"functions.{i}.")]
+        if not any(width in shape for shape in shapes):
+            raise FileDataError(
+                file, f"widths[{i}]", f"is {width}, which no weights of function {i} in the file have"
             )
-    total = sum(saved["sizes"])
-    functions = [build_function(OmegaConf.create(saved["function"]), w, total) for w in saved["widths"]]
-    layout = instantiate_checked(
-        OmegaConf.create(saved["layout"]),
-        None,
-        variables=saved["variables"],
-        sizes=saved["sizes"],
+    total = sum(sizes)
+    functions = [_function(saved["function"], w, total, file) for w in widths]
+    layout = from_data(
+        saved["layout"],
+        FixedLayout,
+        "layout",
+        file,
+        variables=variables,
+        sizes=sizes,
         code_width=max(f.code_width for f in functions),
         n_aligned=min(f.n_aligned for f in functions),
     )
     matched = saved.get("match_scales", False)  # files written before the setting have none
     interchange = Interchange(functions, layout, keep_target=saved["keep_target"], match_scales=matched)
-    interchange.load_state_dict(saved["state_dict"])
-    return SavedAlignment(
-        interchange.eval(),
-        saved["models"],
-        saved["sites"],
-        saved["variables"],
-        saved["config"],
-        saved["widths"],
-    )
+    try:
+        interchange.load_state_dict(state)
+    except RuntimeError as e:
+        first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
+        raise FileDataError(
+            file, "state_dict", f"does not fit the alignment it describes ({shorten(first, 160)})"
+        ) from None
+    return SavedAlignment(interchange.eval(), models, sites, variables, config, widths)
+
+
+def _function(node: Any, width: int, total_units: int, file: str) -> AlignmentFunction:
+    """An alignment function for a site of ``width`` from a file's node; low-rank functions get
+    ``rank = total_units`` where the node gives none (as :func:`alignsearch.search.spec.build_function` does)."""
+    cls, settings = trusted_class(node, AlignmentFunction, "function", file, given=("width",))
+    given: dict[str, Any] = {"width": width}
+    if "rank" in inspect.signature(cls.__init__).parameters and settings.get("rank") is None:
+        given["rank"] = total_units
+        node = {k: v for k, v in node.items() if k != "rank"}
+    return from_data(node, AlignmentFunction, "function", file, **given)
+
+
+def _int_list(value: Any, file: str, key: str, low: int, high: int) -> list[int]:
+    if not isinstance(value, list | tuple) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and low <= v <= high for v in value
+    ):
+        raise FileDataError(
+            file, key, f"is {shorten(repr(value), 80)}: expected a list of integers in [{low}, {high}]"
+        )
+    return list(value)
+
+
+def _text_list(value: Any, file: str, key: str, length: int | None = None) -> list[str]:
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise FileDataError(file, key, f"is {shorten(repr(value), 80)}: expected a list of names")
+    plain_data(list(value), file, key)
+    if length is not None and len(value) != length:
+        raise FileDataError(file, key, f"names {len(value)}: expected one per model ({length})")
+    return list(value)

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from alignsearch.errors import ConfigError, require_positive
-from alignsearch.models.hf import require_transformers
+from alignsearch.models.hf import LOCAL_ONLY, require_transformers
 
 PAD, UNK, EOS = "[PAD]", "[UNK]", "[EOS]"
 OBJECTS = ("apple", "pear", "cup", "box", "pen", "key", "hat", "egg")
@@ -212,8 +212,8 @@ def finetune_toy_lm(
     transformers = require_transformers()
     check_style(style)
     require_positive("steps", steps)
-    model = transformers.AutoModelForCausalLM.from_pretrained(src_folder, local_files_only=True)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(src_folder, local_files_only=True)
+    model = transformers.AutoModelForCausalLM.from_pretrained(src_folder, **LOCAL_ONLY)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(src_folder, **LOCAL_ONLY)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return _train_and_save(model, tokenizer, Path(dst_folder), style, seed, steps)
@@ -226,8 +226,8 @@ def build_untrained_lm(folder: str | Path, like: str | Path, seed: int = 0) -> P
         build_untrained_lm("toy_gpt2_random", like="toy_gpt2")
     """
     transformers = require_transformers()
-    config = transformers.AutoConfig.from_pretrained(like, local_files_only=True)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(like, local_files_only=True)
+    config = transformers.AutoConfig.from_pretrained(like, **LOCAL_ONLY)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(like, **LOCAL_ONLY)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = transformers.AutoModelForCausalLM.from_config(config)
