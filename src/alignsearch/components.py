@@ -7,10 +7,11 @@ A config node names a class and its settings::
 Errors in the settings come back as one-line :class:`ConfigError`s keyed under the config group
 (``model.d_model=127 ...``).
 
-A config read from a file others may have written (a zoo entry's ``config.yaml``, an alignment file) is
-instantiated only after :func:`untrusted_target` found nothing in it that alignsearch does not trust:
-every ``_target_`` must name a class of a trusted module (:func:`trusted_modules`), and the node's own a
-class of the kind expected there (a task, a model, an alignment function or layout).
+A node read from a file others may have written (a zoo entry's ``config.yaml``, an alignment file) is
+never given to Hydra: :func:`from_data` builds it from its settings, after checking that it is plain data
+and that its ``_target_`` names a class of a trusted module (:func:`trusted_modules`, the registry of what
+files may name) of the kind expected there (a task, a model, an alignment function or layout). Nothing of
+a refused class is imported or called. ``instantiate`` is for the user's own composed configs only.
 """
 
 from __future__ import annotations
@@ -140,33 +141,6 @@ def _targets_in_yaml(folder: Path) -> Iterator[str]:
 def target_modules(node: Any) -> set[str]:
     """The modules of the ``_target_``s in a config node (nested ones too): ``{"mylab.tasks"}``."""
     return {t.rpartition(".")[0] for _, t in _targets(_plain_node(node)) if isinstance(t, str) and "." in t}
-
-
-def untrusted_target(node: Any, base: type, role: str, trusted: Sequence[str] | None = None) -> str | None:
-    """None if every ``_target_`` in ``node`` (a config read from a file; nested ones and ``_args_``
-    too) names a class of a ``trusted`` module (default :func:`trusted_modules`) and the node's own a
-    subclass of ``base`` (for a protocol such as :class:`alignsearch.tasks.Task`: a class with its
-    methods); else why not, as ``<target> as <role>, which ...``.
-
-    Nothing is imported from a module before its dotted path is found among the trusted ones, and
-    nothing is called: what a refused file names never runs.
-
-    >>> from torch import nn
-    >>> why = untrusted_target({"_target_": "builtins.open", "_args_": ["f", "w"]}, nn.Module, "its layout")
-    >>> why.startswith("builtins.open as its layout, which alignsearch does not trust")
-    True
-    >>> untrusted_target({"_target_": "alignsearch.alignment.Rotation"}, nn.Module, "its function") is None
-    True
-    """
-    trusted = trusted_modules() if trusted is None else tuple(trusted)
-    node = _plain_node(node)
-    if not isinstance(node, Mapping) or "_target_" not in node:
-        return f"no class as {role}"
-    for top, target in _targets(node):
-        why = _why_untrusted(target, base if top else None, trusted)
-        if why:
-            return f"{target} as {role}, which {why}"
-    return None
 
 
 def _plain_node(node: Any) -> Any:
