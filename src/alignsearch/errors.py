@@ -80,10 +80,20 @@ def shorten(text: str, limit: int = SHOWN_CHARACTERS) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
-def require_positive(key: str, value: Any) -> int:
-    """``value`` as an int, or a ConfigError if it is not a positive integer."""
+def require_positive(key: str, value: Any, at_most: int | None = None) -> int:
+    """``value`` as an int, or a ConfigError if it is not a positive integer (up to ``at_most``).
+
+    >>> require_positive("max_count", 10**9, at_most=1000)
+    Traceback (most recent call last):
+    ...
+    alignsearch.errors.ConfigError: max_count=1000000000 is not allowed: expected a positive integer up to 1000
+    """
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(key, value, "a positive integer")
+        raise ConfigError(
+            key, value, "a positive integer" if at_most is None else f"a positive integer up to {at_most}"
+        )
+    if at_most is not None and value > at_most:
+        raise ConfigError(key, value, f"a positive integer up to {at_most}")
     return value
 
 

@@ -299,7 +299,6 @@ def load(path: Path | str, request: ModelRequest | None = None, snapshot: int | 
             f"zoo entry {path} records settings that name it {expected}, not {path.name} (an entry of an "
             f"older zoo layout: python -m alignsearch.zoo migrate {path.parents[2]} renames it)"
         )
-    _check_entry_record(path, info, settings, entry_task, model)
     if request is not None:
         if tuple(request.task.vocab.tokens) != tuple(info["vocab"]):
             raise ZooError(
@@ -314,6 +313,7 @@ def load(path: Path | str, request: ModelRequest | None = None, snapshot: int | 
                 f"zoo entry {path} was trained with {key}={was}, but {key}={asked} was asked for; "
                 "delete the entry or use another zoo"
             )
+    _check_entry_record(path, info, settings, entry_task, model)
     weights = path / "model.pt"
     if snapshot is not None:
         kept = info.get("snapshots", [])

@@ -25,6 +25,10 @@ PLUS, MINUS, EQUALS, COMMA = "+", "-", "=", ","
 BLOCK = 5  # op operand = result ,
 
 
+MAX_VALUE = 1000
+"""The largest number (and number of operations) a sequence may hold: each number is a token."""
+
+
 class ArithmeticTask(Configurable):
     """Sequences of ``n_ops`` additions/subtractions on numbers ``min_val..max_val``.
 
@@ -36,10 +40,10 @@ class ArithmeticTask(Configurable):
     def __init__(self, min_val: int = 0, max_val: int = 20, min_ops: int = 1, max_ops: int = 20) -> None:
         if isinstance(min_val, bool) or not isinstance(min_val, int) or min_val < 0:
             raise ConfigError("min_val", min_val, "a non-negative integer")
-        if max_val <= min_val:
-            raise ConfigError("max_val", max_val, f"an integer > min_val ({min_val})")
+        if isinstance(max_val, bool) or not isinstance(max_val, int) or not min_val < max_val <= MAX_VALUE:
+            raise ConfigError("max_val", max_val, f"an integer > min_val ({min_val}) and up to {MAX_VALUE}")
         require_positive("min_ops", min_ops)
-        require_positive("max_ops", max_ops)
+        require_positive("max_ops", max_ops, at_most=MAX_VALUE)
         if min_ops > max_ops:
             raise ConfigError("min_ops", min_ops, f"an integer <= max_ops ({max_ops})")
         self.min_val, self.max_val, self.min_ops, self.max_ops = min_val, max_val, min_ops, max_ops

@@ -24,6 +24,10 @@ from alignsearch.tasks.vocab import OBJECT_KINDS, numeric_vocabulary
 SPLITS = ("train", "heldout")
 
 
+MAX_COUNT = 1000
+"""The largest count a task may show (a sequence of 2 * 1000 + 3 tokens; the papers use 20)."""
+
+
 class NumericTask(Configurable):
     """A numeric-equivalence task: which objects, which response rule, which counts.
 
@@ -58,7 +62,7 @@ class NumericTask(Configurable):
         if response not in RULES:
             raise ConfigError("response", response, f"one of {', '.join(RULES)}")
         require_positive("min_count", min_count)
-        require_positive("max_count", max_count)
+        require_positive("max_count", max_count, at_most=MAX_COUNT)
         if min_count > max_count:
             raise ConfigError("min_count", min_count, f"an integer <= max_count ({max_count})")
         require_probability("unk_p", unk_p)
