@@ -38,6 +38,7 @@ from omegaconf import DictConfig
 
 from alignsearch import zoo
 from alignsearch.components import build_task, compose_checked
+from alignsearch.engine.world import as_found
 from alignsearch.errors import ConfigError
 from alignsearch.models import SequenceModel
 from alignsearch.search.records import AlignmentRecord, records_table
@@ -112,6 +113,7 @@ def _common(zoo_dir: str | Path | None, out_dir: str | Path) -> list[str]:
     return extra + ([f"paths.zoo_dir={zoo_dir}"] if zoo_dir else [])
 
 
+@as_found(again="call again to go on (a training resumes from its last checkpoint)")
 def model(
     model: str = "gru",
     task: str = "multiobject",
@@ -136,6 +138,7 @@ def model(
     return zoo.get_or_train(zoo.model_request(cfg), verbose=False)
 
 
+@as_found
 @torch.no_grad()
 def own_model(
     model: SequenceModel | torch.nn.Module,
@@ -153,7 +156,8 @@ def own_model(
     the task's settings, command-line style: ``["task.max_count=9"]``). A model that reads fewer ids
     than the vocabulary has is refused before it runs. Results name it ``<task>/<name>/sha256-<digest>``,
     by the digest of its weights, so another set of weights is another model. Like a zoo model it is
-    frozen (eval mode, no gradients). Its trial accuracy on the task is measured
+    frozen (eval mode, no gradients) while a call runs it; after the call, the module has its own
+    ``requires_grad`` and ``training`` flags again. Its trial accuracy on the task is measured
     (``entry.metrics["val_trial_acc"]``): a model that reads the ids differently scores near 0 there::
 
         entry = own_model(my_gru, "multiobject", name="my_gru")
@@ -231,6 +235,7 @@ def _run_models(models: Any, task: str | None, label: str | None = None) -> list
     return [_run_model(m, i, task, label) for i, m in enumerate(items)]
 
 
+@as_found
 def pairs(
     task,
     causal_model: str = "updown",
@@ -284,6 +289,7 @@ class AlignmentResult(RunResult):
         save_alignment(Path(path), self.plan, self.state, self.config)
         return Path(path)
 
+    @as_found
     def load(self) -> SavedAlignment:
         """The trained alignment as :func:`load_alignment` gives it (without a file)."""
         with tempfile.TemporaryDirectory() as tmp:
@@ -301,6 +307,7 @@ def _work_dir(out_dir: str | Path | None) -> Iterator[Path]:
         yield Path(tmp)
 
 
+@as_found
 def align(
     models: Any,
     *,
@@ -349,6 +356,7 @@ def align(
     return AlignmentResult.of(result)
 
 
+@as_found
 def scan(
     models: Any,
     *,
@@ -496,6 +504,7 @@ def pairs_digest(data: PairsData) -> str:
     return digest.hexdigest()
 
 
+@as_found
 def language_model(
     model: str | Path | torch.nn.Module,
     tokenizer: Any = None,
@@ -552,6 +561,7 @@ def sites(model: Any) -> dict[str, int]:
     ).as_argument("model")
 
 
+@as_found
 def text_pairs(rows: Iterable[Mapping[str, Any]], tokenizer, **options: Any) -> PairsData:
     """Counterfactual pairs of text from Python rows (dicts with ``base``, ``source``, ``target`` and
     optionally ``position``/``marker``/``split`` and a ``counterfactual`` prompt, the natural target of
@@ -563,12 +573,14 @@ def text_pairs(rows: Iterable[Mapping[str, Any]], tokenizer, **options: Any) -> 
     return build(rows, tokenizer, **options)
 
 
+@as_found
 def load_alignment(path: str | Path) -> SavedAlignment:
     """A trained alignment saved by :meth:`AlignmentResult.save` or a run (``alignment.pt``); a file that is
     not one is a one-line ConfigError (it is read as data: nothing in it runs)."""
     return load_saved(path)
 
 
+@as_found
 @torch.no_grad()
 def iia(
     alignment: SavedAlignment | AlignmentResult,
