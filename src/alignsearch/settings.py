@@ -74,6 +74,22 @@ def non_negative_int(key: str, value: Any) -> int:
     return value
 
 
+SEED_MAX = 2**32 - 1
+"""The largest seed: what every generator a seed reaches takes (NumPy's and Lightning's seeds are 32-bit)."""
+
+
+def seed_value(key: str, value: Any) -> int:
+    """A seed: a non-negative integer up to :data:`SEED_MAX` (``2**70`` is a one-line ConfigError, not an
+    overflow deep in a generator).
+
+    >>> seed_value("seed", 7)
+    7
+    """
+    if not _is_int(value) or not 0 <= value <= SEED_MAX:
+        raise ConfigError(key, value, f"a non-negative integer up to {SEED_MAX} (a seed)", INT)
+    return value
+
+
 def positive_number(key: str, value: Any) -> float:
     if not _is_number(value) or value <= 0:
         raise ConfigError(key, value, "a positive number", NUMBER)
@@ -406,7 +422,7 @@ class PartnerSettings:
     model_settings: Any = setting(any_value, default=None)
     """Changes to the partner's model settings (checked when the model is built)."""
     task: str | None = setting(optional(text), default=None)
-    seed: int | None = setting(optional(non_negative_int, "null for seed + 1"), default=None)
+    seed: int | None = setting(optional(seed_value, "null for seed + 1"), default=None)
     layer: int | str | None = setting(optional(site_layer), default=None)
     site: str | None = setting(optional(text), default=None)
     causal_model: str | None = setting(optional(text), default=None)
@@ -550,7 +566,7 @@ class RunSettings:
     units per variable, the training snapshot, and the partner (top-level keys of
     ``conf/run_alignment.yaml``: ``seed``, ``layer``, ``site``, ``n_units``, ``snapshot``, ``partner``)."""
 
-    seed: int = setting(non_negative_int)
+    seed: int = setting(seed_value)
     layer: int | str = setting(site_layer)
     site: str | None = setting(optional(text, "null (layer names the site)"), default=None)
     n_units: int | tuple[int, ...] = setting(unit_sizes)

@@ -79,7 +79,7 @@ from alignsearch.models import SequenceModel
 from alignsearch.models.base import weights_sha256
 from alignsearch.search.spec import RunModel
 from alignsearch.seeding import seed_all
-from alignsearch.settings import TRAINING_DEFAULTS, HardwareSettings, TrainingSettings, plain
+from alignsearch.settings import TRAINING_DEFAULTS, HardwareSettings, TrainingSettings, plain, seed_value
 
 ENTRY_SETTINGS = ("seed", "task", "model", "training")
 ENTRY_FILES = ("entry.json", "config.yaml", "model.pt", "metrics.json")
@@ -219,8 +219,7 @@ def request(
     The model is initialised from ``seed``; its zoo path is ``{root}/{task.name}/{model.name}/<name>``
     (see :func:`entry_name`).
     """
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError("seed", seed, "a non-negative integer")
+    seed_value("seed", seed)  # within what every generator takes
     task_config, model_config = plain(task_config), plain(model_config)
     task = build_task(task_config)
     seed_all(seed)

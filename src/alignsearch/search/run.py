@@ -31,7 +31,9 @@ from alignsearch.engine.metrics import task_accuracy
 from alignsearch.engine.timing import Phases
 from alignsearch.engine.trainer import LAST_CHECKPOINT, load_weights_only
 from alignsearch.errors import ConfigError
+from alignsearch.file_data import FileDataError, no_symlinks_below
 from alignsearch.loggers import log_final_records
+from alignsearch.models.definition import cannot_tell
 from alignsearch.search.controls import run_controls
 from alignsearch.search.fit import fit_alignment
 from alignsearch.search.planning import plan_run
@@ -145,8 +147,19 @@ def run_alignment(
 def run_lock(out_dir: Path) -> Iterator[None]:
     """Hold ``out_dir``'s lock while a run works there: a second process on the same folder waits (with a
     line saying for what) and then finds the first one's results, never resuming a run another process
-    holds. The operating system releases the lock of a process that dies, so a killed run never blocks."""
+    holds. The operating system releases the lock of a process that dies, so a killed run never blocks.
+    A symbolic link inside the folder is refused before anything is written (a write through it could
+    land anywhere)."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        no_symlinks_below(out_dir, f"run folder {out_dir}")
+    except FileDataError as e:
+        raise ConfigError(
+            "paths.output_dir",
+            str(out_dir),
+            f"a run folder with no symbolic link inside ({e.key} is one: replace it with the folder or "
+            "file itself, or use another folder)",
+        ) from None
     lock = FileLock(out_dir / RUN_LOCK)
     try:
         lock.acquire(timeout=0)
@@ -339,7 +352,7 @@ def previous_results(out_dir: Path, identity: dict[str, Any], verbose: bool = Tr
         target.mkdir(parents=True)
         for name in stale:
             os.replace(out_dir / name, target / name)
-        if verbose:
+        if verbose or unseen_change(recorded, identity):  # said even in a quiet (API) run
             print(
                 f"{out_dir} held results or checkpoints of {describe_change(recorded, identity)}; "
                 f"moved them to {target} and running again",
@@ -349,13 +362,38 @@ def previous_results(out_dir: Path, identity: dict[str, Any], verbose: bool = Tr
     return None
 
 
+def unseen_change(old: Any, new: dict[str, Any]) -> bool:
+    """Whether a model of ``new`` is one the caller could take for the one ``old`` recorded: the same
+    weights with another definition, or a model whose code it cannot read (it cannot tell)."""
+    if not isinstance(old, dict) or not isinstance(old.get("models"), list):
+        return False
+    for was, now in zip(old["models"], new["models"], strict=False):
+        same_weights = isinstance(was, dict) and was.get("weights_sha256") == now["weights_sha256"]
+        if was != now and (same_weights or cannot_tell(now.get("definition_sha256"))):
+            return True
+    return False
+
+
 def describe_change(old: Any, new: dict[str, Any]) -> str:
     """Which part of a run's identity changed, in words."""
     if not isinstance(old, dict) or "models" not in old:
         return "a run that recorded no model identity"
     for i, (was, now) in enumerate(zip(old["models"], new["models"], strict=False)):
-        if was != now:
-            return f"another model {i} ({was.get('name')} with other weights than {now['name']} now)"
+        if was == now:
+            continue
+        unreadable = cannot_tell(now.get("definition_sha256"))
+        if unreadable:
+            return (
+                f"model {i} ({was.get('name')}), or another: it cannot tell whether {now['name']} is the same "
+                f"model, as the source of its code ({unreadable}) cannot be read (define its class in a file "
+                "or a notebook cell to have its results found again)"
+            )
+        if isinstance(was, dict) and was.get("weights_sha256") == now.get("weights_sha256"):
+            return (
+                f"another model {i} ({was.get('name')} with the same weights as {now['name']} now, but another "
+                "definition: its classes' code, attributes or buffers)"
+            )
+        return f"another model {i} ({was.get('name')} with other weights than {now['name']} now)"
     if len(old["models"]) != len(new["models"]):
         return "another set of models"
     return "other settings"

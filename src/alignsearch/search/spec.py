@@ -44,9 +44,18 @@ class RunModel:
     untrained: Callable[[int], SequenceModel] | None = None
     """The ``untrained`` control's model, given the run's seed: the same architecture, untrained (None:
     the model has none, and that control is refused)."""
+    definition_sha256: str | None = None
+    """For a model brought from Python, what defines it besides its weights: its whole state, its classes'
+    code and its attributes (:func:`alignsearch.models.definition.definition_sha256`); None for a zoo
+    entry or a language model folder, named by their files."""
 
     def identity(self) -> dict[str, str]:
-        return {"name": self.name, "weights_sha256": self.weights_sha256}
+        """What a run's results belong to (``definition_sha256`` only where there is one: the identity of
+        zoo models stays as their results recorded it)."""
+        identity = {"name": self.name, "weights_sha256": self.weights_sha256}
+        if self.definition_sha256 is not None:
+            identity["definition_sha256"] = self.definition_sha256
+        return identity
 
 
 @dataclass

@@ -74,6 +74,12 @@ class CounterfactualPairs:
     state: State
     task: Any = None
     """The task of the base sequences (whose vocabulary ``ids`` are in)."""
+    causal_model: str | None = None
+    """The name of the causal model the base sequences' counterfactuals follow (``updown``)."""
+    source_task: Any = None
+    """The task of the source sequences (None: :attr:`task`)."""
+    source_causal_model: str | None = None
+    """The name of the causal model the source sequences' values are read by (None: :attr:`causal_model`)."""
 
     def __len__(self) -> int:
         return self.ids.shape[0]
@@ -111,6 +117,34 @@ def check_position(vocab, position: Position) -> int | None:
             f"a token index or marker:<token> with a token of the task ({' '.join(vocab.tokens)})",
         )
     return vocab.id(position.marker)
+
+
+POSITION_PROBE = 16
+"""Sequences of each training count :func:`check_position_occurs` draws to tell at once whether a fixed
+position occurs at all."""
+
+
+def check_position_occurs(task, causal_model: CausalModel, position: Position | None) -> None:
+    """A one-line ConfigError if no training sequence of ``task`` can be intervened on at ``position``
+    (:func:`fixed_positions` on :data:`POSITION_PROBE` sequences of each training count, drawn with their
+    own generator): found in milliseconds, before any pair is drawn for it (``0``, the BOS; an index past
+    the longest sequence). A position only some sequences have passes; :func:`make_pairs` then says how
+    many pairs it found there."""
+    if position is None:
+        return
+    check_position(causal_model.vocab, position)
+    counts = task.train_counts.repeat(POSITION_PROBE)
+    seqs = task.sample(len(counts), torch.Generator().manual_seed(0), counts=counts)
+    _, ok = fixed_positions(seqs, causal_model, position)
+    if not ok.any():
+        lengths = (seqs.ids != causal_model.vocab.pad).sum(1)
+        raise ConfigError(
+            "position",
+            position.spec,
+            f"a position where the train sequences can be intervened on (never PAD, BOS, EOS or the "
+            f"trigger): none of {len(seqs)} sequences of task {task.name} has one there (they are "
+            f"{int(lengths.min())} to {int(lengths.max())} tokens long)",
+        )
 
 
 def fixed_positions(
@@ -319,6 +353,13 @@ def make_pairs(
 
     if position is not None and stepwise:
         raise ConfigError("position", position.spec, "null with stepwise pairs (every position up to one)")
+    if split not in task.splits():
+        raise ConfigError(
+            "split", split, f"one of the splits of task {task.name}: {', '.join(task.splits())}"
+        )
+    check_position_occurs(source_task, source_cm, position)  # sources are training sequences
+    if split == "train":
+        check_position_occurs(task, causal_model, position)
     kept: list[CounterfactualPairs] = []
     total = drawn = 0
     for _attempt in range(20):
@@ -375,7 +416,7 @@ def make_pairs(
             )
             total += len(good)
         if total >= n:
-            return _concat(kept, n, task)
+            return _concat(kept, n, task, causal_model.name, source_task, source_cm.name)
         if position is not None and not total and _attempt >= 2:
             break  # a position no sequence has: no more draws
     if position is not None:
@@ -410,7 +451,14 @@ def _splice(
     return ids, task_mask
 
 
-def _concat(parts: list[CounterfactualPairs], n: int, task: Any) -> CounterfactualPairs:
+def _concat(
+    parts: list[CounterfactualPairs],
+    n: int,
+    task: Any,
+    causal_model: str | None = None,
+    source_task: Any = None,
+    source_causal_model: str | None = None,
+) -> CounterfactualPairs:
     length = max(p.ids.shape[1] for p in parts)
     first = parts[0]
     return CounterfactualPairs(
@@ -424,4 +472,7 @@ def _concat(parts: list[CounterfactualPairs], n: int, task: Any) -> Counterfactu
         SequenceBatch.concat([p.source for p in parts])[torch.arange(n)],
         {k: torch.cat([p.state[k] for p in parts])[:n] for k in first.state},
         task,
+        causal_model,
+        source_task,
+        source_causal_model,
     )
