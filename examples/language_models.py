@@ -8,7 +8,7 @@ folders, then runs the three things a researcher does with their own language mo
 2. DAS on rows a Python function produces (a causal model written in Python), from the API.
 3. Behavioural MAS between the two LMs on a corpus: does the fine-tuned model share the original's state?
 
-    python examples/language_models.py [--out FOLDER]    (default: a new temporary folder, kept)
+    python examples/language_models.py [--out FOLDER]    (default: a temporary folder, removed at the end)
 
 Needs the ``hf`` extra (``pip install -e ".[hf]"``).
 """
@@ -76,16 +76,31 @@ def main(work: Path) -> None:
         "data=corpus", f"data.path={corpus}", "layer=1", "n_units=32", *QUICK, cwd=work,
     )  # fmt: skip
     print(MAS_NOTE)
-    print(f"everything is in {work}")
+
+
+def options(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, help="the folder for the models, data and runs (kept)")
+    return parser.parse_args(argv)
 
 
 def work_folder(argv: list[str]) -> Path:
     """``--out FOLDER``, or a new temporary folder: the example never writes into the working directory."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, help="the folder for the models, data and runs")
-    out = parser.parse_args(argv).out
+    out = options(argv).out
     return (out or Path(tempfile.mkdtemp(prefix="alignsearch-lm-example-"))).resolve()
 
 
+def run(argv: list[str]) -> None:
+    """:func:`main` in ``--out FOLDER`` (kept), or in a temporary folder removed at the end."""
+    kept = options(argv).out is not None
+    work = work_folder(argv)
+    try:
+        main(work)
+    finally:
+        if not kept:  # a temporary folder: nothing is left behind
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"everything is in {work}" if kept else "(a temporary folder, now removed: --out FOLDER keeps it)")
+
+
 if __name__ == "__main__":
-    main(work_folder(sys.argv[1:]))
+    run(sys.argv[1:])

@@ -234,4 +234,4 @@ def test_quickstart_notebook_runs_top_to_bottom(tmp_path, monkeypatch) -> None:
     assert (
         max(r.iia - r.iia_step0 for r in crossed) > 0.05
     )  # a cross direction learned (200 steps: GPT-2 into the GRU)
-    assert Path(tmp_path / "quickstart_das.pt").is_file()
+    assert Path(tmp_path / "outputs" / "quickstart_das.pt").is_file()

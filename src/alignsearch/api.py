@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -105,12 +106,59 @@ def arguments(names: Mapping[str, str]) -> Iterator[None]:
 def config(name: str, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     """The composed config of an entry point (``train_task_model`` or ``run_alignment``) with overrides,
     checked as the command line checks them (``model=gruu``: a one-line ConfigError listing the models)."""
-    return compose_checked(name, overrides)
+    return compose_checked(name, checked_overrides(overrides))
+
+
+OVERRIDES_ALLOWED = "a list of command-line overrides, each key=value"
+
+
+def checked_overrides(overrides: Any) -> list[str]:
+    """``overrides`` as a list, or a one-line ConfigError about the argument: a list (or tuple) of
+    command-line overrides as Hydra parses them (``["alignment.lr=0.1"]``), not one string."""
+    from hydra.errors import OverrideParseException
+
+    if isinstance(overrides, str) or not isinstance(overrides, list | tuple):
+        given = isinstance(overrides, str) and "=" in overrides
+        example = f"[{overrides!r}]" if given else "['alignment.lr=0.1']"
+        raise ConfigError(
+            "overrides", overrides, f"{OVERRIDES_ALLOWED} (e.g. overrides={example})", (list, tuple)
+        ).as_argument("overrides")
+    for item in overrides:
+        if not isinstance(item, str):
+            raise ConfigError(
+                "overrides", item, f"{OVERRIDES_ALLOWED}, a str (e.g. ['alignment.lr=0.1'])", (str,)
+            ).as_argument("overrides")
+        try:
+            _override_parser().parse_overrides([item])
+        except OverrideParseException as e:
+            lines = [line for line in str(e).splitlines() if line.strip()]
+            reason = lines[1] if len(lines) > 1 else lines[0] if lines else type(e).__name__
+            raise ConfigError(
+                "overrides", item, f"{OVERRIDES_ALLOWED} (e.g. ['alignment.lr=0.1']): {reason}"
+            ).as_argument("overrides") from None
+    return list(overrides)
+
+
+def _override_parser():
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create()
 
 
 def _common(zoo_dir: str | Path | None, out_dir: str | Path) -> list[str]:
-    extra = ["hardware.progress_bar=false", f"paths.output_dir={out_dir}"]
-    return extra + ([f"paths.zoo_dir={zoo_dir}"] if zoo_dir else [])
+    extra = ["hardware.progress_bar=false", f"paths.output_dir={quoted_path(out_dir)}"]
+    return extra + ([f"paths.zoo_dir={quoted_path(zoo_dir)}"] if zoo_dir else [])
+
+
+def quoted_path(path: str | Path) -> str:
+    """``path`` as an override's value that Hydra reads back as it is: quoted, so that a folder named
+    with ``,`` ``=`` ``(`` or spaces is one path, and ``${`` is not an interpolation.
+
+    >>> quoted_path("/tmp/runs (1),a=b")
+    "'/tmp/runs (1),a=b'"
+    """
+    text = str(path).replace("'", "\\'").replace("${", "\\${")
+    return f"'{text}'"
 
 
 @as_found(again="call again to go on (a training resumes from its last checkpoint)")
@@ -126,6 +174,7 @@ def model(
 
     ``overrides`` are command-line style: ``["model.d_model=64", "training.max_steps=2000"]``.
     """
+    overrides = checked_overrides(overrides)
     with arguments({"seed": "seed"}):
         non_negative_int("seed", seed)
     for name, value in (("model", model), ("task", task)):
@@ -165,10 +214,11 @@ def own_model(
     """
     from alignsearch.engine.metrics import task_accuracy
     from alignsearch.models.vocabulary import check_reads_vocab
-    from alignsearch.models.wrapped import as_sequence_model
+    from alignsearch.models.wrapped import as_sequence_model, check_batch_first
 
     if not isinstance(task, str):
         raise ConfigError("task", task, "a task name (e.g. multiobject)", (str,)).as_argument("task")
+    overrides = checked_overrides(overrides)
     model = as_sequence_model(model, name=name)
     task_obj = build_task(config("train_task_model", [f"task={task}", *overrides]).task)
     check_reads_vocab(model, task_obj.vocab, key="model", what=f"task {task_obj.name}")
@@ -190,6 +240,7 @@ def own_model(
             f"logits over the {task_obj.vocab.size} tokens of task {task_obj.name} "
             f"({' '.join(task_obj.vocab.tokens)}); it gives {logits.shape[-1]}",
         )
+    check_batch_first(model, probe.ids, logits)  # not (length, batch): that would mix the sequences
     digest = weights_digest(model)
     name = name or model.name
     accuracy = task_accuracy(model, task_obj, PROBE_SEQUENCES, generator(0, "own-model-accuracy"))
@@ -254,10 +305,56 @@ def pairs(
     with arguments({"n": "n", "seed": "seed"}):
         positive_int("n", n)
         non_negative_int("seed", seed)
-    with arguments({"causal_model": "causal_model", "variable": "variable"}):
+    options = _pair_options(options)
+    with arguments(
+        {"causal_model": "causal_model", "variable": "variable", "split": "split", "position": "position"}
+    ):
         return make_pairs(
             task, causal_model_for(task, causal_model), variable, n, generator(seed, "api-pairs"), **options
         )
+
+
+def _pair_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`pairs`' keyword options as :func:`make_pairs` takes them (``position`` as a
+    :class:`~alignsearch.settings.Position`), or a one-line ConfigError naming the option."""
+    from alignsearch.settings import Position, position_of, run_position
+
+    known = _keyword_options(make_pairs)
+    for key, value in options.items():
+        if key not in known:
+            raise unknown_key(key, value, known).as_argument(key)
+    options = dict(options)
+    position = options.get("position")
+    if position is not None and not isinstance(position, Position):
+        with arguments({"position": "position"}):
+            options["position"] = position_of(run_position("position", position))
+    return options
+
+
+def _keyword_options(function: Any) -> list[str]:
+    """The keyword-only parameters of ``function``: what a call's ``**options`` may name."""
+    import inspect
+
+    parameters = inspect.signature(function).parameters.values()
+    return [p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY]
+
+
+class Scores(dict):
+    """What :func:`iia` gives: a dict of ``iia``, ``token_iia`` and ``iia_by_position`` (the IIA of the
+    pairs intervened at each base position, ``{"5": 0.9, ...}``), printed short: the scores to 4 digits
+    and the positions as their number (``scores["iia_by_position"]`` holds them).
+
+    >>> Scores({"iia": 0.05, "token_iia": 0.63751, "iia_by_position": {"3": 0.1, "4": 0.0}})
+    {'iia': 0.05, 'token_iia': 0.6375, 'iia_by_position': {...2 positions}}
+    """
+
+    def __repr__(self) -> str:
+        def short(value: Any) -> str:
+            if isinstance(value, Mapping):
+                return f"{{...{len(value)} positions}}"
+            return repr(round(value, 4)) if isinstance(value, float) else repr(value)
+
+        return "{" + ", ".join(f"{key!r}: {short(value)}" for key, value in self.items()) + "}"
 
 
 class AlignmentResult(RunResult):
@@ -286,8 +383,14 @@ class AlignmentResult(RunResult):
         return records_table(self.records)
 
     def save(self, path: str | Path) -> Path:
-        save_alignment(Path(path), self.plan, self.state, self.config)
-        return Path(path)
+        """The trained alignment written to ``path`` (its folder made if missing), read again by
+        :func:`load_alignment`; a path that cannot be written is a one-line ConfigError."""
+        file = _writable_file(path, "path")
+        try:
+            save_alignment(file, self.plan, self.state, self.config)
+        except OSError as e:
+            raise _unwritable("path", path, e) from None
+        return file
 
     @as_found
     def load(self) -> SavedAlignment:
@@ -296,12 +399,57 @@ class AlignmentResult(RunResult):
             return load_saved(self.save(Path(tmp) / "alignment.pt"))
 
 
+def _writable_file(path: Any, key: str) -> Path:
+    """``path`` as a Path to a file that can be written (its folder made if missing), or a one-line
+    ConfigError about the argument ``key``."""
+    allowed = "the path of a file to write (a str or Path)"
+    if isinstance(path, bool) or not isinstance(path, str | Path) or not str(path):
+        raise ConfigError(key, path, allowed, (str, Path)).as_argument(key)
+    file = Path(path)
+    if file.is_dir():
+        raise ConfigError(key, path, f"{allowed}: it is a folder").as_argument(key)
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _unwritable(key, path, e) from None
+    if not os.access(file.parent, os.W_OK | os.X_OK):
+        raise ConfigError(
+            key, path, f"a path this user can write ({file.parent} is not writable)"
+        ).as_argument(key)
+    return file
+
+
+def _unwritable(key: str, path: Any, error: OSError) -> ConfigError:
+    """The one-line ConfigError for a ``path`` the system would not write (``error``)."""
+    place = Path(path)
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    if place.exists() and not place.is_dir():
+        reason = f"{place} is a file"
+    else:
+        reason = f"{error.strerror or type(error).__name__}: {error.filename or path}"
+    return ConfigError(key, path, f"a path this user can write ({reason})").as_argument(key)
+
+
 @contextmanager
 def _work_dir(out_dir: str | Path | None) -> Iterator[Path]:
-    """``out_dir`` (kept), or a temporary folder removed on leaving (also on an error)."""
-    if out_dir:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        yield Path(out_dir)
+    """``out_dir`` (kept), or a temporary folder removed on leaving (also on an error); an ``out_dir`` that
+    is not a folder this user can write is a one-line ConfigError, before any work."""
+    if out_dir is not None and not (isinstance(out_dir, str) and not out_dir):
+        if isinstance(out_dir, bool) or not isinstance(out_dir, str | Path):
+            raise ConfigError(
+                "out_dir", out_dir, "a folder (a str or Path), or None for a temporary one", (str, Path)
+            ).as_argument("out_dir")
+        folder = Path(out_dir)
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError("out_dir", out_dir, "a folder (it is a file)").as_argument("out_dir")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise _unwritable("out_dir", out_dir, e) from None
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ConfigError("out_dir", out_dir, "a folder this user can write").as_argument("out_dir")
+        yield folder
         return
     with tempfile.TemporaryDirectory(prefix="alignsearch-") as tmp:
         yield Path(tmp)
@@ -342,6 +490,7 @@ def align(
     found again); without one they go to a temporary folder removed when the call ends.
     """
     names = _argument_names(settings)
+    overrides = checked_overrides(overrides)
     with _work_dir(out_dir) as work:
         run_models, a, run, hardware, source = _inputs(
             models, work, names, task=task, alignment=alignment, layer=layer, site=site, position=position,
@@ -396,6 +545,7 @@ def scan(
     names = _argument_names(settings) | {
         f"scan.{k}": k for k in ("sites", "positions", "steps", "controls", "then_align", "top")
     }
+    overrides = checked_overrides(overrides)
     with _work_dir(out_dir) as work:
         run_models, a, run, hardware, source = _inputs(
             models, work, names, task=task, alignment=alignment, layer=0, site=None, position=None,
@@ -518,7 +668,8 @@ def language_model(
     from alignsearch.models.lm import TextLM
 
     if isinstance(model, str | Path):
-        return TextLM(str(model), dtype)
+        with arguments({"model.path": "model", "model.dtype": "dtype"}):
+            return TextLM(str(model), dtype)
     return TextLM.from_model(model, tokenizer, name=name)
 
 
@@ -570,6 +721,10 @@ def text_pairs(rows: Iterable[Mapping[str, Any]], tokenizer, **options: Any) -> 
     :func:`alignsearch.text.pairs.text_pairs` for ``max_length``, ``seed`` and ``fractions``)."""
     from alignsearch.text.pairs import text_pairs as build
 
+    known = _keyword_options(build)
+    for key, value in options.items():
+        if key not in known:
+            raise unknown_key(key, value, known).as_argument(key)
     return build(rows, tokenizer, **options)
 
 
@@ -577,6 +732,13 @@ def text_pairs(rows: Iterable[Mapping[str, Any]], tokenizer, **options: Any) -> 
 def load_alignment(path: str | Path) -> SavedAlignment:
     """A trained alignment saved by :meth:`AlignmentResult.save` or a run (``alignment.pt``); a file that is
     not one is a one-line ConfigError (it is read as data: nothing in it runs)."""
+    if isinstance(path, bool) or not isinstance(path, str | Path) or not str(path):
+        raise ConfigError(
+            "path",
+            path,
+            "the path of an alignment file (alignment.pt of a run, or result.save's file)",
+            (str, Path),
+        ).as_argument("path")
     return load_saved(path)
 
 
@@ -637,7 +799,7 @@ def iia(
         tensors = TextPairSource.tensors(pairs, modules[source], saved.sites[source])
     else:
         tensors = pair_tensors(pairs, modules[source], saved.sites[source])
-    return module.evaluate({track.name: tensors})[track.name]
+    return Scores(module.evaluate({track.name: tensors})[track.name])
 
 
 def _check_pairs(pairs: CounterfactualPairs | TextPairs, target: RunModel, source: RunModel) -> None:

@@ -100,7 +100,9 @@ def site_activations(model: SequenceModel, ids: Tensor, site: str) -> Tensor:
     if is_named_site(model, site):
         return model.activations(ids, site)
     module = module_at(model, site)
-    return first_seen(site, lambda fn: hooked(module, fn), lambda: model.encode(ids))
+    seen = all_seen(site, lambda fn: hooked(module, fn), lambda: model.encode(ids))
+    check_module_output(site, seen, ids)
+    return seen[0]
 
 
 def recorder(seen: dict[str, Tensor], site: str) -> Callable[[Tensor], None]:
@@ -143,6 +145,12 @@ def device_of(model: nn.Module) -> torch.device:
 def first_seen(site: str, register: Callable, run: Callable[[], Any]) -> Tensor:
     """The first tensor a hook sees while ``run()`` runs: ``register(fn)`` puts ``fn`` (which records and
     changes nothing) on the site and returns the hook's handle; a ConfigError if the site never runs."""
+    return all_seen(site, register, run)[0]
+
+
+def all_seen(site: str, register: Callable, run: Callable[[], Any]) -> list[Tensor]:
+    """Every tensor a hook sees while ``run()`` runs, in order (:func:`first_seen`); a ConfigError if the
+    site never runs."""
     seen: list[Tensor] = []
     handle = register(lambda h: seen.append(h) or None)
     try:
@@ -153,7 +161,32 @@ def first_seen(site: str, register: Callable, run: Callable[[], Any]) -> Tensor:
         raise ConfigError(
             "site", site, "a module that runs while the model reads its input (not the read-out)"
         )
-    return seen[0]
+    return seen
+
+
+def check_module_output(site: str, seen: Sequence[Tensor], ids: Tensor) -> None:
+    """A one-line ConfigError unless the module at the path ``site`` ran once while the model read ``ids``
+    (``seen``: its outputs) and gave a batch-first ``(batch, length, width)`` output: an intervention on a
+    module that runs twice would replace both outputs, and a sequence-first output would be read and
+    replaced with its sequences and positions swapped."""
+    if len(seen) > 1:
+        raise ConfigError(
+            "site",
+            site,
+            f"a module that runs once per forward pass: it ran {len(seen)} times while the model read one "
+            "batch, and an intervention there would replace each of its outputs (name a module that runs "
+            "once, e.g. give each call its own module)",
+        )
+    shape = tuple(seen[0].shape)
+    if shape[:2] != tuple(ids.shape):
+        raise ConfigError(
+            "site",
+            site,
+            f"a module whose output is batch-first (batch, length, width) like the ids (batch, length): for "
+            f"ids of shape {tuple(ids.shape)} it gives {shape} (a sequence-first module, e.g. nn.GRU "
+            "without batch_first=True: make it batch_first=True, or wrap the model so that the site is a "
+            "module whose output is (batch, length, width), e.g. an nn.Identity on the output transposed)",
+        )
 
 
 @torch.no_grad()

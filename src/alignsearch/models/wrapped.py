@@ -25,11 +25,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from alignsearch.errors import ConfigError
 from alignsearch.models.base import Intervention, SequenceModel
 from alignsearch.models.hooks import first_seen, hooked, module_at
+from alignsearch.models.vocabulary import model_label
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 """What a model's name may be: it is a folder name in a run's results (``multiobject/<name>/sha256-...``)."""
@@ -149,6 +151,40 @@ class ModuleModel(SequenceModel):
                 f"{tuple(ids.shape)}; it gives {got}",
             )
         return logits
+
+
+BATCH_FIRST = "batch-first ids (batch, length) -> logits (batch, length, vocab)"
+"""What a task model must map: what :func:`check_batch_first` refuses a model for not doing."""
+
+
+@torch.no_grad()
+def check_batch_first(model: SequenceModel, ids: Tensor, logits: Tensor, key: str = "model") -> None:
+    """A one-line ConfigError unless ``model`` reads ``ids`` batch-first: ``logits`` (its output for
+    ``ids``, at least two different sequences) are ``(batch, length, vocab)`` and each sequence's logits
+    are its own, the same with the batch in reverse order. A module that reads ids as (length, batch)
+    (an ``nn.GRU`` without ``batch_first=True`` on the embeddings) gives logits of the right shape that mix
+    the sequences of a batch, and would be aligned on nonsense.
+
+    >>> import torch
+    >>> net = nn.Sequential(nn.Embedding(8, 4), nn.Linear(4, 8))
+    >>> ids = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    >>> check_batch_first(ModuleModel(net), ids, net(ids))
+    """
+    shape = tuple(logits.shape)
+    if logits.dim() != 3 or shape[:2] != tuple(ids.shape):
+        raise ConfigError(
+            key, model_label(model), f"{BATCH_FIRST}: for ids of shape {tuple(ids.shape)} it gives {shape}"
+        )
+    again = model(ids.flip(0)).flip(0)
+    if again.shape != logits.shape or not torch.allclose(again, logits, rtol=1e-3, atol=1e-4, equal_nan=True):
+        raise ConfigError(
+            key,
+            model_label(model),
+            f"{BATCH_FIRST}, each sequence's logits its own: its logits for a sequence change when the other "
+            "sequences of the batch are reordered (does it read ids as (length, batch)? make its layers "
+            "batch_first=True, or wrap it in a module whose forward(ids) takes ids (batch, length), e.g. "
+            "module(ids.T).transpose(0, 1), with its site a module whose output is (batch, length, width))",
+        )
 
 
 def as_sequence_model(obj: Any, name: str | None = None) -> SequenceModel:

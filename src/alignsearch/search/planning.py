@@ -27,7 +27,7 @@ from alignsearch.search.pairs import Track
 from alignsearch.search.spec import AlignmentPlan, Member, PairSource, RunModel
 from alignsearch.settings import AlignmentSettings, PartnerSettings, RunSettings, site_name
 from alignsearch.tasks import causal_model_for
-from alignsearch.tasks.counterfactual import check_position, swap_variables
+from alignsearch.tasks.counterfactual import check_position_occurs, swap_variables
 
 
 def plan_run(
@@ -59,8 +59,8 @@ def plan_run(
         if position is not None:
             if a.stepwise:
                 raise ConfigError("position", run.position, "null with alignment.stepwise=true")
-            for member in members:
-                check_position(member.task.vocab, position)
+            for member in members:  # before any pair is drawn (or model trained): a position none has
+                check_position_occurs(member.task, member.causal_model, position)
     plan = assemble_plan(a, run, members, data)
     plan.position = position if data is None else None
     plan.plan_interchange()
