@@ -38,6 +38,7 @@ import torch
 from omegaconf import DictConfig
 
 from alignsearch import zoo
+from alignsearch.call_checks import Owned, check_overrides, check_pairs_fit
 from alignsearch.components import build_task, compose_checked
 from alignsearch.engine.world import as_found
 from alignsearch.errors import ConfigError
@@ -55,9 +56,9 @@ from alignsearch.settings import (
     HardwareSettings,
     RunSettings,
     ScanSettings,
-    non_negative_int,
     plain,
     positive_int,
+    seed_value,
     unknown_key,
 )
 from alignsearch.tasks import causal_model_for
@@ -172,11 +173,13 @@ def model(
 ) -> zoo.ZooEntry:
     """A trained task model from the zoo (trained first, under the zoo's lock, if it is missing).
 
-    ``overrides`` are command-line style: ``["model.d_model=64", "training.max_steps=2000"]``.
+    ``overrides`` are command-line style: ``["model.d_model=64", "training.max_steps=2000"]``: the
+    model's, task's, training's and hardware's settings (and ``ckpt_path``); one that sets what an
+    argument sets (``seed=3``, ``model=lstm``) may only repeat it, else it is refused naming the argument.
     """
     overrides = checked_overrides(overrides)
     with arguments({"seed": "seed"}):
-        non_negative_int("seed", seed)
+        seed_value("seed", seed)
     for name, value in (("model", model), ("task", task)):
         if not isinstance(value, str):
             raise ConfigError(name, value, "a config name (e.g. gru, multiobject)", (str,)).as_argument(name)
@@ -184,6 +187,13 @@ def model(
         "train_task_model",
         [f"model={model}", f"task={task}", f"seed={seed}", *_common(zoo_dir, "."), *overrides],
     )
+    check_overrides(
+        cfg, overrides, call="api.model",
+        owned={"model": Owned("model", model, group=True), "task": Owned("task", task, group=True),
+               "seed": Owned("seed", seed)},
+        reads=("model", "task", "training", "hardware", "ckpt_path"),
+        fixed={"paths.zoo_dir": "give zoo_dir= instead", "paths.output_dir": "api.model writes into the zoo"},
+    )  # fmt: skip
     return zoo.get_or_train(zoo.model_request(cfg), verbose=False)
 
 
@@ -220,7 +230,12 @@ def own_model(
         raise ConfigError("task", task, "a task name (e.g. multiobject)", (str,)).as_argument("task")
     overrides = checked_overrides(overrides)
     model = as_sequence_model(model, name=name)
-    task_obj = build_task(config("train_task_model", [f"task={task}", *overrides]).task)
+    cfg = config("train_task_model", [f"task={task}", *overrides])
+    check_overrides(
+        cfg, overrides, call="api.own_model", owned={"task": Owned("task", task, group=True)}, reads=("task",),
+        not_read="the model is given: only its task's settings are read",
+    )  # fmt: skip
+    task_obj = build_task(cfg.task)
     check_reads_vocab(model, task_obj.vocab, key="model", what=f"task {task_obj.name}")
     model.eval().requires_grad_(False)
     probe = task_obj.sample(2, generator(0, "own-model-probe"))
@@ -262,7 +277,7 @@ def _run_model(thing: Any, index: int, task: str | None, label: str | None) -> R
 
     key = "models" if index == 0 else f"models[{index}]"
     if isinstance(thing, zoo.ZooEntry):
-        return zoo.run_model(thing, index)
+        return _with_definition(zoo.run_model(thing, index), thing)
     if isinstance(thing, TextLM):
         return text_model(thing, index, label or PYTHON_ROWS)
     if isinstance(thing, torch.nn.Module):
@@ -271,12 +286,31 @@ def _run_model(thing: Any, index: int, task: str | None, label: str | None) -> R
                 "task", None, f"the task a {type(thing).__name__} reads (task='multiobject'), "
                 "or a zoo entry (api.model) in its place",
             ).as_argument("task")  # fmt: skip
-        return zoo.run_model(own_model(thing, task), index)
+        entry = own_model(thing, task)
+        return _with_definition(zoo.run_model(entry, index), entry)
     if isinstance(thing, str):
         raise ConfigError(
             key, thing, f"{MODELS_ALLOWED}: api.model({thing!r}) finds a zoo model"
         ).as_argument(key)
     raise ConfigError(key, type(thing).__name__, MODELS_ALLOWED)
+
+
+def _with_definition(run_model: RunModel, entry: zoo.ZooEntry) -> RunModel:
+    """A model brought from Python (:func:`own_model`) is identified in a run by what defines it as it is
+    now, not only by its weights: its whole state, its classes' code and its attributes
+    (:func:`~alignsearch.models.definition.definition_sha256`), so that a folder's results are never
+    taken for a model redefined or changed since; a zoo model by its weights file, as its results say.
+    Attributes the model's own forward changes (a call counter) are left out: one forward on two
+    sequences of its task finds them."""
+    from alignsearch.models.definition import attributes_changed_by, definition_sha256
+
+    if entry.info.get("origin") == OWN:
+        model = entry.model
+        probe = entry.task.sample(2, generator(0, "own-model-probe")).ids
+        with torch.no_grad():
+            changing = attributes_changed_by(model, lambda: model(probe))
+        run_model.definition_sha256 = definition_sha256(model, exclude=changing)
+    return run_model
 
 
 def _run_models(models: Any, task: str | None, label: str | None = None) -> list[RunModel]:
@@ -304,7 +338,7 @@ def pairs(
         raise ConfigError("task", type(task).__name__, "a task (entry.task) or a zoo entry")
     with arguments({"n": "n", "seed": "seed"}):
         positive_int("n", n)
-        non_negative_int("seed", seed)
+        seed_value("seed", seed)
     options = _pair_options(options)
     with arguments(
         {"causal_model": "causal_model", "variable": "variable", "split": "split", "position": "position"}
@@ -484,8 +518,15 @@ def align(
     ``position`` moves every prompt (or task sequence) of every pair to one position (``"last"``, ``-2``,
     ``"marker:?:-1"``; None: each pair's own). ``settings`` are alignment keys (``max_steps=300``,
     ``lr=0.01``, ``stop_at=None``: exactly ``max_steps`` steps); ``overrides`` anything else, command-line
-    style (``["partner.variables=[demo_count]"]``). With two models the second is the partner.
-    ``progress`` shows training progress (a bar on a terminal, a line every few seconds otherwise).
+    style (``["partner.variables=[demo_count]"]``): ``alignment=<name>``, ``alignment.<key>``,
+    ``partner.layer|site|causal_model|variables`` and ``hardware``. Every override counts or is refused:
+    one of a key an argument sets (``seed=3``, ``n_units=4``, ``alignment.variables=[phase]``,
+    ``alignment.max_steps=20`` beside ``max_steps=30``) may only repeat what the argument says, else a
+    one-line ConfigError names the argument to give instead; one of a key this call does not read (the
+    model's, task's or training's, ``snapshot``, ``partner.seed``) is refused. With two models the second
+    is the partner. ``seed`` is an integer in [0, 2**32 - 1].
+    ``progress`` (True or False) shows training progress (a bar on a terminal, a line every few seconds
+    otherwise).
     Training checkpoints and ``results.json`` go to ``out_dir``, where they stay (and a finished run is
     found again); without one they go to a temporary folder removed when the call ends.
     """
@@ -534,7 +575,9 @@ def scan(
     every prompt of a pair is intervened on, ``"last"``, ``-2``, ``"marker:<text>[:<offset>]"`` or
     ``"any"`` (each pair's own; None: ``["last", -2, -3]`` on text, ``["any"]`` for task models);
     ``controls`` run beside each cell; ``then_align``: then the full alignment (``settings``, e.g.
-    ``max_steps=1000``) at the best cell (``result.aligned``). The rest as :func:`align`. ``progress``
+    ``max_steps=1000``) at the best cell (``result.aligned``). The rest as :func:`align` (overrides
+    included: where a scan aligns is ``sites`` and ``positions``, never ``layer``/``site``/``position``
+    overrides). ``progress``
     prints a line per cell and the ``top`` best cells. The result has ``.cells``, ``.best()``,
     ``.table()`` and ``.csv()``; with ``out_dir`` the cells, ``scan.csv``, ``scan.png`` and ``scan.json``
     stay there (and a finished cell is found again)::
@@ -550,7 +593,7 @@ def scan(
         run_models, a, run, hardware, source = _inputs(
             models, work, names, task=task, alignment=alignment, layer=0, site=None, position=None,
             variables=variables, n_units=n_units, causal_model=causal_model, seed=seed,
-            overrides=overrides, data=data, progress=progress, settings=settings,
+            overrides=overrides, data=data, progress=progress, settings=settings, call="api.scan",
         )  # fmt: skip
         with arguments(names):
             settings_of_scan = ScanSettings.parse(
@@ -567,7 +610,7 @@ def _argument_names(settings: Mapping[str, Any]) -> dict[str, str]:
     return {
         "seed": "seed", "layer": "layer", "site": "site", "position": "position", "n_units": "n_units",
         "alignment.variables": "variables", "alignment.causal_model": "causal_model",
-        **{f"alignment.{k}": k for k in settings},
+        "hardware.progress_bar": "progress", **{f"alignment.{k}": k for k in settings},
     }  # fmt: skip
 
 
@@ -589,9 +632,10 @@ def _inputs(
     data: Any,
     progress: bool,
     settings: Mapping[str, Any],
+    call: str = "api.align",
 ) -> tuple[list[RunModel], AlignmentSettings, RunSettings, HardwareSettings, RunData | None]:
     """:func:`align`'s and :func:`scan`'s arguments as the run core takes them, checked by the command
-    line's rules (errors name the arguments)."""
+    line's rules (errors name the arguments), overrides by :func:`_check_run_overrides`."""
     if not isinstance(alignment, str):
         raise ConfigError("alignment", alignment, "an alignment name (das, mas, ...)", (str,)).as_argument(
             "alignment"
@@ -617,8 +661,47 @@ def _inputs(
                 "position": position,
             }
         )
-        hardware = HardwareSettings.parse({**plain(cfg.hardware), "progress_bar": bool(progress)})
+        hardware = HardwareSettings.parse({**plain(cfg.hardware), "progress_bar": progress})
+    given = {  # what the arguments set (each checked above by its own rule), by config key
+        "alignment": alignment, "seed": seed, "layer": layer, "site": site, "position": position,
+        "n_units": n_units, "alignment.variables": variables, "alignment.causal_model": causal_model,
+        "hardware.progress_bar": progress, **{f"alignment.{k}": v for k, v in settings.items()},
+    }  # fmt: skip
+    _check_run_overrides(cfg, overrides, call, names, given)
     return run_models, a, run, hardware, source
+
+
+RUN_READS = (
+    "alignment",
+    "partner.layer",
+    "partner.site",
+    "partner.causal_model",
+    "partner.variables",
+    "hardware",
+)
+"""What :func:`align` and :func:`scan` read from ``overrides`` (``alignment`` and ``hardware``: the group's
+choice and its keys); the rest of ``run_alignment``'s config is for the command line, which finds the
+models, their task and training, the partner and the loggers itself."""
+
+
+def _check_run_overrides(
+    cfg: DictConfig, overrides: Sequence[str], call: str, names: Mapping[str, str], given: Mapping[str, Any]
+) -> None:
+    """Every override of :func:`align` or :func:`scan` counts, or the call is refused before any work
+    (:func:`alignsearch.call_checks.check_overrides`): one that sets what an argument sets (``seed=3``,
+    ``alignment.variables=[phase]``, ``alignment.max_steps=20`` beside ``max_steps=30``) may only repeat
+    the argument's value; one of a key the call does not read (``model.d_model``, ``training.*``,
+    ``partner.seed``, ``snapshot``) is refused; where a scan aligns is its ``sites`` and ``positions``."""
+    owned = {key: Owned(names.get(key, key), value, group=key == "alignment") for key, value in given.items()}
+    fixed = {"paths.output_dir": "give out_dir= instead"}
+    if call == "api.scan":
+        where = "a scan's sites= and positions= say where it aligns"
+        fixed |= dict.fromkeys(("layer", "site", "position"), where)
+        owned = {k: v for k, v in owned.items() if k not in fixed}
+    check_overrides(
+        cfg, overrides, call=call, owned=owned, reads=RUN_READS, fixed=fixed,
+        not_read="the models come with their task and training; a partner is the second of models",
+    )  # fmt: skip
 
 
 def _data_source(data: Any, variables: Any) -> RunData | None:
@@ -659,17 +742,34 @@ def language_model(
     model: str | Path | torch.nn.Module,
     tokenizer: Any = None,
     *,
-    dtype: str = "float32",
+    dtype: str | None = None,
     name: str | None = None,
 ) -> SequenceModel:
     """A causal language model, frozen, with its tokenizer: from a local folder (``save_pretrained``;
     ``model=lm model.path=<path>`` of the command line), or a HuggingFace causal LM and its tokenizer
-    already in memory (``language_model(hf_model, tokenizer)``)."""
-    from alignsearch.models.lm import TextLM
+    already in memory (``language_model(hf_model, tokenizer)``).
 
+    ``dtype`` (``float32``, ``bfloat16`` or ``float16``): what a folder's weights are loaded in (None:
+    ``float32``). A model in memory is used as it is, never cast or copied: ``dtype`` may only name its
+    own dtype, another is refused (cast it yourself first: ``hf_model.to(torch.bfloat16)``). A model in
+    memory is frozen only while a call runs it: between calls it has its own ``requires_grad`` and
+    ``training`` flags."""
+    from alignsearch.models.lm import DTYPES, TextLM
+
+    if dtype is not None and (not isinstance(dtype, str) or dtype not in DTYPES):
+        raise ConfigError("dtype", dtype, f"one of {', '.join(DTYPES)}, or None", (str,)).as_argument("dtype")
     if isinstance(model, str | Path):
         with arguments({"model.path": "model", "model.dtype": "dtype"}):
-            return TextLM(str(model), dtype)
+            return TextLM(str(model), dtype or "float32")
+    if dtype is not None and isinstance(model, torch.nn.Module):
+        own = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+        if DTYPES[dtype] != own:
+            raise ConfigError(
+                "dtype",
+                dtype,
+                f"the model's own dtype, {str(own).removeprefix('torch.')} (a model in memory is not cast: "
+                f"pass model.to(torch.{dtype}), or leave dtype out)",
+            ).as_argument("dtype")
     return TextLM.from_model(model, tokenizer, name=name)
 
 
@@ -759,8 +859,11 @@ def iia(
     ``models`` (one, or a list) take the places of the models the alignment was trained on (the same
     ones, or others of the same widths at the same sites: a transfer), as :func:`align` takes them.
     ``pairs``: counterfactual pairs of the target's task (:func:`pairs`), or text pairs for language
-    models (one split, ``data.splits["val"]``, or all of :func:`text_pairs`' ``val`` split). A
-    ConfigError says what does not fit."""
+    models (one split, ``data.splits["val"]``, or all of :func:`text_pairs`' ``val`` split). Counterfactual
+    pairs must be of the causal model the alignment was trained on (``pairs.causal_model``), swap its
+    variable (``variable``, named as the alignment's records name it; None: the variable the pairs swap)
+    and come from the task the models read with the same settings (``task.max_count``, ...). A one-line
+    ConfigError says what does not fit, before anything runs."""
     from alignsearch.search.module import AlignmentModule
     from alignsearch.search.pairs import Track, pair_tensors
 
@@ -782,9 +885,13 @@ def iia(
         raise ConfigError(
             "pairs", type(pairs).__name__, "counterfactual pairs (api.pairs) or text pairs (api.text_pairs)"
         ).as_argument("pairs")
-    variable = variable or (saved.variables[0] if text else pairs.variable)
-    _check_fit(saved, run_models, source, target, variable)
     _check_pairs(pairs, run_models[target], run_models[source])
+    if text:
+        variable = variable or saved.variables[0]
+    else:  # the causal model, variable and task settings the pairs were made for: the alignment's and models'
+        models_of = (run_models[target], run_models[source])
+        variable = check_pairs_fit(saved.config, saved.variables, pairs, *models_of, target, source, variable)
+    _check_fit(saved, run_models, source, target, variable)
     modules = [m.model for m in run_models]
     track = Track(source, target, variable)
     module = AlignmentModule(
