@@ -13,10 +13,11 @@ import alignsearch
 PACKAGE = Path(alignsearch.__file__).parent
 LAYERS = [
     {"errors", "seeding", "atomic", "configurable", "tables"},
+    {"file_data"},
     {"components"},
     {"settings"},
     {"alignment", "models", "tasks", "engine"},
-    {"text", "similarity", "loggers"},
+    {"text", "similarity", "loggers", "call_checks"},
     {"training", "search"},
     {"zoo"},
     {
