@@ -142,7 +142,7 @@ def test_progress_is_true_or_false(gru) -> None:
     assert refused(api.align, gru, progress="no", overrides=TINY_ALIGNMENT, **quick) == (
         "progress='no' is a str: expected true or false"
     )
-    assert refused(api.scan, gru, progress=1) == "progress=1 is a int: expected true or false"
+    assert refused(api.scan, gru, progress=1) == "progress=1 is an int: expected true or false"
 
 
 def test_a_dtype_other_than_a_model_in_memorys_own_is_refused_and_the_model_left_as_it_is() -> None:

@@ -62,7 +62,7 @@ CASES = {
     ),
     "an override that is no string": (
         lambda gru, das, f: _align(gru, overrides=[3]),
-        "overrides=3 is a int: expected a list of command-line overrides",
+        "overrides=3 is an int: expected a list of command-line overrides",
     ),
     "model overrides a string": (
         lambda gru, das, f: lambda: api.model(overrides="x"),
@@ -82,7 +82,7 @@ CASES = {
     ),
     "out_dir a number": (
         lambda gru, das, f: _align(gru, out_dir=3),
-        "out_dir=3 is a int: expected a folder (a str or Path), or None for a temporary one",
+        "out_dir=3 is an int: expected a folder (a str or Path), or None for a temporary one",
     ),
     "out_dir a file": (
         lambda gru, das, f: _align(gru, out_dir=f),

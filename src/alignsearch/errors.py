@@ -39,7 +39,9 @@ class ArgumentError(ConfigError):
     def __init__(self, key: str, value: Any, allowed: str, expects: tuple[type, ...] = ()) -> None:
         super().__init__(key, value, allowed, expects)
         wrong_type = expects and (isinstance(value, bool) or not isinstance(value, expects))
-        kind = f" is a {type(value).__name__}:" if wrong_type and value is not None else " is not allowed:"
+        type_name = type(value).__name__
+        article = "an" if type_name[:1].lower() in "aeiou" else "a"
+        kind = f" is {article} {type_name}:" if wrong_type and value is not None else " is not allowed:"
         self.args = (f"{key}={shorten(repr(value))}{kind} expected {allowed}",)
 
     def __str__(self) -> str:
