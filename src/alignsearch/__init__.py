@@ -5,4 +5,9 @@ Train small sequence models on numeric-equivalence tasks (``alignsearch.tasks``,
 variables they compute with interchange interventions.
 """
 
-__version__ = "0.1.0"
+from importlib import metadata as _metadata
+
+try:
+    __version__ = _metadata.version("alignsearch")  # written once, in pyproject.toml
+except _metadata.PackageNotFoundError:  # a source tree on sys.path that was never installed
+    __version__ = "0+unknown"
