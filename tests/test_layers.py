@@ -13,7 +13,7 @@ import alignsearch
 PACKAGE = Path(alignsearch.__file__).parent
 LAYERS = [
     {"errors", "seeding", "atomic", "configurable", "tables"},
-    {"file_data"},
+    {"file_data", "controls"},
     {"components"},
     {"settings"},
     {"alignment", "models", "tasks", "engine"},

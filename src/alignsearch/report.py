@@ -53,6 +53,7 @@ from typing import Any, TypeVar
 
 from alignsearch import atomic
 from alignsearch.cli import sweep
+from alignsearch.controls import CONTROLS
 from alignsearch.search.records import (
     CONTROL_DIVERGENCE_PREFIX,
     CONTROL_PREFIX,
@@ -61,43 +62,61 @@ from alignsearch.search.records import (
     AlignmentRecord,
 )
 from alignsearch.search.run_folder import METRICS, RESULTS, SIMILARITY, SUPERSEDED
-from alignsearch.settings import CONTROLS
 from alignsearch.tables import MISSING, cell, markdown_table, number
 
 PLOTS = "plots"
 BASE_METRICS = SPLIT_METRICS
-CONTROL_METRICS = tuple(f"{CONTROL_PREFIX}{name}" for name in CONTROLS)
-"""The controls' validation IIA a record holds when its run asked for them (``alignment.controls``)."""
-CONTROL_DIVERGENCE_METRICS = tuple(f"{CONTROL_DIVERGENCE_PREFIX}{name}" for name in CONTROLS)
-"""The controls' divergence at the site (records of schema 4 on), shown beside the record's own."""
 SELECTIVITY = "selectivity"
 """IIA (validation) minus the best control of the record."""
-CONTROLS_NOTE = (
-    "Controls (alignment.controls): untrained = the same alignment on untrained copies of the models (task"
-    " models: near 0 by construction, an untrained model cannot do the task; a language model on text"
-    " pairs: about chance over the answers); random_subspace = untrained alignment"
-    " functions (random subspaces of the same sizes); shuffled = trained on pairs whose source vectors are"
-    " shuffled (what an alignment fits without a variable). The last two are the informative ones;"
-    " selectivity = IIA val minus the best control."
-)
+
+
+def control_names(rows: Sequence[dict[str, Any]] = ()) -> list[str]:
+    """The controls a report has columns for: every registered one (:data:`alignsearch.controls.CONTROLS`,
+    in the order registered), then those ``rows`` hold that are not registered here (a control of the
+    run's own, registered where it ran), by name."""
+    held = {k.removeprefix(CONTROL_PREFIX) for row in rows for k in row if k.startswith(CONTROL_PREFIX)}
+    return [*CONTROLS, *sorted(held - set(CONTROLS))]
+
+
+def controls_note() -> str:
+    """What the report says of the controls, from the registry: each control's note, which are the
+    informative ones, and what selectivity is."""
+    described = "; ".join(f"{name} = {control.note}" for name, control in CONTROLS.items())
+    informative = [name for name, control in CONTROLS.items() if control.informative]
+    which = ""
+    if informative:
+        are = "are the informative ones" if len(informative) > 1 else "is the informative one"
+        which = f" {' and '.join(informative)} {are};"
+    return f"Controls (alignment.controls): {described}.{which} selectivity = IIA val minus the best control."
+
+
 CONTROL_DIVERGENCE_NOTE = (
     "control divergence = the divergence of the control's interventions at the site (validation pairs, the"
     " measure of the divergence column; random_subspace: the mean over its draws), to compare with the"
     " alignment's divergence and its floor."
 )
-"""Said after :data:`CONTROLS_NOTE` where the records hold the controls' divergence (schema 4 on)."""
+"""Said after :func:`controls_note` where the records hold the controls' divergence (schema 4 on)."""
 TASK_ACC = "task_acc"
 """The trial accuracy of a record's target model on its task (``results.json``'s ``task_accuracy``)."""
 PAIR_METRICS = ("cka_linear", "cka_rbf", "cka_dist_cos", "rsa_cos_spearman")
 """The similarity of a run's two models (``similarity.json``): one value per run, whatever the direction."""
-EXTRA_METRICS = (
-    *CONTROL_METRICS,
-    SELECTIVITY,
-    *DIVERGENCE_KEYS,
-    *CONTROL_DIVERGENCE_METRICS,
-    TASK_ACC,
-    *PAIR_METRICS,
-)
+
+
+def extra_metrics(rows: Sequence[dict[str, Any]] = ()) -> tuple[str, ...]:
+    """The measures beside :data:`BASE_METRICS`: each control's validation IIA (``iia_control_<name>``, for
+    the controls of :func:`control_names`), the selectivity, the divergence, each control's divergence at
+    the site (records of schema 4 on), the target's task accuracy and the models' similarity."""
+    names = control_names(rows)
+    return (
+        *(f"{CONTROL_PREFIX}{name}" for name in names),
+        SELECTIVITY,
+        *DIVERGENCE_KEYS,
+        *(f"{CONTROL_DIVERGENCE_PREFIX}{name}" for name in names),
+        TASK_ACC,
+        *PAIR_METRICS,
+    )
+
+
 TITLES = {
     "iia": "IIA val",
     "iia_heldout": "IIA heldout",
@@ -212,7 +231,7 @@ def collect(folder: Path) -> Collected:
             row = {**config, **record, "direction": direction, "run": run}
             row[TASK_ACC] = accuracy[target] if target < len(accuracy) else None
             row[SELECTIVITY] = AlignmentRecord.from_json(record).selectivity
-            row |= {k: similarity.get(k) for k in EXTRA_METRICS if k in similarity}
+            row |= {k: similarity.get(k) for k in extra_metrics() if k in similarity}
             out.rows.append(row)
         points = _optional(path.parent / METRICS, read_curves, [], out.unreadable)
         out.curves += [{**config, "run": run, **point} for point in points]
@@ -295,7 +314,7 @@ def read_similarity(path: Path) -> dict[str, Any]:
     measures = data.get("measures") if isinstance(data, dict) else None
     if not isinstance(measures, dict):
         raise Unreadable("no measures")
-    bad = [k for k in EXTRA_METRICS if measures.get(k) is not None and not _is_number(measures[k])]
+    bad = [k for k in extra_metrics() if measures.get(k) is not None and not _is_number(measures[k])]
     if bad:
         raise Unreadable(f"{', '.join(bad)} not a number")
     return measures
@@ -419,7 +438,7 @@ def table_keys(rows: Sequence[dict[str, Any]], config_keys: Iterable[str]) -> li
 
 
 def metrics_present(rows: Sequence[dict[str, Any]]) -> list[str]:
-    return list(BASE_METRICS) + [m for m in EXTRA_METRICS if any(r.get(m) is not None for r in rows)]
+    return list(BASE_METRICS) + [m for m in extra_metrics(rows) if any(r.get(m) is not None for r in rows)]
 
 
 def summarize(
@@ -618,8 +637,8 @@ def report(
     pairs = pair_section(rows, varying)
     markdown += f"\n{pairs}" if pairs else ""
     if SELECTIVITY in metrics:
-        diverging = any(m in metrics for m in CONTROL_DIVERGENCE_METRICS)
-        markdown += f"\n{CONTROLS_NOTE}{' ' + CONTROL_DIVERGENCE_NOTE if diverging else ''}\n"
+        diverging = any(m.startswith(CONTROL_DIVERGENCE_PREFIX) for m in metrics)
+        markdown += f"\n{controls_note()}{' ' + CONTROL_DIVERGENCE_NOTE if diverging else ''}\n"
     r, n = training_correlation(rows)
     if n:
         shown = "-" if r is None else f"{r:.3f}"

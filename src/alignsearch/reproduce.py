@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from alignsearch import atomic
+from alignsearch.controls import CONTROLS
 from alignsearch.report import CannotWrite, NothingToReport, collect, pearson, report, write_failure
 from alignsearch.tables import markdown_table
 
@@ -73,7 +74,8 @@ COUNT_IIA = 0.9
 SELECTIVITY = 0.5
 """... and it is no artifact when it beats the best informative control by this much."""
 UNTRAINED_CEILING = 0.1
-"""An untrained model's count IIA stays below this (it cannot do the task)."""
+"""An untrained model's count IIA stays below this (it cannot do the task): so does every control that is
+not informative (:attr:`alignsearch.controls.Control.informative`)."""
 MODEL_MARGIN = 0.1
 """Up-Down explains a model better than Up-Up when its IIA is higher by this much."""
 TRACKING_R = 0.7
@@ -173,27 +175,31 @@ def judge_count(grids: dict[str, Rows]) -> Finding:
 
 
 def judge_controls(grids: dict[str, Rows]) -> Finding:
+    """Selectivity over the registered controls (:data:`alignsearch.controls.CONTROLS`): IIA minus the best
+    informative one; those that are not informative (near 0 by construction: ``untrained``) stay below
+    :data:`UNTRAINED_CEILING`."""
     rows = [r for r in grids["count"] if is_count(r)]
+    names = list(CONTROLS)
+    informative = [c for c in names if CONTROLS[c].informative]
+    trivial = [c for c in names if not CONTROLS[c].informative]
     lines, ok = [], []
     for model in ("gru", "lstm"):
         iia = mean(values(rows, model=model))
-        controls = {
-            c: values(rows, f"iia_control_{c}", model=model)
-            for c in ("untrained", "random_subspace", "shuffled")
-        }
-        best = max((mean(v) for k, v in controls.items() if k != "untrained" and v), default=None)
+        controls = {c: values(rows, f"iia_control_{c}", model=model) for c in names}
+        best = max((mean(v) for k, v in controls.items() if k in informative and v), default=None)
         selectivity = None if iia is None or best is None else iia - best
         lines.append([model, f"{iia:.3f}" if iia is not None else "-", *(summary(v) for v in controls.values()),
                       "-" if selectivity is None else f"{selectivity:.3f}"])  # fmt: skip
-        untrained = mean(controls["untrained"])
-        ok.append(
-            selectivity is not None and selectivity >= SELECTIVITY and (untrained or 0) <= UNTRAINED_CEILING
-        )
+        low = all((mean(controls[c]) or 0) <= UNTRAINED_CEILING for c in trivial)
+        ok.append(selectivity is not None and selectivity >= SELECTIVITY and low)
+    shown = [c.replace("_", "-") for c in informative]
     return Finding(
-        table(["model", "IIA val", "untrained", "random subspace", "shuffled", "selectivity"], lines),
+        table(["model", "IIA val", *(c.replace("_", " ") for c in names), "selectivity"], lines),
         all(ok) if rows else None,
-        f"IIA minus the best of random-subspace and shuffled >= {SELECTIVITY}, untrained < {UNTRAINED_CEILING}"
-        f" (untrained task models are near 0 by construction; the other two are the informative controls): {ok}",
+        f"IIA minus the best of {' and '.join(shown)} >= {SELECTIVITY}"
+        + "".join(f", {c} < {UNTRAINED_CEILING}" for c in trivial)
+        + f" ({', '.join(trivial) or 'none'}: near 0 by construction; the informative controls: {', '.join(shown)})"
+        f": {ok}",
     )
 
 

@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 from omegaconf import OmegaConf
 
+from alignsearch.controls import CONTROLS, control_names
 from alignsearch.errors import ConfigError
 
 Check = Callable[[str, Any], Any]
@@ -288,14 +289,13 @@ class HardwareSettings:
         return parse(cls, node, "hardware")
 
 
-CONTROLS = ("untrained", "random_subspace", "shuffled")
-"""The controls an alignment can run (``alignment.controls``)."""
 CL_SPACES = ("full", "subspace")
 """Where the counterfactual-latent loss compares vectors (``alignment.cl_space``)."""
 
 
 def control_list(key: str, value: Any) -> tuple[str, ...]:
-    """A list of distinct names from :data:`CONTROLS`.
+    """A list of distinct names of registered controls (:data:`alignsearch.controls.CONTROLS`, read as the
+    settings are: a control registered after this module was imported is known).
 
     >>> control_list("alignment.controls", ["shuffled", "random_subspace"])
     ('shuffled', 'random_subspace')
@@ -306,7 +306,9 @@ def control_list(key: str, value: Any) -> tuple[str, ...]:
         or any(v not in CONTROLS for v in value)
         or len(set(value)) != len(value)
     ):
-        raise ConfigError(key, value, f"a list of distinct controls from {', '.join(CONTROLS)} (or [])", LIST)
+        raise ConfigError(
+            key, value, f"a list of distinct controls from {', '.join(control_names())} (or [])", LIST
+        )
     return tuple(value)
 
 

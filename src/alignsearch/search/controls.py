@@ -1,5 +1,10 @@
 """Controls: what an IIA is worth, measured beside it in the same run (``alignment.controls``).
 
+Which controls exist, what each needs and what the report says of it is the registry of
+:mod:`alignsearch.controls` (a new one is a registered :class:`~alignsearch.controls.Control` class);
+this module runs them: :func:`run_controls` hands each named control a :class:`ControlRun`, the run's plan,
+models and folder with the tools the controls are made of. The built-in ones:
+
 * ``untrained``: the same alignment, trained the same way, on freshly initialised copies of the models
   (same architecture, settings and seed, no training). An untrained task model cannot do the task, so
   its IIA is near 0 by construction; a language model on text pairs scores about chance over the answers
@@ -30,7 +35,10 @@ from pathlib import Path
 import lightning as L
 import torch
 
+from alignsearch.alignment.interchange import Interchange
+from alignsearch.controls import CONTROLS, control_names
 from alignsearch.engine.accelerator import compute_device
+from alignsearch.errors import ConfigError
 from alignsearch.models import SequenceModel
 from alignsearch.search.fit import build_pairs, fit_alignment, standardized
 from alignsearch.search.module import AlignmentModule
@@ -75,16 +83,20 @@ def shuffled(batch: PairBatch, seed: int, split: str, track: str) -> PairBatch:
 
 
 def random_subspace_scores(
-    plan: AlignmentPlan, models: list[SequenceModel], seed: int, hardware: HardwareSettings
+    plan: AlignmentPlan,
+    models: list[SequenceModel],
+    seed: int,
+    hardware: HardwareSettings,
+    draws: int = RANDOM_DRAWS,
 ) -> Scores:
-    """Validation IIA and divergence of untrained alignment functions, each the mean over
-    :data:`RANDOM_DRAWS` draws (computed where training runs; the divergence None where a draw has none)."""
+    """Validation IIA and divergence of untrained alignment functions, each the mean over ``draws`` draws
+    (computed where training runs; the divergence None where a draw has none)."""
     device = compute_device(hardware)
     for model in models:
         model.to(device)
     train, evals, tracks = build_pairs(plan, models, seed)
-    draws: dict[str, list[dict]] = {}
-    for draw in range(RANDOM_DRAWS):
+    scored: dict[str, list[dict]] = {}
+    for draw in range(draws):
         L.seed_everything(derive_seed(seed, "random-subspace", draw) % 2**31, verbose=False)
         module = AlignmentModule(
             models, [m.site for m in plan.members], standardized(plan.build_interchange(), train, tracks), tracks,
@@ -92,12 +104,12 @@ def random_subspace_scores(
         )  # fmt: skip
         evaluated = module.to(device).evaluate(evals["val"], plan.settings.eval_batch_size, divergence=True)
         for name, metrics in evaluated.items():
-            draws.setdefault(name, []).append(metrics)
+            scored.setdefault(name, []).append(metrics)
     for model in models:
         model.cpu()
     return {
         name: ControlScore(mean([m["iia"] for m in per]), mean([m["divergence"] for m in per]))
-        for name, per in draws.items()
+        for name, per in scored.items()
     }
 
 
@@ -122,6 +134,96 @@ def scores_of(records: list[AlignmentRecord]) -> Scores:
     return {r.name: ControlScore(r.iia, r.divergence) for r in records}
 
 
+@dataclasses.dataclass
+class ControlRun:
+    """What a control's :meth:`~alignsearch.controls.Control.run` is handed: the run's plan, models (as the
+    run has them: frozen, trained), seed, hardware and this control's own folder, and the tools the
+    built-in controls are made of. Each tool gives ``{track name: ControlScore}`` (validation IIA and
+    divergence), the run's records' form, or what such a score is measured on."""
+
+    name: str
+    """The control's name."""
+    plan: AlignmentPlan
+    models: list[SequenceModel]
+    seed: int
+    hardware: HardwareSettings
+    folder: Path
+    """``<run folder>/controls/<name>``: where an alignment the control trains keeps its checkpoints."""
+    untrained: Callable[[], list[SequenceModel]] | None = None
+    trained: dict | None = None
+    """The run's kept alignment (its interchange's state dict)."""
+
+    def untrained_models(self) -> list[SequenceModel]:
+        """Freshly initialised copies of the models (same architecture, settings and seed)."""
+        if self.untrained is None:
+            raise ConfigError("alignment.controls", self.name, "a run whose models have an untrained form")
+        return self.untrained()
+
+    def shuffled_plan(self) -> AlignmentPlan:
+        """The run's plan with its pairs' source vectors shuffled across pairs (:class:`ShuffledPairs`)."""
+        return dataclasses.replace(self.plan, data=ShuffledPairs(self.plan))
+
+    def train(
+        self, *, plan: AlignmentPlan | None = None, models: list[SequenceModel] | None = None
+    ) -> Scores:
+        """Train the run's alignment afresh (on ``plan``'s pairs and ``models``; the run's by default) in
+        :attr:`folder` (resumable), and score it: :func:`trained_scores`."""
+        return trained_scores(
+            plan or self.plan, models if models is not None else self.models, self.folder,
+            seed=self.seed, hardware=self.hardware,
+        )  # fmt: skip
+
+    def random_alignments(self, draws: int = RANDOM_DRAWS) -> Scores:
+        """The alignment functions as initialised, not trained, averaged over ``draws`` draws:
+        :func:`random_subspace_scores`."""
+        return random_subspace_scores(self.plan, self.models, self.seed, self.hardware, draws=draws)
+
+    def trained_alignment(self) -> Interchange:
+        """A copy of the run's kept alignment (an :class:`Interchange`: change it at will)."""
+        if self.trained is None:
+            raise ConfigError("alignment.controls", self.name, "a run that hands its controls its alignment")
+        interchange = self.plan.build_interchange()
+        interchange.load_state_dict(self.trained)
+        return interchange
+
+    def evaluate(
+        self,
+        interchange: Interchange,
+        *,
+        plan: AlignmentPlan | None = None,
+        models: list[SequenceModel] | None = None,
+    ) -> Scores:
+        """Validation IIA and divergence of ``interchange`` as it is (not trained; its standardizers as
+        they are) on ``plan``'s pairs and ``models`` (the run's by default)."""
+        plan, models = plan or self.plan, models if models is not None else self.models
+        device = compute_device(self.hardware)
+        for model in models:
+            model.to(device)
+        try:
+            _, evals, tracks = build_pairs(plan, models, self.seed)
+            module = AlignmentModule(
+                models, [m.site for m in plan.members], interchange, tracks, eval_splits=(),
+                stepwise=plan.settings.stepwise,
+            )  # fmt: skip
+            evaluated = module.to(device).evaluate(
+                evals["val"], plan.settings.eval_batch_size, divergence=True
+            )
+        finally:
+            for model in models:
+                model.cpu()
+        return {name: ControlScore(m["iia"], m["divergence"]) for name, m in evaluated.items()}
+
+
+def check_controls(names: tuple[str, ...] | list[str], key: str = "alignment.controls") -> None:
+    """A ConfigError for a name no control is registered under (the settings check it when read; a
+    control unregistered since is refused here rather than another one run)."""
+    for name in names:
+        if name not in CONTROLS:
+            raise ConfigError(
+                key, list(names), f"a list of distinct controls from {', '.join(control_names())}"
+            )
+
+
 def run_controls(
     plan: AlignmentPlan,
     models: list[SequenceModel],
@@ -130,25 +232,20 @@ def run_controls(
     *,
     seed: int,
     hardware: HardwareSettings,
-    untrained: Callable[[], list[SequenceModel]],
+    untrained: Callable[[], list[SequenceModel]] | None = None,
+    trained: dict | None = None,
     verbose: bool = True,
 ) -> dict[str, Scores]:
-    """Every control in ``names``: ``{control: {track name: ControlScore}}`` (validation IIA and divergence,
-    for :meth:`AlignmentRecord.with_controls`); the trained ones keep their checkpoints in
-    ``out_dir/controls/<name>/`` (so an interrupted run resumes them too); ``verbose``: a line as each starts."""
+    """Every control in ``names`` (registered: :data:`alignsearch.controls.CONTROLS`): ``{control: {track
+    name: ControlScore}}`` (validation IIA and divergence, for :meth:`AlignmentRecord.with_controls`); the
+    trained ones keep their checkpoints in ``out_dir/controls/<name>/`` (so an interrupted run resumes them
+    too). ``untrained`` makes the models' untrained copies, ``trained`` is the run's kept alignment (its
+    interchange's state dict); ``verbose``: a line as each starts."""
+    check_controls(names)
     scores: dict[str, Scores] = {}
     for name in names:
         if verbose:
             print(f"control: {name}", flush=True)
-        if name == "random_subspace":
-            scores[name] = random_subspace_scores(plan, models, seed, hardware)
-        elif name == "untrained":
-            scores[name] = trained_scores(
-                plan, untrained(), out_dir / "controls" / name, seed=seed, hardware=hardware
-            )
-        else:
-            shuffled_plan = dataclasses.replace(plan, data=ShuffledPairs(plan))
-            scores[name] = trained_scores(
-                shuffled_plan, models, out_dir / "controls" / name, seed=seed, hardware=hardware
-            )
+        run = ControlRun(name, plan, models, seed, hardware, out_dir / "controls" / name, untrained, trained)
+        scores[name] = CONTROLS[name]().run(run)
     return scores

@@ -27,6 +27,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from alignsearch import atomic
+from alignsearch.controls import CONTROLS
 from alignsearch.engine.metrics import task_accuracy
 from alignsearch.engine.timing import Phases
 from alignsearch.engine.trainer import LAST_CHECKPOINT, load_weights_only
@@ -34,7 +35,7 @@ from alignsearch.errors import ConfigError
 from alignsearch.file_data import FileDataError, no_symlinks_below
 from alignsearch.loggers import log_final_records
 from alignsearch.models.definition import cannot_tell
-from alignsearch.search.controls import run_controls
+from alignsearch.search.controls import check_controls, run_controls
 from alignsearch.search.fit import fit_alignment
 from alignsearch.search.planning import plan_run
 from alignsearch.search.records import SCHEMA, AlignmentRecord
@@ -113,12 +114,14 @@ def run_alignment(
     probes of two task models beside the run. A ConfigError for anything that cannot work, before any
     work."""
     plan = plan_run(models, alignment, run, data.source if data is not None else None)
+    check_controls(alignment.controls)  # each registered (the settings were read when it was)
+    needing = [c for c in alignment.controls if CONTROLS[c].needs_untrained]
     for m in models:
-        if "untrained" in alignment.controls and m.untrained is None:
+        if needing and m.untrained is None:
             raise ConfigError(
                 "alignment.controls",
                 list(alignment.controls),
-                f"controls without untrained ({m.name} has no untrained form)",
+                f"controls without {', '.join(needing)} ({m.name} has no untrained form)",
             )
     config = flat_config(plan, run, models, data)
     identity = run_identity(models, alignment, run, data)
@@ -207,7 +210,7 @@ def _train(
         with phases("controls"):
             scores = run_controls(
                 plan, modules, alignment.controls, out_dir, seed=run.seed, hardware=hardware,
-                untrained=lambda: [m.untrained(run.seed) for m in models], verbose=verbose,
+                untrained=lambda: [m.untrained(run.seed) for m in models], trained=out.state, verbose=verbose,
             )  # fmt: skip
         records = [r.with_controls(scores) for r in records]  # each control's IIA and divergence
     with phases("task_accuracy"):
