@@ -49,8 +49,8 @@ class Configurable:
                 bound.apply_defaults()
                 self._constructor_arguments = _arguments(signature, bound)
 
-        __init__._records_arguments = True
-        cls.__init__ = __init__
+        vars(__init__)["_records_arguments"] = True
+        cls.__init__ = __init__  # type: ignore[method-assign]  # the point: the recording constructor
 
     def settings(self) -> dict[str, Any]:
         """The constructor's arguments (defaults applied), less :attr:`settings_exclude`, each in its
@@ -95,7 +95,7 @@ def _copied(value: Any) -> Any:
 
 def constructor_arguments(cls: type) -> list[str]:
     """The names of ``cls``'s constructor arguments (``self``, ``*args`` and ``**kwargs`` left out)."""
-    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]  # type: ignore[misc]
     return [p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
 
 

@@ -62,7 +62,7 @@ def summary_values(records: list[dict[str, Any]]) -> dict[str, Any]:
     ...                  "iia_control_shuffled": 0.1, "divergence_control_shuffled": 0.4}])
     {'final/0>0/count/iia': 0.9, 'final/0>0/count/iia_control_shuffled': 0.1, 'final/0>0/count/divergence_control_shuffled': 0.4}
     """
-    out = {}
+    out: dict[str, Any] = {}
     for r in records:
         keys = [*SUMMARY_METRICS, *(k for k in r if k.startswith(CONTROL_KEYS))]
         out |= {f"final/{r['direction']}/{r['variable']}/{k}": r[k] for k in keys if r.get(k) is not None}
@@ -83,6 +83,6 @@ def log_final_records(loggers: list, records: list[dict[str, Any]]) -> None:
             run.summary[key] = value
         columns = sorted({k for r in records for k in r})
         run.log(
-            {"records": wandb.Table(columns=columns, data=[[r.get(c) for c in columns] for r in records])}
+            {"records": wandb.Table(columns=[*columns], data=[[r.get(c) for c in columns] for r in records])}
         )
         run.finish()

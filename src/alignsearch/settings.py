@@ -25,19 +25,22 @@ import dataclasses
 import difflib
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from omegaconf import OmegaConf
 
 from alignsearch.controls import CONTROLS, control_names
 from alignsearch.errors import ConfigError
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 Check = Callable[[str, Any], Any]
 """A rule: ``check(key, value)`` returns the value in its proper type or raises a ConfigError."""
 
-T = TypeVar("T")
+T = TypeVar("T", bound="DataclassInstance")
 INT, NUMBER, LIST = (int,), (int, float), (list, tuple)
 """What the rules expect, by Python type (named in the errors of a Python call with another type)."""
 
@@ -312,6 +315,19 @@ def control_list(key: str, value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+class TargetNode(TypedDict):
+    """A ``_target_`` node: the dotted name of the class it builds, beside that class's own arguments
+    (``{"_target_": "alignsearch.alignment.BoundlessLayout", "size_weight": 0.01}``)."""
+
+    _target_: str
+
+
+Directions = Sequence[Sequence[int] | str]
+"""``alignment.directions`` as written, [source, target] pairs of model numbers (``[[0, 1], [1, 1]]`` or
+``["0>1", "1>1"]``): read and checked against the run's models by
+:func:`alignsearch.search.planning.parse_directions`."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class AlignmentSettings:
     """How an alignment is trained and evaluated (``conf/alignment_base.yaml`` and ``conf/alignment``).
@@ -321,15 +337,16 @@ class AlignmentSettings:
     """
 
     name: str = setting(text)
-    function: Any = setting(any_value)
-    layout: Any = setting(any_value)
+    function: TargetNode = setting(any_value)
+    layout: TargetNode = setting(any_value)
     variables: tuple[str | None, ...] = setting(variable_list)
     causal_model: str = setting(text)
     stepwise: bool = setting(boolean)
     keep_extrapolation: bool = setting(boolean)
     models: int = setting(one_of(1, 2))
-    directions: Any = setting(any_value)
-    cl_directions: Any = setting(any_value)
+    directions: Directions | None = setting(any_value)
+    """None: every (source, target) pair of the models."""
+    cl_directions: Directions | None = setting(any_value)
     cl_eps: float = setting(non_negative_number)
     """The counterfactual-latent loss's weight on ``cl_directions`` (directions trained by it)."""
     cl_weight: float = setting(non_negative_number, identity=WHEN_SET, default=0.0)
@@ -421,7 +438,7 @@ class PartnerSettings:
 
     model: str | None = setting(optional(text), default=None)
     """A ``conf/model`` choice (how the command line finds the partner in the zoo)."""
-    model_settings: Any = setting(any_value, default=None)
+    model_settings: Mapping[str, Any] | None = setting(any_value, default=None)
     """Changes to the partner's model settings (checked when the model is built)."""
     task: str | None = setting(optional(text), default=None)
     seed: int | None = setting(optional(seed_value, "null for seed + 1"), default=None)

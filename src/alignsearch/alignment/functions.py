@@ -15,6 +15,8 @@ variables live in contiguous blocks of ``z`` (see :mod:`alignsearch.alignment.la
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import orthogonal
@@ -46,7 +48,10 @@ class Rotation(AlignmentFunction):
     def __init__(self, width: int, orthogonal_map: str | None = None) -> None:
         super().__init__()
         self.width = require_positive("width", width)
-        self.rotate = orthogonal(nn.Linear(width, width, bias=False), orthogonal_map=orthogonal_map)
+        # orthogonal returns the Linear it is given, its weight parametrized
+        self.rotate = cast(
+            nn.Linear, orthogonal(nn.Linear(width, width, bias=False), orthogonal_map=orthogonal_map)
+        )
 
     @property
     def matrix(self) -> Tensor:
@@ -88,6 +93,7 @@ class Coupling(nn.Module):
         self.f = nn.Sequential(nn.Linear(rest, hidden), nn.Tanh(), nn.Linear(hidden, self.split))
         self.g = nn.Sequential(nn.Linear(self.split, hidden), nn.Tanh(), nn.Linear(hidden, rest))
         for last in (self.f[-1], self.g[-1]):  # start as the identity
+            assert isinstance(last, nn.Linear)
             nn.init.zeros_(last.weight)
             nn.init.zeros_(last.bias)
 
@@ -123,7 +129,7 @@ class RevRes(AlignmentFunction):
     def inverse(self, z: Tensor) -> Tensor:
         h = self.rotation.inverse(z)
         for block in reversed(self.blocks):
-            h = block.inverse(h)
+            h = cast(Coupling, block).inverse(h)
         return h
 
 
@@ -214,7 +220,9 @@ class LowRankRotation(LowRankFunction):
         super().__init__()
         self.width = require_positive("width", width)
         self.rank = check_rank(rank, width)
-        self.columns = orthogonal(nn.Linear(rank, width, bias=False), orthogonal_map=orthogonal_map)
+        self.columns = cast(
+            nn.Linear, orthogonal(nn.Linear(rank, width, bias=False), orthogonal_map=orthogonal_map)
+        )
 
     @property
     def basis(self) -> Tensor:

@@ -23,6 +23,8 @@ alike in the base and the source); across models they carry one model's values o
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -47,6 +49,8 @@ class Standardizer(nn.Module):
 
     def __init__(self, width: int) -> None:
         super().__init__()
+        self.mean: Tensor
+        self.std: Tensor
         self.register_buffer("mean", torch.zeros(width))
         self.register_buffer("std", torch.ones(width))
 
@@ -97,10 +101,16 @@ class Interchange(nn.Module):
     def decode(self, z: Tensor, model: int) -> Tensor:
         """Aligned coordinates back to model ``model``'s activations."""
         if not self.match_scales:
-            return self.functions[model].inverse(z)
+            return self._function(model).inverse(z)
         width = z.shape[-1]
         z = (z - self.offsets[model, :width]) / self.log_scales[model, :width].exp()
-        return self.standardizers[model].inverse(self.functions[model].inverse(z))
+        return self._standardizer(model).inverse(self._function(model).inverse(z))
+
+    def _function(self, model: int) -> AlignmentFunction:
+        return cast(AlignmentFunction, self.functions[model])
+
+    def _standardizer(self, model: int) -> Standardizer:
+        return cast(Standardizer, self.standardizers[model])
 
     def fit_standardizers(self, natural: list[Tensor | None]) -> None:
         """Fit each model's :class:`Standardizer` to its natural states (n, width); nothing to do
@@ -109,6 +119,7 @@ class Interchange(nn.Module):
             return
         for standardizer, states in zip(self.standardizers, natural, strict=True):
             if states is not None:
+                assert isinstance(standardizer, Standardizer)
                 standardizer.fit(states.to(standardizer.mean.device))
 
     def forward(

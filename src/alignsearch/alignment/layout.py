@@ -50,6 +50,7 @@ class FixedLayout(nn.Module):
             masks[k, start : start + size] = 1
             start += size
         masks[-1, start:] = 1
+        self.masks: Tensor
         self.register_buffer("masks", masks, persistent=False)
         self._named = named
 
@@ -94,6 +95,7 @@ class BoundlessLayout(FixedLayout):
         self.log_sizes = nn.Parameter(torch.log(torch.tensor(sizes, dtype=torch.float)))
         self.size_weight, self.t_start, self.t_end = size_weight, t_start, t_end
         self.temperature = t_start
+        self.coords: Tensor
         self.register_buffer("coords", torch.arange(code_width, dtype=torch.float) + 0.5, persistent=False)
 
     def set_progress(self, fraction: float) -> None:

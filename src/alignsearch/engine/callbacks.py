@@ -136,7 +136,7 @@ class SaveOnSignal(L.Callback):
         self._put_back()
         self.pending = None
         if interrupt.in_main_thread():
-            signums = list(interrupt.SIGNALS)
+            signums: list[int] = list(interrupt.SIGNALS)
             preempt = interrupt.preemption_signal()
             if preempt is not None and callable(signal.getsignal(preempt)):
                 signums.append(preempt)

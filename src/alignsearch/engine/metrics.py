@@ -16,6 +16,8 @@ class TrialAccuracy(Metric):
 
     higher_is_better = True
     full_state_update = False
+    correct: Tensor  # states: add_state sets them
+    total: Tensor
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -36,6 +38,8 @@ class TokenAccuracy(Metric):
 
     higher_is_better = True
     full_state_update = False
+    correct: Tensor  # states: add_state sets them
+    total: Tensor
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)

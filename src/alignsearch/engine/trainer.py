@@ -120,7 +120,7 @@ def make_trainer(
     return L.Trainer(
         accelerator=hardware.accelerator,
         devices=hardware.devices,
-        precision=hardware.precision,
+        precision=hardware.precision,  # type: ignore[arg-type]  # one of settings.PRECISIONS
         max_steps=max_steps,
         val_check_interval=val_every,
         check_val_every_n_epoch=None,

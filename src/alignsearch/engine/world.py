@@ -143,7 +143,9 @@ class ModelState:
             m.training = training
             for name, keys in hooks.items():
                 table = getattr(m, name, None)
-                for key in [k for k in table or () if k not in keys]:  # left by a call cut short
+                if not table:
+                    continue
+                for key in [k for k in table if k not in keys]:  # left by a call cut short
                     del table[key]
         for p, requires_grad, data in self.parameters:
             if not same_tensor(p.data, data):  # moved (to another device or dtype) by the call
@@ -235,7 +237,7 @@ class ProcessState:
             streams=(sys.stdout, sys.stderr),
             warning_filters=list(warnings.filters),
             showwarning=warnings.showwarning,
-            defaultaction=warnings.defaultaction,
+            defaultaction=warnings.defaultaction,  # type: ignore[attr-defined]  # undocumented, read by warn()
             loggers=[(lg, lg.level, list(lg.handlers), lg.propagate, lg.disabled) for lg in loggers],
             logging_disable=manager.disable,
             threads=torch.get_num_threads(),
@@ -271,9 +273,9 @@ class ProcessState:
         sys.stdout, sys.stderr = self.streams
         if warnings.filters != self.warning_filters:
             warnings.resetwarnings()  # tells the warning registries that the filters changed
-            warnings.filters[:] = self.warning_filters  # the caller's list, in place
+            warnings.filters[:] = self.warning_filters  # type: ignore[index]  # the caller's list, in place
         warnings.showwarning = self.showwarning
-        warnings.defaultaction = self.defaultaction
+        warnings.defaultaction = self.defaultaction  # type: ignore[attr-defined]
         for lg, level, handlers, propagate, disabled in self.loggers:
             if lg.level != level:
                 lg.setLevel(level)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -44,7 +44,8 @@ def module_at(model: nn.Module, site: str) -> nn.Module:
     else:
         sites = getattr(model, "sites", {})
         if sites and site not in sites and (site == "embedding" or site.startswith("layer.")):
-            model.check_site(site)  # a named site's form: the model says which it has (a ConfigError)
+            # a named site's form: the model (one that names sites) says which it has (a ConfigError)
+            cast(SequenceModel, model).check_site(site)
         # a site and a module can share a name (``embedding``): each name once
         names = list(dict.fromkeys([*sites, *(name for name, _ in root.named_modules() if name)]))
         close = difflib.get_close_matches(site, names, n=5, cutoff=0.5)
@@ -152,7 +153,7 @@ def all_seen(site: str, register: Callable, run: Callable[[], Any]) -> list[Tens
     """Every tensor a hook sees while ``run()`` runs, in order (:func:`first_seen`); a ConfigError if the
     site never runs."""
     seen: list[Tensor] = []
-    handle = register(lambda h: seen.append(h) or None)
+    handle = register(seen.append)  # returns None: changes nothing
     try:
         run()
     finally:

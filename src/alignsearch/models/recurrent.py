@@ -12,6 +12,9 @@ the run has it): ``c`` is unbounded (on MultiObject its RMS is about 3.6 against
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any, cast
+
 import torch
 from torch import Tensor, nn
 
@@ -35,7 +38,7 @@ H_ONLY = ".h"
 class RecurrentModel(SequenceModel):
     """Embedding -> ``n_layers`` recurrent layers -> MLP read-out (``head_mult * d_model`` GELU units)."""
 
-    rnn_class: type[nn.RNNBase]
+    rnn_class: type[nn.GRU] | type[nn.LSTM] | type[nn.RNN]
 
     def __init__(
         self, vocab_size: int, d_model: int = 128, n_layers: int = 1, dropout: float = 0.0, head_mult: int = 4
@@ -75,22 +78,24 @@ class RecurrentModel(SequenceModel):
         return d_model
 
     # -- state helpers (overridden by the LSTM) ---------------------------------------------------------------
+    # A model only ever gets its own kind of state: a Tensor here, (h, c) in the LSTM's overrides (which
+    # therefore narrow their argument types).
     def _cell(self, layer: int, x: Tensor, state: State | None) -> State:
         raise NotImplementedError
 
     def _output(self, state: State) -> Tensor:
-        return state
+        return cast(Tensor, state)
 
     def _site_vector(self, state: State, site: str) -> Tensor:
         """The part of a layer's state that ``site`` names."""
-        return state
+        return cast(Tensor, state)
 
     def _from_site_vector(self, v: Tensor, state: State, site: str) -> State:
         """``state`` with the part ``site`` names replaced by ``v``."""
         return v
 
     def _to_fused(self, state: State | None) -> Tensor | tuple[Tensor, Tensor] | None:
-        return None if state is None else state.unsqueeze(0)
+        return None if state is None else cast(Tensor, state).unsqueeze(0)
 
     def _from_fused(self, state) -> State:
         return state.squeeze(0)
@@ -113,9 +118,9 @@ class RecurrentModel(SequenceModel):
     def encode(self, ids: Tensor, intervention: Intervention | None = None) -> Tensor:
         x = self.embedding(ids)
         layer = -2 if intervention is None else self.check_site(intervention.site)
-        if layer == -1:
+        if intervention is not None and layer == -1:
             x = intervention.apply(x)
-        if layer < 0:
+        if intervention is None or layer < 0:
             return self._fused(x, [None] * self.n_layers)[0]
         return self._run_with_layer_intervention(x, layer, intervention)
 
@@ -128,7 +133,7 @@ class RecurrentModel(SequenceModel):
         return self._run_unrolled(x, layer, intervention)
 
     def _run_packed(
-        self, windows: Windows, entries: Tensor, layers: range, states: list[State | None] | None = None
+        self, windows: Windows, entries: Tensor, layers: range, states: Sequence[State | None] | None = None
     ) -> tuple[Tensor, list[State]]:
         """The given layers over ``windows`` (``entries``: the first one's inputs, packed), each from its
         state in ``states`` (indexed by layer; zeros where None); returns the last layer's outputs,
@@ -196,7 +201,8 @@ class RecurrentModel(SequenceModel):
         states: list[State | None] = [None] * self.n_layers
         outputs = []
         if start > 0:
-            out, states = self._fused(x[:, :start], states)
+            out, after = self._fused(x[:, :start], states)
+            states = list(after)
             outputs.append(out)
         for t in range(start, stop):
             inp = x[:, t]
@@ -223,7 +229,8 @@ class RecurrentModel(SequenceModel):
 def _zero_rows(state: State, rows: Tensor) -> State:
     """``state`` with the rows where ``rows`` is true set to zeros (the initial state)."""
     if isinstance(state, tuple):
-        return tuple(_zero_rows(part, rows) for part in state)
+        h, c = (torch.where(rows[:, None], torch.zeros_like(part), part) for part in state)
+        return h, c
     return torch.where(rows[:, None], torch.zeros_like(state), state)
 
 
@@ -232,8 +239,8 @@ class GRU(RecurrentModel):
 
     rnn_class = nn.GRU
 
-    def _cell(self, layer: int, x: Tensor, state: Tensor | None) -> Tensor:
-        rnn = self.layers[layer]
+    def _cell(self, layer: int, x: Tensor, state: Tensor | None) -> Tensor:  # type: ignore[override]
+        rnn: Any = self.layers[layer]  # its weight_ih_l0, ... are set by name
         h = x.new_zeros(x.shape[0], self.hidden) if state is None else state
         return torch.gru_cell(x, h, rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0)
 
@@ -243,8 +250,8 @@ class RNN(RecurrentModel):
 
     rnn_class = nn.RNN
 
-    def _cell(self, layer: int, x: Tensor, state: Tensor | None) -> Tensor:
-        rnn = self.layers[layer]
+    def _cell(self, layer: int, x: Tensor, state: Tensor | None) -> Tensor:  # type: ignore[override]
+        rnn: Any = self.layers[layer]  # its weight_ih_l0, ... are set by name
         h = x.new_zeros(x.shape[0], self.hidden) if state is None else state
         return torch.rnn_tanh_cell(x, h, rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0)
 
@@ -274,20 +281,24 @@ class LSTM(RecurrentModel):
             )
         return d_model // 2
 
-    def _cell(self, layer: int, x: Tensor, state: tuple[Tensor, Tensor] | None) -> tuple[Tensor, Tensor]:
-        rnn = self.layers[layer]
+    def _cell(  # type: ignore[override]
+        self, layer: int, x: Tensor, state: tuple[Tensor, Tensor] | None
+    ) -> tuple[Tensor, Tensor]:
+        rnn: Any = self.layers[layer]  # its weight_ih_l0, ... are set by name
         if state is None:
             zeros = x.new_zeros(x.shape[0], self.hidden)
             state = (zeros, zeros)
         return torch.lstm_cell(x, state, rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0)
 
-    def _output(self, state: tuple[Tensor, Tensor]) -> Tensor:
+    def _output(self, state: tuple[Tensor, Tensor]) -> Tensor:  # type: ignore[override]
         return state[0]
 
-    def _site_vector(self, state: tuple[Tensor, Tensor], site: str) -> Tensor:
+    def _site_vector(self, state: tuple[Tensor, Tensor], site: str) -> Tensor:  # type: ignore[override]
         return state[0] if site.endswith(H_ONLY) else torch.cat(state, -1)
 
-    def _from_site_vector(self, v: Tensor, state: tuple[Tensor, Tensor], site: str) -> tuple[Tensor, Tensor]:
+    def _from_site_vector(  # type: ignore[override]
+        self, v: Tensor, state: tuple[Tensor, Tensor], site: str
+    ) -> tuple[Tensor, Tensor]:
         if site.endswith(H_ONLY):
             return v, state[1]
         return v[:, : self.hidden], v[:, self.hidden :]

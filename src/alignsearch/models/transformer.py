@@ -110,14 +110,14 @@ class Transformer(SequenceModel):
         """The residual stream after block ``stop_at`` (-1: the embedding), or after the last block."""
         target = None if intervention is None else self.check_site(intervention.site)
         x = self.embedding(ids)
-        if target == -1:
+        if intervention is not None and target == -1:
             x = intervention.apply(x)
         if stop_at == -1:
             return x
         cos, sin = rope_tables(ids.shape[1], self.d_model // self.n_heads, self.rope_base, ids.device)
         for i, block in enumerate(self.blocks):
             x = block(x, cos, sin)
-            if target == i:
+            if intervention is not None and target == i:
                 x = intervention.apply(x)
             if stop_at == i:
                 return x

@@ -50,8 +50,8 @@ class PairDataModule(L.LightningDataModule):
         return DataLoader(PairStream(self.train, self.batch_size, self.seed, start), batch_size=None)
 
     def val_dataloader(self) -> list[DataLoader]:
-        return [
-            DataLoader(eval_batches(tracks, self.eval_batch_size), batch_size=None)
+        return [  # each a list of batches: a map-style dataset (which the stubs do not see)
+            DataLoader(eval_batches(tracks, self.eval_batch_size), batch_size=None)  # type: ignore[arg-type]
             for tracks in self.evals.values()
         ]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,7 @@ def build_pairs(
         data[split] = {}
         for track in tracks:
             source, target = plan.members[track.source], plan.members[track.target]
+            assert target.causal_model is not None  # task pairs: every member has one
             k = plan.variables.index(track.variable)
             # DAS keeps its historical seeds; other directions add their own key
             keys = (split, track.variable) if track.direction == "0>0" else (split, track.name)
@@ -132,7 +134,8 @@ class AlignmentOutcome:
     train_seconds: float
     records: list[AlignmentRecord]
     """One per (source, target, variable)."""
-    learned_units: list[int] | None
+    learned_units: dict[str, float] | None
+    """Each variable's subspace size (learned ones are fractional)."""
     history: list[dict[str, Any]]
     """IIA at every evaluation: step, split, source, target, variable, trained, iia, token_iia, ..."""
     state: dict[str, Any]
@@ -151,7 +154,7 @@ def fit_alignment(
     seed: int,
     hardware: HardwareSettings,
     loggers: list | bool = False,
-    callbacks: list[L.Callback] = (),
+    callbacks: Sequence[L.Callback] = (),
 ) -> AlignmentOutcome:
     """Train the alignment in ``out_dir`` (resuming from its checkpoint), keep the best, and evaluate it;
     pairs and initial weights are drawn from ``seed``.
@@ -217,7 +220,7 @@ def _fit(
     seed: int,
     hardware: HardwareSettings,
     loggers: list | bool,
-    callbacks: list[L.Callback],
+    callbacks: Sequence[L.Callback],
 ) -> AlignmentOutcome:
     """:func:`fit_alignment` once the pairs are built."""
     a = plan.settings
@@ -261,7 +264,7 @@ def _fit(
         max_time={"minutes": a.max_minutes} if a.max_minutes else None,
         inference_mode=False,  # metric states must stay ordinary tensors across validate, fit and evaluate
     )
-    resume = ckpt_dir / LAST_CHECKPOINT
+    resume: Path | None = ckpt_dir / LAST_CHECKPOINT
     first_validation = time.perf_counter()
     if resume.exists():
         check_checkpoint(resume, "checkpoint")
@@ -319,6 +322,7 @@ def track_record(
     val = final["val"][track.name]
     test = final["test"][track.name] if "test" in final else None
     crossed = (source.variables[k], target.variables[k]) != (track.variable, track.variable)
+    divergences: dict[str, Any] = {key: val.get(key) for key in DIVERGENCE_KEYS}
     return AlignmentRecord(
         source=source.name,
         target=target.name,
@@ -336,5 +340,5 @@ def track_record(
         target_variable=target.variables[k] if crossed else None,
         cl_loss=val.get("cl_loss") if track.latent else None,
         cl_divergence=val.get("cl_divergence") if track.latent else None,
-        **{key: val.get(key) for key in DIVERGENCE_KEYS},
+        **divergences,
     )

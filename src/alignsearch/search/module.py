@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, cast
 
 import lightning as L
 import torch
+from lightning.pytorch.core.optimizer import LightningOptimizer
 from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.nn.utils import parametrize
-from torchmetrics import MeanMetric
+from torch.optim.lr_scheduler import LRScheduler
+from torchmetrics import MeanMetric, Metric
 
 from alignsearch.alignment import Interchange
 from alignsearch.engine.metrics import TokenAccuracy, TrialAccuracy
@@ -174,19 +177,20 @@ class AlignmentModule(L.LightningModule):
         with parametrize.cached():
             for group in groups:
                 target = group[0].target
-                above = top and has_layers_above(self.task_models[target], self.sites[target])
+                above = top and has_layers_above(self._task_model(target), self.sites[target])
                 outputs |= self._run_group(target, group, [batches[t.name] for t in group], above)
         return [outputs[t.name] for t in tracks]
 
     def _run_group(
         self, target: int, tracks: list[Track], batches: list[PairBatch], top: bool = False
     ) -> dict[str, TrackOutput]:
-        model = self.task_models[target]
+        model = self._task_model(target)
+        resumed = cast(Resumable, model)  # batches with cached states (BASE) come from such a model
         stacked, bounds = stack_batches(batches)
         ids = stacked["ids"]
         inputs, task = ids[:, :-1], stacked["task_mask"][:, 1:]
         targets = stacked.get("labels", ids)[:, 1:]
-        swapped: dict[int, tuple[Tensor, Tensor, Tensor]] = {}
+        swapped: dict[int, tuple[Tensor, Tensor, Tensor, Tensor]] = {}
 
         def swap(h: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
             pieces = []
@@ -214,7 +218,9 @@ class AlignmentModule(L.LightningModule):
         lengths = scored.max(1).values
         intervention = Intervention(self.sites[target], mask, swap, lengths)
         if BASE in stacked:  # the frozen states below the site were computed once: run the blocks above
-            hidden = model.encode_from(self.sites[target], stacked[BASE][:, : inputs.shape[1]], intervention)
+            hidden = resumed.encode_from(
+                self.sites[target], stacked[BASE][:, : inputs.shape[1]], intervention
+            )
         else:
             hidden = hooks.encode(model, inputs, intervention)
         scored_cells = task.flatten().nonzero()[:, 0]  # index_select: its backward adds without sorting
@@ -222,7 +228,7 @@ class AlignmentModule(L.LightningModule):
         if top:  # the model's own top states at the scored positions, without the intervention
             with torch.no_grad():
                 if BASE in stacked:
-                    own = model.encode_from(self.sites[target], stacked[BASE][:, : inputs.shape[1]], None)
+                    own = resumed.encode_from(self.sites[target], stacked[BASE][:, : inputs.shape[1]], None)
                 else:
                     own = hooks.encode(model, inputs)
             natural_top = own.flatten(0, 1).index_select(0, scored_cells).float()
@@ -248,11 +254,11 @@ class AlignmentModule(L.LightningModule):
                     # stepwise: a target per position
                     at = (rows, cols) if batch["cl"].dim() == 3 else (rows,)
                     out.cl, out.cl_found = batch["cl"][at], batch["cl_found"][at]
-                    if self.hparams.cl_space == "subspace":
+                    if self.hparams["cl_space"] == "subspace":
                         out.latent = self.subspace_latent_loss(track, out)
                     else:
                         out.latent = latent_loss(out.intervened, out.cl, out.cl_found)
-            if natural_top is not None:
+            if natural_top is not None and hidden_top is not None:
                 out.top = (natural_top[in_rows], hidden_top[in_rows])
             results[track.name] = out
         return results
@@ -261,6 +267,7 @@ class AlignmentModule(L.LightningModule):
         """The counterfactual-latent loss inside the aligned subspace: the intervened vector and its
         natural target mapped to the target's aligned coordinates, compared on the track variable's
         block only (the rest of the intervened vector is the base's own and is left alone)."""
+        assert out.intervened is not None and out.cl is not None and out.cl_found is not None
         code = self.interchange.code
         z_intervened = code(out.intervened.to(out.cl.dtype), track.target)
         mask = self.interchange.layout.mask(track.variable)[: z_intervened.shape[-1]]
@@ -271,20 +278,24 @@ class AlignmentModule(L.LightningModule):
         latent loss, each weighted by the micro-batch's share of it (:func:`loss_shares`)."""
         loss = out.loss * shares[0] if track.behavioural else out.loss.new_zeros(())
         if track.latent:
+            assert out.latent is not None
             loss = loss + track.latent_weight * shares[1] * out.latent
         return loss
 
     def training_step(self, batch: dict[str, PairBatch], batch_idx: int) -> Tensor:
         """One optimizer step on ``batch``, in ``accumulate`` micro-batches (one backward pass each)."""
         layout = self.interchange.layout
-        layout.on_train_step(self.global_step, self.hparams.max_steps)
+        layout.on_train_step(self.global_step, self.hparams["max_steps"])
         trained = [t for t in self.tracks if t.trained]
-        optimizer, schedule = self.optimizers(), self.lr_schedulers()
+        # one optimizer and one schedule (configure_optimizers)
+        optimizer = cast(LightningOptimizer, self.optimizers())
+        schedule = cast(LRScheduler, self.lr_schedulers())
         optimizer.zero_grad()
-        parts = split_rows(batch, self.hparams.accumulate)
+        parts = split_rows(batch, self.hparams["accumulate"])
         whole = {t.name: (1.0, 1.0) for t in trained}
         shares = loss_shares(parts, trained, self.stepwise) if len(parts) > 1 else [whole]
-        total, logged = 0.0, {}
+        total = torch.zeros((), device=self.device)  # + each micro-batch's loss
+        logged: dict[str, Tensor | float] = {}
         for part, share in zip(parts, shares, strict=True):
             outputs = self.run_tracks(trained, part)
             objectives = [
@@ -297,6 +308,7 @@ class AlignmentModule(L.LightningModule):
                 b, c = share[track.name]
                 logged[track.name] = logged.get(track.name, 0.0) + b * out.loss.detach()
                 if track.latent:
+                    assert out.latent is not None
                     logged[f"cl/{track.name}"] = logged.get(f"cl/{track.name}", 0.0) + c * out.latent.detach()
         for track in trained:
             size = len(batch[track.name]["ids"])
@@ -311,7 +323,7 @@ class AlignmentModule(L.LightningModule):
     def validation_step(self, batch: dict[str, PairBatch], batch_idx: int, dataloader_idx: int = 0) -> None:
         split = self.eval_splits[dataloader_idx]
         for track, out in zip(self.tracks, self.run_tracks(self.tracks, batch), strict=True):
-            update_metrics(self.metrics[split][_key(track)], out)
+            update_metrics(self._metrics(split, track), out)
 
     def on_validation_epoch_end(self) -> None:
         """Log every track's metrics, their summaries over trained tracks, and keep them in the history."""
@@ -334,18 +346,29 @@ class AlignmentModule(L.LightningModule):
                         **metrics,
                     }
                 )
-            trained = [per_track[t.name]["iia"] for t in self.tracks if t.trained]
+            # IIA is never None (only the latent metrics can be)
+            trained = [
+                iia for t in self.tracks if t.trained and (iia := per_track[t.name]["iia"]) is not None
+            ]
             if trained:
                 self.log(f"{split}/iia_mean", sum(trained) / len(trained), prog_bar=split == "val")
                 self.log(f"{split}/iia_min", min(trained))
 
-    def compute_metrics(self, reset: bool = False) -> dict[str, dict[str, dict[str, float]]]:
-        out: dict[str, dict[str, dict[str, float]]] = {}
+    def _task_model(self, index: int) -> SequenceModel:
+        return cast(SequenceModel, self.task_models[index])
+
+    def _metrics(self, split: str, track: Track) -> Mapping[str, Metric]:
+        """A track's metrics on an evaluation split (``iia``, ``token_iia``, ...): a ModuleDict."""
+        return cast(Mapping[str, Metric], cast(nn.ModuleDict, self.metrics[split])[_key(track)])
+
+    def compute_metrics(self, reset: bool = False) -> dict[str, dict[str, dict[str, float | None]]]:
+        """Every split's metrics per track (None: a latent metric that saw no matched target)."""
+        out: dict[str, dict[str, dict[str, float | None]]] = {}
         for split in self.eval_splits:
             out[split] = {}
             for track in self.tracks:
-                metrics = self.metrics[split][_key(track)]
-                if int(metrics["iia"].total) == 0:
+                metrics = self._metrics(split, track)
+                if int(cast(TrialAccuracy, metrics["iia"]).total) == 0:
                     continue
                 out[split][track.name] = {name: _value(m) for name, m in metrics.items()}
                 if reset:
@@ -356,7 +379,7 @@ class AlignmentModule(L.LightningModule):
     @torch.no_grad()
     def evaluate(
         self, tracks: dict[str, PairBatch], batch_size: int = 1000, divergence: bool = False
-    ) -> dict[str, dict[str, float]]:
+    ) -> dict[str, dict[str, Any]]:
         """IIA and token IIA of every track on the given pairs (outside the Lightning loop), and the IIA of
         the pairs intervened at each base position (``iia_by_position``: ``{"5": 0.9, ...}``; stepwise:
         by the last swapped position). ``divergence``: also how far the interventions push the target
@@ -386,12 +409,14 @@ class AlignmentModule(L.LightningModule):
                     counts = by_position[track.name].setdefault(pos, [0, 0])
                     counts[0], counts[1] = counts[0] + hit, counts[1] + 1
         self.train(was_training)
-        return {
-            name: {k: _value(m) for k, m in per.items()}
-            | {"iia_by_position": {str(p): h / n for p, (h, n) in sorted(by_position[name].items())}}
-            | (divergences(seen[name], name) if divergence else {})
-            for name, per in metrics.items()
-        }
+        results: dict[str, dict[str, Any]] = {}
+        for name, per in metrics.items():
+            results[name] = {k: _value(m) for k, m in per.items()}
+            results[name]["iia_by_position"] = {
+                str(p): h / n for p, (h, n) in sorted(by_position[name].items())
+            }
+            results[name] |= divergences(seen[name], name) if divergence else {}
+        return results
 
     # -- optimisation ----------------------------------------------------------------------------------------
     def configure_optimizers(self):
@@ -473,11 +498,18 @@ LAYER_OUTPUT = re.compile(r"layer\.(\d+)(?:\.h)?")
 """A layer's output: ``layer.<i>``, or an LSTM's hidden state ``layer.<i>.h``."""
 
 
-def update_metrics(metrics, out: TrackOutput) -> None:
+class Resumable(Protocol):
+    """A model that runs from its states at a site (:func:`alignsearch.search.pairs.resumable`)."""
+
+    def encode_from(self, site: str, hidden: Tensor, intervention: Intervention | None = None) -> Tensor: ...
+
+
+def update_metrics(metrics: Mapping[str, Metric], out: TrackOutput) -> None:
     """Add one batch of a track to its metrics (IIA, token IIA, and the latent ones where present)."""
     metrics["iia"].update(out.preds, out.targets, out.task)
     metrics["token_iia"].update(out.preds, out.targets, out.task)
     if "cl_loss" in metrics and out.latent is not None:
+        assert out.cl_found is not None and out.intervened is not None and out.cl is not None
         weight = int(out.cl_found.sum())
         if weight:
             metrics["cl_loss"].update(out.latent, weight)

@@ -179,7 +179,7 @@ def add_base_states(
         for name, batch in split.items():
             target = by_name[name].target
             model, site = models[target], sites[target]
-            if BASE in batch or not resumable(model, site):
+            if BASE in batch or len(batch["ids"]) == 0 or not resumable(model, site):
                 continue
             key = (target, id(batch["ids"]))
             if key not in done:
@@ -195,4 +195,5 @@ def site_states(model: SequenceModel, ids: Tensor, site: str, cache: PrefixCache
         if out is None:
             out = cache.allocate((len(ids), *acts.shape[1:]), acts.dtype)
         out[start : start + len(acts)] = acts.cpu()
+    assert out is not None, "no sequences"  # add_base_states skips empty batches
     return out

@@ -15,7 +15,6 @@ data's.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -60,6 +59,7 @@ def plan_run(
             if a.stepwise:
                 raise ConfigError("position", run.position, "null with alignment.stepwise=true")
             for member in members:  # before any pair is drawn (or model trained): a position none has
+                assert member.causal_model is not None  # task pairs: every member has one
                 check_position_occurs(member.task, member.causal_model, position)
     plan = assemble_plan(a, run, members, data)
     plan.position = position if data is None else None
@@ -110,8 +110,8 @@ def _member(model: RunModel, a: AlignmentSettings, run: RunSettings, index: int,
     except ConfigError as e:
         key = "partner.causal_model" if index else "alignment.causal_model"
         raise ConfigError(key, e.value, e.allowed) from None
-    variables = (run.partner.variables if index else None) or a.variables
-    variables = [NULL if v is None else v for v in variables]  # `null` arrives as None
+    given = (run.partner.variables if index else None) or a.variables
+    variables = [NULL if v is None else v for v in given]  # `null` arrives as None
     key = "partner.variables" if index else "alignment.variables"
     for variable in variables:
         try:
@@ -124,6 +124,7 @@ def _member(model: RunModel, a: AlignmentSettings, run: RunSettings, index: int,
 def _check_partner_variables(members: list[Member], a: AlignmentSettings) -> None:
     first = members[0]
     for other in members[1:]:
+        assert first.causal_model is not None and other.causal_model is not None  # task pairs have them
         if len(other.variables) != len(first.variables):
             raise ConfigError(
                 "partner.variables",
@@ -174,12 +175,12 @@ def assemble_plan(
             raise ConfigError("alignment.cl_weight", a.cl_weight, "0 with alignment.stepwise=true")
     plan = AlignmentPlan(members, sizes, directions, cl_directions, a, data, seed=run.seed)
     # the setting that asks for the latent loss: the CL-only directions, else the weight on behaviour
-    asked = (
+    key, value = (
         ("alignment.cl_directions", a.cl_directions)
         if cl_directions
         else ("alignment.cl_weight", a.cl_weight)
     )
-    check_natural_targets(*asked, plan.tracks(), data)
+    check_natural_targets(key, value, plan.tracks(), data)
     return plan
 
 
@@ -222,7 +223,7 @@ def check_unit_sizes(sizes: Sequence[int], width: int, where: str) -> None:
 
 def parse_directions(value: Any, key: str, n_models: int) -> list[tuple[int, int]]:
     """``[[0, 1], [1, 1]]`` (or ``["0>1", "1>1"]``) -> ``[(0, 1), (1, 1)]``; ``None`` -> every pair."""
-    every = list(itertools.product(range(n_models), repeat=2))
+    every = [(s, t) for s in range(n_models) for t in range(n_models)]
     if value is None:
         return every
     example = ",".join(f"[{s},{t}]" for s, t in every)
@@ -234,7 +235,8 @@ def parse_directions(value: Any, key: str, n_models: int) -> list[tuple[int, int
         parts = item.split(">") if isinstance(item, str) else item
         shown = item if isinstance(item, str) else list(item) if isinstance(item, list | tuple) else item
         try:
-            direction = tuple(int(p) for p in parts)
+            source, target = (int(p) for p in parts)
+            direction = (source, target)
         except (TypeError, ValueError):
             raise ConfigError(key, shown, allowed) from None
         if direction not in every:

@@ -91,7 +91,7 @@ class ArithmeticTask(Configurable):
                     self.number_ids(operand),
                     torch.full((n,), v.id(EQUALS)),
                     self.number_ids(value),
-                    torch.where(k == n_ops - 1, v.eos, v.id(COMMA)),
+                    torch.where(n_ops - 1 == k, v.eos, v.id(COMMA)),
                 ],
                 dim=1,
             )

@@ -157,7 +157,9 @@ def fixed_positions(
     lengths = (ids != causal_model.vocab.pad).sum(1)
     marker = check_position(causal_model.vocab, position)
     if marker is None:
-        pos = torch.full((n,), position.index) if position.index >= 0 else lengths + position.index
+        index = position.index
+        assert index is not None  # a position without a marker is an index
+        pos = torch.full((n,), index) if index >= 0 else lengths + index
         found = torch.ones(n, dtype=torch.bool)
     else:
         match = ids == marker

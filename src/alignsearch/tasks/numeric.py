@@ -147,6 +147,7 @@ class NumericTask(Configurable):
 
     @property
     def _template_lengths(self) -> Tensor:
+        assert self._templates is not None  # built before it is read
         return (self._templates[0] != self.vocab.pad).sum(1)
 
     def _voids(self, counts: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -160,6 +161,7 @@ class NumericTask(Configurable):
     def _layout(self, counts: Tensor, voids: Tensor) -> tuple[Tensor, Tensor]:
         """Ids and task mask for the given counts and voids, with demo positions left as ``_DEMO_SLOT``."""
         v = self.vocab
+        assert v.trigger is not None  # a numeric task's vocabulary has one
         n = counts.shape[0]
         slot = torch.arange(self.max_count + 1)  # up to max_count demos, then the trigger
         slot_pos = torch.cumsum(voids + 1, dim=1)  # position of slot j's token (BOS at 0)

@@ -721,6 +721,7 @@ def _stack(items: list[_Encoded], pad: int) -> TextPairs:
     task_mask = torch.zeros(ids.shape, dtype=torch.bool)
     for row, e in enumerate(items):
         task_mask[row, e.n_prompt : len(e.ids)] = True
+    prompts = tuple(e.prompts for e in items if e.prompts is not None)
     return TextPairs(
         ids,
         task_mask,
@@ -731,7 +732,7 @@ def _stack(items: list[_Encoded], pad: int) -> TextPairs:
         padded([e.counterfactual_ids or [] for e in items]),
         torch.tensor([e.counterfactual_pos for e in items], dtype=torch.long),
         torch.tensor([e.counterfactual_ids is not None for e in items], dtype=torch.bool),
-        tuple(e.prompts for e in items) if all(e.prompts is not None for e in items) else None,
+        prompts if len(prompts) == len(items) else None,
     )
 
 
@@ -753,7 +754,8 @@ def reposition(data: PairsData, position: Position | None) -> tuple[PairsData, d
             raise ConfigError(
                 "position", position.spec, "text pairs that keep their prompts (api.text_pairs)"
             )
-        index, places = [], {side: [] for side in PROMPTS}
+        index: list[int] = []
+        places: dict[str, list[int]] = {side: [] for side in PROMPTS}
         for row, prompts in enumerate(pairs.prompts):
             try:
                 found = {side: _place(position, prompts[side], side) for side in prompts}
@@ -770,7 +772,11 @@ def reposition(data: PairsData, position: Position | None) -> tuple[PairsData, d
 
 def _place(position: Position, prompt: Prompt, side: str) -> int:
     """The token index of ``position`` in ``prompt``, or ``_Skip``."""
-    where = _Where(marker=position.marker) if position.marker is not None else _Where(position.index)
+    if position.marker is not None:
+        where = _Where(marker=position.marker)
+    else:
+        assert position.index is not None  # a position is a marker or a token index
+        where = _Where(position.index)
     place = _position(where, prompt.text, prompt.offsets, side) + position.offset
     if not 0 <= place < len(prompt.offsets):
         raise _Skip(f"{side} position {position.spec} out of range for a {len(prompt.offsets)}-token {side}")

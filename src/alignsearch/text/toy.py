@@ -25,13 +25,16 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
 from alignsearch.errors import ConfigError, require_positive
 from alignsearch.models.hf import LOCAL_ONLY, require_transformers
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 PAD, UNK, EOS = "[PAD]", "[UNK]", "[EOS]"
 OBJECTS = ("apple", "pear", "cup", "box", "pen", "key", "hat", "egg")
@@ -279,7 +282,7 @@ def _config(transformers: Any, architecture: str, d_model: int, n_layers: int, t
 
 
 def _train_and_save(
-    model: nn.Module, tokenizer: Any, folder: Path, style: str, seed: int, steps: int
+    model: PreTrainedModel, tokenizer: Any, folder: Path, style: str, seed: int, steps: int
 ) -> BuiltLM:
     """AdamW on fresh batches of ``style`` texts (next-token loss on every real token) until the held-out
     accuracy reaches :data:`STOP_AT` or ``steps`` are done; then ``save_pretrained`` model and tokenizer."""

@@ -85,7 +85,7 @@ class TaskDataModule(L.LightningDataModule):
         return DataLoader(TrainingStream(self.task, self.batch_size, self.seed, start), batch_size=None)
 
     def val_dataloader(self) -> list[DataLoader]:
-        return [
-            DataLoader(chunks(self.eval_set(s), self.eval_batch_size), batch_size=None)
+        return [  # each a list of batches: a map-style dataset (which the stubs do not see)
+            DataLoader(chunks(self.eval_set(s), self.eval_batch_size), batch_size=None)  # type: ignore[arg-type]
             for s in self.eval_splits
         ]

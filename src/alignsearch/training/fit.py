@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
@@ -25,7 +26,7 @@ def fit_task_model(
     seed: int,
     resume_from: Path | None = None,
     loggers: list | bool = False,
-    callbacks: list[L.Callback] = (),
+    callbacks: Sequence[L.Callback] = (),
 ) -> dict[str, float]:
     """Train ``model`` on ``task`` with ``settings`` on ``hardware``, its data drawn from ``seed``; return
     the final metrics.

@@ -4,9 +4,10 @@ several points of its training."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
+from torch import nn
 
 from alignsearch import atomic
 
@@ -19,4 +20,5 @@ class KeepSnapshots(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
         if trainer.global_step in self.steps:
-            atomic.save_torch(self.folder / f"step{trainer.global_step}.pt", pl_module.model.state_dict())
+            model = cast(nn.Module, pl_module.model)  # a TaskModule's model
+            atomic.save_torch(self.folder / f"step{trainer.global_step}.pt", model.state_dict())

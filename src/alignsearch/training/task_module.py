@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import cast
+
 import lightning as L
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+from torchmetrics import Metric
 
 from alignsearch.engine.metrics import TokenAccuracy, TrialAccuracy
 from alignsearch.errors import ConfigError
@@ -67,7 +71,7 @@ class TaskModelModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         inputs, targets, task_mask = self._shifted(batch)
-        counted = task_mask if self.hparams.loss_on == "task" else targets != self.vocab.pad
+        counted = task_mask if self.hparams["loss_on"] == "task" else targets != self.vocab.pad
         logits = self.model.readout(self.model.encode(inputs)[counted])  # read out only the scored positions
         loss = F.cross_entropy(logits, targets[counted])
         self.log("train/loss", loss, prog_bar=True, batch_size=inputs.shape[0])
@@ -77,7 +81,7 @@ class TaskModelModule(L.LightningModule):
         split = self.eval_splits[dataloader_idx]
         inputs, targets, task_mask = self._shifted(batch)
         preds = self.model(inputs).argmax(-1)
-        metrics = self.eval_metrics[split]
+        metrics = cast(Mapping[str, Metric], self.eval_metrics[split])  # a ModuleDict of metrics
         for metric in metrics.values():
             metric.update(preds, targets, task_mask)
         self.log_dict(
