@@ -264,12 +264,12 @@ def _fit(
         max_time={"minutes": a.max_minutes} if a.max_minutes else None,
         inference_mode=False,  # metric states must stay ordinary tensors across validate, fit and evaluate
     )
-    resume: Path | None = ckpt_dir / LAST_CHECKPOINT
+    last = ckpt_dir / LAST_CHECKPOINT
+    resume = last if last.exists() else None
     first_validation = time.perf_counter()
-    if resume.exists():
+    if resume is not None:
         check_checkpoint(resume, "checkpoint")
     else:
-        resume = None
         trainer.validate(module, datamodule=data, verbose=False)  # IIA before any training (step 0)
     first_validation = time.perf_counter() - first_validation
     trainer.fit(module, datamodule=data, ckpt_path=resume)
