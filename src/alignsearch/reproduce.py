@@ -165,7 +165,7 @@ def judge_count(grids: dict[str, Rows]) -> Finding:
         iia = values(rows, model=model)
         lines.append([model, summary(iia), summary(values(rows, "iia_heldout", model=model)),
                       summary(values(rows, "iia_test", model=model))])  # fmt: skip
-        ok.append(bool(iia) and mean(iia) >= COUNT_IIA)
+        ok.append(bool(iia) and statistics.fmean(iia) >= COUNT_IIA)
     holds = all(ok) if lines and any(values(rows)) else None
     return Finding(
         table(["model", "IIA val", "IIA held-out counts", "IIA test"], lines),
@@ -186,7 +186,7 @@ def judge_controls(grids: dict[str, Rows]) -> Finding:
     for model in ("gru", "lstm"):
         iia = mean(values(rows, model=model))
         controls = {c: values(rows, f"iia_control_{c}", model=model) for c in names}
-        best = max((mean(v) for k, v in controls.items() if k in informative and v), default=None)
+        best = max((statistics.fmean(v) for k, v in controls.items() if k in informative and v), default=None)
         selectivity = None if iia is None or best is None else iia - best
         lines.append([model, f"{iia:.3f}" if iia is not None else "-", *(summary(v) for v in controls.values()),
                       "-" if selectivity is None else f"{selectivity:.3f}"])  # fmt: skip
@@ -213,8 +213,10 @@ def judge_upup(grids: dict[str, Rows]) -> Finding:
             for v in ("demo_count", "resp_count")
         }
         lines.append([model, summary(updown), *(summary(v) for v in upup.values())])
-        best_upup = max((mean(v) for v in upup.values() if v), default=None)
-        ok.append(bool(updown) and best_upup is not None and mean(updown) >= best_upup + MODEL_MARGIN)
+        best_upup = max((statistics.fmean(v) for v in upup.values() if v), default=None)
+        ok.append(
+            bool(updown) and best_upup is not None and statistics.fmean(updown) >= best_upup + MODEL_MARGIN
+        )
     return Finding(
         table(["model", "Up-Down count", "Up-Up demo_count", "Up-Up resp_count"], lines),
         all(ok) if ok else None,
@@ -261,7 +263,7 @@ def judge_transformer(grids: dict[str, Rows]) -> Finding:
         (mean(values(rows, layer=lambda v, layer=layer: str(v) == layer)) or 0 for layer in layers),
         default=None,
     )
-    holds = None if best is None or not rnn else best <= mean(rnn) - DIFFERENCE
+    holds = None if best is None or not rnn else best <= statistics.fmean(rnn) - DIFFERENCE
     return Finding(
         table(["site", "count IIA"], lines)
         + ["", "By the base position of the intervention:", ""]
@@ -277,7 +279,7 @@ def position_table(rows: Rows, layers: list[str]) -> list[str]:
     positions = sorted({int(p) for r in rows for p in (r.get("iia_by_position") or {})})
     cells = []
     for pos in positions:
-        cell = [pos]
+        cell: list[object] = [pos]
         for layer in layers:
             found = [r["iia_by_position"][str(pos)] for r in rows
                      if str(r["layer"]) == layer and str(pos) in (r.get("iia_by_position") or {})]  # fmt: skip
@@ -291,7 +293,7 @@ def judge_variants(grids: dict[str, Rows]) -> Finding:
     tasks = ("multiobject", "sameobject", "multiobject_mod", "multiobject_round")
     lines = [[task, summary(values(rows, task=task))] for task in tasks]
     base = mean(values(rows, task="multiobject"))
-    others = [mean(values(rows, task=t)) for t in tasks[1:] if values(rows, task=t)]
+    others = [statistics.fmean(values(rows, task=t)) for t in tasks[1:] if values(rows, task=t)]
     holds = None if base is None or not others else base >= COUNT_IIA and min(others) <= base - DIFFERENCE
     return Finding(
         table(["task (GRU)", "count IIA"], lines),
@@ -310,7 +312,7 @@ SEED_SPREAD = 0.1
 def per_seed(rows: Rows, directions: Sequence[str]) -> list[float]:
     """For each seed, the mean IIA of ``directions``: one value per seed (n counts seeds, never
     directions)."""
-    seeds = sorted({r.get("seed") for r in rows})
+    seeds = sorted({r.get("seed") for r in rows}, key=lambda s: (s is None, s))  # None: rows without one
     out = []
     for seed in seeds:
         iia = values(rows, seed=seed, direction=lambda d: d in directions)
@@ -338,15 +340,17 @@ def judge_mas(grids: dict[str, Rows]) -> Finding:
         if spread
         else ""
     )
-    if None in cross.values():
+    iia = {p: v for p, v in cross.items() if v is not None}
+    if len(iia) < len(cross):
         return Finding(table(header, lines), None, "incomplete grid" + spread_line)
-    same_kind = min(cross["gru"], cross["lstm"])
-    ckas = {p: mean(values([r for r in rows if r.get("partner_model") == p], "cka_linear")) for p in cross}
+    same_kind = min(iia["gru"], iia["lstm"])
+    ckas = {p: mean(values([r for r in rows if r.get("partner_model") == p], "cka_linear")) for p in iia}
+    cka_transformer, cka_gru = ckas["transformer"], ckas["gru"]
     over = (
-        ckas["transformer"] is not None and ckas["gru"] and cross["gru"]
-        and ckas["transformer"] / ckas["gru"] > cross["transformer"] / cross["gru"]
+        cka_transformer is not None and cka_gru and iia["gru"]
+        and cka_transformer / cka_gru > iia["transformer"] / iia["gru"]
     )  # fmt: skip
-    holds = same_kind >= MAS_ALIGNED and cross["transformer"] <= same_kind - DIFFERENCE and bool(over)
+    holds = same_kind >= MAS_ALIGNED and iia["transformer"] <= same_kind - DIFFERENCE and bool(over)
     return Finding(
         table(header, lines),
         holds,
@@ -382,7 +386,7 @@ def judge_n_units(grids: dict[str, Rows]) -> Finding:
     )
 
 
-FORMS = {
+FORMS: dict[str, dict[str, Any]] = {
     "behavioural": {"cl_weight": 0.0},
     "cl": {"cl_weight": lambda w: w > 0, "cl_space": "full"},
     "cl_subspace": {"cl_weight": lambda w: w > 0, "cl_space": "subspace"},
@@ -408,8 +412,9 @@ def judge_divergence(grids: dict[str, Rows]) -> Finding:
         + ("-" if r is None else f"{r:.2f}")
         + f" (n={len(paired)})"
     )
-    behavioural, cl = means["behavioural"], means["cl"]
-    if None in (*behavioural.values(), *cl.values()):
+    behavioural = {k: v for k, v in means["behavioural"].items() if v is not None}
+    cl = {k: v for k, v in means["cl"].items() if v is not None}
+    if len(behavioural) < len(means["behavioural"]) or len(cl) < len(means["cl"]):
         return Finding(table(DIVERGENCE_HEADER, lines), None, f"incomplete grid; {correlation}")
     diverges = behavioural["divergence"] >= ABOVE_FLOOR * behavioural["divergence_floor"]
     lowers = cl["divergence"] < behavioural["divergence"]
