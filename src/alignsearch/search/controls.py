@@ -108,7 +108,7 @@ def random_subspace_scores(
     for model in models:
         model.cpu()
     return {
-        name: ControlScore(mean([m["iia"] for m in per]), mean([m["divergence"] for m in per]))
+        name: ControlScore(sum(m["iia"] for m in per) / len(per), mean([m["divergence"] for m in per]))
         for name, per in scored.items()
     }
 
@@ -119,7 +119,8 @@ def mean(values: list[float | None]) -> float | None:
     >>> mean([0.1, 0.3]), mean([0.1, None])
     (0.2, None)
     """
-    return None if any(v is None for v in values) else sum(values) / len(values)
+    measured = [v for v in values if v is not None]
+    return None if len(measured) < len(values) else sum(measured) / len(measured)
 
 
 def trained_scores(
