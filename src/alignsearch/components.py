@@ -49,6 +49,24 @@ def group_choices(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
     return sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
 
 
+def alignment_choices(models: int, search_dirs: Sequence[Path] | None = None) -> list[str]:
+    """The ``alignment`` choices (``conf/alignment``, then those of ``search_dirs``; None: the running
+    Hydra job's ``hydra.searchpath`` folders) that align ``models`` models, as their ``models`` setting
+    (else ``alignment_base.yaml``'s) says: what an error lists where a run needs a one- or two-model
+    alignment.
+
+    >>> alignment_choices(2)
+    ['clmas', 'latent_stitch', 'mas', 'stitch', 'unimas']
+    """
+    default = OmegaConf.load(CONF_DIR / "alignment_base.yaml").get("models")
+    found: dict[str, Any] = {}
+    for folder in (CONF_DIR, *(job_search_dirs() if search_dirs is None else search_dirs)):
+        for choice in group_choices("alignment", Path(folder)):
+            path = Path(folder) / "alignment" / f"{choice}.yaml"
+            found.setdefault(choice, OmegaConf.load(path).get("models", default))
+    return sorted(choice for choice, n in found.items() if n == models)
+
+
 def load_choice(group: str, choice: str, key: str, search_dirs: Sequence[Path] = ()) -> DictConfig:
     """The config of ``group`` choice ``choice`` (e.g. a partner's ``model``) as Hydra composes it (its
     ``defaults`` applied), found in the package's configs or ``search_dirs`` (the folders of

@@ -6,9 +6,9 @@ names it, the run calls its :meth:`Control.run` after the alignment is trained, 
 validation IIA and divergence as ``iia_control_<name>`` and ``divergence_control_<name>``. ``run`` is
 handed a :class:`alignsearch.search.controls.ControlRun`: the run's plan, models, seed and folder, and
 the tools the built-in controls are made of (``train``, ``untrained_models``, ``shuffled_plan``,
-``random_alignments``, ``trained_alignment``, ``evaluate``). A control of your own, from any module
-imported before the settings are read (a notebook's cell, or a module your config names as a
-``_target_``)::
+``random_alignments``, ``trained_alignment``, ``evaluate``). A control of your own is registered before
+the settings naming it are read (in a notebook, before the call; for the command line, by an entry script
+that imports it and then calls ``alignsearch.cli.commands.align()``)::
 
     from alignsearch.controls import Control, register_control
 
@@ -18,7 +18,9 @@ imported before the settings are read (a notebook's cell, or a module your confi
         note = "the trained alignment swapping nothing (an all-zero mask)"
 
         def run(self, run):
-            return run.evaluate(run.trained_alignment(), masks=0.0)
+            alignment = run.trained_alignment()
+            alignment.layout.masks.zero_()  # swap nothing: the target's own answers
+            return run.evaluate(alignment)
 
 and ``alignment.controls=[zero]`` (or ``api.align(..., controls=["zero"])``) runs it. The built-in ones
 (:class:`Untrained`, :class:`RandomSubspace`, :class:`Shuffled`) are registered here, so the settings know
@@ -69,9 +71,6 @@ class Control:
     needs_untrained: ClassVar[bool] = False
     """It needs untrained copies of the models (``run.untrained_models()``): a run whose models have no
     untrained form (a model brought from Python without one) is refused before any work."""
-    trains: ClassVar[bool] = False
-    """It trains an alignment of its own (``run.train``): its checkpoints go to ``controls/<name>/`` in the
-    run's folder, so an interrupted run resumes it too."""
     informative: ClassVar[bool] = True
     """Whether it says how selective an alignment is; ``untrained`` does not (an untrained task model
     cannot do the task: near 0 by construction), and the findings judge the informative ones."""
@@ -94,7 +93,6 @@ class Untrained(Control):
         " untrained model cannot do the task; a language model on text pairs: about chance over the answers)"
     )
     needs_untrained = True
-    trains = True
     informative = False
 
     def run(self, run: Any) -> dict[str, Any]:
@@ -121,7 +119,6 @@ class Shuffled(Control):
 
     name = "shuffled"
     note = "trained on pairs whose source vectors are shuffled (what an alignment fits without a variable)"
-    trains = True
 
     def run(self, run: Any) -> dict[str, Any]:
         return run.train(plan=run.shuffled_plan())

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from alignsearch.cli.checks import search_dirs
 from alignsearch.cli.plan import member_configs
-from alignsearch.components import instantiate_checked
+from alignsearch.components import alignment_choices, instantiate_checked
 from alignsearch.errors import ConfigError
 from alignsearch.models.hf import site_parts
 from alignsearch.models.lm import DTYPES
@@ -84,7 +85,7 @@ def check_text_config(cfg: DictConfig) -> list[DictConfig]:
         raise ConfigError(
             "alignment",
             cfg.alignment.name,
-            "a two-model alignment (mas, unimas, clmas, stitch) with data=corpus",
+            f"a two-model alignment ({', '.join(alignment_choices(2, search_dirs()))}) with data=corpus",
         )
     data_path = cfg.data.get("path")
     if not data_path or not Path(str(data_path)).is_file():

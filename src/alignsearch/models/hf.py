@@ -15,9 +15,11 @@ Sites, each with its width known before anything runs (from the config and the m
 - ``layer.<i>.head.<j>``: head ``j``'s output in block ``i``, before the attention output projection
   mixes the heads (``head_dim`` wide: the config's ``head_dim``, else ``d_model / n_heads``).
 
-The component and head sites exist for the families of :data:`COMPONENTS` (GPT-2, Llama and the models
-built like it: Mistral, Qwen2, ...; GPT-NeoX), found from the config's ``model_type`` or else from the
-module paths inside the blocks; other models offer ``embedding`` and ``layer.<i>``. Forward hooks reach
+The component and head sites exist for the registered families of :data:`FAMILIES` that name their
+blocks' parts (GPT-2, Llama and the models built like it: Mistral, Qwen2, ...; GPT-NeoX), found from the
+config's ``model_type`` or else from the module paths inside the blocks; other models (OPT) offer
+``embedding`` and ``layer.<i>``. A family is one record (:class:`Family`: its config keys, its block path,
+its parts, whether a run can start at a layer) and one :func:`register_family` call, from any module. Forward hooks reach
 them all: on the block (``layer.<i>``), on the attention or MLP module's output, and for a head a forward
 pre-hook on the output projection that hands over, and replaces, only that head's columns of its input.
 Any module path works too (``transformer.h.1``). ``python -m alignsearch.sites <folder>`` lists a model's
@@ -59,22 +61,119 @@ from alignsearch.models.hooks import check_all_seen, first_seen, hooked, module_
 MAX_POSITIONS = 128
 """Position table size of the models built here (the tasks' sequences are at most about 45 tokens)."""
 
-CONFIG_KEYS = {  # our setting -> the architecture's config key
-    "gpt2": {"d_model": "n_embd", "n_layers": "n_layer", "n_heads": "n_head", "max_positions": "n_positions"},
-    "llama": {
-        "d_model": "hidden_size",
-        "n_layers": "num_hidden_layers",
-        "n_heads": "num_attention_heads",
-        "max_positions": "max_position_embeddings",
-    },
-}
-BLOCK_PATHS = ("transformer.h", "model.layers", "gpt_neox.layers", "model.decoder.layers")
-RESUMABLE = ("gpt2", "llama")
-"""The ``model_type``s whose blocks :meth:`HFSequenceModel.encode_from` runs by itself: GPT-2 blocks take the
-hidden states and the causal mask, Llama blocks also the rotary position embeddings."""
+
+@dataclass(frozen=True)
+class Components:
+    """Where a block's parts are, as module paths inside the block: its attention (whose output, or the
+    first tensor of its output tuple, is the ``layer.<i>.attn`` site), its MLP (``layer.<i>.mlp``) and the
+    attention's output projection, whose input holds the heads side by side (``layer.<i>.head.<j>``)."""
+
+    attn: str
+    mlp: str
+    out_proj: str
+
+
+@dataclass(frozen=True)
+class Family:
+    """What alignsearch knows of one ``transformers`` family (a config's ``model_type``): where its sizes
+    are in its config, where its blocks and their parts are, whether a run can start at a layer, and how
+    ``model=hf`` builds one from settings. Adding a family is one :func:`register_family` call::
+
+        register_family(Family("gpt_neo", blocks="transformer.h", n_layers="num_layers",
+                               n_heads="num_heads", components=Components("attn", "mlp",
+                               "attn.attention.out_proj")))
+    """
+
+    model_type: str
+    """The config's ``model_type`` (``gpt2``)."""
+    blocks: str
+    """The module path of the list of blocks inside the causal LM (``transformer.h``)."""
+    components: Components | None = None
+    """Where each block's attention, MLP and head projection are (None: only ``embedding`` and
+    ``layer.<i>``)."""
+    d_model: str = "hidden_size"
+    """The config key of the residual width; the next four, of the blocks, the heads, the head size (None:
+    the residual width over the heads) and the position table (what ``model=hf`` sets)."""
+    n_layers: str = "num_hidden_layers"
+    n_heads: str = "num_attention_heads"
+    head_dim: str | None = "head_dim"
+    max_positions: str = "max_position_embeddings"
+    resume: str | None = None
+    """How its blocks run from a layer's states (:meth:`HFSequenceModel.encode_from`, the prefix cache):
+    ``"positions"`` (GPT-2: they take the hidden states, the causal mask and the position ids),
+    ``"rotary"`` (Llama: also the rotary position embeddings of the base model's ``rotary_emb``); None: a run
+    always runs the whole model."""
+    final_norm: str | None = None
+    """With ``resume``: the module path of the final norm inside the base model (``ln_f``)."""
+    buildable: bool = False
+    """Whether ``model=hf model.architecture=<model_type>`` builds one from random weights (with its sizes,
+    ``dropout`` and ``mlp_width``); else the family is only loaded from a folder."""
+    dropout: tuple[str, ...] = ()
+    """The config keys a built model sets to ``model=hf``'s ``dropout``."""
+    mlp_width: str | None = None
+    """The config key a built model sets to 4 x ``d_model`` (its MLP's width), if its config needs one."""
+
+
+FAMILIES: dict[str, Family] = {}
+"""Every registered family by ``model_type``, in the order registered (:func:`register_family`). A model of
+another type (Mistral, Qwen2, Gemma, ...) has its blocks found at the first family's path that holds
+them, and its parts from the first family whose three paths all exist in each of its blocks (Llama's, for
+those); it runs whole (no resume) and reads its sizes from the config's standard names."""
+RESUMES = ("positions", "rotary")
+"""How a family's blocks can run from a layer's states (:attr:`Family.resume`)."""
+
+
+def register_family(family: Family) -> Family:
+    """Make ``family`` known by its ``model_type`` to the model wrapper, ``api.sites`` and the checks made
+    before a model loads. Registering another record under a taken ``model_type`` is an error;
+    registering the same one again is not."""
+    taken = FAMILIES.get(family.model_type)
+    if taken is not None and taken != family:
+        raise ValueError(f"the {family.model_type!r} family is registered already, as {taken}")
+    if family.resume is not None and (family.resume not in RESUMES or not family.final_norm):
+        raise ValueError(f"resume is None or one of {', '.join(RESUMES)} (with a final_norm), not {family}")
+    FAMILIES[family.model_type] = family
+    return family
+
+
+def family_of(config: Any) -> Family | None:
+    """The registered family of a ``transformers`` config (by its ``model_type``), or None."""
+    return FAMILIES.get(getattr(config, "model_type", None))
+
+
+register_family(
+    Family(
+        "gpt2", blocks="transformer.h", components=Components("attn", "mlp", "attn.c_proj"),
+        d_model="n_embd", n_layers="n_layer", n_heads="n_head", head_dim=None, max_positions="n_positions",
+        resume="positions", final_norm="ln_f",
+        buildable=True, dropout=("resid_pdrop", "embd_pdrop", "attn_pdrop"),
+    )
+)  # fmt: skip
+register_family(
+    Family(
+        "llama", blocks="model.layers", components=Components("self_attn", "mlp", "self_attn.o_proj"),
+        resume="rotary", final_norm="norm",
+        buildable=True, dropout=("attention_dropout",), mlp_width="intermediate_size",
+    )
+)  # fmt: skip
+register_family(
+    Family("gpt_neox", blocks="gpt_neox.layers", components=Components("attention", "mlp", "attention.dense"))
+)
+register_family(Family("opt", blocks="model.decoder.layers"))  # no MLP module in its blocks: layer sites
+
 RESUME_TRANSFORMERS = 5
 """The ``transformers`` major version whose block signatures :meth:`HFSequenceModel.encode_from` follows
 (older versions run the whole model)."""
+
+
+def built_families() -> list[str]:
+    """The families ``model=hf`` builds from settings (``model.architecture``): those
+    :attr:`Family.buildable`.
+
+    >>> built_families()[:2]
+    ['gpt2', 'llama']
+    """
+    return [name for name, family in FAMILIES.items() if family.buildable]
 
 
 def require_transformers():
@@ -127,25 +226,6 @@ def load_pretrained(path: Path, dtype: torch.dtype | None = None) -> nn.Module:
         ) from None
 
 
-@dataclass(frozen=True)
-class Components:
-    """Where a block's parts are, as module paths inside the block: its attention (whose output, or the
-    first tensor of its output tuple, is the ``layer.<i>.attn`` site), its MLP (``layer.<i>.mlp``) and the
-    attention's output projection, whose input holds the heads side by side (``layer.<i>.head.<j>``)."""
-
-    attn: str
-    mlp: str
-    out_proj: str
-
-
-COMPONENTS = {
-    "gpt2": Components("attn", "mlp", "attn.c_proj"),
-    "llama": Components("self_attn", "mlp", "self_attn.o_proj"),
-    "gpt_neox": Components("attention", "mlp", "attention.dense"),
-}
-"""The parts of a block, per family (``model_type``). A model of another type (Mistral, Qwen2, Gemma, ...)
-takes the first family whose three paths all exist in each of its blocks (Llama's, for those)."""
-
 SITE_FORMS = ("embedding", "layer.<i>", "layer.<i>.attn", "layer.<i>.mlp", "layer.<i>.head.<j>")
 _SITE = re.compile(r"layer\.(\d+)(?:\.(attn|mlp)|\.head\.(\d+))?")
 
@@ -185,13 +265,13 @@ class SiteLayout:
     @classmethod
     def of(cls, lm: nn.Module, blocks: nn.ModuleList) -> SiteLayout:
         config = lm.config
-        d_model = int(config.hidden_size)
+        d_model = int(config_value(config, "d_model"))
         components = find_components(config, blocks)
         n_heads = head_dim = 0
         if components is not None:
-            heads = getattr(config, "num_attention_heads", None)
+            heads = config_value(config, "n_heads")
             if isinstance(heads, int) and heads > 0:
-                size = getattr(config, "head_dim", None) or d_model // heads
+                size = config_value(config, "head_dim") or d_model // heads
                 projection = blocks[0].get_submodule(components.out_proj)
                 if input_width(projection) == heads * size:
                     n_heads, head_dim = heads, int(size)
@@ -218,11 +298,25 @@ class SiteLayout:
         return f"{', '.join(forms)} ({ranges})"
 
 
+STANDARD = Family("", blocks="")
+"""The config keys of a model of no registered family: the standard names ``transformers`` maps."""
+
+
+def config_value(config: Any, what: str) -> Any:
+    """A size of a ``transformers`` config, ``what`` one of ``d_model``, ``n_layers``, ``n_heads`` and
+    ``head_dim``: under its family's key (:class:`Family`; None where the family has none), or for a model
+    of no registered family under the standard name; None where the config has no such key."""
+    key = getattr(family_of(config) or STANDARD, what)
+    return None if key is None else getattr(config, key, None)
+
+
 def find_components(config: Any, blocks: nn.ModuleList) -> Components | None:
-    """The :data:`COMPONENTS` entry of the config's ``model_type``, or else the first whose paths all exist
-    in every block; None if none fits (the model then has no component or head sites)."""
-    model_type = getattr(config, "model_type", None)
-    candidates = [COMPONENTS[model_type]] if model_type in COMPONENTS else list(COMPONENTS.values())
+    """The parts of the config's family (:class:`Family`), or for a model of no registered family the
+    first family's whose paths all exist in every block; None if none fits (the model then has no
+    component or head sites)."""
+    family = family_of(config)
+    options = [family.components] if family is not None else [f.components for f in FAMILIES.values()]
+    candidates = [c for c in options if c is not None]
     for components in candidates:
         if all(_has(block, path) for block in blocks for path in vars(components).values()):
             return components
@@ -307,16 +401,19 @@ def lm_sites(lm: nn.Module, path: str | None = None) -> dict[str, int]:
 
 
 def find_blocks(lm: nn.Module, path: str | None = None) -> nn.ModuleList:
-    """The list of transformer blocks of a ``transformers`` causal LM (at one of :data:`BLOCK_PATHS`), or a
+    """The list of transformer blocks of a ``transformers`` causal LM (at its family's path, or for a model of
+    no registered family at the first family's path that holds one: :data:`FAMILIES`), or a
     one-line ConfigError naming ``path`` (the folder it came from)."""
-    for where in BLOCK_PATHS:
+    family = family_of(getattr(lm, "config", None))
+    paths = [family.blocks] if family else list(dict.fromkeys(f.blocks for f in FAMILIES.values()))
+    for where in paths:
         try:
             blocks = lm.get_submodule(where)
         except AttributeError:
             continue
         if isinstance(blocks, nn.ModuleList):
             return blocks
-    raise ConfigError("model.path", path, f"a causal LM whose blocks are at one of {', '.join(BLOCK_PATHS)}")
+    raise ConfigError("model.path", path, f"a causal LM whose blocks are at one of {', '.join(paths)}")
 
 
 def position_ids(attention_mask: Tensor) -> Tensor:
@@ -349,9 +446,9 @@ class HFSequenceModel(SequenceModel):
         """Wrap ``lm``: find its blocks, parts and widths (``path`` only names the folder in an error)."""
         self.lm = lm
         self.blocks = find_blocks(lm, path)
-        self.d_model = int(lm.config.hidden_size)
-        self.n_layers = len(self.blocks)
         self.site_layout = SiteLayout.of(lm, self.blocks)
+        self.d_model = self.site_layout.d_model
+        self.n_layers = len(self.blocks)
         self._sites = self.site_layout.sites()
 
     @property
@@ -421,16 +518,18 @@ class HFSequenceModel(SequenceModel):
         return out.last_hidden_state
 
     def supports_resume(self, site: str) -> bool:
-        """Whether :meth:`encode_from` can start at ``site``: ``embedding`` or ``layer.<i>`` of a GPT-2 or
-        Llama model (:data:`RESUMABLE`) under ``transformers`` 5 or later; the component and head sites
-        (inside a block), module paths, other architectures and older versions run the whole model."""
+        """Whether :meth:`encode_from` can start at ``site``: ``embedding`` or ``layer.<i>`` of a model whose
+        family's blocks run from a layer (:attr:`Family.resume`: GPT-2, Llama) under ``transformers`` 5 or
+        later; the component and head sites (inside a block), module paths, other architectures and older
+        versions run the whole model."""
         transformers = require_transformers()
         major = int(transformers.__version__.split(".")[0])
-        model_type = getattr(self.lm.config, "model_type", None)
+        family = family_of(self.lm.config)
         return (
             site in self._sites
             and is_layer_site(site)
-            and model_type in RESUMABLE
+            and family is not None
+            and family.resume is not None
             and major >= RESUME_TRANSFORMERS
         )
 
@@ -468,17 +567,13 @@ class HFSequenceModel(SequenceModel):
             cache=None,
             position_ids=positions,
         )
-        if self.lm.config.model_type == "llama":
-            context = {
-                "attention_mask": causal,
-                "position_ids": positions,
-                "position_embeddings": base.rotary_emb(hidden, position_ids=positions),
-                "use_cache": False,
-            }
-            final_norm = base.norm
-        else:  # gpt2: its blocks take the causal mask (position embeddings were added before block 0)
-            context = {"attention_mask": causal, "position_ids": positions, "use_cache": False}
-            final_norm = base.ln_f
+        family = family_of(self.lm.config)
+        # GPT-2's blocks take the causal mask (position embeddings were added before block 0); Llama's also
+        # the rotary position embeddings
+        context = {"attention_mask": causal, "position_ids": positions, "use_cache": False}
+        if family.resume == "rotary":
+            context["position_embeddings"] = base.rotary_emb(hidden, position_ids=positions)
+        final_norm = base.get_submodule(family.final_norm)
         for block in self.blocks[start:]:
             out = block(hidden, **context)
             hidden = out[0] if isinstance(out, tuple) else out
@@ -552,25 +647,24 @@ class HFCausalLM(HFSequenceModel):
             if lm.get_input_embeddings().num_embeddings < vocab_size:
                 raise ConfigError("model.path", path, f"a model with at least {vocab_size} token embeddings")
         else:
-            if architecture not in CONFIG_KEYS:
+            if architecture not in built_families():
                 raise ConfigError(
-                    "architecture", architecture, f"one of {', '.join(CONFIG_KEYS)} (or model.path)"
+                    "architecture", architecture, f"one of {', '.join(built_families())} (or model.path)"
                 )
             for key, value in (("d_model", d_model), ("n_layers", n_layers), ("n_heads", n_heads)):
                 require_positive(key, value)
             if d_model % n_heads:
                 raise ConfigError("n_heads", n_heads, f"a divisor of d_model ({d_model})")
-            names = CONFIG_KEYS[architecture]
+            family = FAMILIES[architecture]
             settings = {
-                names["d_model"]: d_model,
-                names["n_layers"]: n_layers,
-                names["n_heads"]: n_heads,
-                names["max_positions"]: MAX_POSITIONS,
+                family.d_model: d_model,
+                family.n_layers: n_layers,
+                family.n_heads: n_heads,
+                family.max_positions: MAX_POSITIONS,
             }
-            if architecture == "gpt2":
-                settings |= {"resid_pdrop": dropout, "embd_pdrop": dropout, "attn_pdrop": dropout}
-            else:
-                settings |= {"intermediate_size": 4 * d_model, "attention_dropout": dropout}
+            if family.mlp_width is not None:
+                settings[family.mlp_width] = 4 * d_model
+            settings |= dict.fromkeys(family.dropout, dropout)
             settings |= {
                 "bos_token_id": None,
                 "eos_token_id": None,

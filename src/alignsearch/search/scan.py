@@ -47,6 +47,7 @@ import torch
 from torch import Tensor
 
 from alignsearch import atomic
+from alignsearch.components import alignment_choices
 from alignsearch.errors import ConfigError
 from alignsearch.models import SequenceModel, hooks
 from alignsearch.search.pairs import BASE, CACHE_CHUNK, PairBatch, PrefixCache, Track, resumable
@@ -403,7 +404,7 @@ def check_scan(
         raise ConfigError(
             "alignment",
             alignment.name,
-            "a one-model alignment (das, linear, revres, fca, das_lowrank, boundless) for a scan",
+            f"a one-model alignment ({', '.join(alignment_choices(1))}) for a scan",
         )
     if data is not None and getattr(data.source, "kind", None) != "pairs":
         raise ConfigError(
