@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import statistics
 import subprocess
@@ -35,6 +34,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from alignsearch.search.results import RunResults
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = 0.95
@@ -100,8 +101,8 @@ def validation_curve(run_dir: Path) -> list[tuple[int, float, float]]:
 
 
 def describe(name: str, wall: float, run_dir: Path) -> None:
-    results = json.loads((run_dir / "results.json").read_text())
-    record = results["records"][0]
+    results = RunResults.read(run_dir / "results.json")
+    record = results.records[0]
     curve = validation_curve(run_dir)
     reached = next(((step, sec) for step, sec, iia in curve if iia >= TARGET), None)
     when = f"step {reached[0]} after {reached[1]:.1f} s" if reached else "never"
@@ -114,9 +115,9 @@ def describe(name: str, wall: float, run_dir: Path) -> None:
         else "no checks after it"
     )
     print(
-        f"{name}: whole command {wall:.1f} s; {results['steps']} steps, {results['train_seconds']:.1f} s "
-        f"of alignment training; val IIA >= {TARGET} at {when}; best val IIA {record['iia']:.3f} "
-        f"(step {results['best_step']}), held-out {record['iia_heldout']:.3f}, test {record['iia_test']:.3f}; "
+        f"{name}: whole command {wall:.1f} s; {results.steps} steps, {results.train_seconds:.1f} s "
+        f"of alignment training; val IIA >= {TARGET} at {when}; best val IIA {record.iia:.3f} "
+        f"(step {results.best_step}), held-out {record.iia_heldout:.3f}, test {record.iia_test:.3f}; "
         f"{steady}"
     )
 

@@ -20,9 +20,9 @@ split by their files' times: ``train_seconds`` (steps and the evaluations betwee
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+from alignsearch.search.results import RunResults
 from alignsearch.tables import markdown_table
 
 
@@ -42,11 +42,11 @@ def phase_totals(folder: Path) -> tuple[dict[str, float], int, int]:
     totals: dict[str, float] = {}
     timed = untimed = 0
     for path in job_runs(folder).values():
-        results = json.loads(path.read_text())
-        seconds = results.get("seconds")
+        results = RunResults.read(path)
+        seconds = results.seconds
         if seconds is None:
             untimed += 1
-            seconds = from_file_times(path.parent, results.get("train_seconds") or 0.0)
+            seconds = from_file_times(path.parent, results.train_seconds or 0.0)
         else:
             timed += 1
             seconds = {**seconds, **job_start(path.parent)}
@@ -83,9 +83,9 @@ def compare(again: Path, before: Path) -> None:
     for name, path in job_runs(again).items():
         if name not in earlier:
             continue
-        old, new = (json.loads(p.read_text()) for p in (earlier[name], path))
-        same = old["records"] == new["records"]
-        old_s, new_s = old.get("seconds") or {}, new.get("seconds") or {}
+        old, new = (RunResults.read(p) for p in (earlier[name], path))
+        same = old.records == new.records
+        old_s, new_s = old.seconds or {}, new.seconds or {}
         totals["before"] += sum(old_s.values())
         totals["again"] += sum(new_s.values())
         phases = sorted(set(old_s) | set(new_s))

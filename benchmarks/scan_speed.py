@@ -50,6 +50,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from alignsearch.search.results import RunResults
 from alignsearch.tables import markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -161,7 +162,7 @@ def report(out: Path, args: argparse.Namespace) -> None:
              f"alignment.max_steps={args.steps}", "alignment.controls=[random_subspace]", f"paths.output_dir={run_dir}"],
             out, args.threads,
         )  # fmt: skip
-        phases = json.loads((run_dir / "results.json").read_text())["seconds"]
+        phases = RunResults.read(run_dir / "results.json").seconds or {}
         runs.append({"layer": layer, "position": position, "wall": wall, "steps": phases.get("steps", 0.0)})
         print(f"run_alignment.py layer={layer} position={position}: {wall:.1f} s", flush=True)
     n = len(cells)

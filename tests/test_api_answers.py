@@ -12,9 +12,10 @@ from torch import nn
 from alignsearch import api, zoo
 from alignsearch.components import build_task
 from alignsearch.errors import ConfigError
-from alignsearch.search.run import ALREADY_DONE, DONE
+from alignsearch.search.results import RunStatus
 from tests.helpers import TINY_ALIGNMENT, TINY_TRAINING
 
+ALREADY_DONE, DONE = RunStatus.ALREADY_DONE, RunStatus.DONE
 QUICK = {"n_units": 4, "max_steps": 20, "val_every": 10, "progress": False}
 """Tiny alignments (TINY_ALIGNMENT says the same steps): numbers not meant to be good."""
 
@@ -102,7 +103,7 @@ def test_the_output_folder_and_a_scans_sites_are_arguments_not_overrides(gru) ->
 def test_an_override_that_repeats_an_argument_counts_as_it(gru, das) -> None:
     repeated = ["seed=0", "n_units=4", "alignment.variables=[count]", "alignment=das", "position=null"]
     again = api.align(gru, overrides=[*TINY_ALIGNMENT, *repeated], **QUICK)
-    assert again.results["identity"] == das.results["identity"]
+    assert again.results.identity == das.results.identity
     assert [r.iia for r in again.records] == [r.iia for r in das.records]
     # an override of a key no argument sets counts: partner.* and alignment.* (here the learning rate)
     other = api.align(gru, overrides=[*TINY_ALIGNMENT, "alignment.lr=0.5"], **QUICK)
@@ -290,5 +291,5 @@ def test_a_model_whose_code_cannot_be_read_runs_again_saying_it_cannot_tell(gru,
 
 
 def test_a_zoo_models_identity_is_its_weights_file(gru, das) -> None:
-    (model,) = das.results["identity"]["models"]
+    (model,) = das.results.identity["models"]
     assert model == {"name": das.records[0].source, "weights_sha256": gru.weights_sha256}

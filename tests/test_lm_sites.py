@@ -224,7 +224,7 @@ def test_das_at_component_and_head_sites(toy_lms, count_rows) -> None:
     for site, width in (("layer.0.attn", D_MODEL), ("layer.0.mlp", D_MODEL), ("layer.0.head.1", HEAD_DIM)):
         result = api.align(lm, data=pairs, site=site, n_units=4, **TINY_RUN)
         (record,) = result.records
-        assert result.results["config"]["site"] == site and result.config["site"] == site
+        assert result.results.config["site"] == site and result.config["site"] == site
         assert (result.plan.members[0].site, result.plan.members[0].width) == (site, width)
         assert record.variable == "count" and 0 <= record.iia <= 1
         assert not lm.supports_resume(site)

@@ -183,19 +183,22 @@ def test_shared_is_computed_not_taken_from_the_first_run(tmp_path: Path) -> None
 BAD_RESULTS = {
     "truncated": ('{"config": {"seed": 1}, "records": [', "not valid JSON (Expecting value: line 1 column"),
     "empty": ("", "empty file"),
-    "object": ("{}", "no records"),
-    "list": ("[1, 2]", "not a JSON object (a list)"),
-    "no_records": ('{"config": {}, "records": []}', "no records"),
-    "no_config": ('{"records": [{"variable": "count", "iia": 0.5}]}', "no config"),
-    "missing_keys": ('{"config": {}, "records": [{"direction": "0>0"}]}', "record 0 lacks variable, iia"),
-    "text_iia": ('{"config": {}, "records": [{"variable": "v", "iia": "high"}]}', "record 0: iia is 'high'"),
+    "object": ("{}", "records is missing"),
+    "list": ("[1, 2]", "the file is a list: expected a JSON object"),
+    "no_records": ('{"config": {}, "records": []}', "records is empty"),
+    "no_config": ('{"records": [{"variable": "count", "iia": 0.5}]}', "config is missing"),
+    "missing_keys": ('{"config": {}, "records": [{"direction": "0>0"}]}', "records[0] lacks variable, iia"),
+    "text_iia": (
+        '{"config": {}, "records": [{"variable": "v", "iia": "high"}]}',
+        "records[0].iia is 'high': expected a number",
+    ),
     "list_variable": (
         '{"config": {}, "records": [{"variable": ["a"], "iia": 0.5}]}',
-        "record 0: variable is ['a'], not a name",
+        "records[0].variable is ['a']: expected a string",
     ),
     "bad_direction": (
         '{"config": {}, "records": [{"variable": "v", "iia": 0.5, "direction": "up"}]}',
-        "record 0: direction 'up' is not source>target",
+        "records[0].direction is 'up': expected source>target",
     ),
 }
 
@@ -232,6 +235,9 @@ def test_unreadable_runs_are_listed_and_the_rest_reported(tmp_path: Path, capsys
     assert "cka_linear_mean" not in rows[0]  # the unreadable similarity.json adds nothing
 
 
+MISSING_RECORDS = "a finished run's results have a config and records"
+
+
 def test_no_readable_run_exits_2_with_one_error_line(tmp_path: Path, capsys) -> None:
     """Only unreadable results: bad input, the status of every other bad input."""
     for name in ("a", "b"):
@@ -241,8 +247,8 @@ def test_no_readable_run_exits_2_with_one_error_line(tmp_path: Path, capsys) -> 
     out, err = capsys.readouterr()
     assert out == ""
     assert err.splitlines() == [
-        f"{tmp_path / 'a' / 'results.json'}: no records",
-        f"{tmp_path / 'b' / 'results.json'}: no records",
+        f"{tmp_path / 'a' / 'results.json'}: records is missing: {MISSING_RECORDS}",
+        f"{tmp_path / 'b' / 'results.json'}: records is missing: {MISSING_RECORDS}",
         f"error: no readable results.json under {tmp_path} (2 unreadable)",
     ]
     assert not (tmp_path / "report.md").exists()

@@ -326,7 +326,7 @@ def test_das_with_the_latent_loss_on_text_pairs_with_natural_targets(toy_lms) ->
             cl_space=space,
         )  # fmt: skip
         assert weighted.records[0].loss == "both" and math.isfinite(weighted.records[0].cl_loss)
-    assert result.results["data"]["natural_targets"] == pairs.natural_targets == 80
+    assert result.results.data["natural_targets"] == pairs.natural_targets == 80
 
 
 def test_the_run_says_how_many_pairs_have_a_natural_target(toy_lms, tmp_path, in_command_env, capsys) -> None:
@@ -400,7 +400,7 @@ def test_a_run_at_a_position_says_how_many_pairs_it_used(toy_lms) -> None:
     result = api.align(
         lm, data=pairs, layer=1, n_units=8, max_steps=5, position="marker:pear", progress=False
     )
-    summary = result.results["data"]
+    summary = result.results.data
     assert summary["position"] == "marker:pear" and pairs.duplicates == 0
     # the pairs whose prompts both name a pear (the others lack the position and are left out)
     named = sum("pear" in row["base"] and "pear" in row["source"] for row in rows)

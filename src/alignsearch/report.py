@@ -43,7 +43,6 @@ import csv
 import io
 import json
 import math
-import re
 import statistics
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -54,13 +53,15 @@ from typing import Any, TypeVar
 from alignsearch import atomic
 from alignsearch.cli import sweep
 from alignsearch.controls import CONTROLS
+from alignsearch.file_data import FileDataError
 from alignsearch.search.records import (
     CONTROL_DIVERGENCE_PREFIX,
     CONTROL_PREFIX,
+    DEFAULT_DIRECTION,
     DIVERGENCE_KEYS,
     SPLIT_METRICS,
-    AlignmentRecord,
 )
+from alignsearch.search.results import RunResults
 from alignsearch.search.run_folder import METRICS, RESULTS, SIMILARITY, SUPERSEDED
 from alignsearch.tables import MISSING, cell, markdown_table, number
 
@@ -125,17 +126,12 @@ TITLES = {
 }
 """How ``report.md`` heads a measure's column (the others: by its name)."""
 ROW_KEYS = ("direction", "variable")
-RECORD_KEYS = ("variable", "iia")
-"""What every record of a readable ``results.json`` holds (``iia`` as a number)."""
-DEFAULT_DIRECTION = "0>0"
-DIRECTION = re.compile(r"(\d+)>(\d+)")
 CURVE_SPLIT = "val"
 """The evaluation split whose IIA the learning curves show."""
 CURVE_COLUMNS = ("step", "split", "iia")
 """The ``metrics.csv`` columns the learning curves need."""
 TRUE_WORDS = ("true", "1")
 """How ``metrics.csv`` spells a trained track (Python's ``True``, written by the csv module)."""
-JSON_TYPES = {dict: "object", list: "list", str: "string", bool: "boolean", int: "number", float: "number"}
 EXIT_ALL_JOBS_FAILED, EXIT_USAGE = 1, 2
 
 T = TypeVar("T")
@@ -201,7 +197,7 @@ def collect(folder: Path) -> Collected:
     A run whose settings and seed are all those of a newer run (the same sweep run twice into two folders,
     say) is left out and listed (``repeated``): each seed of a configuration counts once."""
     out = Collected()
-    same_settings: dict[tuple, list[tuple[float, Path, dict[str, Any]]]] = {}
+    same_settings: dict[tuple, list[tuple[float, Path, RunResults]]] = {}
     for path in sorted(folder.rglob(RESULTS)):
         if SUPERSEDED in path.relative_to(folder).parts[:-1]:  # another run's, kept aside: never this one's
             continue
@@ -211,7 +207,7 @@ def collect(folder: Path) -> Collected:
         except Unreadable as e:
             out.unreadable.append(Problem(path, str(e)))
             continue
-        key = tuple(sorted((k, _hashable(v)) for k, v in results["config"].items()))
+        key = tuple(sorted((k, _hashable(v)) for k, v in results.config.items()))
         same_settings.setdefault(key, []).append((path.stat().st_mtime, path, results))
     kept = []
     for runs in same_settings.values():
@@ -221,16 +217,15 @@ def collect(folder: Path) -> Collected:
         out.repeated += [(_run_name(folder, path), _run_name(folder, newest[1])) for _, path, _ in older]
     for _, path, results in sorted(kept, key=lambda run: run[1]):
         run = str(path.parent.relative_to(folder))
-        config = {k: _hashable(v) for k, v in results["config"].items()}
+        config = {k: _hashable(v) for k, v in results.config.items()}
         out.config_keys += [k for k in config if k not in out.config_keys]
         similarity = _optional(path.parent / SIMILARITY, read_similarity, {}, out.unreadable)
-        accuracy = results.get("task_accuracy") or []
-        for record in results["records"]:
-            direction = record.get("direction", DEFAULT_DIRECTION)
-            target = int(direction.split(">")[1])
-            row = {**config, **record, "direction": direction, "run": run}
+        accuracy = results.task_accuracy or []
+        for record in results.records:
+            target = int(record.direction.split(">")[1])
+            row = {**config, **record.to_json(), "run": run}
             row[TASK_ACC] = accuracy[target] if target < len(accuracy) else None
-            row[SELECTIVITY] = AlignmentRecord.from_json(record).selectivity
+            row[SELECTIVITY] = record.selectivity
             row |= {k: similarity.get(k) for k in extra_metrics() if k in similarity}
             out.rows.append(row)
         points = _optional(path.parent / METRICS, read_curves, [], out.unreadable)
@@ -268,44 +263,13 @@ def read_json(path: Path) -> Any:
         raise Unreadable(f"not valid JSON ({e})") from None
 
 
-def read_results(path: Path) -> dict[str, Any]:
-    """A run's ``results.json``, checked for what the report uses; :class:`Unreadable` says what is wrong."""
-    results = read_json(path)
-    if not isinstance(results, dict):
-        raise Unreadable(f"not a JSON object (a {_json_type(results)})")
-    records = results.get("records")
-    if records is not None and not isinstance(records, list):
-        raise Unreadable("records is not a list")
-    if not records:
-        raise Unreadable("no records")
-    if not isinstance(results.get("config"), dict):
-        raise Unreadable("no config")
-    for i, record in enumerate(records):
-        _check_record(i, record)
-    accuracy = results.get("task_accuracy")
-    if accuracy is not None and not (
-        isinstance(accuracy, list) and all(a is None or _is_number(a) for a in accuracy)
-    ):
-        raise Unreadable("task_accuracy is not a list of numbers")
-    return results
-
-
-def _check_record(i: int, record: Any) -> None:
-    """Raise :class:`Unreadable` unless record ``i`` has a variable, numeric measures and a valid direction."""
-    if not isinstance(record, dict):
-        raise Unreadable(f"record {i} is not a JSON object")
-    missing = [k for k in RECORD_KEYS if k not in record]
-    if missing:
-        raise Unreadable(f"record {i} lacks {', '.join(missing)}")
-    if not isinstance(record["variable"], str):
-        raise Unreadable(f"record {i}: variable is {record['variable']!r}, not a name")
-    for metric in BASE_METRICS:
-        value = record.get(metric)
-        if not _is_number(value) and (value is not None or metric in RECORD_KEYS):
-            raise Unreadable(f"record {i}: {metric} is {value!r}, not a number")
-    direction = record.get("direction", DEFAULT_DIRECTION)
-    if not isinstance(direction, str) or not DIRECTION.fullmatch(direction):
-        raise Unreadable(f"record {i}: direction {direction!r} is not source>target")
+def read_results(path: Path) -> RunResults:
+    """A run's ``results.json`` (:class:`RunResults`, every key checked); :class:`Unreadable` says what is
+    wrong: ``records[0].iia is 'high': expected a number``."""
+    try:
+        return RunResults.from_json(read_json(path), path)
+    except FileDataError as e:
+        raise Unreadable(f"{e.key} {e.why}") from None
 
 
 def read_similarity(path: Path) -> dict[str, Any]:
@@ -379,10 +343,6 @@ def _system_reason(error: Exception) -> str:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _json_type(value: Any) -> str:
-    return JSON_TYPES.get(type(value), "null" if value is None else type(value).__name__)
 
 
 def failed_jobs(folder: Path, problems: list[Problem]) -> list[FailedJob]:

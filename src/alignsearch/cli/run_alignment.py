@@ -14,7 +14,8 @@ from alignsearch.cli.checks import check_common, run_requests
 from alignsearch.cli.text_run import is_text_run, text_inputs
 from alignsearch.cli.train_task_model import make_loggers
 from alignsearch.search.records import models_legend, records_table
-from alignsearch.search.run import ALREADY_DONE, RunResult, run_alignment
+from alignsearch.search.results import RunStatus
+from alignsearch.search.run import RunResult, run_alignment
 from alignsearch.search.run_folder import RESULTS
 from alignsearch.search.spec import RunData, RunModel
 from alignsearch.settings import HardwareSettings
@@ -34,9 +35,10 @@ def main(cfg: DictConfig) -> dict[str, Any]:
         loggers=lambda config: run_loggers(cfg, config),
         similarity_baselines=bool(cfg.get("similarity", True)),
     )
-    done = result.status == ALREADY_DONE
-    show(result, f"{'already done: ' if done else 'results: '}{out_dir / RESULTS}")
-    return {**result.results, "status": ALREADY_DONE} if done else result.results
+    done = result.status == RunStatus.ALREADY_DONE
+    show(result, f"{RunStatus.ALREADY_DONE if done else 'results'}: {out_dir / RESULTS}")
+    # what the job hands a sweep (its line and summary.csv): the results, the status and the headline IIA
+    return {**result.results.to_json(), "status": result.status, "iia": result.results.headline_iia}
 
 
 def run_inputs(cfg: DictConfig, out_dir: Path) -> tuple[list[RunModel], RunData | None]:
@@ -67,8 +69,8 @@ def show(result: RunResult, status: str) -> None:
     print(status, flush=True)
     print(records_table(result.records), flush=True)
     print(
-        f"{models_legend(result.records)}; {results['steps']} steps (best at {results['best_step']}), "
-        f"{results['train_seconds']:.1f} s",
+        f"{models_legend(result.records)}; {results.steps} steps (best at {results.best_step}), "
+        f"{results.train_seconds or 0.0:.1f} s",
         flush=True,
     )
     learned = learned_sizes_line(result)
@@ -79,7 +81,7 @@ def show(result: RunResult, status: str) -> None:
 def learned_sizes_line(result: RunResult) -> str | None:
     """``learned sizes at layer.0.head.1 (width 32): count 7.3``: the subspace size each variable ended
     with, for a layout that learns them (``results.json``'s ``learned_units``); None for fixed sizes."""
-    learned = result.results.get("learned_units")
+    learned = result.results.learned_units
     if result.config.get("layout") != "BoundlessLayout" or not learned:
         return None
     member = result.plan.members[0]

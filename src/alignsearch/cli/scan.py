@@ -19,6 +19,7 @@ from alignsearch import zoo
 from alignsearch.cli.checks import check_common, check_run_config, run_requests
 from alignsearch.cli.run_alignment import run_inputs
 from alignsearch.cli.text_run import is_text_run
+from alignsearch.search.results import RunStatus
 from alignsearch.search.scan import check_scan, run_scan
 from alignsearch.search.spec import RunModel
 from alignsearch.settings import HardwareSettings, ScanSettings
@@ -55,7 +56,7 @@ def main(cfg: DictConfig) -> dict[str, Any]:
     best = result.best()
     summary = result.summary()
     # what a sweep's line and summary.csv show of a job: the best cell's IIA
-    return {**summary, "records": [{"iia": best.iia, "trained": True}], "status": "done"}
+    return {**summary, "iia": best.iia, "status": RunStatus.DONE}
 
 
 if __name__ == "__main__":  # python -m alignsearch.cli.scan <overrides>

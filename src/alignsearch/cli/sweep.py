@@ -31,11 +31,12 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from alignsearch.search.results import RunStatus
+
 SUMMARY = "summary.csv"
 ERROR = "error.txt"
 COLUMNS = ("job", "status", "overrides", "iia", "error")
-FAILED_STATUS, DONE, ALREADY_DONE, INTERRUPTED_STATUS = "failed", "done", "already done", "interrupted"
-UNFINISHED = (FAILED_STATUS, INTERRUPTED_STATUS)
+UNFINISHED = (RunStatus.FAILED, RunStatus.INTERRUPTED)
 """The statuses of jobs without results (a rerun of the sweep runs them again)."""
 FAILED: list[str] = []
 """Messages of this process's sweeps that had failed jobs."""
@@ -50,7 +51,7 @@ def record_failure(error: BaseException) -> dict[str, Any]:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
     (out_dir / ERROR).write_text(text)
-    return {"status": FAILED_STATUS, "error": f"{type(error).__name__}: {error}".splitlines()[0]}
+    return {"status": RunStatus.FAILED, "error": f"{type(error).__name__}: {error}".splitlines()[0]}
 
 
 def record_interruption(stopped: BaseException) -> dict[str, Any]:
@@ -58,15 +59,15 @@ def record_interruption(stopped: BaseException) -> dict[str, Any]:
     folder; return what the job hands back to the sweep."""
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     (out_dir / ERROR).write_text(f"{stopped}\n")
-    return {"status": INTERRUPTED_STATUS, "error": str(stopped)}
+    return {"status": RunStatus.INTERRUPTED, "error": str(stopped)}
 
 
 def headline_iia(result: dict[str, Any]) -> float | None:
-    """Mean validation IIA over a result's trained records (task models: validation trial accuracy)."""
-    records = [r for r in result.get("records", []) if r.get("trained", True)]
-    if records:
-        return sum(r["iia"] for r in records) / len(records)
-    return result.get("val_trial_acc")
+    """The number a job's line and row show: the ``iia`` the job hands back (an alignment's mean validation
+    IIA over its trained records, :attr:`RunResults.headline_iia`; a scan's best cell's), or a task
+    model's validation trial accuracy."""
+    iia = result.get("iia")
+    return iia if iia is not None else result.get("val_trial_acc")
 
 
 class SweepProgress(Callback):
@@ -84,9 +85,9 @@ class SweepProgress(Callback):
         hydra = HydraConfig.get()
         result = job_return._return_value  # the job's own dict (or the exception Hydra caught)
         if isinstance(result, BaseException):
-            result = {"status": FAILED_STATUS, "error": f"{type(result).__name__}: {result}"}
+            result = {"status": RunStatus.FAILED, "error": f"{type(result).__name__}: {result}"}
         result = result if isinstance(result, dict) else {}
-        status = result.get("status", DONE)
+        status = result.get("status", RunStatus.DONE)
         iia = headline_iia(result) if status not in UNFINISHED else None
         row = {
             "job": Path(hydra.runtime.output_dir).name,
@@ -105,13 +106,9 @@ class SweepProgress(Callback):
             for num, row in sorted(jobs, key=lambda job: (job[0] is None, job[0] or 0)):
                 print(job_line(num, row), flush=True)
         latest = latest_rows(sweep)
-        counts = {
-            s: sum(r["status"] == s for r in latest.values())
-            for s in (DONE, ALREADY_DONE, FAILED_STATUS, INTERRUPTED_STATUS)
-        }
+        counts = {s: sum(r["status"] == s for r in latest.values()) for s in RunStatus}
         print(
-            f"sweep finished: {counts[DONE]} done, {counts[ALREADY_DONE]} already done, "
-            f"{counts[FAILED_STATUS]} failed, {counts[INTERRUPTED_STATUS]} interrupted ({sweep / SUMMARY})",
+            f"sweep finished: {', '.join(f'{n} {s}' for s, n in counts.items())} ({sweep / SUMMARY})",
             flush=True,
         )
         failed = failed_jobs(sweep)
@@ -235,4 +232,4 @@ def latest_rows(sweep: Path) -> dict[str, dict[str, str]]:
 
 def failed_jobs(sweep: Path) -> list[str]:
     """Jobs whose latest row in the sweep's summary says they failed."""
-    return [job for job, row in latest_rows(sweep).items() if row["status"] == FAILED_STATUS]
+    return [job for job, row in latest_rows(sweep).items() if row["status"] == RunStatus.FAILED]

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from alignsearch import zoo
 from alignsearch.cli.checks import check_train_config
+from alignsearch.search.results import RunStatus
 
 
 def make_loggers(cfg: DictConfig, **wandb_run: Any) -> list:
@@ -37,7 +38,8 @@ def main(cfg: DictConfig) -> dict:
         }
         entry = zoo.get_or_train(req, loggers=make_loggers(cfg, **wandb_run))
     show(entry, "already in the zoo" if existed else "trained")
-    return {"status": "already done" if existed else "done", "path": str(entry.path), **entry.metrics}
+    status = RunStatus.ALREADY_DONE if existed else RunStatus.DONE
+    return {"status": status, "path": str(entry.path), **entry.metrics}
 
 
 def show(entry: zoo.ZooEntry, status: str) -> None:

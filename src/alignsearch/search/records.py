@@ -11,7 +11,8 @@ validation IIA as ``iia_control_<name>`` and its divergence at the site as ``div
      "iia_control_random_subspace": 0.1, "divergence_control_random_subspace": 0.6}
 
 ``results.json`` says which form its records have (``schema``: :data:`SCHEMA`); files written before it
-existed (no ``schema``) hold the same keys, so :meth:`AlignmentRecord.from_json` reads both.
+existed (no ``schema``) hold the same keys, so :meth:`AlignmentRecord.from_json` reads both. The whole
+file is one :class:`~alignsearch.search.results.RunResults`, which checks each record's keys and values.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ CONTROL_PREFIX = "iia_control_"
 """A control's validation IIA in a record's JSON form: ``iia_control_<name>``."""
 CONTROL_DIVERGENCE_PREFIX = "divergence_control_"
 """A control's divergence at the site in a record's JSON form: ``divergence_control_<name>``."""
+DEFAULT_DIRECTION = "0>0"
+"""The direction of a record (or a ``metrics.csv`` row) that names none: written before MAS, model 0 in itself."""
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,7 @@ class AlignmentRecord:
         """A record from its JSON form (any schema so far; keys a record lacks take their defaults)."""
         known = {f.name for f in dataclasses.fields(cls)} - set(CONTROL_FIELDS)
         values = {k: v for k, v in data.items() if k in known}
-        values.setdefault("direction", "0>0")
+        values.setdefault("direction", DEFAULT_DIRECTION)
         for key in ("source", "target"):
             values.setdefault(key, "")
         for key in ("loss", "iia_heldout", "iia_test", "token_iia", "iia_step0"):

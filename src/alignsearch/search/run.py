@@ -38,7 +38,8 @@ from alignsearch.models.definition import cannot_tell
 from alignsearch.search.controls import check_controls, run_controls
 from alignsearch.search.fit import fit_alignment
 from alignsearch.search.planning import plan_run
-from alignsearch.search.records import SCHEMA, AlignmentRecord
+from alignsearch.search.records import AlignmentRecord
+from alignsearch.search.results import RunResults, RunStatus
 from alignsearch.search.run_folder import (
     ALIGNMENT,
     METRICS,
@@ -73,27 +74,35 @@ HISTORY_COLUMNS = (
     "cl_divergence",
 )
 """The columns of ``metrics.csv``: one row per evaluation of a track."""
-ALREADY_DONE, DONE = "already done", "done"
 
 
 @dataclass
 class RunResult:
-    """A finished run: the plan, the flat config, the records and what ``results.json`` holds."""
+    """A finished run: the plan, what ``results.json`` holds (its flat config, records, steps, ...), the
+    history and the kept weights."""
 
     plan: AlignmentPlan
-    config: dict[str, Any]
-    records: list[AlignmentRecord]
-    results: dict[str, Any]
+    results: RunResults
     """``results.json``'s content."""
     history: list[dict[str, Any]] = field(default_factory=list)
     """IIA at every evaluation (empty when the run was already done)."""
     state: dict[str, Any] = field(default_factory=dict, repr=False)
     """The kept alignment's weights."""
-    status: str = DONE
+    status: RunStatus = RunStatus.DONE
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The run's settings as one flat dict."""
+        return self.results.config
+
+    @property
+    def records(self) -> list[AlignmentRecord]:
+        """One per direction and variable."""
+        return self.results.records
 
     @property
     def steps(self) -> int:
-        return int(self.results["steps"])
+        return int(self.results.steps or 0)
 
 
 def run_alignment(
@@ -128,9 +137,8 @@ def run_alignment(
     with run_lock(out_dir):
         done = previous_results(out_dir, identity, verbose)
         if done is not None:
-            records = [AlignmentRecord.from_json(r) for r in done["records"]]
             state = load_weights_only(out_dir / ALIGNMENT)["state_dict"]
-            return RunResult(plan, done["config"], records, done, [], state, ALREADY_DONE)
+            return RunResult(plan, done, [], state, RunStatus.ALREADY_DONE)
         return _train(
             plan,
             config,
@@ -215,26 +223,25 @@ def _train(
         records = [r.with_controls(scores) for r in records]  # each control's IIA and divergence
     with phases("task_accuracy"):
         accuracies = None if data is not None else task_accuracies(plan, modules, run.seed)
-    results = {
-        "schema": SCHEMA,
-        "config": config,
-        "steps": out.steps,
-        "best_step": out.best_step,
-        "train_seconds": out.train_seconds,
-        "learned_units": out.learned_units,
-        "task_accuracy": accuracies,
-        "records": [r.to_json() for r in records],
-        "identity": identity,
-        "seconds": phases.rounded(),
-    }
-    if data is not None:
-        results["data"] = data_summary(data, plan, run)
+    results = RunResults(
+        config=config,
+        records=records,
+        steps=out.steps,
+        best_step=out.best_step,
+        train_seconds=out.train_seconds,
+        learned_units=out.learned_units,
+        task_accuracy=accuracies,
+        identity=identity,
+        seconds=phases.rounded(),
+        data=data_summary(data, plan, run) if data is not None else None,
+    )
     save_alignment(out_dir / ALIGNMENT, plan, out.state, config)
     atomic.write_text(out_dir / METRICS, history_csv(out.history, [m.name for m in plan.members]))
-    atomic.write_json(out_dir / RESULTS, results)  # written last: its presence marks the run complete
+    written = results.to_json()
+    atomic.write_json(out_dir / RESULTS, written)  # written last: its presence marks the run complete
     if run_loggers:
-        log_final_records(run_loggers, results["records"])
-    return RunResult(plan, config, records, results, out.history, out.state)
+        log_final_records(run_loggers, written["records"])
+    return RunResult(plan, results, out.history, out.state)
 
 
 def data_summary(data: RunData, plan: AlignmentPlan, run: RunSettings) -> dict[str, Any]:
@@ -330,18 +337,19 @@ def run_identity(
     }
 
 
-def previous_results(out_dir: Path, identity: dict[str, Any], verbose: bool = True) -> dict[str, Any] | None:
+def previous_results(out_dir: Path, identity: dict[str, Any], verbose: bool = True) -> RunResults | None:
     """The finished results in ``out_dir`` if they belong to ``identity``; results or checkpoints of
-    other models or settings are moved to ``out_dir/superseded/<n>/`` (nothing is deleted), and
-    ``run.json`` records the identity the folder now works for."""
-    recorded = None
+    other models or settings, and a ``results.json`` that cannot be read, are moved to
+    ``out_dir/superseded/<n>/`` (nothing is deleted), and ``run.json`` records the identity the folder
+    now works for."""
+    recorded, unreadable = None, None
     if (out_dir / RESULTS).is_file():
         try:
-            results = json.loads((out_dir / RESULTS).read_text())
-            recorded = results.get("identity")
-        except (ValueError, AttributeError):
-            results = None
-        if recorded == identity and (out_dir / ALIGNMENT).is_file():
+            results = RunResults.read(out_dir / RESULTS)
+            recorded = results.identity
+        except FileDataError as e:
+            results, unreadable = None, e
+        if results is not None and recorded == identity and (out_dir / ALIGNMENT).is_file():
             return results
     elif (out_dir / RUN).is_file():
         try:
@@ -356,9 +364,13 @@ def previous_results(out_dir: Path, identity: dict[str, Any], verbose: bool = Tr
         for name in stale:
             os.replace(out_dir / name, target / name)
         if verbose or unseen_change(recorded, identity):  # said even in a quiet (API) run
+            held = (
+                f"an unreadable {RESULTS} ({unreadable})"
+                if unreadable
+                else describe_change(recorded, identity)
+            )
             print(
-                f"{out_dir} held results or checkpoints of {describe_change(recorded, identity)}; "
-                f"moved them to {target} and running again",
+                f"{out_dir} held results or checkpoints of {held}; moved them to {target} and running again",
                 flush=True,
             )
     atomic.write_json(out_dir / RUN, identity)

@@ -53,7 +53,8 @@ from alignsearch.models import SequenceModel, hooks
 from alignsearch.search.pairs import BASE, CACHE_CHUNK, PairBatch, PrefixCache, Track, resumable
 from alignsearch.search.planning import plan_run
 from alignsearch.search.records import records_table
-from alignsearch.search.run import ALREADY_DONE, RunResult, run_alignment
+from alignsearch.search.results import RunStatus
+from alignsearch.search.run import RunResult, run_alignment
 from alignsearch.search.run_folder import RESULTS
 from alignsearch.search.spec import RunData, RunModel
 from alignsearch.search.text_data import CHUNK, TextPairSource, check_repositioned
@@ -277,7 +278,7 @@ class ScanCell:
     seconds: dict[str, float]
     """The cell's run's time by phase (``results.json``'s ``seconds``)."""
     folder: Path
-    status: str
+    status: RunStatus
 
     def row(self, controls: Sequence[str]) -> dict[str, Any]:
         """The cell as a row of ``scan.csv``."""
@@ -532,10 +533,10 @@ def run_scan(
                 data=data, verbose=verbose,
             )  # fmt: skip
             if verbose:
-                done = "already done: " if aligned.status == ALREADY_DONE else "results: "
-                print(f"{done}{out_dir / BEST / RESULTS}", flush=True)
+                done = RunStatus.ALREADY_DONE if aligned.status == RunStatus.ALREADY_DONE else "results"
+                print(f"{done}: {out_dir / BEST / RESULTS}", flush=True)
                 print(records_table(aligned.records), flush=True)
-                print(f"{aligned.steps} steps (best at {aligned.results['best_step']})", flush=True)
+                print(f"{aligned.steps} steps (best at {aligned.results.best_step})", flush=True)
     finally:
         cache.close()
     return result
@@ -568,7 +569,7 @@ def scan_cells(result: RunResult, site: str, position: str, folder: Path) -> lis
             iia_step0=r.iia_step0,
             controls={name: score for name, score in r.controls.items()},
             steps=result.steps,
-            seconds=dict(result.results.get("seconds") or {}),
+            seconds=dict(result.results.seconds or {}),
             folder=folder,
             status=result.status,
         )
@@ -583,8 +584,8 @@ def describe(cell: ScanCell, controls: Sequence[str], variable: bool = False) ->
     shown = ", ".join(f"{c} {number(cell.controls.get(c))}" for c in controls)
     variable = f" {cell.variable}" if variable else ""
     cost = (
-        "already done"
-        if cell.status == ALREADY_DONE
+        str(RunStatus.ALREADY_DONE)
+        if cell.status == RunStatus.ALREADY_DONE
         else f"{cell.steps} steps, {sum(cell.seconds.values()):.1f} s"
     )
     return (
