@@ -219,7 +219,7 @@ def collect(folder: Path) -> Collected:
         run = str(path.parent.relative_to(folder))
         config = {k: _hashable(v) for k, v in results.config.items()}
         out.config_keys += [k for k in config if k not in out.config_keys]
-        similarity = _optional(path.parent / SIMILARITY, read_similarity, {}, out.unreadable)
+        similarity: dict[str, Any] = _optional(path.parent / SIMILARITY, read_similarity, {}, out.unreadable)
         accuracy = results.task_accuracy or []
         for record in results.records:
             target = int(record.direction.split(">")[1])
@@ -228,7 +228,7 @@ def collect(folder: Path) -> Collected:
             row[SELECTIVITY] = record.selectivity
             row |= {k: similarity.get(k) for k in extra_metrics() if k in similarity}
             out.rows.append(row)
-        points = _optional(path.parent / METRICS, read_curves, [], out.unreadable)
+        points: list[dict[str, Any]] = _optional(path.parent / METRICS, read_curves, [], out.unreadable)
         out.curves += [{**config, "run": run, **point} for point in points]
     out.failed = failed_jobs(folder, out.unreadable)
     return out

@@ -34,6 +34,7 @@ from alignsearch.engine.trainer import LAST_CHECKPOINT, load_weights_only
 from alignsearch.errors import ConfigError
 from alignsearch.file_data import FileDataError, no_symlinks_below
 from alignsearch.loggers import log_final_records
+from alignsearch.models import SequenceModel
 from alignsearch.models.definition import cannot_tell
 from alignsearch.search.controls import check_controls, run_controls
 from alignsearch.search.fit import fit_alignment
@@ -218,7 +219,7 @@ def _train(
         with phases("controls"):
             scores = run_controls(
                 plan, modules, alignment.controls, out_dir, seed=run.seed, hardware=hardware,
-                untrained=lambda: [m.untrained(run.seed) for m in models], trained=out.state, verbose=verbose,
+                untrained=lambda: [_untrained(m, run.seed) for m in models], trained=out.state, verbose=verbose,
             )  # fmt: skip
         records = [r.with_controls(scores) for r in records]  # each control's IIA and divergence
     with phases("task_accuracy"):
@@ -239,7 +240,7 @@ def _train(
     atomic.write_text(out_dir / METRICS, history_csv(out.history, [m.name for m in plan.members]))
     written = results.to_json()
     atomic.write_json(out_dir / RESULTS, written)  # written last: its presence marks the run complete
-    if run_loggers:
+    if isinstance(run_loggers, list) and run_loggers:
         log_final_records(run_loggers, written["records"])
     return RunResult(plan, results, out.history, out.state)
 
@@ -255,6 +256,13 @@ def data_summary(data: RunData, plan: AlignmentPlan, run: RunSettings) -> dict[s
         "position": str(run.position),
         "pairs_at_position": {split: len(p) for split, p in pairs.splits.items()},
     }
+
+
+def _untrained(model: RunModel, seed: int) -> SequenceModel:
+    """``model``'s untrained copy, for the controls that need one (refused before any work where a model
+    has none)."""
+    assert model.untrained is not None
+    return model.untrained(seed)
 
 
 def task_accuracies(plan: AlignmentPlan, models: list, seed: int) -> list[float]:
@@ -420,11 +428,15 @@ def write_similarity(plan: AlignmentPlan, models: list, seed: int, out_dir: Path
         return
     names = [m.name for m in plan.members]
     sites = [m.site for m in plan.members]
+    causal_models = []
+    for m in plan.members:
+        assert m.causal_model is not None  # task models: similarity is measured without data
+        causal_models.append(m.causal_model)
     measures = similarity(
         [m.task for m in plan.members],
         models,
         sites,
-        [m.causal_model for m in plan.members],
+        causal_models,
         names,
         seed=seed,
     )
