@@ -14,6 +14,7 @@ from hydra import compose, initialize_config_dir
 
 from alignsearch.cli.commands import ALIGN, SCAN, TRAIN, Command
 from alignsearch.errors import ConfigError, ZooError
+from alignsearch.models.lm import TEXT_MODEL
 from alignsearch.seeding import generator
 from alignsearch.tasks import CountTask, Task, Vocabulary
 from alignsearch.tasks.protocol import SPLITS
@@ -253,7 +254,7 @@ def check_task(task) -> None:
         assert len(batch) == len(counts)
 
 
-PRETRAINED_MODEL = "alignsearch.models.lm.TextLM"
+PRETRAINED_MODEL = TEXT_MODEL
 
 
 def task_model_configs() -> list[Path]:
@@ -268,11 +269,11 @@ def task_model_configs() -> list[Path]:
 
 def plan_of(cfg, entries: list) -> AlignmentPlan:  # noqa: F821 - a test's plan from a composed config
     """The plan the run core makes of a composed ``run_alignment`` config on these zoo entries."""
-    from alignsearch import zoo
+    from alignsearch.inputs import zoo_model
     from alignsearch.search.planning import plan_run
     from alignsearch.settings import AlignmentSettings, RunSettings
 
-    models = [zoo.run_model(e, i) for i, e in enumerate(entries)]
+    models = [zoo_model(e, i) for i, e in enumerate(entries)]
     return plan_run(models, AlignmentSettings.parse(cfg.alignment), RunSettings.parse(cfg))
 
 

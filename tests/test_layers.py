@@ -12,7 +12,7 @@ import alignsearch
 
 PACKAGE = Path(alignsearch.__file__).parent
 LAYERS = [
-    {"errors", "seeding", "atomic", "configurable", "tables"},
+    {"errors", "seeding", "atomic", "configurable", "tables", "naming"},
     {"file_data", "controls"},
     {"components"},
     {"settings"},
@@ -20,6 +20,7 @@ LAYERS = [
     {"text", "similarity", "loggers", "call_checks"},
     {"training", "search"},
     {"zoo"},
+    {"inputs"},  # every kind of input as the run core takes it: what cli and api both call
     {
         "cli",
         "api",

@@ -259,7 +259,7 @@ def test_unit_sizes_are_checked_against_the_sites_width_before_loading(
 ) -> None:
     """Before the model is loaded, ``n_units`` is checked against the site's width as ``config.json``
     states it: a head's is the head size; a module path's is not known until the model is loaded."""
-    from alignsearch.cli.text_run import folder_width
+    from alignsearch.models.hf import folder_width
 
     pairs_file = tmp_path / "count.jsonl"
     pairs_file.write_text("".join(json.dumps(row) + "\n" for row in count_rows))

@@ -14,7 +14,8 @@
 A model can be a zoo entry (:func:`model`), any :class:`~alignsearch.models.SequenceModel` or plain
 ``torch.nn.Module`` (token ids ``(batch, length)`` -> logits ``(batch, length, vocab)``; its site a module
 path) already in memory with ``task=``, or a language model (:func:`language_model`, from a folder or
-from a HuggingFace model and tokenizer in memory) with ``data=``.
+from a HuggingFace model and tokenizer in memory) with ``data=``: text pairs (:func:`text_pairs`), or a
+corpus (:func:`corpus`) for behavioural MAS between two language models.
 
 Settings are the command line's, composed from ``conf/`` and checked by the same rules, so a notebook and
 a sweep that say the same thing run the same thing: ``api.align(gru, alignment="revres", max_steps=300)``
@@ -25,7 +26,6 @@ ConfigError naming the argument as written.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import sys
 import tempfile
@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from alignsearch import zoo
+from alignsearch import inputs, zoo
 from alignsearch.call_checks import Owned, check_overrides, check_pairs_fit
 from alignsearch.components import build_task, compose_checked
 from alignsearch.engine.world import as_found
@@ -49,7 +49,7 @@ from alignsearch.search.saved import SavedAlignment, save_alignment
 from alignsearch.search.saved import load_alignment as load_saved
 from alignsearch.search.scan import ScanResult, run_scan
 from alignsearch.search.spec import RunData, RunModel
-from alignsearch.search.text_data import CorpusSource, TextPairSource, pairs_summary, text_model
+from alignsearch.search.text_data import CorpusSource, TextPairSource
 from alignsearch.seeding import generator
 from alignsearch.settings import (
     AlignmentSettings,
@@ -69,6 +69,7 @@ __all__ = [
     "AlignmentResult",
     "align",
     "config",
+    "corpus",
     "iia",
     "language_model",
     "load_alignment",
@@ -81,15 +82,12 @@ __all__ = [
 ]
 
 OWN = zoo.OWN
-PROBE_SEQUENCES = 500
-"""Sequences :func:`own_model` reads to measure a brought model's trial accuracy on its task."""
-PYTHON_ROWS = "python rows"
-"""What a run's flat config calls pairs given from Python (``data``)."""
-MODELS_ALLOWED = (
-    "a zoo entry (api.model), a SequenceModel or torch.nn.Module with task=<a task name>, "
-    "or a language model (api.language_model)"
-)
+PROBE_SEQUENCES = inputs.PROBE_SEQUENCES
+PYTHON_ROWS = inputs.PYTHON_ROWS
+MODELS_ALLOWED = inputs.MODELS_ALLOWED
 weights_digest = zoo.weights_digest
+pairs_digest = inputs.pairs_digest
+corpus_digest = inputs.corpus_digest
 
 
 @contextmanager
@@ -222,9 +220,7 @@ def own_model(
         entry = own_model(my_gru, "multiobject", name="my_gru")
         print(align(entry, variables=["count"], n_units=16).table())
     """
-    from alignsearch.engine.metrics import task_accuracy
-    from alignsearch.models.vocabulary import check_reads_vocab
-    from alignsearch.models.wrapped import as_sequence_model, check_batch_first
+    from alignsearch.models.wrapped import as_sequence_model
 
     if not isinstance(task, str):
         raise ConfigError("task", task, "a task name (e.g. multiobject)", (str,)).as_argument("task")
@@ -235,89 +231,7 @@ def own_model(
         cfg, overrides, call="api.own_model", owned={"task": Owned("task", task, group=True)}, reads=("task",),
         not_read="the model is given: only its task's settings are read",
     )  # fmt: skip
-    task_obj = build_task(cfg.task)
-    check_reads_vocab(model, task_obj.vocab, key="model", what=f"task {task_obj.name}")
-    model.eval().requires_grad_(False)
-    probe = task_obj.sample(2, generator(0, "own-model-probe"))
-    try:
-        logits = model(probe.ids)
-    except Exception as e:  # noqa: BLE001 - a model that cannot read the ids: say so in one line
-        raise ConfigError(
-            "model",
-            model.name,
-            f"a model that maps token ids (batch, length) to logits (batch, length, vocab): on two "
-            f"sequences of task {task_obj.name} it raised {type(e).__name__}: {str(e).splitlines()[0][:120]}",
-        ) from None
-    if logits.shape[-1] != task_obj.vocab.size:
-        raise ConfigError(
-            "model",
-            type(model).__name__,
-            f"logits over the {task_obj.vocab.size} tokens of task {task_obj.name} "
-            f"({' '.join(task_obj.vocab.tokens)}); it gives {logits.shape[-1]}",
-        )
-    check_batch_first(model, probe.ids, logits)  # not (length, batch): that would mix the sequences
-    digest = weights_digest(model)
-    name = name or model.name
-    accuracy = task_accuracy(model, task_obj, PROBE_SEQUENCES, generator(0, "own-model-accuracy"))
-    info = {
-        "task": task_obj.name,
-        "model": name,
-        "seed": None,
-        "vocab": list(task_obj.vocab.tokens),
-        "sites": dict(model.sites),
-        "origin": OWN,
-    }
-    path = Path(task_obj.name) / name / f"sha256-{digest[:12]}"
-    return zoo.ZooEntry(path, task_obj, model, {"val_trial_acc": accuracy}, info, digest)
-
-
-def _run_model(thing: Any, index: int, task: str | None, label: str | None) -> RunModel:
-    """Whatever :func:`align` or :func:`iia` is handed as model ``index``, as the run core takes it."""
-    from alignsearch.models.lm import TextLM
-
-    key = "models" if index == 0 else f"models[{index}]"
-    if isinstance(thing, zoo.ZooEntry):
-        return _with_definition(zoo.run_model(thing, index), thing)
-    if isinstance(thing, TextLM):
-        return text_model(thing, index, label or PYTHON_ROWS)
-    if isinstance(thing, torch.nn.Module):
-        if task is None:
-            raise ConfigError(
-                "task", None, f"the task a {type(thing).__name__} reads (task='multiobject'), "
-                "or a zoo entry (api.model) in its place",
-            ).as_argument("task")  # fmt: skip
-        entry = own_model(thing, task)
-        return _with_definition(zoo.run_model(entry, index), entry)
-    if isinstance(thing, str):
-        raise ConfigError(
-            key, thing, f"{MODELS_ALLOWED}: api.model({thing!r}) finds a zoo model"
-        ).as_argument(key)
-    raise ConfigError(key, type(thing).__name__, MODELS_ALLOWED)
-
-
-def _with_definition(run_model: RunModel, entry: zoo.ZooEntry) -> RunModel:
-    """A model brought from Python (:func:`own_model`) is identified in a run by what defines it as it is
-    now, not only by its weights: its whole state, its classes' code and its attributes
-    (:func:`~alignsearch.models.definition.definition_sha256`), so that a folder's results are never
-    taken for a model redefined or changed since; a zoo model by its weights file, as its results say.
-    Attributes the model's own forward changes (a call counter) are left out: one forward on two
-    sequences of its task finds them."""
-    from alignsearch.models.definition import attributes_changed_by, definition_sha256
-
-    if entry.info.get("origin") == OWN:
-        model = entry.model
-        probe = entry.task.sample(2, generator(0, "own-model-probe")).ids
-        with torch.no_grad():
-            changing = attributes_changed_by(model, lambda: model(probe))
-        run_model.definition_sha256 = definition_sha256(model, exclude=changing)
-    return run_model
-
-
-def _run_models(models: Any, task: str | None, label: str | None = None) -> list[RunModel]:
-    items = list(models) if isinstance(models, list | tuple) else [models]
-    if not items:
-        raise ConfigError("models", [], MODELS_ALLOWED).as_argument("models")
-    return [_run_model(m, i, task, label) for i, m in enumerate(items)]
+    return inputs.own_entry(model, build_task(cfg.task), name)
 
 
 @as_found
@@ -513,7 +427,7 @@ def align(
     ``models``: one model or a list of two, each a zoo entry, a SequenceModel or ``torch.nn.Module``
     reading ``task`` (its site a module path: ``site="rnn"``), or a language model with ``data``:
     counterfactual pairs of text (:func:`text_pairs`; the variable is named ``variables[0]``) or a
-    corpus source.
+    corpus (:func:`corpus`; two models).
 
     ``position`` moves every prompt (or task sequence) of every pair to one position (``"last"``, ``-2``,
     ``"marker:?:-1"``; None: each pair's own). ``settings`` are alignment keys (``max_steps=300``,
@@ -640,9 +554,9 @@ def _inputs(
         raise ConfigError("alignment", alignment, "an alignment name (das, mas, ...)", (str,)).as_argument(
             "alignment"
         )
-    source = _data_source(data, variables)
+    source = inputs.run_data(data, variables, cache_dir=work / "predictions")
     label = None if source is None else source.label
-    run_models = _run_models(models, task, label)
+    run_models = inputs.run_models(models, task, label)
     cfg = config("run_alignment", [f"alignment={alignment}", *_common(None, work), *overrides])
     with arguments(names):
         values = plain(cfg.alignment)
@@ -704,39 +618,6 @@ def _check_run_overrides(
     )  # fmt: skip
 
 
-def _data_source(data: Any, variables: Any) -> RunData | None:
-    """What :func:`align`'s ``data`` is, as the run core takes it."""
-    if data is None:
-        return None
-    if isinstance(data, PairsData):
-        variable = variables[0] if isinstance(variables, list | tuple) and variables else "variable"
-        data = TextPairSource(data, str(variable))
-    if isinstance(data, TextPairSource):
-        identity = {"data_sha256": pairs_digest(data.data)}
-        return RunData(data, identity, pairs_summary(data.data), PYTHON_ROWS)
-    if isinstance(data, CorpusSource):
-        summary = {"kind": "corpus", "texts": data.n_texts, "skipped": data.skipped}
-        identity = {"data_sha256": hashlib.sha256(str(summary).encode()).hexdigest()}
-        return RunData(data, identity, summary, PYTHON_ROWS)
-    raise ConfigError(
-        "data", type(data).__name__, "text pairs (api.text_pairs) or a corpus source, for language models"
-    )
-
-
-def pairs_digest(data: PairsData) -> str:
-    """SHA-256 over the token ids and positions of every split (and the counterfactual prompts, where the
-    pairs have any): what identifies pairs given from Python."""
-    digest = hashlib.sha256()
-    for split in sorted(data.splits):
-        pairs = data.splits[split]
-        tensors = [pairs.ids, pairs.task_mask, pairs.base_pos, pairs.source_ids, pairs.source_pos]
-        if data.natural_targets:
-            tensors += [pairs.counterfactual_ids, pairs.counterfactual_pos, pairs.has_counterfactual]
-        for tensor in tensors:
-            digest.update(split.encode() + tensor.contiguous().view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
 @as_found
 def language_model(
     model: str | Path | torch.nn.Module,
@@ -754,13 +635,13 @@ def language_model(
     own dtype, another is refused (cast it yourself first: ``hf_model.to(torch.bfloat16)``). A model in
     memory is frozen only while a call runs it: between calls it has its own ``requires_grad`` and
     ``training`` flags."""
-    from alignsearch.models.lm import DTYPES, TextLM
+    from alignsearch.models.lm import DTYPES
 
     if dtype is not None and (not isinstance(dtype, str) or dtype not in DTYPES):
         raise ConfigError("dtype", dtype, f"one of {', '.join(DTYPES)}, or None", (str,)).as_argument("dtype")
     if isinstance(model, str | Path):
         with arguments({"model.path": "model", "model.dtype": "dtype"}):
-            return TextLM(str(model), dtype or "float32")
+            return inputs.language_model_folder(model, dtype or "float32")
     if dtype is not None and isinstance(model, torch.nn.Module):
         own = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
         if DTYPES[dtype] != own:
@@ -770,7 +651,7 @@ def language_model(
                 f"the model's own dtype, {str(own).removeprefix('torch.')} (a model in memory is not cast: "
                 f"pass model.to(torch.{dtype}), or leave dtype out)",
             ).as_argument("dtype")
-    return TextLM.from_model(model, tokenizer, name=name)
+    return inputs.language_model_object(model, tokenizer, name=name)
 
 
 def sites(model: Any) -> dict[str, int]:
@@ -828,6 +709,41 @@ def text_pairs(rows: Iterable[Mapping[str, Any]], tokenizer, **options: Any) -> 
     return build(rows, tokenizer, **options)
 
 
+CORPUS_ARGUMENTS = {"data.horizon": "horizon", "data.max_length": "max_length", "texts": "texts"}
+
+
+@as_found
+def corpus(texts: Iterable[str], tokenizer: Any, **options: Any) -> CorpusSource:
+    """A corpus from Python, for behavioural MAS between two language models: what ``data=corpus`` reads
+    from a file, from ``texts`` (a list of strings, or any iterable of them; each text as it is, as a
+    ``.jsonl``'s ``text`` fields are read), tokenised with ``tokenizer`` (or a list of tokenizers, one
+    per model, which must tokenise every text alike). ``options`` are ``conf/data/corpus.yaml``'s:
+    ``variable`` (the aligned subspace's name; ``shared``), ``max_length`` (tokens per text; 64),
+    ``horizon`` (tokens predicted after each cut; 4), ``seed`` (the split of the texts and the cuts; 0)
+    and ``fractions`` (train, val, test; ``[0.8, 0.1, 0.1]``). A run identifies a corpus by its token
+    ids, so two corpora of as many texts are two corpora, each with its own results in an ``out_dir``::
+
+        texts = ["the cat sat on the mat", ...]
+        result = align([lm_a, lm_b], alignment="mas", data=corpus(texts, lm_a.tokenizer), layer=1, n_units=16)
+    """
+    from alignsearch.search.text_data import corpus_of_texts
+
+    known = [k for k in _keyword_options(corpus_of_texts) if k not in ("cache_dir", "file")]
+    for key, value in options.items():
+        if key not in known:
+            raise unknown_key(key, value, known).as_argument(key)
+    if "seed" in options:
+        with arguments({"seed": "seed"}):
+            seed_value("seed", options["seed"])
+    tokenizers = list(tokenizer) if isinstance(tokenizer, list | tuple) else [tokenizer]
+    if not tokenizers or not all(callable(t) for t in tokenizers):
+        raise ConfigError(
+            "tokenizer", type(tokenizer).__name__, "a tokenizer (lm.tokenizer), or a list of them"
+        ).as_argument("tokenizer")
+    with arguments(CORPUS_ARGUMENTS):
+        return inputs.corpus(texts, tokenizers, **options)
+
+
 @as_found
 def load_alignment(path: str | Path) -> SavedAlignment:
     """A trained alignment saved by :meth:`AlignmentResult.save` or a run (``alignment.pt``); a file that is
@@ -872,7 +788,7 @@ def iia(
         raise ConfigError(
             "alignment", type(saved).__name__, "an alignment (api.align's result, or api.load_alignment)"
         ).as_argument("alignment")
-    run_models = _run_models(models, task)
+    run_models = inputs.run_models(models, task)
     for key, index in (("source", source), ("target", target)):
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(run_models):
             raise ConfigError(key, index, f"a model index below {len(run_models)}", (int,)).as_argument(key)

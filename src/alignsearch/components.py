@@ -106,14 +106,40 @@ TRUST_HINT = (
 )
 
 
+def search_path_dirs(entries: Iterable[Any]) -> tuple[Path, ...]:
+    """The config folders ``hydra.searchpath`` entries add, where Hydra looks for config groups too:
+    ``file://<dir>`` the folder, ``pkg://<package>`` the package's folders; other entries none. The one
+    reading of ``hydra.searchpath``: for the group choices of a command line, the partner's choices, and
+    the modules files may name (:func:`trusted_modules`).
+
+    >>> search_path_dirs(["file://my_conf", "https://elsewhere"])
+    (PosixPath('my_conf'),)
+    """
+    import importlib.util
+
+    dirs: list[Path] = []
+    for entry in entries:
+        scheme, _, where = str(entry).partition("://")
+        if scheme == "file":
+            dirs.append(Path(where))
+        elif scheme == "pkg":
+            try:
+                spec = importlib.util.find_spec(where.replace("/", "."))
+            except (ImportError, ValueError):
+                spec = None
+            locations = (spec.submodule_search_locations if spec else None) or []
+            dirs.extend(Path(p) for p in locations)
+    return tuple(dirs)
+
+
 def job_search_dirs() -> tuple[Path, ...]:
-    """The ``hydra.searchpath`` folders (``file://`` entries) of the running Hydra job; none outside one."""
+    """The ``hydra.searchpath`` folders (:func:`search_path_dirs`) of the running Hydra job; none outside
+    one."""
     from hydra.core.hydra_config import HydraConfig
 
     if not HydraConfig.initialized():
         return ()
-    entries = HydraConfig.get().searchpath or ()
-    return tuple(Path(str(e).split("://", 1)[1]) for e in entries if str(e).startswith("file://"))
+    return search_path_dirs(HydraConfig.get().searchpath or ())
 
 
 def trusted_modules(folders: Sequence[Path] = (), also: Iterable[str] = ()) -> tuple[str, ...]:

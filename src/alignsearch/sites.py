@@ -24,7 +24,6 @@ from collections.abc import Sequence
 from alignsearch.errors import ConfigError, ZooError
 
 EXIT_USAGE = 2
-TEXT_MODEL = "alignsearch.models.lm.TextLM"
 
 
 def model_sites(args: Sequence[str]) -> tuple[str, dict[str, int]]:
@@ -47,6 +46,7 @@ def model_sites(args: Sequence[str]) -> tuple[str, dict[str, int]]:
     import torch
 
     from alignsearch.components import build_model, build_task, compose_checked
+    from alignsearch.models.lm import TEXT_MODEL
 
     cfg = compose_checked("run_alignment", overrides)
     if str(cfg.model.get("_target_")) == TEXT_MODEL:

@@ -77,7 +77,7 @@ from alignsearch.file_data import (
 )
 from alignsearch.models import SequenceModel
 from alignsearch.models.base import weights_sha256
-from alignsearch.search.spec import RunModel
+from alignsearch.naming import with_digest
 from alignsearch.seeding import seed_all
 from alignsearch.settings import TRAINING_DEFAULTS, HardwareSettings, TrainingSettings, plain, seed_value
 
@@ -86,6 +86,8 @@ ENTRY_FILES = ("entry.json", "config.yaml", "model.pt", "metrics.json")
 ENV_ZOO = "ALIGNSEARCH_ZOO"
 MAX_NAME = 120
 """Longer entry names keep their start and end in a hash of the whole (folder names stay portable)."""
+ENTRY_DIGEST_BYTES = 6
+"""The size of that hash (12 hex digits): existing zoos are named with it."""
 
 
 @dataclass
@@ -142,8 +144,7 @@ def entry_name(seed: int, task: Any, model: SequenceModel, training: TrainingSet
     name = f"seed{seed}{settings_suffix(task, model)}{training_suffix(training)}"
     if len(name) <= MAX_NAME:
         return name
-    digest = hashlib.blake2b(name.encode(), digest_size=6).hexdigest()
-    return f"{name[: MAX_NAME - 13]}-{digest}"
+    return with_digest(name, MAX_NAME, ENTRY_DIGEST_BYTES)
 
 
 def training_suffix(training: TrainingSettings) -> str:
@@ -828,22 +829,6 @@ if __name__ == "__main__":
 
 OWN = "own"
 """``entry.info["origin"]`` of a model brought from elsewhere (``api.own_model``), not trained by the zoo."""
-
-
-def run_model(entry: ZooEntry, index: int = 0) -> RunModel:
-    """``entry`` as an alignment run takes it (model ``index`` of the run): named by its zoo path and
-    labelled by its task, model, seed and the settings that name it (training: the first model's only, a
-    partner is trained alike); its untrained form is the model as the zoo initialised it, or, for a model
-    brought from elsewhere, a re-initialised copy (:func:`reinitialised`)."""
-    own = entry.info.get("origin") == OWN
-    labels = {"task": entry.info["task"], "model": entry.info["model"], "seed": entry.info["seed"]}
-    if not own and hasattr(entry.task, "settings"):
-        labels |= entry_settings(entry.task, entry.model, None if index else recorded_training(entry))
-
-    def untrained(seed: int) -> SequenceModel:
-        return reinitialised(entry.model, seed + index) if own else initial_model(entry)
-
-    return RunModel(entry.model, short_name(entry.path), entry.task, entry.weights_sha256, labels, untrained)
 
 
 def reinitialised(model: SequenceModel, seed: int) -> SequenceModel:

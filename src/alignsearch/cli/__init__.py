@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from alignsearch.components import CONF_DIR, group_choices
+from alignsearch.components import CONF_DIR, group_choices, search_path_dirs
 from alignsearch.errors import ConfigError, ZooError
+from alignsearch.naming import with_digest
 
 if TYPE_CHECKING:
     from alignsearch.cli.commands import Command
@@ -33,7 +33,7 @@ def check_group_choices(argv: Sequence[str], groups: Sequence[str], conf_dir: Pa
         overrides = OverridesParser.create().parse_overrides(candidates)
     except Exception:  # noqa: BLE001 - leave malformed overrides to Hydra's own message
         return
-    dirs = [conf_dir, *search_path_dirs(overrides)]
+    dirs = [conf_dir, *override_search_dirs(overrides)]
     for override in overrides:
         group = override.key_or_group
         if group not in groups or override.is_delete() or override.package is not None:
@@ -47,32 +47,22 @@ def check_group_choices(argv: Sequence[str], groups: Sequence[str], conf_dir: Pa
                 raise ConfigError(group, value, f"one of {', '.join(choices)}")
 
 
-def search_path_dirs(overrides: Sequence) -> list[Path]:
-    """The folders a ``hydra.searchpath`` override adds (``file://<dir>``, or ``pkg://<package>``), where
-    Hydra looks for config groups too: ``hydra.searchpath=[file://my_conf]`` with ``my_conf/task/toy.yaml``
-    offers ``task=toy``."""
-    import importlib.util
-
-    dirs = []
+def override_search_dirs(overrides: Sequence) -> list[Path]:
+    """The folders a ``hydra.searchpath`` override adds (``file://<dir>``, or ``pkg://<package>``:
+    :func:`alignsearch.components.search_path_dirs`), where Hydra looks for config groups too:
+    ``hydra.searchpath=[file://my_conf]`` with ``my_conf/task/toy.yaml`` offers ``task=toy``."""
+    dirs: list[Path] = []
     for override in overrides:
         if override.key_or_group != "hydra.searchpath" or override.is_delete():
             continue
         value = override.value()
-        for entry in value if isinstance(value, list) else [value]:
-            scheme, _, where = str(entry).partition("://")
-            if scheme == "file":
-                dirs.append(Path(where))
-            elif scheme == "pkg":
-                try:
-                    spec = importlib.util.find_spec(where.replace("/", "."))
-                except (ImportError, ValueError):
-                    spec = None
-                locations = (spec.submodule_search_locations if spec else None) or []
-                dirs.extend(Path(p) for p in locations)
+        dirs.extend(search_path_dirs(value if isinstance(value, list) else [value]))
     return dirs
 
 
 MAX_DIR_NAME = 120
+DIR_DIGEST_BYTES = 4
+"""A cut run folder name ends in a hash of this size (8 hex digits) of the whole."""
 
 
 def run_dir_name(overrides: str, job: Sequence[str] = (), sweep_dir: str | None = None) -> str:
@@ -93,7 +83,7 @@ def run_dir_name(overrides: str, job: Sequence[str] = (), sweep_dir: str | None 
     name = overrides.replace("/", "_") or "default"
     if len(name) <= MAX_DIR_NAME:
         return name
-    digest = hashlib.blake2b(name.encode(), digest_size=4).hexdigest()
+    whole = name
     if job and sweep_dir is not None:
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -118,7 +108,7 @@ def run_dir_name(overrides: str, job: Sequence[str] = (), sweep_dir: str | None 
             rest = rest.replace(f",{item},", ",", 1)
         swept.sort(key=lambda item: f",{overrides},".find(f",{item},"))
         name = ",".join([*swept, rest.strip(",")]).strip(",").replace("/", "_")
-    return f"{name[: MAX_DIR_NAME - 9]}-{digest}"
+    return with_digest(name, MAX_DIR_NAME, DIR_DIGEST_BYTES, of=whole)
 
 
 def register_resolvers() -> None:

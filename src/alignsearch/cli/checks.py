@@ -20,7 +20,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from alignsearch import zoo
-from alignsearch.components import compose_checked
+from alignsearch.components import compose_checked, job_search_dirs, search_path_dirs
 from alignsearch.engine.accelerator import check_accelerator
 from alignsearch.errors import ConfigError
 from alignsearch.settings import (
@@ -36,14 +36,12 @@ SEARCH_DIRS: ContextVar[tuple[Path, ...]] = ContextVar("search_dirs", default=()
 
 
 def search_dirs() -> tuple[Path, ...]:
-    """The config folders ``hydra.searchpath`` adds (``file://`` entries), where a partner's ``task`` or
-    ``model`` choice is looked up too: the running Hydra job's, or the one :func:`precheck` checks."""
+    """The config folders ``hydra.searchpath`` adds (:func:`alignsearch.components.search_path_dirs`),
+    where a partner's ``task`` or ``model`` choice is looked up too: the running Hydra job's, or the one
+    :func:`precheck` checks."""
     from hydra.core.hydra_config import HydraConfig
 
-    entries = HydraConfig.get().searchpath if HydraConfig.initialized() else None
-    if entries is None:
-        return SEARCH_DIRS.get()
-    return tuple(Path(e.split("://", 1)[1]) for e in entries if str(e).startswith("file://"))
+    return job_search_dirs() if HydraConfig.initialized() else SEARCH_DIRS.get()
 
 
 COMMON_KEYS = ("seed", "ckpt_path", "paths", "task", "model", "training", "hardware", "logger")
@@ -80,8 +78,9 @@ def run_requests(cfg: DictConfig) -> list[zoo.ModelRequest]:
     :func:`alignsearch.cli.plan.member_configs`), checked as far as no model is needed (the zoo, whether
     missing models may be trained); after :func:`check_common`."""
     from alignsearch.cli.plan import member_configs
+    from alignsearch.models.lm import TEXT_MODEL
 
-    if str(cfg.model.get("_target_")) == "alignsearch.models.lm.TextLM":
+    if str(cfg.model.get("_target_")) == TEXT_MODEL:
         raise ConfigError("data", None, "data=pairs or data=corpus with model=lm (text for a language model)")
     for key in ("auto_train", "similarity"):
         if not isinstance(cfg.get(key), bool):
@@ -108,14 +107,14 @@ def check_run_config(cfg: DictConfig) -> None:
     initialised (:func:`alignsearch.search.planning.plan_run`, which the run itself calls on the trained
     ones); text runs are checked as far as their folders and files allow without loading a model."""
     from alignsearch.cli.text_run import check_text_config, is_text_run
+    from alignsearch.inputs import planned_model
     from alignsearch.search.planning import plan_run
-    from alignsearch.search.spec import RunModel
 
     alignment, run = check_common(cfg)
     if is_text_run(cfg):
         check_text_config(cfg)
         return
-    models = [RunModel(r.model, zoo.short_name(r.path), r.task, "") for r in run_requests(cfg)]
+    models = [planned_model(r) for r in run_requests(cfg)]
     plan_run(models, alignment, run)
 
 
@@ -138,7 +137,7 @@ def precheck(argv: Sequence[str], config_name: str, check: Callable[[DictConfig]
         raw = OmegaConf.to_container(hydra, resolve=False)["sweep" if multirun else "run"]["dir"]
         writable_folder(Path(str(raw).split("${", 1)[0] or "."), key, shown=folder or raw)
         entries = hydra.get("searchpath") or []
-        token = SEARCH_DIRS.set(tuple(Path(e.split("://", 1)[1]) for e in entries if e.startswith("file://")))
+        token = SEARCH_DIRS.set(search_path_dirs(entries))
         try:
             check(cfg)
         finally:

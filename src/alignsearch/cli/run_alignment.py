@@ -9,7 +9,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from alignsearch import zoo
+from alignsearch import inputs, zoo
 from alignsearch.cli.checks import check_common, run_requests
 from alignsearch.cli.text_run import is_text_run, text_inputs
 from alignsearch.cli.train_task_model import make_loggers
@@ -47,7 +47,7 @@ def run_inputs(cfg: DictConfig, out_dir: Path) -> tuple[list[RunModel], RunData 
     if is_text_run(cfg):
         return text_inputs(cfg, out_dir)
     entries = [zoo.get_or_train(req, snapshot=cfg.snapshot) for req in run_requests(cfg)]
-    return [zoo.run_model(e, i) for i, e in enumerate(entries)], None
+    return [inputs.zoo_model(e, i) for i, e in enumerate(entries)], None
 
 
 def run_loggers(cfg: DictConfig, config: dict[str, Any]) -> list:

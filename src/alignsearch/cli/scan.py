@@ -15,13 +15,12 @@ from typing import Any
 
 from omegaconf import DictConfig, open_dict
 
-from alignsearch import zoo
 from alignsearch.cli.checks import check_common, check_run_config, run_requests
 from alignsearch.cli.run_alignment import run_inputs
 from alignsearch.cli.text_run import is_text_run
+from alignsearch.inputs import planned_model
 from alignsearch.search.results import RunStatus
 from alignsearch.search.scan import check_scan, run_scan
-from alignsearch.search.spec import RunModel
 from alignsearch.settings import HardwareSettings, ScanSettings
 
 
@@ -42,7 +41,7 @@ def check_scan_config(cfg: DictConfig) -> None:
     check_run_config(run_cfg)
     if not is_text_run(run_cfg):
         alignment, run = check_common(run_cfg)
-        models = [RunModel(r.model, zoo.short_name(r.path), r.task, "") for r in run_requests(run_cfg)]
+        models = [planned_model(r) for r in run_requests(run_cfg)]
         check_scan(models, alignment, run, scan)
 
 

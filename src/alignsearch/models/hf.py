@@ -394,6 +394,38 @@ def folder_sites(path: str | Path) -> dict[str, int]:
     return lm_sites(lm, str(path))
 
 
+def readable_sites(path: str | Path) -> dict[str, int] | None:
+    """:func:`folder_sites`, or None where the folder's model cannot be built from its ``config.json``
+    here (loading it then says why, in its own line): what a command checks before loading a model."""
+    try:
+        return folder_sites(path)
+    except Exception:  # noqa: BLE001 - not known before loading: the load refuses the folder
+        return None
+
+
+def site_width(sites: dict[str, int] | None, site: str | None = None) -> int | None:
+    """The width of ``site`` among a model's ``sites`` (None: ``layer=``'s, the residual stream), or None
+    where it is not known: no sites, or a module path (``transformer.h.0.mlp.c_fc``: known once the model
+    is loaded).
+
+    >>> site_width({"embedding": 64, "layer.0": 64, "layer.0.head.1": 32}, "layer.0.head.1")
+    32
+    """
+    if sites is None:
+        return None
+    return sites.get("embedding" if site is None else str(site))
+
+
+def folder_width(path: str | Path, site: str | None = None) -> int | None:
+    """The width of ``site`` (None: the residual stream) of the causal LM in the folder ``path``, from its
+    ``config.json`` alone (:func:`folder_sites`: for a head, the head size); None where that does not
+    tell (:func:`readable_sites`, :func:`site_width`).
+
+        folder_width("checkpoints/gpt2", "layer.5.head.3")  # 64
+    """
+    return site_width(readable_sites(path), site)
+
+
 def lm_sites(lm: nn.Module, path: str | None = None) -> dict[str, int]:
     """The sites and widths of a ``transformers`` causal LM (as :class:`HFSequenceModel` names them), or a
     one-line ConfigError if its blocks are not found (``path`` names its folder there)."""

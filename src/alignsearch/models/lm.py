@@ -189,6 +189,11 @@ class TextLM(HFSequenceModel):
         return self._sha256[1]
 
 
+TEXT_MODEL = f"{TextLM.__module__}.{TextLM.__qualname__}"
+"""The ``_target_`` of ``model=lm`` (``alignsearch.models.lm.TextLM``): what tells a language model's config
+from a task model's."""
+
+
 def check_causal_lm(transformers: Any, model: Any) -> None:
     """Nothing if ``model`` is a ``transformers`` causal LM (a model with an LM head, not an encoder-decoder)
     whose blocks :func:`~alignsearch.models.hf.find_blocks` finds, else a one-line ConfigError."""

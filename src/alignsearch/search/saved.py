@@ -11,7 +11,6 @@ kind in alignsearch or in modules your own configs name or ``$ALIGNSEARCH_TRUSTE
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from alignsearch.components import from_data, trusted_class
 from alignsearch.engine.trainer import load_weights_only
 from alignsearch.errors import ConfigError, shorten
 from alignsearch.file_data import FileDataError, exact_keys, plain_data
-from alignsearch.search.spec import AlignmentPlan
+from alignsearch.search.spec import AlignmentPlan, Builder, interchange_of
 
 
 @dataclass
@@ -133,20 +132,11 @@ def _rebuilt(saved: dict[str, Any], file: str) -> SavedAlignment:
             raise FileDataError(
                 file, f"widths[{i}]", f"is {width}, which no weights of function {i} in the file have"
             )
-    total = sum(sizes)
-    functions = [_function(saved["function"], w, total, file) for w in widths]
-    layout = from_data(
-        saved["layout"],
-        FixedLayout,
-        "layout",
-        file,
-        variables=variables,
-        sizes=sizes,
-        code_width=max(f.code_width for f in functions),
-        n_aligned=min(f.n_aligned for f in functions),
-    )
     matched = saved.get("match_scales", False)  # files written before the setting have none
-    interchange = Interchange(functions, layout, keep_target=saved["keep_target"], match_scales=matched)
+    interchange = interchange_of(
+        saved["function"], saved["layout"], widths, variables, sizes,
+        keep_target=saved["keep_target"], match_scales=matched, builder=from_file(file),
+    )  # fmt: skip
     try:
         interchange.load_state_dict(state)
     except RuntimeError as e:
@@ -157,15 +147,17 @@ def _rebuilt(saved: dict[str, Any], file: str) -> SavedAlignment:
     return SavedAlignment(interchange.eval(), models, sites, variables, config, widths)
 
 
-def _function(node: Any, width: int, total_units: int, file: str) -> AlignmentFunction:
-    """An alignment function for a site of ``width`` from a file's node; low-rank functions get
-    ``rank = total_units`` where the node gives none (as :func:`alignsearch.search.spec.build_function` does)."""
-    cls, settings = trusted_class(node, AlignmentFunction, "function", file, given=("width",))
-    given: dict[str, Any] = {"width": width}
-    if "rank" in inspect.signature(cls.__init__).parameters and settings.get("rank") is None:
-        given["rank"] = total_units
-        node = {k: v for k, v in node.items() if k != "rank"}
-    return from_data(node, AlignmentFunction, "function", file, **given)
+def from_file(file: str) -> Builder:
+    """How a file's function and layout nodes are built (:func:`alignsearch.search.spec.interchange_of`):
+    by :func:`alignsearch.components.from_data`, only as classes of their kind that are trusted, never
+    through Hydra."""
+    kinds = {"function": AlignmentFunction, "layout": FixedLayout}
+    return Builder(
+        function_class=lambda node: trusted_class(
+            node, AlignmentFunction, "function", file, given=("width",)
+        )[0],
+        build=lambda node, kind, given: from_data(node, kinds[kind], kind, file, **given),
+    )
 
 
 def _int_list(value: Any, file: str, key: str, low: int, high: int) -> list[int]:

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import hashlib
 import io
 import re
 import time
@@ -50,6 +49,7 @@ from alignsearch import atomic
 from alignsearch.components import alignment_choices
 from alignsearch.errors import ConfigError
 from alignsearch.models import SequenceModel, hooks
+from alignsearch.naming import with_digest
 from alignsearch.search.pairs import BASE, CACHE_CHUNK, PairBatch, PrefixCache, Track, resumable
 from alignsearch.search.planning import plan_run
 from alignsearch.search.records import records_table
@@ -99,6 +99,11 @@ def cell_run(run: RunSettings, site: str, position: str) -> RunSettings:
     return dataclasses.replace(run, site=site, **where)
 
 
+CELL_CHARS, CELL_DIGEST_BYTES = 80, 4
+"""A cell folder name with characters a file name should not have keeps its first 80 characters and ends
+in a hash (8 hex digits) of the cell: the names of the cells existing scans hold."""
+
+
 def cell_folder(site: str, position: str) -> str:
     """A cell's folder name: ``layer.1@last``, ``layer.1@-2``; characters a file name should not have are
     replaced, and then a digest of the cell keeps names apart.
@@ -110,7 +115,7 @@ def cell_folder(site: str, position: str) -> str:
     safe = re.sub(r"[^A-Za-z0-9._@+-]", "_", name)
     if safe == name:
         return name
-    return f"{safe[:80]}-{hashlib.blake2b(name.encode(), digest_size=4).hexdigest()}"
+    return with_digest(safe, CELL_CHARS + 1 + 2 * CELL_DIGEST_BYTES, CELL_DIGEST_BYTES, of=name)
 
 
 # -- the models' states at every scanned site, computed once ------------------------------------------------

@@ -137,18 +137,11 @@ class AlignmentPlan:
         return self.build_interchange()
 
     def build_interchange(self) -> Interchange:
-        functions = [build_function(self.settings.function, m.width, sum(self.sizes)) for m in self.members]
-        layout = instantiate_checked(
-            self.settings.layout,
-            None,
-            variables=self.variables,
-            sizes=self.sizes,
-            code_width=max(f.code_width for f in functions),
-            n_aligned=min(f.n_aligned for f in functions),
-        )
-        return Interchange(
-            functions, layout, keep_target=self.settings.keep_target, match_scales=self.settings.match_scales
-        )
+        a = self.settings
+        return interchange_of(
+            a.function, a.layout, [m.width for m in self.members], self.variables, self.sizes,
+            keep_target=a.keep_target, match_scales=a.match_scales,
+        )  # fmt: skip
 
 
 @dataclass
@@ -186,12 +179,63 @@ class PairSource(Protocol):
         """Training pairs per track, evaluation pairs per split and track, and the tracks."""
 
 
-def build_function(node: Mapping, width: int, total_units: int):
-    """An alignment function for a site of ``width``; low-rank functions get ``rank = total_units``."""
-    extra: dict[str, Any] = {"width": width}
+@dataclass(frozen=True)
+class Builder:
+    """How the nodes of an interchange become objects: ``function_class`` gives the class an alignment
+    function's node names (nothing is built), ``build(node, kind, given)`` builds a node (``kind``:
+    ``function`` or ``layout``) with the arguments the run gives it (``width``, ``sizes``, ...)."""
+
+    function_class: Callable[[Mapping], type]
+    build: Callable[[Mapping, str, dict[str, Any]], Any]
+
+
+CONFIGURED = Builder(
+    function_class=lambda node: get_class(node["_target_"]),
+    build=lambda node, kind, given: instantiate_checked(
+        node, "alignment.function" if kind == "function" else None, **given
+    ),
+)
+"""The user's own composed config (``alignment.function``, ``alignment.layout``): Hydra's instantiate.
+A file's nodes are built by :func:`alignsearch.components.from_data` instead
+(:mod:`alignsearch.search.saved`)."""
+
+
+def interchange_of(
+    function: Mapping,
+    layout: Mapping,
+    widths: list[int],
+    variables: list[str],
+    sizes: list[int],
+    *,
+    keep_target: bool,
+    match_scales: bool,
+    builder: Builder = CONFIGURED,
+) -> Interchange:
+    """The interchange of an alignment: a ``function`` per model (one per site width in ``widths``) and
+    the ``layout`` of ``variables`` in blocks of ``sizes``, built by ``builder``. A run builds it from its
+    settings, a saved alignment from its file: both here, so that the two cannot differ."""
+    functions = [build_function(function, width, sum(sizes), builder) for width in widths]
+    built = builder.build(
+        layout,
+        "layout",
+        {
+            "variables": variables,
+            "sizes": sizes,
+            "code_width": max(f.code_width for f in functions),
+            "n_aligned": min(f.n_aligned for f in functions),
+        },
+    )
+    return Interchange(functions, built, keep_target=keep_target, match_scales=match_scales)
+
+
+def build_function(node: Mapping, width: int, total_units: int, builder: Builder = CONFIGURED):
+    """An alignment function for a site of ``width``; low-rank functions get ``rank = total_units`` where
+    the node gives none."""
+    given: dict[str, Any] = {"width": width}
     if (
-        "rank" in inspect.signature(get_class(node["_target_"]).__init__).parameters
+        "rank" in inspect.signature(builder.function_class(node).__init__).parameters
         and node.get("rank") is None
     ):
-        extra["rank"] = total_units
-    return instantiate_checked(node, "alignment.function", **extra)
+        given["rank"] = total_units
+        node = {k: v for k, v in node.items() if k != "rank"}
+    return builder.build(node, "function", given)

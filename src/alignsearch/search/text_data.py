@@ -35,7 +35,6 @@ from alignsearch.atomic import save_torch
 from alignsearch.errors import ConfigError
 from alignsearch.models import SequenceModel, hooks
 from alignsearch.search.pairs import PairBatch, Track
-from alignsearch.search.spec import RunModel
 from alignsearch.seeding import generator
 from alignsearch.settings import Position
 from alignsearch.text.pairs import PairsData, TextPairs, reposition
@@ -275,18 +274,44 @@ def corpus_source(
     """``data=corpus``: a text per line (``.txt``, or ``.jsonl`` with a ``text`` field), tokenised with the
     models' tokenizer (which must tokenise every text alike), cut to ``max_length`` tokens; texts too
     short to leave ``horizon`` tokens after a cut are skipped (``source.skipped`` counts them)."""
-    from alignsearch.errors import ConfigError, require_positive
+    from alignsearch.errors import ConfigError
 
     file = require_file(path, "data.path", "a .txt (a text per line) or .jsonl (a text field) corpus")
     if file.suffix not in CORPUS_SUFFIXES:
         raise ConfigError("data.path", str(path), "a .txt (a text per line) or .jsonl (a text field) corpus")
+    return corpus_of_texts(
+        read_corpus(file), tokenizers, variable=variable, max_length=max_length, horizon=horizon, seed=seed,
+        fractions=fractions, cache_dir=cache_dir, file=str(path),
+    )  # fmt: skip
+
+
+def corpus_of_texts(
+    texts: list[str],
+    tokenizers: list,
+    *,
+    variable: str = "shared",
+    max_length: int = 64,
+    horizon: int = 4,
+    seed: int = 0,
+    fractions: list[float] | tuple[float, ...] = (0.8, 0.1, 0.1),
+    cache_dir: Path | None = None,
+    file: str | None = None,
+) -> CorpusSource:
+    """A corpus of ``texts`` as :func:`corpus_source` makes one of a file's (``file``: its path, named by
+    errors; None for texts given from Python, named ``texts``)."""
+    from alignsearch.errors import ConfigError, require_positive
+
     require_positive("data.horizon", horizon)
     require_positive("data.max_length", max_length)
-    texts = read_corpus(file)
     encoded = [tokenizers[0](t, add_special_tokens=True)["input_ids"][:max_length] for t in texts]
     for other in tokenizers[1:]:
         for line, (text, ids) in enumerate(zip(texts, encoded, strict=True), 1):
             if other(text, add_special_tokens=True)["input_ids"][:max_length] != ids:
+                if file is None:
+                    raise ConfigError(
+                        "tokenizer", "tokenizers that differ",
+                        f"tokenizers that agree on the texts (they differ on texts[{line - 1}])",
+                    )  # fmt: skip
                 raise ConfigError(
                     "partner.model", "a model with another tokenizer",
                     f"models whose tokenizers agree on the corpus (they differ on line {line} of {file})",
@@ -294,8 +319,8 @@ def corpus_source(
     keep = [ids for ids in encoded if len(ids) >= horizon + 2]
     if len(keep) < MIN_CORPUS_TEXTS:
         raise ConfigError(
-            "data.path",
-            str(path),
+            "data.path" if file is not None else "texts",
+            file if file is not None else f"{len(texts)} texts ({len(keep)} long enough)",
             f"at least {MIN_CORPUS_TEXTS} texts of {horizon + 2} tokens or more (data.horizon={horizon})",
         )
     pad = getattr(tokenizers[0], "pad_token_id", None)
@@ -365,21 +390,6 @@ def pairs_summary(data: PairsData) -> dict[str, Any]:
         "duplicates": data.duplicates,
         "natural_targets": data.natural_targets,
     }
-
-
-def text_model(model: SequenceModel, index: int, task_label: str) -> RunModel:
-    """A language model as a run takes it: named by itself, labelled by the data and its settings
-    (``model.path``: two folders of the same name are two models); untrained: fresh weights."""
-    settings = model.settings() if hasattr(model, "settings") else {}
-    labels = {"task": task_label, "model": model.name} | {f"model.{k}": v for k, v in settings.items()}
-    return RunModel(
-        model,
-        model.name,
-        None,
-        model.weights_sha256(),
-        labels,
-        untrained=lambda seed: untrained_copy(model, seed + index),
-    )
 
 
 def untrained_copy(model: SequenceModel, seed: int) -> SequenceModel:
