@@ -67,7 +67,7 @@ def test_the_untrained_control_is_the_models_own_architecture_before_training(
     lstm = api.model("lstm", zoo_dir=zoo, overrides=TINY_TRAINING)
     given = {}
 
-    def controls(plan, models, names, work, *, seed, hardware, untrained, verbose=True):
+    def controls(plan, models, names, work, *, seed, hardware, untrained, trained=None, verbose=True):
         given["models"] = untrained()
         return {"untrained": {"0>0/count": ControlScore(0.0, None)}}
 
