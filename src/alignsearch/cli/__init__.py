@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
+from alignsearch.cli import exits
 from alignsearch.components import CONF_DIR, group_choices, search_path_dirs
 from alignsearch.errors import ConfigError, ZooError
 from alignsearch.naming import with_digest
@@ -143,10 +144,9 @@ def discard_refused_run_folder(folder: Path) -> None:
         parent.rmdir()
 
 
-def fail(error: Exception) -> None:
-    """Print a user error as one line and exit with status 2."""
-    print(f"error: {error}", file=sys.stderr, flush=True)
-    sys.exit(2)
+def fail(error: Exception) -> NoReturn:
+    """Print a user error as one line and exit with status 2 (:data:`alignsearch.cli.exits.EXIT_USAGE`)."""
+    exits.fail(error, exits.EXIT_USAGE)
 
 
 def check_parsable(argv: Sequence[str]) -> None:
@@ -234,8 +234,6 @@ def launch(command: Command) -> None:
         interrupt.INTERRUPTED.append(e)
     if interrupt.INTERRUPTED:  # one line, and the status a shell gives a process that the signal ended
         stopped = interrupt.INTERRUPTED[-1]
-        print(f"error: {stopped}", file=sys.stderr, flush=True)
-        sys.exit(stopped.exit_status)
+        exits.fail(stopped, stopped.exit_status)
     if sweep.FAILED:
-        print(f"error: {sweep.FAILED[-1]}", file=sys.stderr, flush=True)
-        sys.exit(1)
+        exits.fail(sweep.FAILED[-1], exits.EXIT_FAILED_JOBS)
