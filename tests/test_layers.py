@@ -71,6 +71,114 @@ def test_imports_point_down(path: Path) -> None:
     assert not upward, f"{unit} (layer {rank}) imports {upward} from its own layer or above"
 
 
+def module_name(path: Path) -> str:
+    """``search/fit.py`` -> ``alignsearch.search.fit``; ``search/__init__.py`` -> ``alignsearch.search``."""
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def only_for_type_checkers(tree: ast.AST) -> set[int]:
+    """The nodes under ``if TYPE_CHECKING:``: imports a type checker reads and Python never runs."""
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test).split("."):
+            skipped |= {id(inner) for statement in node.body for inner in ast.walk(statement)}
+    return skipped
+
+
+def imported_modules(path: Path, known: set[str]) -> set[str]:
+    """The modules of alignsearch (among ``known``) that a module imports when it runs, lazy imports
+    inside functions included: ``from alignsearch.search import fit`` imports ``alignsearch.search.fit``;
+    ``from alignsearch.models import GRU``, ``alignsearch.models`` (its ``__init__``)."""
+    tree = ast.parse(path.read_text())
+    skipped = only_for_type_checkers(tree)
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name in known}
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:  # relative: from . import x, from ..models import y
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join([*base, *([node.module] if node.module else [])])
+            for alias in node.names:
+                if f"{module}.{alias.name}" in known:
+                    found.add(f"{module}.{alias.name}")
+                elif module in known:
+                    found.add(module)
+    return found - {name}
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Each group of modules that import one another, directly or through others (Tarjan's strongly
+    connected components of more than one module), as a cycle through them.
+
+    >>> import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}})
+    [['a', 'b', 'c', 'a']]
+    >>> import_cycles({"a": {"b"}, "b": set()})
+    []
+    """
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    groups: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for other in sorted(graph.get(module, ())):
+            if other not in index:
+                visit(other)
+                low[module] = min(low[module], low[other])
+            elif other in stack:
+                low[module] = min(low[module], index[other])
+        if low[module] == index[module]:
+            group = []
+            while True:
+                other = stack.pop()
+                group.append(other)
+                if other == module:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return [cycle_through(graph, group) for group in sorted(groups)]
+
+
+def cycle_through(graph: dict[str, set[str]], group: list[str]) -> list[str]:
+    """One cycle among ``group`` (modules that import one another), from its first module back to it."""
+    start, inside = group[0], set(group)
+    paths = {start: [start]}
+    queue = [start]
+    while queue:
+        module = queue.pop(0)
+        for other in sorted(graph[module] & inside):
+            if other == start:
+                return [*paths[module], start]
+            if other not in paths:
+                paths[other] = [*paths[module], other]
+                queue.append(other)
+    return group
+
+
+def test_no_module_imports_itself_through_others() -> None:
+    """No import cycle anywhere in alignsearch, between packages or inside one, counting the imports made
+    inside functions (which only put a cycle off until the function runs); those under
+    ``if TYPE_CHECKING:`` never run and do not count. Break one by moving the shared piece down into a
+    module both import, or by passing it in."""
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {name: imported_modules(path, set(modules)) for name, path in modules.items()}
+    cycles = import_cycles(graph)
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(cycle) for cycle in cycles)
+
+
 def test_the_api_imports_nothing_from_the_command_line() -> None:
     """``api`` and ``cli`` both turn their input into the run core's typed inputs: neither uses the other."""
     assert "cli" not in imported_units(PACKAGE / "api.py")

@@ -13,14 +13,14 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Callable, Iterator, Sequence
-from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from alignsearch import zoo
-from alignsearch.components import compose_checked, job_search_dirs, search_path_dirs
+from alignsearch.cli.config_dirs import SEARCH_DIRS
+from alignsearch.components import compose_checked, search_path_dirs
 from alignsearch.engine.accelerator import check_accelerator
 from alignsearch.errors import ConfigError
 from alignsearch.settings import (
@@ -30,19 +30,6 @@ from alignsearch.settings import (
     unknown_key,
 )
 from alignsearch.zoo import model_request
-
-SEARCH_DIRS: ContextVar[tuple[Path, ...]] = ContextVar("search_dirs", default=())
-"""The ``hydra.searchpath`` folders of the job :func:`precheck` is checking (before Hydra runs)."""
-
-
-def search_dirs() -> tuple[Path, ...]:
-    """The config folders ``hydra.searchpath`` adds (:func:`alignsearch.components.search_path_dirs`),
-    where a partner's ``task`` or ``model`` choice is looked up too: the running Hydra job's, or the one
-    :func:`precheck` checks."""
-    from hydra.core.hydra_config import HydraConfig
-
-    return job_search_dirs() if HydraConfig.initialized() else SEARCH_DIRS.get()
-
 
 COMMON_KEYS = ("seed", "ckpt_path", "paths", "task", "model", "training", "hardware", "logger")
 TRAIN_KEYS = COMMON_KEYS

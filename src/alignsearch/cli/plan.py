@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
-from alignsearch.cli.checks import search_dirs
+from alignsearch.cli.config_dirs import search_dirs
 from alignsearch.components import load_choice
 from alignsearch.errors import ConfigError
 from alignsearch.search.planning import check_no_partner

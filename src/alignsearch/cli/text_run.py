@@ -17,7 +17,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from alignsearch import inputs
-from alignsearch.cli.checks import search_dirs
+from alignsearch.cli.config_dirs import search_dirs
 from alignsearch.cli.plan import member_configs
 from alignsearch.components import alignment_choices, instantiate_checked
 from alignsearch.errors import ConfigError
