@@ -272,7 +272,9 @@ def instantiate_checked(node: Mapping | DictConfig, group: str | None, **extra: 
         if isinstance(cause, ConfigError):
             raise (cause.under(group) if group else cause) from None
         if isinstance(cause, TypeError) and "unexpected keyword" in str(cause):
-            raise ConfigError(group, node.get("_target_"), f"known settings only ({cause})") from None
+            raise ConfigError(
+                group or "_target_", node.get("_target_"), f"known settings only ({cause})"
+            ) from None
         raise
 
 
@@ -431,7 +433,7 @@ def flat_keys(node: Any, prefix: str = "") -> Iterator[str]:
     if not isinstance(node, DictConfig):
         return
     for key in node:
-        dotted = f"{prefix}{key}"
+        dotted = f"{prefix}{key!s}"
         yield dotted
         child = node._get_node(key)
         if isinstance(child, DictConfig):

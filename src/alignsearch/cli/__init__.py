@@ -132,8 +132,9 @@ def discard_refused_run_folder(folder: Path) -> None:
 
     if not folder.is_dir() or any(p.name not in HYDRA_ONLY and p.suffix != ".log" for p in folder.iterdir()):
         return
-    for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
-        for handler in list(getattr(logger, "handlers", [])):  # Hydra's job log, closed before it goes
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for logger in [lg for lg in loggers if isinstance(lg, logging.Logger)]:  # not placeholders
+        for handler in list(logger.handlers):  # Hydra's job log, closed before it goes
             if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent == folder:
                 logger.removeHandler(handler)
                 handler.close()

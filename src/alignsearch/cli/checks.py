@@ -121,7 +121,9 @@ def precheck(argv: Sequence[str], config_name: str, check: Callable[[DictConfig]
             hydra = cfg.pop("hydra")
         key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
         folder = OmegaConf.select(hydra, key.removeprefix("hydra."), throw_on_resolution_failure=False)
-        raw = OmegaConf.to_container(hydra, resolve=False)["sweep" if multirun else "run"]["dir"]
+        unresolved = OmegaConf.to_container(hydra, resolve=False)
+        assert isinstance(unresolved, dict)  # hydra's node is a mapping
+        raw = unresolved["sweep" if multirun else "run"]["dir"]
         writable_folder(Path(str(raw).split("${", 1)[0] or "."), key, shown=folder or raw)
         entries = hydra.get("searchpath") or []
         token = SEARCH_DIRS.set(search_path_dirs(entries))

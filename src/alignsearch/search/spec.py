@@ -82,7 +82,7 @@ class AlignmentPlan:
     directions: list[tuple[int, int]]
     cl_directions: list[tuple[int, int]]
     settings: AlignmentSettings
-    data: PairSource | None = None
+    data: PlanPairs | None = None
     """Where the pairs come from when they are not the tasks' (text pairs, a corpus)."""
     seed: int = 0
     """The seed its alignment functions are initialised from (:meth:`take_interchange`)."""
@@ -165,18 +165,40 @@ def init_seed(seed: int) -> int:
     return derive_seed(seed, "alignment-init") % 2**31
 
 
-class PairSource(Protocol):
-    """Pairs that do not come from a task and its causal model (:mod:`alignsearch.search.text_data`)."""
-
-    has_natural_targets: bool
-    """Whether the counterfactual-latent loss has natural targets in these pairs (for some pairs at
-    least); where it has none, ``no_natural_targets`` says why, in a phrase."""
+class PlanPairs(Protocol):
+    """Where a plan's pairs come from when not from the models' tasks (:attr:`AlignmentPlan.data`): a
+    :class:`PairSource`, or a control's variation of one (:mod:`alignsearch.search.controls`)."""
 
     def eval_splits(self) -> list[str]:
         """The evaluation splits it has (``val`` first, then e.g. ``test``)."""
 
     def build(self, tracks: list[Track], models: list, sites: list[str], seed: int) -> tuple:
         """Training pairs per track, evaluation pairs per split and track, and the tracks."""
+
+
+class PairSource(PlanPairs, Protocol):
+    """Pairs that do not come from a task and its causal model (:mod:`alignsearch.search.text_data`)."""
+
+    @property
+    def kind(self) -> str:
+        """What ``data=`` calls it (``pairs``, ``corpus``)."""
+
+    @property
+    def variable(self) -> str:
+        """The aligned variable's name in the records."""
+
+    @property
+    def stepwise(self) -> bool:
+        """Whether a pair swaps at every position (the models' own runs on one text), not at one."""
+
+    @property
+    def has_natural_targets(self) -> bool:
+        """Whether the counterfactual-latent loss has natural targets in these pairs (for some pairs at
+        least); where it has none, ``no_natural_targets`` says why, in a phrase."""
+
+    @property
+    def no_natural_targets(self) -> str:
+        """Why the counterfactual-latent loss has no natural targets here (where it has none)."""
 
 
 @dataclass(frozen=True)

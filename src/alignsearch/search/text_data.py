@@ -168,6 +168,8 @@ class CorpusSource:
     kind: ClassVar[str] = "corpus"
     has_natural_targets: ClassVar[bool] = True
     """The target model's own vectors on the same text are the natural targets of the latent loss."""
+    no_natural_targets: ClassVar[str] = ""
+    """(Never read: a corpus always has natural targets.)"""
 
     def eval_splits(self) -> list[str]:
         return [s for s in ("val", "test") if s in self.ids]
