@@ -58,12 +58,14 @@ def alignment_choices(models: int, search_dirs: Sequence[Path] | None = None) ->
     >>> alignment_choices(2)
     ['clmas', 'latent_stitch', 'mas', 'stitch', 'unimas']
     """
-    default = OmegaConf.load(CONF_DIR / "alignment_base.yaml").get("models")
+    base = OmegaConf.load(CONF_DIR / "alignment_base.yaml")
+    default = base.get("models") if isinstance(base, DictConfig) else None
     found: dict[str, Any] = {}
     for folder in (CONF_DIR, *(job_search_dirs() if search_dirs is None else search_dirs)):
         for choice in group_choices("alignment", Path(folder)):
             path = Path(folder) / "alignment" / f"{choice}.yaml"
-            found.setdefault(choice, OmegaConf.load(path).get("models", default))
+            node = OmegaConf.load(path)  # a mapping, unless the file is not an alignment config at all
+            found.setdefault(choice, node.get("models", default) if isinstance(node, DictConfig) else None)
     return sorted(choice for choice, n in found.items() if n == models)
 
 

@@ -29,7 +29,7 @@ import dataclasses
 import hashlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -46,6 +46,9 @@ from alignsearch.search.text_data import (
 )
 from alignsearch.seeding import generator
 from alignsearch.text.pairs import PairsData
+
+if TYPE_CHECKING:
+    from alignsearch.models.lm import TextLM
 
 PYTHON_ROWS = "python rows"
 """What a run's flat config calls data given from Python (``data``; and a language model's ``task``)."""
@@ -182,7 +185,7 @@ def language_model_object(model: torch.nn.Module, tokenizer: Any, name: str | No
     return TextLM.from_model(model, tokenizer, name=name)
 
 
-def text_model(model: SequenceModel, index: int, task_label: str) -> RunModel:
+def text_model(model: TextLM, index: int, task_label: str) -> RunModel:
     """A language model as a run takes it: named by itself, labelled by the data (``task_label``: the data
     file's name, or ``python rows``) and its settings (``model.path``: two folders of the same name are
     two models); untrained: fresh weights."""

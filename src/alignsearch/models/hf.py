@@ -48,7 +48,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -57,6 +57,9 @@ from torch.utils.hooks import RemovableHandle
 from alignsearch.errors import ConfigError, require_positive
 from alignsearch.models.base import Intervention, SequenceModel, check_vocab_size, is_layer_site, layer_sites
 from alignsearch.models.hooks import check_all_seen, first_seen, hooked, module_at, recorder
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 MAX_POSITIONS = 128
 """Position table size of the models built here (the tasks' sequences are at most about 45 tokens)."""
@@ -138,7 +141,8 @@ def register_family(family: Family) -> Family:
 
 def family_of(config: Any) -> Family | None:
     """The registered family of a ``transformers`` config (by its ``model_type``), or None."""
-    return FAMILIES.get(getattr(config, "model_type", None))
+    model_type = getattr(config, "model_type", None)
+    return FAMILIES.get(model_type) if isinstance(model_type, str) else None
 
 
 register_family(
@@ -201,7 +205,7 @@ def why_not_loaded(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def load_pretrained(path: Path, dtype: torch.dtype | None = None) -> nn.Module:
+def load_pretrained(path: Path, dtype: torch.dtype | None = None) -> PreTrainedModel:
     """The causal LM saved in the folder ``path`` (by ``save_pretrained``; nothing is downloaded), in
     ``dtype`` (None: as its config says), or a one-line ConfigError.
 
@@ -470,13 +474,13 @@ class HFSequenceModel(SequenceModel):
     A subclass builds or loads its LM and calls :meth:`_attach` with it.
     """
 
-    lm: nn.Module
+    lm: PreTrainedModel
     blocks: nn.ModuleList
     site_layout: SiteLayout
 
     def _attach(self, lm: nn.Module, path: str | None = None) -> None:
         """Wrap ``lm``: find its blocks, parts and widths (``path`` only names the folder in an error)."""
-        self.lm = lm
+        self.lm = cast("PreTrainedModel", lm)  # a transformers causal LM (or one with its members)
         self.blocks = find_blocks(lm, path)
         self.site_layout = SiteLayout.of(lm, self.blocks)
         self.d_model = self.site_layout.d_model
@@ -500,7 +504,9 @@ class HFSequenceModel(SequenceModel):
                 f"a site of the {self.name}: {self.site_layout.describe()}, or a module path; "
                 "python -m alignsearch.sites lists them",
             )
-        return site_parts(site)[1]
+        named = site_parts(site)
+        assert named is not None  # one of its sites
+        return named[1]
 
     @property
     def module_root(self) -> nn.Module:
@@ -515,13 +521,16 @@ class HFSequenceModel(SequenceModel):
         module path."""
         if site not in self._sites:
             return hooked(module_at(self, site), fn)
-        kind, layer, head = site_parts(site)
+        named = site_parts(site)
+        assert named is not None  # one of its sites
+        kind, layer, head = named
         parts = self.site_layout.components
         if kind == "layer":
             return hooked(self.blocks[layer], fn)
         if kind in ("attn", "mlp"):
             return hooked(self.blocks[layer].get_submodule(getattr(parts, kind)), fn)
         if kind == "head":
+            assert parts is not None and head is not None  # a model with head sites knows its parts
             width = self.site_layout.head_dim
             return column_hook(self.blocks[layer].get_submodule(parts.out_proj), head * width, width, fn)
 
@@ -600,11 +609,12 @@ class HFSequenceModel(SequenceModel):
             position_ids=positions,
         )
         family = family_of(self.lm.config)
+        assert family is not None and family.final_norm is not None  # supports_resume: a family that resumes
         # GPT-2's blocks take the causal mask (position embeddings were added before block 0); Llama's also
         # the rotary position embeddings
         context = {"attention_mask": causal, "position_ids": positions, "use_cache": False}
         if family.resume == "rotary":
-            context["position_embeddings"] = base.rotary_emb(hidden, position_ids=positions)
+            context["position_embeddings"] = base.get_submodule("rotary_emb")(hidden, position_ids=positions)
         final_norm = base.get_submodule(family.final_norm)
         for block in self.blocks[start:]:
             out = block(hidden, **context)
@@ -676,7 +686,7 @@ class HFCausalLM(HFSequenceModel):
         self.architecture, self.path = architecture, path
         if path is not None:
             lm = load_pretrained(Path(path))
-            if lm.get_input_embeddings().num_embeddings < vocab_size:
+            if cast(nn.Embedding, lm.get_input_embeddings()).num_embeddings < vocab_size:
                 raise ConfigError("model.path", path, f"a model with at least {vocab_size} token embeddings")
         else:
             if architecture not in built_families():
@@ -688,7 +698,7 @@ class HFCausalLM(HFSequenceModel):
             if d_model % n_heads:
                 raise ConfigError("n_heads", n_heads, f"a divisor of d_model ({d_model})")
             family = FAMILIES[architecture]
-            settings = {
+            settings: dict[str, Any] = {
                 family.d_model: d_model,
                 family.n_layers: n_layers,
                 family.n_heads: n_heads,

@@ -90,7 +90,7 @@ class TextLM(HFSequenceModel):
 
     folder: Path | None
 
-    def __init__(self, path: str, dtype: str = "float32") -> None:
+    def __init__(self, path: str | None, dtype: str = "float32") -> None:
         super().__init__()
         transformers = require_transformers()
         if path is None:
@@ -134,7 +134,8 @@ class TextLM(HFSequenceModel):
         self.folder = None
         self.dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
         self.dtype_name = str(self.dtype).removeprefix("torch.")
-        self.label = name or str(model.config.model_type)
+        config: Any = model.config  # a transformers config
+        self.label = name or str(config.model_type)
         self._freeze(model, padding_tokenizer(transformers, tokenizer), "tokenizer", type(tokenizer).__name__)
         return self
 

@@ -255,7 +255,7 @@ def build_function(node: Mapping, width: int, total_units: int, builder: Builder
     the node gives none."""
     given: dict[str, Any] = {"width": width}
     if (
-        "rank" in inspect.signature(builder.function_class(node).__init__).parameters
+        "rank" in inspect.signature(builder.function_class(node).__init__).parameters  # type: ignore[misc]
         and node.get("rank") is None
     ):
         given["rank"] = total_units

@@ -26,7 +26,7 @@ import dataclasses
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -38,6 +38,9 @@ from alignsearch.search.pairs import PairBatch, Track
 from alignsearch.seeding import generator
 from alignsearch.settings import Position
 from alignsearch.text.pairs import PairsData, TextPairs, reposition
+
+if TYPE_CHECKING:
+    from alignsearch.models.lm import TextLM
 
 CHUNK = 64
 """Sequences per forward pass when activations and predictions are computed (no gradients)."""
@@ -223,8 +226,9 @@ class CorpusSource:
         old predictions) and per split (by the digest of the token ids)."""
         key = hashlib.sha256(ids.numpy().tobytes()).hexdigest()[:16]
         name = getattr(model, "name", type(model).__name__)
-        if hasattr(model, "weights_sha256"):
-            key = f"{model.weights_sha256()[:16]}-{key}"
+        weights_sha256 = getattr(model, "weights_sha256", None)
+        if weights_sha256 is not None:
+            key = f"{weights_sha256()[:16]}-{key}"
         path = None if self.cache_dir is None else self.cache_dir / f"{name}-{split}-{key}.pt"
         if path is not None and path.is_file():
             return torch.load(path, weights_only=True)
@@ -394,7 +398,7 @@ def pairs_summary(data: PairsData) -> dict[str, Any]:
     }
 
 
-def untrained_copy(model: SequenceModel, seed: int) -> SequenceModel:
+def untrained_copy(model: TextLM, seed: int) -> TextLM:
     """A language model with freshly initialised weights (its architecture and config, ``seed``), and the
     same tokenizer: the ``untrained`` control's model."""
     import copy
