@@ -27,7 +27,7 @@ from alignsearch.errors import ConfigError, ZooError
 def model_sites(args: Sequence[str]) -> tuple[str, dict[str, int]]:
     """What the command's arguments name, and its sites: a language model's folder, or the overrides of
     ``run_alignment.py`` that pick a model (``model=lm model.path=<folder>``, ``model=gru``)."""
-    from alignsearch.models.hf import folder_sites
+    from alignsearch.models.hf_sites import folder_sites
 
     overrides = [a for a in args if "=" in a]
     if not overrides:
@@ -65,7 +65,7 @@ def describe(site: str) -> str:
     >>> describe("layer.2.head.5")
     "head 5's output in block 2 (before the attention output projection)"
     """
-    from alignsearch.models.hf import site_parts
+    from alignsearch.models.hf_sites import site_parts
 
     parts = site_parts(site)
     if parts is None:

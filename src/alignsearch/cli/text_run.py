@@ -21,7 +21,7 @@ from alignsearch.cli.config_dirs import search_dirs
 from alignsearch.cli.plan import member_configs
 from alignsearch.components import alignment_choices, instantiate_checked
 from alignsearch.errors import ConfigError
-from alignsearch.models.hf import readable_sites, site_parts, site_width
+from alignsearch.models.hf_sites import readable_sites, site_parts, site_width
 from alignsearch.models.lm import DTYPES, TEXT_MODEL
 from alignsearch.search.planning import check_unit_sizes
 from alignsearch.search.spec import RunData, RunModel

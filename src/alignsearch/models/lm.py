@@ -45,13 +45,9 @@ from torch import nn
 
 from alignsearch.errors import ConfigError
 from alignsearch.models.base import hash_weights
-from alignsearch.models.hf import (
-    LOCAL_ONLY,
-    HFSequenceModel,
-    find_blocks,
-    load_pretrained,
-    require_transformers,
-)
+from alignsearch.models.hf import HFSequenceModel
+from alignsearch.models.hf_load import LOCAL_ONLY, load_pretrained, require_transformers
+from alignsearch.models.hf_sites import find_blocks
 from alignsearch.models.wrapped import check_model_name
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}

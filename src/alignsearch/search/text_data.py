@@ -405,7 +405,7 @@ def untrained_copy(model: TextLM, seed: int) -> TextLM:
 
     import torch
 
-    from alignsearch.models.hf import require_transformers
+    from alignsearch.models.hf_load import require_transformers
 
     transformers = require_transformers()
     with torch.random.fork_rng(devices=[]):

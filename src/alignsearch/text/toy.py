@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from alignsearch.errors import ConfigError, require_positive
-from alignsearch.models.hf import LOCAL_ONLY, require_transformers
+from alignsearch.models.hf_load import LOCAL_ONLY, require_transformers
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
