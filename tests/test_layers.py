@@ -21,11 +21,12 @@ LAYERS = [
     {"training", "search"},
     {"zoo"},
     {"inputs"},  # every kind of input as the run core takes it: what cli and api both call
+    {"arguments"},  # the Python API's arguments checked and turned into those inputs (api.py's helpers)
+    {"report"},  # run folders into tables and plots (every plot: the scan's heatmap too)
+    {"findings"},  # the papers' claims judged on the report's rows
     {
         "cli",
         "api",
-        "report",
-        "report_plots",
         "reproduce",
         "scan",
         "sites",
@@ -182,6 +183,15 @@ def test_no_module_imports_itself_through_others() -> None:
     graph = {name: imported_modules(path, set(modules)) for name, path in modules.items()}
     cycles = import_cycles(graph)
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(cycle) for cycle in cycles)
+
+
+@pytest.mark.parametrize("unit", ["report", "findings"])
+def test_the_report_and_the_findings_import_nothing_from_the_command_line(unit: str) -> None:
+    """The report and the findings are libraries the commands call (:mod:`alignsearch.cli.report`,
+    ``cli/reproduce.py``); only a ``python -m`` shim (``report/__main__.py``) hands over to its command."""
+    for path in sorted((PACKAGE / unit).rglob("*.py")):
+        if path.name != "__main__.py":
+            assert "cli" not in imported_units(path), f"{path.relative_to(PACKAGE)} imports from cli"
 
 
 def test_the_api_imports_nothing_from_the_command_line() -> None:

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from alignsearch import report, report_plots
+from alignsearch import atomic, report
+from alignsearch.cli.report import main as report_command
 
 
 def write_run(folder: Path, seed: int, n_units: int, iia: float, test: float) -> None:
@@ -50,7 +51,7 @@ def test_report_groups_over_seeds(tmp_path: Path, capsys) -> None:
     for (n_units, seed), iia in values.items():
         write_run(tmp_path, seed, n_units, iia, iia - 0.1)
     (tmp_path / "unfinished").mkdir()  # a run without results.json is not counted
-    report.main([str(tmp_path)])
+    report_command([str(tmp_path)])
 
     rows = list(csv.DictReader((tmp_path / "report.csv").open()))
     by_units = {int(r["n_units"]): r for r in rows}
@@ -71,7 +72,7 @@ def test_runs_moved_aside_as_superseded_are_not_reported(tmp_path: Path) -> None
     """A run folder reused for other models keeps the old outputs in ``superseded/<n>/``: never counted."""
     fake_run(tmp_path, "seed=0", {"model": "gru", "seed": 0}, [{"iia": 0.9}])
     fake_run(tmp_path / "seed=0" / "superseded", "1", {"model": "gru", "seed": 0}, [{"iia": 0.1}])
-    report.main([str(tmp_path)])
+    report_command([str(tmp_path)])
     (row,) = csv.DictReader((tmp_path / "report.csv").open())
     assert (int(row["n"]), float(row["iia_mean"])) == (1, 0.9)
 
@@ -98,12 +99,12 @@ def test_a_run_repeated_in_another_folder_counts_once(tmp_path: Path) -> None:
 
 def test_report_bad_folder(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        report.main([str(tmp_path / "missing")])
+        report_command([str(tmp_path / "missing")])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "missing" in err[0] and "an existing folder" in err[0]
     with pytest.raises(SystemExit):
-        report.main([str(tmp_path)])  # empty: nothing to report
+        report_command([str(tmp_path)])  # empty: nothing to report
     assert "no results.json under" in capsys.readouterr().err
 
 
@@ -138,7 +139,7 @@ def shared_line(markdown: str) -> str:
 def run_report(*argv: str) -> int:
     """``main``'s exit status (0 when it returns)."""
     try:
-        report.main(list(argv))
+        report_command(list(argv))
     except SystemExit as e:
         return int(e.code)
     return 0
@@ -326,7 +327,7 @@ def test_permission_denied_is_one_line(tmp_path: Path, capsys, monkeypatch) -> N
     def denied(path: Path | str, text: str) -> None:
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
 
-    monkeypatch.setattr(report.atomic, "write_text", denied)
+    monkeypatch.setattr(atomic, "write_text", denied)
     assert run_report(str(tmp_path), "--out", str(out)) == 2
     assert capsys.readouterr().err.splitlines() == [
         f"error: cannot write the report to {out}: permission denied"
@@ -361,7 +362,7 @@ def test_iia_curves_for_a_seed_only_sweep(tmp_path: Path, capsys) -> None:
     assert (tmp_path / "plots" / "iia_curves.png").stat().st_size > 0
 
     collected = report.collect(tmp_path)
-    lines = report_plots.curve_lines(collected.curves, report.table_keys(collected.rows, ["seed"]))
+    lines = report.curve_lines(collected.curves, report.table_keys(collected.rows, ["seed"]))
     assert list(lines) == ["seed=2", "seed=10"]  # numbers in numeric order
     assert lines == {"seed=2": ([0, 10, 20], [0.1, 0.5, 0.9]), "seed=10": ([0, 10, 20], [0.2, 0.4, 0.6])}
 
@@ -373,7 +374,7 @@ def test_iia_curves_of_a_repeated_run_are_the_newer_runs(tmp_path: Path) -> None
     os.utime(older / "results.json", (1_000_000, 1_000_000))
     collected = report.collect(tmp_path)
     assert report.table_keys(collected.rows, collected.config_keys) == []
-    lines = report_plots.curve_lines(collected.curves, [])
+    lines = report.curve_lines(collected.curves, [])
     assert lines == {"b/run": ([0, 5], [0.25, 0.75])}
     assert collected.repeated == [("a/run", "b/run")]
 
@@ -396,7 +397,7 @@ def test_iia_curves_one_line_per_trained_track(tmp_path: Path) -> None:
     for n_units in (4, 8):
         fake_run(tmp_path, f"n_units={n_units}", {"n_units": n_units}, [{"iia": 0.5}], history)
     collected = report.collect(tmp_path)
-    lines = report_plots.curve_lines(collected.curves, report.table_keys(collected.rows, ["n_units"]))
+    lines = report.curve_lines(collected.curves, report.table_keys(collected.rows, ["n_units"]))
     assert lines == {
         f"n_units={n}, direction={d}": ([0, 5], [a, b])
         for n in (4, 8)

@@ -298,6 +298,7 @@ def test_the_run_core_moves_an_unreadable_results_file_aside(tmp_path: Path, cap
 # -- the status words -------------------------------------------------------------------------------------------
 def test_status_words_are_the_printed_ones() -> None:
     from alignsearch.cli import sweep
+    from alignsearch.search import sweep_records
 
     assert [str(s) for s in RunStatus] == ["done", "already done", "failed", "interrupted"]
     assert f"{RunStatus.ALREADY_DONE}: x" == "already done: x" and json.dumps(RunStatus.DONE) == '"done"'
@@ -306,7 +307,7 @@ def test_status_words_are_the_printed_ones() -> None:
     )
     row = {"job": "seed=0", "status": RunStatus.ALREADY_DONE, "iia": "0.5000"}
     assert sweep.job_line(2, row) == "[job 2] already done: seed=0: IIA 0.500"
-    assert sweep.summary_text([row]).splitlines()[1] == "seed=0,already done,,0.5000,"
+    assert sweep_records.summary_text([row]).splitlines()[1] == "seed=0,already done,,0.5000,"
 
 
 def test_a_sweep_line_shows_the_mean_iia_of_the_trained_records() -> None:

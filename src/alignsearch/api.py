@@ -514,9 +514,12 @@ def scan(
                 {"sites": sites, "positions": positions, "steps": steps, "controls": controls,
                  "then_align": then_align, "top": top}
             )  # fmt: skip
+            from alignsearch.report.plots import scan_heatmap  # matplotlib only when a scan runs
+
             return run_scan(
-                run_models, a, run, hardware, work, settings_of_scan, data=source, verbose=progress
-            )
+                run_models, a, run, hardware, work, settings_of_scan, data=source, verbose=progress,
+                heatmap=scan_heatmap,
+            )  # fmt: skip
 
 
 def _argument_names(settings: Mapping[str, Any]) -> dict[str, str]:

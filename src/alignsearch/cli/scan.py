@@ -51,7 +51,10 @@ def main(cfg: DictConfig) -> dict[str, Any]:
     run_cfg = run_config(cfg)
     alignment, run = check_common(run_cfg)
     models, data = run_inputs(run_cfg, out_dir)
-    result = run_scan(models, alignment, run, HardwareSettings.parse(cfg.hardware), out_dir, scan, data=data)
+    from alignsearch.report.plots import scan_heatmap  # matplotlib only when a scan runs
+
+    hardware = HardwareSettings.parse(cfg.hardware)
+    result = run_scan(models, alignment, run, hardware, out_dir, scan, data=data, heatmap=scan_heatmap)
     best = result.best()
     summary = result.summary()
     # what a sweep's line and summary.csv show of a job: the best cell's IIA

@@ -7,7 +7,8 @@ Registered as a Hydra callback (``hydra.callbacks.sweep`` in the entry points' c
   ``<sweep>/summary.csv``: one row per job, its latest state (a rerun replaces the job's row), with the
   job's folder, its status, its overrides as its folder name has them (``hydra.job.override_dirname``,
   which :func:`alignsearch.cli.run_dir_name` turns into the folder name) and its mean IIA or its error.
-  The file is rewritten whole under a file lock (parallel jobs share it), atomically. Launchers whose jobs
+  The file (:mod:`alignsearch.search.sweep_records`, which the report reads too) is rewritten whole
+  under a file lock (parallel jobs share it), atomically. Launchers whose jobs
   print into their own logs (submitit: Slurm, or ``submitit_local``) leave the lines there; the sweep's
   own process prints them too when the sweep ends, read from ``summary.csv`` and the job folders;
 * a failed job keeps its traceback in ``<job folder>/error.txt`` and does not stop the other jobs; a job
@@ -18,26 +19,19 @@ Registered as a Hydra callback (``hydra.callbacks.sweep`` in the entry points' c
 
 from __future__ import annotations
 
-import csv
-import io
 import traceback
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from alignsearch.search.results import RunStatus
+from alignsearch.search.sweep_records import SUMMARY, UNFINISHED, failed_jobs, latest_rows, write_row
 
-SUMMARY = "summary.csv"
 ERROR = "error.txt"
-COLUMNS = ("job", "status", "overrides", "iia", "error")
-UNFINISHED = (RunStatus.FAILED, RunStatus.INTERRUPTED)
-"""The statuses of jobs without results (a rerun of the sweep runs them again)."""
 FAILED: list[str] = []
 """Messages of this process's sweeps that had failed jobs."""
 
@@ -122,27 +116,6 @@ def job_line(num: int | None, row: dict[str, str]) -> str:
     return f"[job{'' if num is None else f' {num}'}] {row['status']}: {row['job']}: {detail}"
 
 
-def write_row(sweep: Path, row: dict[str, str]) -> None:
-    """Put ``row`` in the sweep's summary as its job's only row (replacing the job's earlier one), under
-    the summary's lock; the file is replaced whole, never left half written."""
-    from alignsearch import atomic
-
-    sweep.mkdir(parents=True, exist_ok=True)
-    with FileLock(sweep / f"{SUMMARY}.lock"):
-        rows = latest_rows(sweep)
-        rows[row["job"]] = row
-        atomic.write_text(sweep / SUMMARY, summary_text(rows.values()))
-
-
-def summary_text(rows: Iterable[dict[str, str]]) -> str:
-    """The text of a ``summary.csv`` holding ``rows``."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
 SUBMITIT = "submitit"
 """Launchers whose ``_target_`` names this run each job in a process of its own whose output goes to the
 job's log (``<sweep>/.submitit/<id>/*_log.out``), not to the sweep's terminal."""
@@ -219,17 +192,3 @@ def swept_keys(sweep: Path) -> set[str]:
             continue
         add_if_swept(f"{key}={value}")
     return keys
-
-
-def latest_rows(sweep: Path) -> dict[str, dict[str, str]]:
-    """Each job's row in the sweep's summary, in the order the jobs first ended (the latest, where a file
-    written by an earlier version of this module holds several rows per job)."""
-    if not (sweep / SUMMARY).is_file():
-        return {}
-    with (sweep / SUMMARY).open(newline="") as f:
-        return {row["job"]: row for row in csv.DictReader(f)}
-
-
-def failed_jobs(sweep: Path) -> list[str]:
-    """Jobs whose latest row in the sweep's summary says they failed."""
-    return [job for job, row in latest_rows(sweep).items() if row["status"] == RunStatus.FAILED]

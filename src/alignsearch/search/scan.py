@@ -14,9 +14,10 @@ alignment.max_steps=<steps> alignment.controls=[random_subspace]``. A finished c
 reused, an interrupted one resumes from its checkpoint: a scan resumes like every run.
 
 The scan writes ``scan.csv`` (a row per cell and variable, updated after each cell), ``scan.png`` (a
-heatmap, sites x positions), ``scan.json`` (the settings, the cells and where the time went) and prints
-its best cells; ``scan.then_align`` then runs the full alignment (the run's own alignment settings) at the
-best cell, in ``out_dir/best/``.
+heatmap, sites x positions, drawn by the ``heatmap`` function it is given: the command line and the API
+give :func:`alignsearch.report.plots.scan_heatmap`), ``scan.json`` (the settings, the cells and where the
+time went) and prints its best cells; ``scan.then_align`` then runs the full alignment (the run's own
+alignment settings) at the best cell, in ``out_dir/best/``.
 
 **What a cell reuses.** One process, one read of the data, the models loaded once. On text pairs
 (:class:`ScanPairs`) every position is a repositioning of the same tokenised pairs
@@ -28,48 +29,45 @@ training step runs only the blocks above its cell's site. They are computed when
 trains needs them, for the sites and positions of the cells still to run (a finished scan computes
 nothing). A cell then costs its steps, its evaluations and the run core's bookkeeping. Task models draw
 their pairs per cell, as their runs do (cheap: the causal model and a small model).
+
+This module runs a scan (its cells, their folders, the checks); the state cache is
+:mod:`alignsearch.search.scan_states`, the cells and the result :mod:`alignsearch.search.scan_results`.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import Tensor
 
 from alignsearch import atomic
 from alignsearch.components import alignment_choices
 from alignsearch.errors import ConfigError
-from alignsearch.models import SequenceModel, hooks
+from alignsearch.models import SequenceModel
 from alignsearch.naming import with_digest
-from alignsearch.search.pairs import BASE, CACHE_CHUNK, PairBatch, PrefixCache, Track, resumable
+from alignsearch.search.pairs import PrefixCache
 from alignsearch.search.planning import plan_run
 from alignsearch.search.records import records_table
 from alignsearch.search.results import RunStatus
-from alignsearch.search.run import RunResult, run_alignment
+from alignsearch.search.run import run_alignment
 from alignsearch.search.run_folder import RESULTS
+from alignsearch.search.scan_results import ScanCell, ScanResult, describe, first_per_cell, scan_cells
+from alignsearch.search.scan_states import ScanPairs, SiteStates
 from alignsearch.search.spec import RunData, RunModel
-from alignsearch.search.text_data import CHUNK, TextPairSource, check_repositioned
 from alignsearch.settings import (
     ANY,
     AlignmentSettings,
     HardwareSettings,
-    Position,
     RunSettings,
     ScanSettings,
     position_of,
 )
-from alignsearch.tables import markdown_table, number
 from alignsearch.tasks.counterfactual import check_position
-from alignsearch.text.pairs import PairsData, TextPairs, reposition
+
+Heatmap = Callable[[ScanResult, Path, int], Path]
+"""Draws ``scan.png``: ``heatmap(result, path, steps)`` (:func:`alignsearch.report.plots.scan_heatmap`)."""
 
 CSV, PNG, SUMMARY = "scan.csv", "scan.png", "scan.json"
 CELLS, BEST = "cells", "best"
@@ -116,285 +114,6 @@ def cell_folder(site: str, position: str) -> str:
     if safe == name:
         return name
     return with_digest(safe, CELL_CHARS + 1 + 2 * CELL_DIGEST_BYTES, CELL_DIGEST_BYTES, of=name)
-
-
-# -- the models' states at every scanned site, computed once ------------------------------------------------
-class SiteStates:
-    """The frozen models' states that the cells of a scan of text pairs need, computed once for all of
-    them: per model, split, site and position, the source prompts' vectors at that position (float32, as
-    :meth:`TextPairSource.tensors` gives them); per model, split (``train``, ``val``) and site the prefix
-    cache can start from, the target states on the base sequences (as
-    :func:`~alignsearch.search.pairs.add_base_states` gives them, into ``cache``; ``with_bases``:
-    ``alignment.prefix_cache``).
-
-    A request computes, in one pass over the split's pairs, everything :attr:`sites` and :attr:`positions`
-    ask of that model and split (a site or position outside them is added first). ``seconds`` and
-    ``passes`` say what it cost.
-    """
-
-    def __init__(
-        self,
-        data: PairsData,
-        models: Sequence[SequenceModel],
-        sites: Sequence[str],
-        positions: Sequence[str],
-        cache: PrefixCache,
-        with_bases: bool = True,
-    ) -> None:
-        self.data, self.models, self.cache, self.with_bases = data, list(models), cache, with_bases
-        self.sites, self.positions = list(sites), list(positions)
-        self._moved: dict[str, tuple[PairsData, dict[str, Tensor]]] = {}
-        self._sources: dict[tuple[int, str, str, str], Tensor] = {}
-        self._bases: dict[tuple[int, str, str], Tensor] = {}
-        self.seconds, self.passes = 0.0, 0
-
-    def moved(self, position: Position | None) -> tuple[PairsData, dict[str, Tensor]]:
-        """The pairs at ``position`` and the rows of :attr:`data` each split keeps (computed once)."""
-        key = ANY if position is None else position.spec
-        if key not in self._moved:
-            self._moved[key] = reposition(self.data, position)
-        return self._moved[key]
-
-    def serves(self, models: Sequence[SequenceModel]) -> bool:
-        """Whether these are the models the states are of (a control's untrained copies are not)."""
-        return len(models) == len(self.models) and all(
-            a is b for a, b in zip(models, self.models, strict=True)
-        )
-
-    def source_vectors(self, model: int, site: str, position: Position | None, split: str) -> Tensor:
-        """(n, width) float32: ``model``'s vectors at ``site`` at each kept pair's source position."""
-        spec = ANY if position is None else position.spec
-        key = (model, site, spec, split)
-        if key not in self._sources:
-            self._add(site, spec)
-            sites = [
-                s
-                for s in self.sites
-                if any((model, s, p, split) not in self._sources for p in self.positions)
-            ]
-            self._compute_sources(model, split, sites)
-        return self._sources[key]
-
-    def base_states(self, model: int, site: str, position: Position | None, split: str) -> Tensor | None:
-        """(n, L - 1, width): ``model``'s states at ``site`` on each kept pair's base sequence; None where
-        the prefix cache is off, the model cannot start at the site, or for ``test`` (read once)."""
-        if not self.with_bases or split == "test" or not resumable(self.models[model], site):
-            return None
-        if (model, site, split) not in self._bases:
-            self._add(site, None)
-            sites = [
-                s
-                for s in self.sites
-                if resumable(self.models[model], s) and (model, s, split) not in self._bases
-            ]
-            self._compute_bases(model, split, sites)
-        states = self._bases[model, site, split]
-        rows = self.moved(position)[1][split]
-        return states if len(rows) == len(states) else states[rows]
-
-    def _add(self, site: str, spec: str | None) -> None:
-        if site not in self.sites:
-            self.sites.append(site)
-        if spec is not None and spec not in self.positions:
-            self.positions.append(spec)
-
-    @torch.no_grad()
-    def _compute_sources(self, model: int, split: str, sites: list[str]) -> None:
-        start_time = time.perf_counter()
-        pairs = self.data.splits[split]
-        moved = {spec: self.moved(position_of(spec)) for spec in self.positions}
-        pieces: dict[tuple[str, str], list[Tensor]] = {(s, p): [] for s in sites for p in self.positions}
-        for start in range(0, len(pairs), CHUNK):
-            acts = hooks.sites_activations(self.models[model], pairs.source_ids[start : start + CHUNK], sites)
-            for spec, (data, kept) in moved.items():
-                rows = kept[split]
-                inside = (rows >= start) & (rows < start + CHUNK)
-                local, at = rows[inside] - start, data.splits[split].source_pos[inside]
-                for site in sites:
-                    h = acts[site]
-                    pieces[site, spec].append(h[local.to(h.device), at.to(h.device)].float().cpu())
-        for (site, spec), parts in pieces.items():
-            width = hooks.site_width(self.models[model], site) if not parts else parts[0].shape[-1]
-            self._sources[model, site, spec, split] = torch.cat(parts) if parts else torch.zeros(0, width)
-        self.passes += 1
-        self.seconds += time.perf_counter() - start_time
-
-    @torch.no_grad()
-    def _compute_bases(self, model: int, split: str, sites: list[str]) -> None:
-        start_time = time.perf_counter()
-        ids = self.data.splits[split].ids[:, :-1]
-        out: dict[str, Tensor] = {}
-        for start in range(0, len(ids), CACHE_CHUNK):
-            acts = hooks.sites_activations(self.models[model], ids[start : start + CACHE_CHUNK], sites)
-            for site, h in acts.items():
-                if site not in out:
-                    out[site] = self.cache.allocate((len(ids), *h.shape[1:]), h.dtype)
-                out[site][start : start + len(h)] = h.cpu()
-        for site in sites:
-            self._bases[model, site, split] = out[site]
-        self.passes += 1
-        self.seconds += time.perf_counter() - start_time
-
-
-@dataclass
-class ScanPairs(TextPairSource):
-    """Text pairs whose cells share one :class:`SiteStates`: :meth:`at` repositions the pairs (no model
-    runs), :meth:`build` hands each track the cached vectors and target states of its site and position.
-    For models other than the states' (a control's untrained copies) it builds as :class:`TextPairSource`."""
-
-    states: SiteStates | None = None
-    position: Position | None = None
-
-    def at(self, position: Position) -> ScanPairs:
-        data, _ = self.states.moved(position)
-        check_repositioned(data, position)
-        return dataclasses.replace(self, data=data, position=position)
-
-    def track_batch(
-        self, track: Track, split: str, pairs: TextPairs, models: list[SequenceModel], sites: list[str]
-    ) -> PairBatch:
-        """The track's cached vectors and target states at its site and position (the shared states'
-        models only; others, a control's untrained copies, compute theirs)."""
-        if self.states is None or not self.states.serves(models):
-            return super().track_batch(track, split, pairs, models, sites)
-        batch = {
-            "ids": pairs.ids,
-            "task_mask": pairs.task_mask,
-            "pos": pairs.base_pos,
-            "src": self.states.source_vectors(track.source, sites[track.source], self.position, split),
-        }
-        base = self.states.base_states(track.target, sites[track.target], self.position, split)
-        return batch if base is None else batch | {BASE: base}
-
-
-# -- the cells -------------------------------------------------------------------------------------------------
-@dataclass
-class ScanCell:
-    """One cell of a scan and one variable: its validation IIA, each control's, and what it cost."""
-
-    site: str
-    position: str
-    variable: str
-    iia: float
-    token_iia: float | None
-    iia_step0: float | None
-    controls: dict[str, float | None]
-    steps: int
-    seconds: dict[str, float]
-    """The cell's run's time by phase (``results.json``'s ``seconds``)."""
-    folder: Path
-    status: RunStatus
-
-    def row(self, controls: Sequence[str]) -> dict[str, Any]:
-        """The cell as a row of ``scan.csv``."""
-        return {
-            "site": self.site,
-            "position": self.position,
-            "variable": self.variable,
-            "iia": round(self.iia, 4),
-            **{f"iia_control_{c}": _rounded(self.controls.get(c)) for c in controls},
-            "token_iia": _rounded(self.token_iia),
-            "iia_step0": _rounded(self.iia_step0),
-            "steps": self.steps,
-            "seconds": round(sum(self.seconds.values()), 3),
-            "seconds_steps": round(self.seconds.get("steps", 0.0), 3),
-        }
-
-
-def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, 4)
-
-
-@dataclass
-class ScanResult:
-    """A finished scan: its cells (site-major, then position, then variable), and the full alignment at
-    the best cell when ``then_align`` asked for it."""
-
-    sites: list[str]
-    positions: list[str]
-    controls: tuple[str, ...]
-    cells: list[ScanCell]
-    folder: Path
-    seconds: dict[str, float] = field(default_factory=dict)
-    """Where the scan's time went: ``total``, ``states`` (the shared states), ``steps`` (every cell's
-    training steps), ``cells`` (every cell's run, steps included)."""
-    aligned: RunResult | None = None
-
-    @property
-    def columns(self) -> list[str]:
-        return [
-            "site", "position", "variable", "iia", *(f"iia_control_{c}" for c in self.controls),
-            "token_iia", "iia_step0", "steps", "seconds", "seconds_steps",
-        ]  # fmt: skip
-
-    def ranked(self) -> list[ScanCell]:
-        """The cells from the best: highest IIA first, then the lowest best control, then scan order."""
-        order = {id(c): i for i, c in enumerate(self.cells)}
-        return sorted(
-            self.cells,
-            key=lambda c: (
-                -c.iia,
-                max([v for v in c.controls.values() if v is not None], default=0.0),
-                order[id(c)],
-            ),
-        )
-
-    def best(self) -> ScanCell:
-        """The cell with the highest validation IIA."""
-        return self.ranked()[0]
-
-    def iia(self, site: str, position: str, variable: str | None = None) -> float:
-        """One cell's validation IIA (its first variable unless named)."""
-        for c in self.cells:
-            if c.site == site and c.position == position and variable in (None, c.variable):
-                return c.iia
-        raise KeyError(f"no cell {site} @ {position}")
-
-    def table(self, top: int | None = None) -> str:
-        """The cells as a markdown table, best first (``top``: only so many)."""
-        header = [
-            "",
-            "site",
-            "position",
-            "variable",
-            "IIA",
-            *(f"control: {c}" for c in self.controls),
-            "steps",
-        ]
-        rows = [
-            [
-                i + 1,
-                c.site,
-                c.position,
-                c.variable,
-                number(c.iia),
-                *(number(c.controls.get(k)) for k in self.controls),
-                c.steps,
-            ]
-            for i, c in enumerate(self.ranked()[:top])
-        ]
-        return markdown_table(header, rows)
-
-    def csv(self) -> str:
-        """``scan.csv``: a row per cell and variable, in scan order."""
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, self.columns)
-        writer.writeheader()
-        for c in self.cells:
-            writer.writerow(c.row(self.controls))
-        return buffer.getvalue()
-
-    def summary(self) -> dict[str, Any]:
-        """``scan.json``: the grid, the best cell, the time."""
-        best = self.best()
-        return {
-            "sites": self.sites,
-            "positions": self.positions,
-            "controls": list(self.controls),
-            "cells": [c.row(self.controls) for c in self.cells],
-            "best": best.row(self.controls),
-            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
-        }
 
 
 def check_scan(
@@ -467,11 +186,12 @@ def run_scan(
     data: RunData | None = None,
     verbose: bool = True,
     on_cell: Callable[[ScanCell], None] | None = None,
+    heatmap: Heatmap | None = None,
 ) -> ScanResult:
     """Scan every site x position of ``scan`` (see the module docstring) in ``out_dir``: each cell a short
-    alignment by the run core, ``scan.csv``, ``scan.png`` and ``scan.json`` written, the best cells printed
-    (``verbose``), and with ``scan.then_align`` the full alignment at the best cell in ``out_dir/best``.
-    ``on_cell`` sees each cell as it finishes."""
+    alignment by the run core, ``scan.csv``, ``scan.png`` (drawn by ``heatmap``; None: no plot) and
+    ``scan.json`` written, the best cells printed (``verbose``), and with ``scan.then_align`` the full
+    alignment at the best cell in ``out_dir/best``. ``on_cell`` sees each cell as it finishes."""
     started = time.perf_counter()
     sites, positions = check_scan(models, alignment, run, scan, data)
     out_dir = Path(out_dir)
@@ -518,13 +238,15 @@ def run_scan(
         result.seconds = {
             "total": time.perf_counter() - started,
             "states": states.seconds if states is not None else 0.0,
-            "steps": sum(c.seconds.get("steps", 0.0) for c in _first_per_cell(result.cells)),
-            "cells": sum(sum(c.seconds.values()) for c in _first_per_cell(result.cells)),
+            "steps": sum(c.seconds.get("steps", 0.0) for c in first_per_cell(result.cells)),
+            "cells": sum(sum(c.seconds.values()) for c in first_per_cell(result.cells)),
         }
-        write_heatmap(result, out_dir / PNG, scan.steps)
+        if heatmap is not None:
+            heatmap(result, out_dir / PNG, scan.steps)
         atomic.write_json(out_dir / SUMMARY, result.summary())
         if verbose:
-            print(f"best cells ({out_dir / CSV}, {out_dir / PNG}):", flush=True)
+            drawn = f", {out_dir / PNG}" if heatmap is not None else ""
+            print(f"best cells ({out_dir / CSV}{drawn}):", flush=True)
             print(result.table(scan.top), flush=True)
         if scan.then_align:
             best = result.best()
@@ -550,111 +272,3 @@ def run_scan(
 def run_site(run: RunSettings, site: str) -> str:
     """The site name a cell's run aligns (as :meth:`RunSettings.site_name` gives it)."""
     return cell_run(run, site, ANY).site_name()
-
-
-def _first_per_cell(cells: list[ScanCell]) -> list[ScanCell]:
-    """One cell per (site, position): a cell's variables share one run."""
-    seen, out = set(), []
-    for c in cells:
-        if (c.site, c.position) not in seen:
-            seen.add((c.site, c.position))
-            out.append(c)
-    return out
-
-
-def scan_cells(result: RunResult, site: str, position: str, folder: Path) -> list[ScanCell]:
-    """A cell's rows: one per trained record (variable) of its run."""
-    return [
-        ScanCell(
-            site=site,
-            position=position,
-            variable=r.variable,
-            iia=r.iia,
-            token_iia=r.token_iia,
-            iia_step0=r.iia_step0,
-            controls={name: score for name, score in r.controls.items()},
-            steps=result.steps,
-            seconds=dict(result.results.seconds or {}),
-            folder=folder,
-            status=result.status,
-        )
-        for r in result.records
-        if r.trained
-    ]
-
-
-def describe(cell: ScanCell, controls: Sequence[str], variable: bool = False) -> str:
-    """A cell in a line: ``layer.1 @ last: IIA 0.983 (random_subspace 0.011), 50 steps, 1.3 s``
-    (``variable``: with the variable's name after the position)."""
-    shown = ", ".join(f"{c} {number(cell.controls.get(c))}" for c in controls)
-    variable = f" {cell.variable}" if variable else ""
-    cost = (
-        str(RunStatus.ALREADY_DONE)
-        if cell.status == RunStatus.ALREADY_DONE
-        else f"{cell.steps} steps, {sum(cell.seconds.values()):.1f} s"
-    )
-    return (
-        f"{cell.site} @ {cell.position}{variable}: IIA {number(cell.iia)}"
-        + (f" ({shown})" if shown else "")
-        + f", {cost}"
-    )
-
-
-def write_heatmap(result: ScanResult, path: Path, steps: int) -> Path:
-    """``scan.png``: validation IIA of every cell, sites (rows) x positions (columns), one panel per
-    variable, each cell's value written in it and the best cell outlined (the report's conventions:
-    off-screen, 0 to 1, viridis)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
-
-    variables = list(dict.fromkeys(c.variable for c in result.cells))
-    rows, cols = result.sites, result.positions
-    fig, axes = plt.subplots(
-        1,
-        len(variables),
-        figsize=(1.1 * len(cols) * len(variables) + 2.4, 0.42 * len(rows) + 1.6),
-        squeeze=False,
-    )
-    best = result.best()
-    image = None
-    for ax, variable in zip(axes[0], variables, strict=True):
-        grid = [[float("nan")] * len(cols) for _ in rows]
-        for c in result.cells:
-            if c.variable == variable:
-                grid[rows.index(c.site)][cols.index(c.position)] = c.iia
-        image = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
-        for i, row in enumerate(grid):
-            for j, value in enumerate(row):
-                if value == value:
-                    ax.text(
-                        j,
-                        i,
-                        f"{value:.2f}",
-                        ha="center",
-                        va="center",
-                        fontsize=8,
-                        color="white" if value < 0.6 else "black",
-                    )
-        if best.variable == variable:
-            i, j = rows.index(best.site), cols.index(best.position)
-            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
-        ax.set_xticks(range(len(cols)), cols, fontsize=8)
-        ax.set_yticks(range(len(rows)), rows, fontsize=8)
-        ax.set_xlabel("position")
-        title = f"{variable}: IIA (validation)" if len(variables) > 1 else "IIA (validation)"
-        controls = [
-            v for c in result.cells if c.variable == variable for v in c.controls.values() if v is not None
-        ]
-        control = f"\ncontrols: at most {max(controls):.2f}" if controls else ""
-        ax.set_title(f"{title}, {steps} steps a cell{control}", fontsize=9)
-    fig.colorbar(image, ax=axes[0].tolist(), fraction=0.04, pad=0.02)
-    buffer = io.BytesIO()
-    try:
-        fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
-    finally:
-        plt.close(fig)
-    atomic.write_bytes(path, buffer.getvalue())
-    return path

@@ -1,16 +1,23 @@
-"""The report's PNG plots (matplotlib, drawn off-screen). Each is drawn only when the rows can show it."""
+"""Every PNG plot the project draws (matplotlib, off-screen): the report's, each drawn only when the rows
+can show it (:func:`write_plots`), and the scan's heatmap of sites x positions (:func:`scan_heatmap`)."""
 
 from __future__ import annotations
 
+import io
 import statistics
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
-from alignsearch.report import TASK_ACC, TITLES, natural_order
+from alignsearch import atomic
+from alignsearch.report.aggregate import natural_order
+from alignsearch.report.measures import TASK_ACC, TITLES
+
+if TYPE_CHECKING:
+    from alignsearch.search.scan_results import ScanResult
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - after choosing the off-screen backend
@@ -205,3 +212,60 @@ def write_plots(
     if not written and created:  # a folder that was there (holding other files) stays
         folder.rmdir()
     return written
+
+
+def scan_heatmap(result: ScanResult, path: Path, steps: int) -> Path:
+    """``scan.png``: validation IIA of every cell, sites (rows) x positions (columns), one panel per
+    variable, each cell's value written in it and the best cell outlined (the report's conventions:
+    off-screen, 0 to 1, viridis)."""
+    from matplotlib.patches import Rectangle
+
+    variables = list(dict.fromkeys(c.variable for c in result.cells))
+    rows, cols = result.sites, result.positions
+    fig, axes = plt.subplots(
+        1,
+        len(variables),
+        figsize=(1.1 * len(cols) * len(variables) + 2.4, 0.42 * len(rows) + 1.6),
+        squeeze=False,
+    )
+    best = result.best()
+    image = None
+    for ax, variable in zip(axes[0], variables, strict=True):
+        grid = [[float("nan")] * len(cols) for _ in rows]
+        for c in result.cells:
+            if c.variable == variable:
+                grid[rows.index(c.site)][cols.index(c.position)] = c.iia
+        image = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+        for i, row in enumerate(grid):
+            for j, value in enumerate(row):
+                if value == value:
+                    ax.text(
+                        j,
+                        i,
+                        f"{value:.2f}",
+                        ha="center",
+                        va="center",
+                        fontsize=8,
+                        color="white" if value < 0.6 else "black",
+                    )
+        if best.variable == variable:
+            i, j = rows.index(best.site), cols.index(best.position)
+            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
+        ax.set_xticks(range(len(cols)), cols, fontsize=8)
+        ax.set_yticks(range(len(rows)), rows, fontsize=8)
+        ax.set_xlabel("position")
+        title = f"{variable}: IIA (validation)" if len(variables) > 1 else "IIA (validation)"
+        controls = [
+            v for c in result.cells if c.variable == variable for v in c.controls.values() if v is not None
+        ]
+        control = f"\ncontrols: at most {max(controls):.2f}" if controls else ""
+        ax.set_title(f"{title}, {steps} steps a cell{control}", fontsize=9)
+    assert image is not None, "a scan has cells"
+    fig.colorbar(image, ax=axes[0].tolist(), fraction=0.04, pad=0.02)
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    atomic.write_bytes(path, buffer.getvalue())
+    return path

@@ -1,0 +1,356 @@
+"""The papers' claims, each with the threshold it is judged by (fixed here before any run), the grids
+that measure it and its judge: the rows of those grids in, a :class:`Finding` (table, verdict, line) out."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from alignsearch.controls import CONTROLS
+from alignsearch.findings.stats import Rows, is_count, mean, summary, table, values
+from alignsearch.report import pearson
+
+# -- thresholds, fixed before any run ---------------------------------------------------------------------------
+COUNT_IIA = 0.9
+"""A model carries the count when its mean validation IIA reaches this."""
+SELECTIVITY = 0.5
+"""... and it is no artifact when it beats the best informative control by this much."""
+UNTRAINED_CEILING = 0.1
+"""An untrained model's count IIA stays below this (it cannot do the task): so does every control that is
+not informative (:attr:`alignsearch.controls.Control.informative`)."""
+MODEL_MARGIN = 0.1
+"""Up-Down explains a model better than Up-Up when its IIA is higher by this much."""
+TRACKING_R = 0.7
+"""IIA tracks task accuracy over training when their Pearson correlation reaches this."""
+DIFFERENCE = 0.2
+"""A model or task variant 'differs' when its count IIA is lower by this much."""
+MAS_ALIGNED = 0.8
+"""Two models align when their cross directions' mean IIA reaches this."""
+FEW_UNITS = 4
+"""'A few units': the count is low-dimensional when this many units reach ..."""
+FEW_UNITS_SHARE = 0.9
+"""... this share of the IIA of 32 units."""
+ABOVE_FLOOR = 2.0
+"""Behavioural DAS diverges when its mean divergence is at least this many times its noise floor ..."""
+CL_IIA_TOLERANCE = 0.02
+"""... and the counterfactual-latent loss (``form=cl``, the whole vector) mitigates it when it lowers the
+mean divergence with a mean validation IIA at most this much below behavioural DAS's. The subspace form
+(``cl_subspace``) and the correlation of divergence with held-out IIA are reported, not judged."""
+
+
+@dataclass
+class Finding:
+    """A claim's measured table (markdown lines), its verdict (None: not measurable here) and a line."""
+
+    table: list[str]
+    holds: bool | None
+    line: str
+    plots: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Claim:
+    title: str
+    measured_as: str
+    grids: tuple[str, ...]
+    threshold: str
+    judge: Callable[[dict[str, Rows]], Finding]
+
+
+# -- the claims ----------------------------------------------------------------------------------------------
+def judge_count(grids: dict[str, Rows]) -> Finding:
+    rows = [r for r in grids["count"] if is_count(r)]
+    lines, ok = [], []
+    for model in ("gru", "lstm"):
+        iia = values(rows, model=model)
+        lines.append([model, summary(iia), summary(values(rows, "iia_heldout", model=model)),
+                      summary(values(rows, "iia_test", model=model))])  # fmt: skip
+        ok.append(bool(iia) and statistics.fmean(iia) >= COUNT_IIA)
+    holds = all(ok) if lines and any(values(rows)) else None
+    return Finding(
+        table(["model", "IIA val", "IIA held-out counts", "IIA test"], lines),
+        holds,
+        f"mean validation IIA of count (16 units, layer 0) >= {COUNT_IIA} for GRU and LSTM: {ok}",
+    )
+
+
+def judge_controls(grids: dict[str, Rows]) -> Finding:
+    """Selectivity over the registered controls (:data:`alignsearch.controls.CONTROLS`): IIA minus the best
+    informative one; those that are not informative (near 0 by construction: ``untrained``) stay below
+    :data:`UNTRAINED_CEILING`."""
+    rows = [r for r in grids["count"] if is_count(r)]
+    names = list(CONTROLS)
+    informative = [c for c in names if CONTROLS[c].informative]
+    trivial = [c for c in names if not CONTROLS[c].informative]
+    lines, ok = [], []
+    for model in ("gru", "lstm"):
+        iia = mean(values(rows, model=model))
+        controls = {c: values(rows, f"iia_control_{c}", model=model) for c in names}
+        best = max((statistics.fmean(v) for k, v in controls.items() if k in informative and v), default=None)
+        selectivity = None if iia is None or best is None else iia - best
+        lines.append([model, f"{iia:.3f}" if iia is not None else "-", *(summary(v) for v in controls.values()),
+                      "-" if selectivity is None else f"{selectivity:.3f}"])  # fmt: skip
+        low = all((mean(controls[c]) or 0) <= UNTRAINED_CEILING for c in trivial)
+        ok.append(selectivity is not None and selectivity >= SELECTIVITY and low)
+    shown = [c.replace("_", "-") for c in informative]
+    return Finding(
+        table(["model", "IIA val", *(c.replace("_", " ") for c in names), "selectivity"], lines),
+        all(ok) if rows else None,
+        f"IIA minus the best of {' and '.join(shown)} >= {SELECTIVITY}"
+        + "".join(f", {c} < {UNTRAINED_CEILING}" for c in trivial)
+        + f" ({', '.join(trivial) or 'none'}: near 0 by construction; the informative controls: {', '.join(shown)})"
+        f": {ok}",
+    )
+
+
+def judge_upup(grids: dict[str, Rows]) -> Finding:
+    rows = [r for r in grids["upup"] if r.get("direction", "0>0") == "0>0"]
+    lines, ok = [], []
+    for model in sorted({r["model"] for r in rows}):
+        updown = values(rows, model=model, causal_model="updown", variable="count")
+        upup = {
+            v: values(rows, model=model, causal_model="upup", variable=v)
+            for v in ("demo_count", "resp_count")
+        }
+        lines.append([model, summary(updown), *(summary(v) for v in upup.values())])
+        best_upup = max((statistics.fmean(v) for v in upup.values() if v), default=None)
+        ok.append(
+            bool(updown) and best_upup is not None and statistics.fmean(updown) >= best_upup + MODEL_MARGIN
+        )
+    return Finding(
+        table(["model", "Up-Down count", "Up-Up demo_count", "Up-Up resp_count"], lines),
+        all(ok) if ok else None,
+        f"Up-Down's count IIA exceeds the better Up-Up counter by >= {MODEL_MARGIN}: {ok}",
+    )
+
+
+def judge_training(grids: dict[str, Rows]) -> Finding:
+    rows = [r for r in grids["training"] if is_count(r) and r.get("task_acc") is not None]
+    pairs = [(r["iia"], r["task_acc"]) for r in rows]
+    r_all = pearson([p[0] for p in pairs], [p[1] for p in pairs]) if len(pairs) > 2 else None
+    per_seed = []
+    for seed in sorted({r["seed"] for r in rows}):
+        mine = [r for r in rows if r["seed"] == seed]
+        if len(mine) > 2:
+            r_seed = pearson([r["iia"] for r in mine], [r["task_acc"] for r in mine])
+            if r_seed is not None:
+                per_seed.append(r_seed)
+    by_step = sorted({r["snapshot"] for r in rows})
+    lines = [
+        [step, summary(values(rows, snapshot=step)), summary(values(rows, "task_acc", snapshot=step))]
+        for step in by_step
+    ]
+    lines.append(
+        ["Pearson r (all)", "-" if r_all is None else f"{r_all:.3f}", f"per seed: {summary(per_seed)}"]
+    )
+    return Finding(
+        table(["snapshot (training step)", "count IIA", "task accuracy"], lines),
+        None if r_all is None else r_all >= TRACKING_R,
+        f"Pearson correlation of IIA and task accuracy over snapshots >= {TRACKING_R}",
+    )
+
+
+def judge_transformer(grids: dict[str, Rows]) -> Finding:
+    rows = [r for r in grids["transformer"] if is_count(r)]
+    layers = sorted({str(r["layer"]) for r in rows}, key=lambda s: (s != "embedding", s))
+    lines = [
+        [f"transformer {layer}", summary(values(rows, layer=lambda v, layer=layer: str(v) == layer))]
+        for layer in layers
+    ]
+    rnn = values([r for r in grids["count"] if is_count(r)], model="gru")
+    lines.append(["GRU layer 0 (count grid)", summary(rnn)])
+    best = max(
+        (mean(values(rows, layer=lambda v, layer=layer: str(v) == layer)) or 0 for layer in layers),
+        default=None,
+    )
+    holds = None if best is None or not rnn else best <= statistics.fmean(rnn) - DIFFERENCE
+    return Finding(
+        table(["site", "count IIA"], lines)
+        + ["", "By the base position of the intervention:", ""]
+        + position_table(rows, layers),
+        holds,
+        f"the 2-layer Transformer's best-layer count IIA is below the GRU's by >= {DIFFERENCE} (no Markovian"
+        " count state at any layer; the IIA by position shows where it is lowest)",
+    )
+
+
+def position_table(rows: Rows, layers: list[str]) -> list[str]:
+    """Count IIA by the base position of the intervention (a column per layer, mean over seeds)."""
+    positions = sorted({int(p) for r in rows for p in (r.get("iia_by_position") or {})})
+    cells = []
+    for pos in positions:
+        cell: list[object] = [pos]
+        for layer in layers:
+            found = [r["iia_by_position"][str(pos)] for r in rows
+                     if str(r["layer"]) == layer and str(pos) in (r.get("iia_by_position") or {})]  # fmt: skip
+            cell.append(f"{mean(found):.3f}" if found else "-")
+        cells.append(cell)
+    return table(["base position", *(f"transformer {layer}" for layer in layers)], cells) if cells else []
+
+
+def judge_variants(grids: dict[str, Rows]) -> Finding:
+    rows = [r for r in grids["variants"] if is_count(r)]
+    tasks = ("multiobject", "sameobject", "multiobject_mod", "multiobject_round")
+    lines = [[task, summary(values(rows, task=task))] for task in tasks]
+    base = mean(values(rows, task="multiobject"))
+    others = [statistics.fmean(values(rows, task=t)) for t in tasks[1:] if values(rows, task=t)]
+    holds = None if base is None or not others else base >= COUNT_IIA and min(others) <= base - DIFFERENCE
+    return Finding(
+        table(["task (GRU)", "count IIA"], lines),
+        holds,
+        f"MultiObject's count IIA >= {COUNT_IIA} and some variant's is lower by >= {DIFFERENCE}",
+    )
+
+
+DIRECTIONS = ("0>0", "0>1", "1>0", "1>1")
+"""MAS's four directions: GRU into itself, GRU into the partner, the partner into the GRU, the partner
+into itself."""
+SEED_SPREAD = 0.1
+"""A direction whose IIA varies over seeds by more than this (standard deviation) is named on the page."""
+
+
+def per_seed(rows: Rows, directions: Sequence[str]) -> list[float]:
+    """For each seed, the mean IIA of ``directions``: one value per seed (n counts seeds, never
+    directions)."""
+    seeds = sorted({r.get("seed") for r in rows}, key=lambda s: (s is None, s))  # None: rows without one
+    out = []
+    for seed in seeds:
+        iia = values(rows, seed=seed, direction=lambda d: d in directions)
+        out += [statistics.fmean(iia)] if len(iia) == len(directions) else []
+    return out
+
+
+def judge_mas(grids: dict[str, Rows]) -> Finding:
+    rows = grids["mas"]
+    lines, cross, spread = [], {}, []
+    for partner in ("gru", "lstm", "transformer"):
+        mine = [r for r in rows if r.get("partner_model") == partner and r.get("variable") == "count"]
+        name = f"GRU-{partner.upper() if partner != 'transformer' else 'Transformer'}"
+        by_direction = [values(mine, direction=d) for d in DIRECTIONS]
+        cross[partner] = mean(per_seed(mine, ("0>1", "1>0")))
+        spread += [f"{name} {d}" for d, xs in zip(DIRECTIONS, by_direction, strict=True)
+                   if len(xs) > 1 and statistics.stdev(xs) > SEED_SPREAD]  # fmt: skip
+        cka, rsa = mean(values(mine, "cka_linear")), mean(values(mine, "rsa_cos_spearman"))
+        lines.append([name, *map(summary, by_direction), summary(per_seed(mine, ("0>1", "1>0"))),
+                      "-" if cka is None else f"{cka:.3f}", "-" if rsa is None else f"{rsa:.3f}"])  # fmt: skip
+    header = ["models", *(f"IIA {d}" for d in DIRECTIONS), "cross (mean of 0>1, 1>0 per seed)", "CKA (linear)",
+              "RSA (cos, Spearman)"]  # fmt: skip
+    spread_line = (
+        f"; directions whose IIA spreads over seeds by more than {SEED_SPREAD} (sd): {', '.join(spread)}"
+        if spread
+        else ""
+    )
+    iia = {p: v for p, v in cross.items() if v is not None}
+    if len(iia) < len(cross):
+        return Finding(table(header, lines), None, "incomplete grid" + spread_line)
+    same_kind = min(iia["gru"], iia["lstm"])
+    ckas = {p: mean(values([r for r in rows if r.get("partner_model") == p], "cka_linear")) for p in iia}
+    cka_transformer, cka_gru = ckas["transformer"], ckas["gru"]
+    over = (
+        cka_transformer is not None and cka_gru and iia["gru"]
+        and cka_transformer / cka_gru > iia["transformer"] / iia["gru"]
+    )  # fmt: skip
+    holds = same_kind >= MAS_ALIGNED and iia["transformer"] <= same_kind - DIFFERENCE and bool(over)
+    return Finding(
+        table(header, lines),
+        holds,
+        f"GRU-GRU and GRU-LSTM cross IIA >= {MAS_ALIGNED}; GRU-Transformer lower by >= {DIFFERENCE}; CKA rates"
+        f" GRU-Transformer closer to GRU-GRU than MAS does{spread_line}",
+    )
+
+
+def judge_n_units(grids: dict[str, Rows]) -> Finding:
+    rows = [r for r in grids["n_units"] if is_count(r)]
+    sizes = sorted({int(r["n_units"]) for r in rows})
+    models = [m for m in ("gru", "lstm") if any(r.get("model", "gru") == m for r in rows)]
+    lines = [[n, *(summary(values(rows, n_units=n, model=m)) for m in models)] for n in sizes]
+    gru = [r for r in rows if r.get("model", "gru") == "gru"]  # the verdict is the GRU's, as first fixed
+    full = mean(values(gru, n_units=max(sizes))) if sizes else None
+    few = mean(values(gru, n_units=FEW_UNITS))
+    holds = None if full is None or few is None else few >= FEW_UNITS_SHARE * full
+    lstm = [r for r in rows if r.get("model") == "lstm"]
+    lstm_few, lstm_full = (
+        mean(values(lstm, n_units=FEW_UNITS)),
+        mean(values(lstm, n_units=max(sizes or [32]))),
+    )
+    beside = (
+        f"; the LSTM's {FEW_UNITS} units reach {lstm_few / lstm_full:.0%} of its {max(sizes)}"
+        if lstm_few is not None and lstm_full
+        else ""
+    )
+    return Finding(
+        table(["n_units", *(f"count IIA ({m.upper()})" for m in models)], lines),
+        holds,
+        f"{FEW_UNITS} units reach >= {FEW_UNITS_SHARE:.0%} of the IIA of {max(sizes) if sizes else 32} units"
+        f" (GRU){beside}",
+    )
+
+
+FORMS: dict[str, dict[str, Any]] = {
+    "behavioural": {"cl_weight": 0.0},
+    "cl": {"cl_weight": lambda w: w > 0, "cl_space": "full"},
+    "cl_subspace": {"cl_weight": lambda w: w > 0, "cl_space": "subspace"},
+}
+"""The forms ``findings_divergence`` compares, told apart by their recorded settings."""
+
+
+def judge_divergence(grids: dict[str, Rows]) -> Finding:
+    rows = [r for r in grids["divergence"] if is_count(r)]
+    lines, means = [], {}
+    for form, where in FORMS.items():
+        mine = [
+            r for r in rows if all(w(r.get(k)) if callable(w) else r.get(k) == w for k, w in where.items())
+        ]
+        means[form] = {key: mean(values(mine, key)) for key in ("iia", "divergence", "divergence_floor")}
+        lines.append([form, summary(values(mine)), summary(values(mine, "iia_heldout")),
+                      summary(values(mine, "divergence")), summary(values(mine, "divergence_floor"))])  # fmt: skip
+    paired = [(r["divergence"], r["iia_heldout"]) for r in rows if r.get("divergence") is not None
+              and r.get("iia_heldout") is not None]  # fmt: skip
+    r = pearson([p[0] for p in paired], [p[1] for p in paired])
+    correlation = (
+        "divergence against held-out IIA over the grid's runs: Pearson r = "
+        + ("-" if r is None else f"{r:.2f}")
+        + f" (n={len(paired)})"
+    )
+    behavioural = {k: v for k, v in means["behavioural"].items() if v is not None}
+    cl = {k: v for k, v in means["cl"].items() if v is not None}
+    if len(behavioural) < len(means["behavioural"]) or len(cl) < len(means["cl"]):
+        return Finding(table(DIVERGENCE_HEADER, lines), None, f"incomplete grid; {correlation}")
+    diverges = behavioural["divergence"] >= ABOVE_FLOOR * behavioural["divergence_floor"]
+    lowers = cl["divergence"] < behavioural["divergence"]
+    keeps = behavioural["iia"] - cl["iia"] <= CL_IIA_TOLERANCE
+    return Finding(
+        table(DIVERGENCE_HEADER, lines),
+        diverges and lowers and keeps,
+        f"behavioural DAS's divergence >= {ABOVE_FLOOR:g} x its floor: {diverges}; the CL loss lowers it: "
+        f"{lowers}, at a validation IIA at most {CL_IIA_TOLERANCE} below: {keeps}; {correlation}",
+    )
+
+
+DIVERGENCE_HEADER = ["form", "IIA val", "IIA held-out counts", "divergence", "noise floor"]
+
+CLAIMS = (
+    Claim("GRUs and LSTMs trained on MultiObject carry an Up-Down count that behaves like a symbolic variable",
+          "DAS count IIA at 16 units over seeds: validation, held-out counts, test", ("count",),
+          f"mean IIA >= {COUNT_IIA}", judge_count),
+    Claim("It is not an artifact of the method", "the same alignment on untrained models, random subspaces and"
+          " shuffled pairs (alignment.controls)", ("count",), f"selectivity >= {SELECTIVITY}", judge_controls),
+    Claim("Up-Down explains the recurrent models better than Up-Up", "the two causal models side by side",
+          ("upup",), f"margin >= {MODEL_MARGIN}", judge_upup),
+    Claim("IIA tracks task performance over training", "IIA and task accuracy over training snapshots",
+          ("training",), f"Pearson r >= {TRACKING_R}", judge_training),
+    Claim("2-layer Transformers solve the task differently (anti-Markovian)", "count IIA by layer beside the"
+          " GRU's", ("transformer", "count"), f"lower by >= {DIFFERENCE}", judge_transformer),
+    Claim("Symbol-like variables do not form for every task variant", "SameObject, Mod and Round beside"
+          " MultiObject", ("variants",), f"a variant lower by >= {DIFFERENCE}", judge_variants),
+    Claim("MAS: models of one kind align in all directions, GRU-Transformer poorly; RSA/CKA overestimate",
+          "the direction table with CKA and RSA", ("mas",), f"cross IIA >= {MAS_ALIGNED}", judge_mas),
+    Claim("Low-dimensional variables: a few units carry the count", "IIA against n_units 1-32", ("n_units",),
+          f"{FEW_UNITS} units >= {FEW_UNITS_SHARE:.0%} of 32", judge_n_units),
+    Claim("DAS pushes the GRU off its natural states; the counterfactual-latent loss keeps it closer at the"
+          " same IIA", "divergence at the site (EMD per feature over the natural spread) and its noise floor,"
+          " behavioural DAS beside the CL loss (alignment.cl_weight)", ("divergence",),
+          f"{ABOVE_FLOOR:g} x floor; IIA within {CL_IIA_TOLERANCE}", judge_divergence),
+)  # fmt: skip

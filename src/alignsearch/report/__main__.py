@@ -1,0 +1,6 @@
+"""``python -m alignsearch.report <folder>``: the report command (:mod:`alignsearch.cli.report`)."""
+
+if __name__ == "__main__":
+    from alignsearch.cli.report import main
+
+    main()
