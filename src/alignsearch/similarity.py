@@ -28,6 +28,7 @@ from torch import Tensor
 
 from alignsearch.models import SequenceModel, hooks
 from alignsearch.seeding import generator
+from alignsearch.tables import markdown_table
 from alignsearch.tasks import CausalModel
 
 RIDGE = 1e-3
@@ -166,11 +167,11 @@ def similarity(
 
 
 def to_markdown(measures: dict[str, float], names: Sequence[str], sites: Sequence[str]) -> str:
-    lines = [
-        f"Similarity of {names[0]} ({sites[0]}) and {names[1]} ({sites[1]}) on matched inputs",
-        "",
-        "| measure | value |",
-        "|---|---|",
-    ]
-    lines += [f"| {key} | {value:.3f} |" for key, value in measures.items()]
-    return "\n".join(lines) + "\n"
+    """``similarity.md``: a line naming the two models and their sites, then a table of the measures
+    (:func:`alignsearch.tables.markdown_table`)."""
+    rows = [[key, f"{value:.3f}"] for key, value in measures.items()]
+    return (
+        f"Similarity of {names[0]} ({sites[0]}) and {names[1]} ({sites[1]}) on matched inputs\n\n"
+        + markdown_table(["measure", "value"], rows, pad=False)
+        + "\n"
+    )

@@ -6,12 +6,11 @@ from typing import Any
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig
-from rich.console import Console
-from rich.table import Table
 
 from alignsearch import zoo
 from alignsearch.cli.checks import check_train_config
 from alignsearch.search.results import RunStatus
+from alignsearch.tables import markdown_table
 
 
 def make_loggers(cfg: DictConfig, **wandb_run: Any) -> list:
@@ -43,16 +42,21 @@ def main(cfg: DictConfig) -> dict:
 
 
 def show(entry: zoo.ZooEntry, status: str) -> None:
-    print(f"{status}: {entry.path}", flush=True)
-    table = Table()
-    for column in ("split", "trial acc", "token acc"):
-        table.add_column(column)
-    for split in ("val", "heldout"):
-        if f"{split}_trial_acc" in entry.metrics:
-            table.add_row(
-                split,
-                f"{entry.metrics[f'{split}_trial_acc']:.4f}",
-                f"{entry.metrics[f'{split}_token_acc']:.4f}",
-            )
-    table.caption = f"{entry.metrics['steps']} steps, {entry.metrics['train_seconds']:.1f} s of training"
-    Console().print(table)
+    """The entry's path, its accuracy per split as a table (:func:`alignsearch.tables.markdown_table`) and
+    what its training took::
+
+        trained: zoo/multiobject/gru/seed0
+        | split   | trial acc | token acc |
+        |---------|-----------|-----------|
+        | val     | 0.9961    | 0.9995    |
+        | heldout | 0.9844    | 0.9980    |
+        1500 steps, 41.3 s of training
+    """
+    rows = [
+        [split, f"{entry.metrics[f'{split}_trial_acc']:.4f}", f"{entry.metrics[f'{split}_token_acc']:.4f}"]
+        for split in ("val", "heldout")
+        if f"{split}_trial_acc" in entry.metrics
+    ]
+    took = f"{entry.metrics['steps']} steps, {entry.metrics['train_seconds']:.1f} s of training"
+    table = markdown_table(["split", "trial acc", "token acc"], rows)
+    print(f"{status}: {entry.path}", table, took, sep="\n", flush=True)
