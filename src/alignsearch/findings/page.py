@@ -44,7 +44,7 @@ def findings(out: Path, size: str, seconds: float | None, command: str | None, s
         "",
         produced,
         "Each number is a mean ± standard deviation over seeds (n). Verdicts compare them with thresholds"
-        " fixed in `alignsearch/reproduce.py` before any run; at `--size small` there are few seeds and short"
+        " fixed in `alignsearch/findings/claims.py` before any run; at `--size small` there are few seeds and short"
         " trainings, so a verdict is evidence at that size, not a replication.",
         "",
     ]
