@@ -821,7 +821,7 @@ def iia(
         eval_splits=(),
         stepwise=getattr(pairs, "stepwise", False),
     )
-    if text:
+    if isinstance(pairs, TextPairs):
         tensors = TextPairSource.tensors(pairs, modules[source], saved.sites[source])
     else:
         tensors = pair_tensors(pairs, modules[source], saved.sites[source])
@@ -841,7 +841,7 @@ def _check_pairs(pairs: CounterfactualPairs | TextPairs, target: RunModel, sourc
                 "pairs", "text pairs", f"pairs of task {target.task.name} for {target.name} (api.pairs)"
             ).as_argument("pairs")
         for model in (target, source):
-            check_ids_in_vocab(pairs.ids, model.model.vocab_size, "pairs")
+            check_ids_in_vocab(pairs.ids, getattr(model.model, "vocab_size", None), "pairs")
         return
     if target.task is None:
         raise ConfigError(
