@@ -8,4 +8,6 @@ from alignsearch.findings import *  # noqa: F403 - the names this module had bef
 __all__ = ["EXIT_FAILED_JOBS", "EXIT_USAGE", "fail", "file_in_the_way", "main"]
 
 if __name__ == "__main__":
-    main()
+    from alignsearch.cli.exits import finish
+
+    finish(main())

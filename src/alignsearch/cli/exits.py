@@ -8,6 +8,13 @@ with the status a shell gives a process that signal ended (``128 + signal``:
 
     >>> failed("model.path=x is not allowed: expected a folder", EXIT_USAGE)
     2
+
+The report's reasons for having nothing to report carry the same statuses
+(:class:`alignsearch.report.NothingToReport`'s ``status``):
+
+    >>> from alignsearch import report
+    >>> (report.EXIT_ALL_JOBS_FAILED, report.EXIT_USAGE) == (EXIT_FAILED_JOBS, EXIT_USAGE)
+    True
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from alignsearch.report import EXIT_USAGE, CannotWrite, NothingToReport, collect, report
+from alignsearch.cli.exits import EXIT_USAGE, fail
+from alignsearch.report import CannotWrite, NothingToReport, collect, report
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -27,22 +28,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     if not args.folder.is_dir():
-        print(f"error: folder={args.folder} is not allowed: expected an existing folder", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
+        fail(f"folder={args.folder} is not allowed: expected an existing folder", EXIT_USAGE)
     collected = collect(args.folder)
     for problem in collected.unreadable:
         print(problem, file=sys.stderr)
     try:
         markdown, _ = report(args.folder, args.out, collected)
     except NothingToReport as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(e.status)
+        fail(e, e.status)  # EXIT_USAGE, or EXIT_FAILED_JOBS where every job of the sweeps failed
     except CannotWrite as e:
         hint = "" if args.out else " (choose another folder with --out)"
-        print(f"error: {e}{hint}", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
+        fail(f"{e}{hint}", EXIT_USAGE)
     print(markdown, end="")
 
 
 if __name__ == "__main__":
-    main()
+    from alignsearch.cli.exits import finish
+
+    finish(main())

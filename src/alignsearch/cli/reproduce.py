@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
 from alignsearch import atomic
+from alignsearch.cli import exits
+from alignsearch.cli.exits import EXIT_FAILED_JOBS, EXIT_OK, EXIT_USAGE, finish
 from alignsearch.findings import (
     RUN_RECORD,
     SIZES,
@@ -44,8 +45,6 @@ from alignsearch.findings import (
 )
 from alignsearch.report import CannotWrite, write_failure
 
-EXIT_FAILED_JOBS, EXIT_USAGE = 1, 2
-
 
 def file_in_the_way(out: Path) -> Path | None:
     """``out`` or the nearest of its parents that exists, where that is a file rather than a folder."""
@@ -56,9 +55,8 @@ def file_in_the_way(out: Path) -> Path | None:
 
 
 def fail(message: str) -> NoReturn:
-    """Bad input: one line, exit status 2."""
-    print(f"error: {message}", file=sys.stderr, flush=True)
-    sys.exit(EXIT_USAGE)
+    """Bad input: one line, exit status 2 (:data:`alignsearch.cli.exits.EXIT_USAGE`)."""
+    exits.fail(message, EXIT_USAGE)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -131,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"findings: {out / 'FINDINGS.md'}"
         + (f" (grids with failed jobs: {', '.join(failed)})" if failed else "")
     )
-    sys.exit(EXIT_FAILED_JOBS if failed else 0)
+    finish(EXIT_FAILED_JOBS if failed else EXIT_OK)
 
 
 if __name__ == "__main__":
