@@ -16,11 +16,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from alignsearch.cli.exits import EXIT_USAGE, fail
+from alignsearch.cli.exits import EXIT_OK, EXIT_USAGE, fail
 from alignsearch.report import CannotWrite, NothingToReport, collect, report
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m alignsearch.report", description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="a run or sweep folder (searched recursively)")
     parser.add_argument(
@@ -40,6 +40,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         hint = "" if args.out else " (choose another folder with --out)"
         fail(f"{e}{hint}", EXIT_USAGE)
     print(markdown, end="")
+    return EXIT_OK
 
 
 if __name__ == "__main__":

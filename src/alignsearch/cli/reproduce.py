@@ -59,7 +59,7 @@ def fail(message: str) -> NoReturn:
     exits.fail(message, EXIT_USAGE)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> int | None:
     parser = argparse.ArgumentParser(
         prog="python -m alignsearch.reproduce",
         description=__doc__.split("\n")[0],

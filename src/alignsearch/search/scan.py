@@ -56,6 +56,7 @@ from alignsearch.search.run_folder import RESULTS
 from alignsearch.search.scan_results import ScanCell, ScanResult, describe, first_per_cell, scan_cells
 from alignsearch.search.scan_states import ScanPairs, SiteStates
 from alignsearch.search.spec import RunData, RunModel
+from alignsearch.search.text_data import TextPairSource
 from alignsearch.settings import (
     ANY,
     AlignmentSettings,
@@ -91,10 +92,10 @@ def cell_run(run: RunSettings, site: str, position: str) -> RunSettings:
     """The run settings of a cell: the run's, at ``site`` (``layer.<i>`` and ``embedding`` as ``layer``,
     so that a cell is the run ``layer=<i>`` names) and ``position`` (``any``: each pair's own)."""
     layer = LAYER_SITE.fullmatch(site)
-    where = {"position": None if position == ANY else position}
+    at = None if position == ANY else position
     if site == "embedding" or layer:
-        return dataclasses.replace(run, layer=int(layer.group(1)) if layer else site, site=None, **where)
-    return dataclasses.replace(run, site=site, **where)
+        return dataclasses.replace(run, layer=int(layer.group(1)) if layer else site, site=None, position=at)
+    return dataclasses.replace(run, site=site, position=at)
 
 
 CELL_CHARS, CELL_DIGEST_BYTES = 80, 4
@@ -149,10 +150,12 @@ def check_scan(
             continue
         try:
             if source is not None:
+                assert isinstance(source, TextPairSource)  # data=pairs (checked above)
                 source.at(position)
             else:
                 if alignment.stepwise:
                     raise ConfigError("position", spec, "any with alignment.stepwise=true")
+                assert model.task is not None  # a task model: no data
                 check_position(model.task.vocab, position)
         except ConfigError as e:
             raise ConfigError("scan.positions", spec, e.allowed) from None
@@ -202,17 +205,17 @@ def run_scan(
     cache = PrefixCache(alignment.prefix_cache_mb, out_dir / STATES_DIR)
     states = None
     if data is not None:
+        pairs = data.source
+        assert isinstance(pairs, TextPairSource)  # data=pairs (check_scan)
         states = SiteStates(
-            data.source.data,
+            pairs.data,
             [m.model for m in models],
             list(dict.fromkeys(run_site(run, s) for s, _ in pending)),
             list(dict.fromkeys(p for _, p in pending)),
             cache,
             with_bases=alignment.prefix_cache,
         )
-        data = dataclasses.replace(
-            data, source=ScanPairs(data.source.data, data.source.variable, states=states)
-        )
+        data = dataclasses.replace(data, source=ScanPairs(pairs.data, pairs.variable, states=states))
     result = ScanResult(sites, positions, tuple(scan.controls), [], out_dir)
     try:
         for n, (site, position) in enumerate(grid, 1):
@@ -260,8 +263,8 @@ def run_scan(
                 data=data, verbose=verbose,
             )  # fmt: skip
             if verbose:
-                done = RunStatus.ALREADY_DONE if aligned.status == RunStatus.ALREADY_DONE else "results"
-                print(f"{done}: {out_dir / BEST / RESULTS}", flush=True)
+                said = RunStatus.ALREADY_DONE if aligned.status == RunStatus.ALREADY_DONE else "results"
+                print(f"{said}: {out_dir / BEST / RESULTS}", flush=True)
                 print(records_table(aligned.records), flush=True)
                 print(f"{aligned.steps} steps (best at {aligned.results.best_step})", flush=True)
     finally:

@@ -45,8 +45,9 @@ def reinitialised(model: SequenceModel, seed: int) -> SequenceModel:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for module in twin.modules():
-            if callable(getattr(module, "reset_parameters", None)):
-                module.reset_parameters()
+            reset = getattr(module, "reset_parameters", None)
+            if callable(reset):
+                reset()
     before = dict(model.named_parameters())
     kept = [n for n, p in twin.named_parameters() if p.numel() > 1 and torch.equal(p, before[n])]
     if kept:

@@ -6,7 +6,7 @@ records this very entry (:func:`resume_point`)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -71,14 +71,15 @@ def request(
     (see :func:`entry_name`).
     """
     seed_value("seed", seed)  # within what every generator takes
-    task_config, model_config = plain(task_config), plain(model_config)
-    task = build_task(task_config)
+    task_node: dict[str, Any] = plain(task_config)
+    model_node: dict[str, Any] = plain(model_config)
+    task = build_task(task_node)
     seed_all(seed)
-    model = build_model(model_config, task.vocab.size)
+    model = build_model(model_node, task.vocab.size)
     path = Path(root) / task.name / model.name / entry_name(seed, task, model, training)
     check_entry_path(path)
     resume = Path(resume_from) if resume_from else None
-    return ModelRequest(seed, task_config, model_config, training, hardware, task, model, path, resume)
+    return ModelRequest(seed, task_node, model_node, training, hardware, task, model, path, resume)
 
 
 def model_request(cfg: Any) -> ModelRequest:
@@ -109,7 +110,7 @@ def get_or_train(
     *,
     snapshot: int | None = None,
     loggers: list | bool = False,
-    callbacks: list = (),
+    callbacks: Sequence[Any] = (),
     verbose: bool = True,
 ) -> ZooEntry:
     """The zoo entry ``req`` (from :func:`request`) names, trained first if it is missing; with
@@ -156,7 +157,7 @@ def checked_load(req: ModelRequest, snapshot: int | None = None) -> ZooEntry:
 
 
 def train_into(
-    req: ModelRequest, *, loggers: list | bool = False, callbacks: list = (), verbose: bool = True
+    req: ModelRequest, *, loggers: list | bool = False, callbacks: Sequence[Any] = (), verbose: bool = True
 ) -> None:
     """Train ``req`` in its ``.partial`` folder (resuming if it holds a checkpoint), then publish it."""
     from alignsearch.engine.accelerator import check_accelerator
