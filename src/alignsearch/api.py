@@ -26,11 +26,9 @@ ConfigError naming the argument as written.
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,29 +36,33 @@ import torch
 from omegaconf import DictConfig
 
 from alignsearch import inputs, zoo
-from alignsearch.call_checks import Owned, check_overrides, check_pairs_fit
-from alignsearch.components import build_task, compose_checked
+from alignsearch.arguments import (
+    argument_names,
+    arguments,
+    checked_overrides,
+    common_overrides,
+    composed,
+    keyword_options,
+    pair_options,
+    run_inputs,
+    unwritable,
+    work_dir,
+    writable_file,
+)
+from alignsearch.call_checks import Owned, check_overrides
+from alignsearch.components import build_task
 from alignsearch.engine.world import as_found
 from alignsearch.errors import ConfigError
 from alignsearch.models import SequenceModel
+from alignsearch.search.evaluate import Scores, evaluate_saved
 from alignsearch.search.records import AlignmentRecord, records_table
 from alignsearch.search.run import RunResult, run_alignment
 from alignsearch.search.saved import SavedAlignment, save_alignment
 from alignsearch.search.saved import load_alignment as load_saved
 from alignsearch.search.scan import ScanResult, run_scan
-from alignsearch.search.spec import RunData, RunModel
 from alignsearch.search.text_data import CorpusSource, TextPairSource
 from alignsearch.seeding import generator
-from alignsearch.settings import (
-    AlignmentSettings,
-    HardwareSettings,
-    RunSettings,
-    ScanSettings,
-    plain,
-    positive_int,
-    seed_value,
-    unknown_key,
-)
+from alignsearch.settings import ScanSettings, positive_int, seed_value, unknown_key
 from alignsearch.tasks import causal_model_for
 from alignsearch.tasks.counterfactual import CounterfactualPairs, make_pairs
 from alignsearch.text.pairs import PairsData, TextPairs
@@ -90,74 +92,10 @@ pairs_digest = inputs.pairs_digest
 corpus_digest = inputs.corpus_digest
 
 
-@contextmanager
-def arguments(names: Mapping[str, str]) -> Iterator[None]:
-    """ConfigErrors about settings the caller gave as arguments name the argument: ``names`` maps a
-    config key (``alignment.variables``) to the argument as written (``variables``)."""
-    try:
-        yield
-    except ConfigError as e:
-        if e.key in names:
-            raise e.as_argument(names[e.key]) from None
-        raise
-
-
 def config(name: str, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     """The composed config of an entry point (``train_task_model`` or ``run_alignment``) with overrides,
     checked as the command line checks them (``model=gruu``: a one-line ConfigError listing the models)."""
-    return compose_checked(name, checked_overrides(overrides))
-
-
-OVERRIDES_ALLOWED = "a list of command-line overrides, each key=value"
-
-
-def checked_overrides(overrides: Any) -> list[str]:
-    """``overrides`` as a list, or a one-line ConfigError about the argument: a list (or tuple) of
-    command-line overrides as Hydra parses them (``["alignment.lr=0.1"]``), not one string."""
-    from hydra.errors import OverrideParseException
-
-    if isinstance(overrides, str) or not isinstance(overrides, list | tuple):
-        given = isinstance(overrides, str) and "=" in overrides
-        example = f"[{overrides!r}]" if given else "['alignment.lr=0.1']"
-        raise ConfigError(
-            "overrides", overrides, f"{OVERRIDES_ALLOWED} (e.g. overrides={example})", (list, tuple)
-        ).as_argument("overrides")
-    for item in overrides:
-        if not isinstance(item, str):
-            raise ConfigError(
-                "overrides", item, f"{OVERRIDES_ALLOWED}, a str (e.g. ['alignment.lr=0.1'])", (str,)
-            ).as_argument("overrides")
-        try:
-            _override_parser().parse_overrides([item])
-        except OverrideParseException as e:
-            lines = [line for line in str(e).splitlines() if line.strip()]
-            reason = lines[1] if len(lines) > 1 else lines[0] if lines else type(e).__name__
-            raise ConfigError(
-                "overrides", item, f"{OVERRIDES_ALLOWED} (e.g. ['alignment.lr=0.1']): {reason}"
-            ).as_argument("overrides") from None
-    return list(overrides)
-
-
-def _override_parser():
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    return OverridesParser.create()
-
-
-def _common(zoo_dir: str | Path | None, out_dir: str | Path) -> list[str]:
-    extra = ["hardware.progress_bar=false", f"paths.output_dir={quoted_path(out_dir)}"]
-    return extra + ([f"paths.zoo_dir={quoted_path(zoo_dir)}"] if zoo_dir else [])
-
-
-def quoted_path(path: str | Path) -> str:
-    """``path`` as an override's value that Hydra reads back as it is: quoted, so that a folder named
-    with ``,`` ``=`` ``(`` or spaces is one path, and ``${`` is not an interpolation.
-
-    >>> quoted_path("/tmp/runs (1),a=b")
-    "'/tmp/runs (1),a=b'"
-    """
-    text = str(path).replace("'", "\\'").replace("${", "\\${")
-    return f"'{text}'"
+    return composed(name, overrides)
 
 
 @as_found(again="call again to go on (a training resumes from its last checkpoint)")
@@ -183,7 +121,7 @@ def model(
             raise ConfigError(name, value, "a config name (e.g. gru, multiobject)", (str,)).as_argument(name)
     cfg = config(
         "train_task_model",
-        [f"model={model}", f"task={task}", f"seed={seed}", *_common(zoo_dir, "."), *overrides],
+        [f"model={model}", f"task={task}", f"seed={seed}", *common_overrides(zoo_dir, "."), *overrides],
     )
     check_overrides(
         cfg, overrides, call="api.model",
@@ -253,56 +191,13 @@ def pairs(
     with arguments({"n": "n", "seed": "seed"}):
         positive_int("n", n)
         seed_value("seed", seed)
-    options = _pair_options(options)
+    options = pair_options(options)
     with arguments(
         {"causal_model": "causal_model", "variable": "variable", "split": "split", "position": "position"}
     ):
         return make_pairs(
             task, causal_model_for(task, causal_model), variable, n, generator(seed, "api-pairs"), **options
         )
-
-
-def _pair_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """:func:`pairs`' keyword options as :func:`make_pairs` takes them (``position`` as a
-    :class:`~alignsearch.settings.Position`), or a one-line ConfigError naming the option."""
-    from alignsearch.settings import Position, position_of, run_position
-
-    known = _keyword_options(make_pairs)
-    for key, value in options.items():
-        if key not in known:
-            raise unknown_key(key, value, known).as_argument(key)
-    options = dict(options)
-    position = options.get("position")
-    if position is not None and not isinstance(position, Position):
-        with arguments({"position": "position"}):
-            options["position"] = position_of(run_position("position", position))
-    return options
-
-
-def _keyword_options(function: Any) -> list[str]:
-    """The keyword-only parameters of ``function``: what a call's ``**options`` may name."""
-    import inspect
-
-    parameters = inspect.signature(function).parameters.values()
-    return [p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY]
-
-
-class Scores(dict):
-    """What :func:`iia` gives: a dict of ``iia``, ``token_iia`` and ``iia_by_position`` (the IIA of the
-    pairs intervened at each base position, ``{"5": 0.9, ...}``), printed short: the scores to 4 digits
-    and the positions as their number (``scores["iia_by_position"]`` holds them).
-
-    >>> Scores({"iia": 0.05, "token_iia": 0.63751, "iia_by_position": {"3": 0.1, "4": 0.0}})
-    {'iia': 0.05, 'token_iia': 0.6375, 'iia_by_position': {...2 positions}}
-    """
-
-    def __repr__(self) -> str:
-        def short(value: Any) -> str:
-            if isinstance(value, Mapping):
-                return f"{{...{len(value)} positions}}"
-            return repr(round(value, 4)) if isinstance(value, float) else repr(value)
-
-        return "{" + ", ".join(f"{key!r}: {short(value)}" for key, value in self.items()) + "}"
 
 
 class AlignmentResult(RunResult):
@@ -333,11 +228,11 @@ class AlignmentResult(RunResult):
     def save(self, path: str | Path) -> Path:
         """The trained alignment written to ``path`` (its folder made if missing), read again by
         :func:`load_alignment`; a path that cannot be written is a one-line ConfigError."""
-        file = _writable_file(path, "path")
+        file = writable_file(path, "path")
         try:
             save_alignment(file, self.plan, self.state, self.config)
         except OSError as e:
-            raise _unwritable("path", path, e) from None
+            raise unwritable("path", path, e) from None
         return file
 
     @as_found
@@ -345,62 +240,6 @@ class AlignmentResult(RunResult):
         """The trained alignment as :func:`load_alignment` gives it (without a file)."""
         with tempfile.TemporaryDirectory() as tmp:
             return load_saved(self.save(Path(tmp) / "alignment.pt"))
-
-
-def _writable_file(path: Any, key: str) -> Path:
-    """``path`` as a Path to a file that can be written (its folder made if missing), or a one-line
-    ConfigError about the argument ``key``."""
-    allowed = "the path of a file to write (a str or Path)"
-    if isinstance(path, bool) or not isinstance(path, str | Path) or not str(path):
-        raise ConfigError(key, path, allowed, (str, Path)).as_argument(key)
-    file = Path(path)
-    if file.is_dir():
-        raise ConfigError(key, path, f"{allowed}: it is a folder").as_argument(key)
-    try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise _unwritable(key, path, e) from None
-    if not os.access(file.parent, os.W_OK | os.X_OK):
-        raise ConfigError(
-            key, path, f"a path this user can write ({file.parent} is not writable)"
-        ).as_argument(key)
-    return file
-
-
-def _unwritable(key: str, path: Any, error: OSError) -> ConfigError:
-    """The one-line ConfigError for a ``path`` the system would not write (``error``)."""
-    place = Path(path)
-    while not place.exists() and place != place.parent:
-        place = place.parent
-    if place.exists() and not place.is_dir():
-        reason = f"{place} is a file"
-    else:
-        reason = f"{error.strerror or type(error).__name__}: {error.filename or path}"
-    return ConfigError(key, path, f"a path this user can write ({reason})").as_argument(key)
-
-
-@contextmanager
-def _work_dir(out_dir: str | Path | None) -> Iterator[Path]:
-    """``out_dir`` (kept), or a temporary folder removed on leaving (also on an error); an ``out_dir`` that
-    is not a folder this user can write is a one-line ConfigError, before any work."""
-    if out_dir is not None and not (isinstance(out_dir, str) and not out_dir):
-        if isinstance(out_dir, bool) or not isinstance(out_dir, str | Path):
-            raise ConfigError(
-                "out_dir", out_dir, "a folder (a str or Path), or None for a temporary one", (str, Path)
-            ).as_argument("out_dir")
-        folder = Path(out_dir)
-        if folder.exists() and not folder.is_dir():
-            raise ConfigError("out_dir", out_dir, "a folder (it is a file)").as_argument("out_dir")
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise _unwritable("out_dir", out_dir, e) from None
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise ConfigError("out_dir", out_dir, "a folder this user can write").as_argument("out_dir")
-        yield folder
-        return
-    with tempfile.TemporaryDirectory(prefix="alignsearch-") as tmp:
-        yield Path(tmp)
 
 
 @as_found
@@ -444,10 +283,10 @@ def align(
     Training checkpoints and ``results.json`` go to ``out_dir``, where they stay (and a finished run is
     found again); without one they go to a temporary folder removed when the call ends.
     """
-    names = _argument_names(settings)
+    names = argument_names(settings)
     overrides = checked_overrides(overrides)
-    with _work_dir(out_dir) as work:
-        run_models, a, run, hardware, source = _inputs(
+    with work_dir(out_dir) as work:
+        run_models, a, run, hardware, source = run_inputs(
             models, work, names, task=task, alignment=alignment, layer=layer, site=site, position=position,
             variables=variables, n_units=n_units, causal_model=causal_model, seed=seed,
             overrides=overrides, data=data, progress=progress, settings=settings,
@@ -499,12 +338,12 @@ def scan(
         result = api.scan(lm, data=pairs, sites=["layer.0", "layer.1"], positions=["last", -2], steps=50)
         print(result.table(3)); result.best().site
     """
-    names = _argument_names(settings) | {
+    names = argument_names(settings) | {
         f"scan.{k}": k for k in ("sites", "positions", "steps", "controls", "then_align", "top")
     }
     overrides = checked_overrides(overrides)
-    with _work_dir(out_dir) as work:
-        run_models, a, run, hardware, source = _inputs(
+    with work_dir(out_dir) as work:
+        run_models, a, run, hardware, source = run_inputs(
             models, work, names, task=task, alignment=alignment, layer=0, site=None, position=None,
             variables=variables, n_units=n_units, causal_model=causal_model, seed=seed,
             overrides=overrides, data=data, progress=progress, settings=settings, call="api.scan",
@@ -520,105 +359,6 @@ def scan(
                 run_models, a, run, hardware, work, settings_of_scan, data=source, verbose=progress,
                 heatmap=scan_heatmap,
             )  # fmt: skip
-
-
-def _argument_names(settings: Mapping[str, Any]) -> dict[str, str]:
-    """Config keys -> the arguments of :func:`align` and :func:`scan` that set them."""
-    return {
-        "seed": "seed", "layer": "layer", "site": "site", "position": "position", "n_units": "n_units",
-        "alignment.variables": "variables", "alignment.causal_model": "causal_model",
-        "hardware.progress_bar": "progress", **{f"alignment.{k}": k for k in settings},
-    }  # fmt: skip
-
-
-def _inputs(
-    models: Any,
-    work: Path,
-    names: Mapping[str, str],
-    *,
-    task: str | None,
-    alignment: str,
-    layer: int | str,
-    site: str | None,
-    position: int | str | None,
-    variables: Any,
-    n_units: Any,
-    causal_model: str,
-    seed: int,
-    overrides: Sequence[str],
-    data: Any,
-    progress: bool,
-    settings: Mapping[str, Any],
-    call: str = "api.align",
-) -> tuple[list[RunModel], AlignmentSettings, RunSettings, HardwareSettings, RunData | None]:
-    """:func:`align`'s and :func:`scan`'s arguments as the run core takes them, checked by the command
-    line's rules (errors name the arguments), overrides by :func:`_check_run_overrides`."""
-    if not isinstance(alignment, str):
-        raise ConfigError("alignment", alignment, "an alignment name (das, mas, ...)", (str,)).as_argument(
-            "alignment"
-        )
-    source = inputs.run_data(data, variables, cache_dir=work / "predictions")
-    label = None if source is None else source.label
-    run_models = inputs.run_models(models, task, label)
-    cfg = config("run_alignment", [f"alignment={alignment}", *_common(None, work), *overrides])
-    with arguments(names):
-        values = plain(cfg.alignment)
-        for key in settings:
-            if key not in values:
-                raise unknown_key(key, settings[key], list(values))
-        values |= dict(settings) | {"variables": variables, "causal_model": causal_model}
-        a = AlignmentSettings.parse(values)
-        run = RunSettings.parse(
-            {
-                "seed": seed,
-                "layer": layer,
-                "site": site,
-                "n_units": n_units,
-                "partner": plain(cfg.partner),
-                "position": position,
-            }
-        )
-        hardware = HardwareSettings.parse({**plain(cfg.hardware), "progress_bar": progress})
-    given = {  # what the arguments set (each checked above by its own rule), by config key
-        "alignment": alignment, "seed": seed, "layer": layer, "site": site, "position": position,
-        "n_units": n_units, "alignment.variables": variables, "alignment.causal_model": causal_model,
-        "hardware.progress_bar": progress, **{f"alignment.{k}": v for k, v in settings.items()},
-    }  # fmt: skip
-    _check_run_overrides(cfg, overrides, call, names, given)
-    return run_models, a, run, hardware, source
-
-
-RUN_READS = (
-    "alignment",
-    "partner.layer",
-    "partner.site",
-    "partner.causal_model",
-    "partner.variables",
-    "hardware",
-)
-"""What :func:`align` and :func:`scan` read from ``overrides`` (``alignment`` and ``hardware``: the group's
-choice and its keys); the rest of ``run_alignment``'s config is for the command line, which finds the
-models, their task and training, the partner and the loggers itself."""
-
-
-def _check_run_overrides(
-    cfg: DictConfig, overrides: Sequence[str], call: str, names: Mapping[str, str], given: Mapping[str, Any]
-) -> None:
-    """Every override of :func:`align` or :func:`scan` counts, or the call is refused before any work
-    (:func:`alignsearch.call_checks.check_overrides`): one that sets what an argument sets (``seed=3``,
-    ``alignment.variables=[phase]``, ``alignment.max_steps=20`` beside ``max_steps=30``) may only repeat
-    the argument's value; one of a key the call does not read (``model.d_model``, ``training.*``,
-    ``partner.seed``, ``snapshot``) is refused; where a scan aligns is its ``sites`` and ``positions``."""
-    owned = {key: Owned(names.get(key, key), value, group=key == "alignment") for key, value in given.items()}
-    fixed = {"paths.output_dir": "give out_dir= instead"}
-    if call == "api.scan":
-        where = "a scan's sites= and positions= say where it aligns"
-        fixed |= dict.fromkeys(("layer", "site", "position"), where)
-        owned = {k: v for k, v in owned.items() if k not in fixed}
-    check_overrides(
-        cfg, overrides, call=call, owned=owned, reads=RUN_READS, fixed=fixed,
-        not_read="the models come with their task and training; a partner is the second of models",
-    )  # fmt: skip
 
 
 @as_found
@@ -671,7 +411,7 @@ def sites(model: Any) -> dict[str, int]:
         sites(api.language_model("checkpoints/gpt2"))["layer.5.head.3"]  # 64
         sites(api.model("gru"))                                          # {'embedding': 128, 'layer.0': 128}
     """
-    from alignsearch.models.hf import folder_sites
+    from alignsearch.models.hf_sites import folder_sites
 
     if isinstance(model, str | Path):
         with arguments({"model.path": "model"}):
@@ -682,7 +422,7 @@ def sites(model: Any) -> dict[str, int]:
         return dict(model.sites)
     transformers = sys.modules.get("transformers")  # a HuggingFace model in memory: transformers is loaded
     if transformers is not None and isinstance(model, transformers.PreTrainedModel):
-        from alignsearch.models.hf import lm_sites
+        from alignsearch.models.hf_sites import lm_sites
 
         with arguments({"model.path": "model"}):
             return lm_sites(model, type(model).__name__)
@@ -705,7 +445,7 @@ def text_pairs(rows: Iterable[Mapping[str, Any]], tokenizer, **options: Any) -> 
     :func:`alignsearch.text.pairs.text_pairs` for ``max_length``, ``seed`` and ``fractions``)."""
     from alignsearch.text.pairs import text_pairs as build
 
-    known = _keyword_options(build)
+    known = keyword_options(build)
     for key, value in options.items():
         if key not in known:
             raise unknown_key(key, value, known).as_argument(key)
@@ -731,7 +471,7 @@ def corpus(texts: Iterable[str], tokenizer: Any, **options: Any) -> CorpusSource
     """
     from alignsearch.search.text_data import corpus_of_texts
 
-    known = [k for k in _keyword_options(corpus_of_texts) if k not in ("cache_dir", "file")]
+    known = [k for k in keyword_options(corpus_of_texts) if k not in ("cache_dir", "file")]
     for key, value in options.items():
         if key not in known:
             raise unknown_key(key, value, known).as_argument(key)
@@ -772,8 +512,9 @@ def iia(
     target: int = 0,
     variable: str | None = None,
     task: str | None = None,
-) -> dict[str, float]:
-    """IIA and token IIA of a trained alignment on new pairs, for one direction (``source`` -> ``target``).
+) -> Scores:
+    """IIA and token IIA of a trained alignment on new pairs, for one direction (``source`` -> ``target``):
+    a dict of ``iia``, ``token_iia`` and ``iia_by_position`` (:class:`~alignsearch.search.evaluate.Scores`).
 
     ``models`` (one, or a list) take the places of the models the alignment was trained on (the same
     ones, or others of the same widths at the same sites: a transfer), as :func:`align` takes them.
@@ -783,9 +524,6 @@ def iia(
     variable (``variable``, named as the alignment's records name it; None: the variable the pairs swap)
     and come from the task the models read with the same settings (``task.max_count``, ...). A one-line
     ConfigError says what does not fit, before anything runs."""
-    from alignsearch.search.module import AlignmentModule
-    from alignsearch.search.pairs import Track, pair_tensors
-
     saved = alignment.load() if isinstance(alignment, AlignmentResult) else alignment
     if not isinstance(saved, SavedAlignment):
         raise ConfigError(
@@ -804,82 +542,4 @@ def iia(
         raise ConfigError(
             "pairs", type(pairs).__name__, "counterfactual pairs (api.pairs) or text pairs (api.text_pairs)"
         ).as_argument("pairs")
-    _check_pairs(pairs, run_models[target], run_models[source])
-    if text:
-        variable = variable or saved.variables[0]
-    else:  # the causal model, variable and task settings the pairs were made for: the alignment's and models'
-        models_of = (run_models[target], run_models[source])
-        variable = check_pairs_fit(saved.config, saved.variables, pairs, *models_of, target, source, variable)
-    _check_fit(saved, run_models, source, target, variable)
-    modules = [m.model for m in run_models]
-    track = Track(source, target, variable)
-    module = AlignmentModule(
-        modules,
-        saved.sites,
-        saved.interchange,
-        [track],
-        eval_splits=(),
-        stepwise=getattr(pairs, "stepwise", False),
-    )
-    if isinstance(pairs, TextPairs):
-        tensors = TextPairSource.tensors(pairs, modules[source], saved.sites[source])
-    else:
-        tensors = pair_tensors(pairs, modules[source], saved.sites[source])
-    return Scores(module.evaluate({track.name: tensors})[track.name])
-
-
-def _check_pairs(pairs: CounterfactualPairs | TextPairs, target: RunModel, source: RunModel) -> None:
-    """A ConfigError unless the pairs are of the target's task (or, for text, its tokenizer's ids), and
-    there is at least one."""
-    from alignsearch.models.vocabulary import check_ids_in_vocab
-
-    if len(pairs) == 0:
-        raise ConfigError("pairs", 0, "at least one pair").as_argument("pairs")
-    if isinstance(pairs, TextPairs):
-        if target.task is not None:
-            raise ConfigError(
-                "pairs", "text pairs", f"pairs of task {target.task.name} for {target.name} (api.pairs)"
-            ).as_argument("pairs")
-        for model in (target, source):
-            check_ids_in_vocab(pairs.ids, getattr(model.model, "vocab_size", None), "pairs")
-        return
-    if target.task is None:
-        raise ConfigError(
-            "pairs", f"pairs of task {getattr(pairs.task, 'name', '?')}", f"text pairs for {target.name}"
-        ).as_argument("pairs")
-    task = pairs.task
-    if task is not None and (
-        task.name != target.task.name or tuple(task.vocab.tokens) != tuple(target.task.vocab.tokens)
-    ):
-        raise ConfigError(
-            "pairs",
-            f"pairs of task {task.name} ({' '.join(task.vocab.tokens)})",
-            f"pairs of task {target.task.name} ({' '.join(target.task.vocab.tokens)}), the task of {target.name}",
-        ).as_argument("pairs")
-    check_ids_in_vocab(pairs.ids, target.task.vocab.size, "pairs")
-    if source.task is not None:
-        check_ids_in_vocab(pairs.source.ids, source.task.vocab.size, "pairs")
-
-
-def _check_fit(
-    saved: SavedAlignment, models: Sequence[RunModel], source: int, target: int, variable: str
-) -> None:
-    """A ConfigError unless ``models`` can stand where the alignment's models stood, and the variable is
-    the alignment's."""
-    from alignsearch.models import hooks
-
-    trained_on = ", ".join(saved.models)
-    if len(models) != len(saved.models):
-        raise ConfigError("models", len(models), f"{len(saved.models)} model(s), as trained ({trained_on})")
-    for i, (model, site, width) in enumerate(zip(models, saved.sites, saved.widths, strict=True)):
-        has = hooks.site_width(model.model, site)
-        if has != width:
-            raise ConfigError(
-                f"models[{i}]",
-                model.name,
-                f"a model of width {width} at {site}, as {saved.models[i]}: it has {has}",
-            )
-    if variable not in saved.variables:
-        raise ConfigError(
-            "variable", variable, f"one of the alignment's variables: {', '.join(saved.variables)}"
-        )
+    return evaluate_saved(saved, run_models, pairs, source=source, target=target, variable=variable)

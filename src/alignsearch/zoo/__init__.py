@@ -44,6 +44,7 @@ command is :mod:`alignsearch.cli.zoo`. Their names are all here: ``from alignsea
 
 from __future__ import annotations
 
+from alignsearch.errors import ConfigError, ZooError
 from alignsearch.zoo.entry import OWN, ZooEntry, reinitialised, weights_digest
 from alignsearch.zoo.loading import (
     CONFIG_FILE,
@@ -101,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
 __all__ = [
     "CHECKPOINT_ENTRY",
     "CONFIG_FILE",
+    "ConfigError",
     "ENTRY_DIGEST_BYTES",
     "ENTRY_FILES",
     "ENTRY_INFO_KEYS",
@@ -113,6 +115,7 @@ __all__ = [
     "Migration",
     "ModelRequest",
     "ZooEntry",
+    "ZooError",
     "check_entry_path",
     "checked_load",
     "entry_name",
