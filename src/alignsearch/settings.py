@@ -636,7 +636,7 @@ class RunSettings:
         return position_of(self.position)
 
 
-def site_name(layer: Any, site: str | None = None) -> str:
+def site_name(layer: int | str | None, site: str | None = None) -> str:
     """A run's site: ``site`` if given, else ``layer`` as a site name.
 
     >>> site_name(0), site_name("embedding"), site_name(1, "blocks.1")
