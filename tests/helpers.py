@@ -291,3 +291,51 @@ class TinyNet(torch.nn.Module):
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         self.calls += 1
         return self.out(self.rnn(self.embed(ids))[0])
+
+
+def run_pairs(
+    task,
+    variable: str = "count",
+    n: int = 128,
+    split: str = "val",
+    *,
+    causal_model: str = "updown",
+    seed: int = 0,
+    direction: str = "0>0",
+    **options,
+):
+    """The counterfactual pairs a task-model run with ``seed`` drew for ``split`` (``val``, ``heldout`` or
+    ``test``) of one direction and variable, drawn again from their seeded stream as the run core draws
+    them (``search.fit.build_pairs``: ``pairs/<split>/<variable>`` for ``0>0``, ``pairs/<split>/<direction>/
+    <variable>`` for the others; ``n`` is ``alignment.n_<split>``). ``api.iia`` of the run's alignment on
+    them gives the record's IIA of that split: a reference computed outside the run."""
+    from alignsearch.seeding import generator
+    from alignsearch.tasks import causal_model_for
+    from alignsearch.tasks.counterfactual import make_pairs
+
+    keys = (split, variable) if direction == "0>0" else (split, f"{direction}/{variable}")
+    return make_pairs(
+        task,
+        causal_model_for(task, causal_model),
+        variable,
+        n,
+        generator(seed, "pairs", *keys),
+        split="heldout" if split == "heldout" else "train",
+        **options,
+    )
+
+
+def task_accuracies(model, task, n: int, split: str = "val", *, seed: int = 0) -> tuple[float, float]:
+    """Trial and token accuracy of a trained task model on the ``n`` evaluation sequences of ``split``
+    (``val`` or ``heldout``) that its training drew with ``seed`` (``training.data``: the ``eval/<split>``
+    stream), computed here by hand: next-token predictions, teacher-forced, on the task tokens."""
+    from alignsearch.seeding import generator
+
+    seqs = task.sample(n, generator(seed, "eval", split), split="train" if split == "val" else split)
+    with torch.no_grad():
+        preds = model(seqs.ids[:, :-1]).argmax(-1)
+    targets, mask = seqs.ids[:, 1:], seqs.task_mask[:, 1:]
+    right = preds == targets
+    trial = (right | ~mask).all(dim=1).float().mean().item()
+    token = (right & mask).sum().item() / mask.sum().item()
+    return trial, token

@@ -15,7 +15,7 @@ from alignsearch import api, zoo
 from alignsearch.errors import ConfigError
 from alignsearch.models import GRU
 from alignsearch.search.records import SCHEMA
-from tests.helpers import TINY_ALIGNMENT, TINY_TRAINING, TinyNet, run_here
+from tests.helpers import TINY_ALIGNMENT, TINY_TRAINING, TinyNet, run_here, run_pairs
 
 QUICK = {"max_steps": 20, "val_every": 10}
 """Tiny alignments: numbers that are not meant to be good, only the same through every path."""
@@ -142,9 +142,10 @@ def test_a_plain_module_aligns_at_a_module_path_and_is_evaluated_again() -> None
     result = api.align(net, task="multiobject", site="rnn", n_units=4, overrides=TINY_ALIGNMENT, **QUICK)
     (record,) = result.records
     assert record.source.startswith("multiobject/tinynet/sha256-") and result.config["site"] == "rnn"
-    pairs = api.pairs(_task("multiobject"), n=64, seed=5)
-    again = api.iia(result, [net], pairs, task="multiobject")
-    assert 0 <= again["iia"] <= 1 and 0 <= again["token_iia"] <= 1
+    # on the run's validation pairs, drawn again here: the record's scores
+    again = api.iia(result, [net], run_pairs(_task("multiobject")), task="multiobject")
+    assert (again["iia"], again["token_iia"]) == (record.iia, record.token_iia)
+    assert {k: round(v, 4) for k, v in again["iia_by_position"].items()} == record.iia_by_position
 
 
 def test_a_language_model_in_memory_is_the_same_model_as_its_folder(toy_lms) -> None:
@@ -216,9 +217,11 @@ def test_mas_through_both_paths_gives_the_same_records(tiny_zoo, tmp_path) -> No
     cli = json.loads((tmp_path / "cli" / "results.json").read_text())
     same_records(cli["records"], [r.to_json() for r in result.records])
     assert sorted(r.direction for r in result.records) == ["0>0", "0>1", "1>0", "1>1"]
-    fresh = api.pairs(models[1], n=64, seed=9)  # a MAS direction evaluated again: model 0 into model 1
-    cross = api.iia(result, models, fresh, source=0, target=1)
-    assert 0 <= cross["iia"] <= 1 and cross["token_iia"] > 0
+    # a MAS direction evaluated again (model 0 into model 1) on its validation pairs, drawn again here
+    pairs = run_pairs(models[1].task, direction="0>1", source_task=models[0].task)
+    cross = api.iia(result, models, pairs, source=0, target=1)
+    into = result.record("0>1", "count")
+    assert (cross["iia"], cross["token_iia"]) == (into.iia, into.token_iia)
 
 
 def test_a_language_model_through_both_paths_gives_the_same_records(toy_lms, tmp_path) -> None:

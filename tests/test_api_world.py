@@ -40,6 +40,7 @@ NOTEBOOK = textwrap.dedent(
     import torch
     from alignsearch import api
     from alignsearch.components import build_task
+    from tests.helpers import run_pairs  # the run's validation pairs, drawn again (a reference)
 
     task = build_task(api.config("train_task_model", ["task=multiobject"]).task)
 
@@ -100,9 +101,8 @@ NOTEBOOK = textwrap.dedent(
         net, task="multiobject", site="rnn", n_units=4, out_dir=sys.argv[1], progress=False,
         overrides=[*sys.argv[2:], "hardware.threads=1"], max_steps=8, val_every=4,
     )
-    pairs = api.pairs(task, "updown", "count", n=32, seed=5)
-    scores = api.iia(result, [net], pairs, task="multiobject")
-    assert 0 <= scores["iia"] <= 1
+    scores = api.iia(result, [net], run_pairs(task), task="multiobject")  # on the run's validation pairs
+    assert (scores["iia"], scores["token_iia"]) == (result.records[0].iia, result.records[0].token_iia)
 
     assert draws() == reference, "the random streams go on as without the API"
     assert {n: p.requires_grad for n, p in net.named_parameters()} == grads

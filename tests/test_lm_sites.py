@@ -226,7 +226,9 @@ def test_das_at_component_and_head_sites(toy_lms, count_rows) -> None:
         (record,) = result.records
         assert result.results.config["site"] == site and result.config["site"] == site
         assert (result.plan.members[0].site, result.plan.members[0].width) == (site, width)
-        assert record.variable == "count" and 0 <= record.iia <= 1
+        again = api.iia(result, [lm], pairs)  # the saved alignment on the run's validation split
+        assert record.variable == "count" and again["iia"] == record.iia
+        assert again["token_iia"] == record.token_iia
         assert not lm.supports_resume(site)
     assert lm.supports_resume("layer.0")
 

@@ -10,6 +10,7 @@ import lightning as L
 import pytest
 import torch
 
+from alignsearch import api
 from alignsearch.alignment import FixedLayout, Interchange, Rotation
 from alignsearch.models import GRU, SequenceModel
 from alignsearch.search.latent_targets import histogram_divergence, latent_targets
@@ -26,6 +27,7 @@ from tests.helpers import (
     assert_refused,
     quick_similarity,
     run_here,
+    run_pairs,
 )
 
 DIRECTIONS = ["0>0", "0>1", "1>0", "1>1"]
@@ -56,7 +58,7 @@ def test_users_mas_command_trains_each_model_once(zoo, tmp_path, monkeypatch) ->
     assert trained == [f"seed{s}-d_model32{TINY_SUFFIX}" for s in (1, 2, 3, 4)]
     runs = load_results(tmp_path)
     assert len(runs) == 3
-    for results in runs.values():
+    for folder, results in runs.items():
         seed = results["config"]["seed"]
         assert results["config"]["partner_seed"] == seed + 1
         records = results["records"]
@@ -66,7 +68,22 @@ def test_users_mas_command_trains_each_model_once(zoo, tmp_path, monkeypatch) ->
         first = f"multiobject/gru/seed{seed}-d_model32{TINY_SUFFIX}"
         second = f"multiobject/gru/seed{seed + 1}-d_model32{TINY_SUFFIX}"
         assert names["0>1"] == (first, second) and names["1>0"] == (second, first)
-        assert all(0 <= r["iia"] <= 1 and 0 <= r["iia_test"] <= 1 for r in records)
+        # each direction's IIAs: the saved alignment on its validation and test pairs, drawn again here
+        (saved,) = (
+            api.load_alignment(p.parent / "alignment.pt")
+            for p in tmp_path.glob("multirun/run_alignment/*/*/*/results.json")
+            if p.parent.name == folder
+        )
+        models = [api.model(zoo_dir=zoo, seed=s, overrides=TINY_TRAINING) for s in (seed, seed + 1)]
+        for r in records:
+            source, target = (int(i) for i in r["direction"].split(">"))
+            for split, key in (("val", "iia"), ("test", "iia_test")):
+                pairs = run_pairs(
+                    models[target].task, split=split, seed=seed, direction=r["direction"],
+                    source_task=models[source].task,
+                )  # fmt: skip
+                scores = api.iia(saved, models, pairs, source=source, target=target)
+                assert scores["iia"] == r[key], (r["direction"], split)
     similarity_files = sorted(tmp_path.glob("multirun/run_alignment/*/*/*/similarity.json"))
     assert len(similarity_files) == 3
     measures = json.loads(similarity_files[0].read_text())["measures"]

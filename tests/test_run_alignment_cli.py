@@ -9,6 +9,7 @@ import json
 import pytest
 import torch
 
+from alignsearch import api
 from alignsearch.cli import run_alignment
 from alignsearch.components import group_choices
 from tests.helpers import (
@@ -19,6 +20,7 @@ from tests.helpers import (
     assert_refused,
     compose_config,
     run_here,
+    run_pairs,
 )
 
 RECORD_KEYS = {
@@ -65,14 +67,22 @@ def test_fresh_zoo_trains_the_model_then_aligns(zoo, tmp_path) -> None:
     assert set(record) == RECORD_KEYS
     assert record["source"] == record["target"] == f"multiobject/gru/seed0-d_model32{TINY_SUFFIX}"
     assert (record["direction"], record["loss"], record["trained"]) == ("0>0", "behaviour", True)
-    assert all(0 <= record[k] <= 1 for k in ("iia", "iia_heldout", "iia_test", "token_iia", "iia_step0"))
-    assert all(0 <= v <= 1 for v in record["iia_by_position"].values()) and record["iia_by_position"]
+    # the saved alignment on the run's validation, held-out and test pairs, drawn again here: the record's
+    saved = api.load_alignment(run_dir / "alignment.pt")
+    entry = api.model(zoo_dir=zoo, overrides=TINY_TRAINING)
+    val = api.iia(saved, entry, run_pairs(entry.task))
+    assert (val["iia"], val["token_iia"]) == (record["iia"], record["token_iia"])
+    assert record["iia_by_position"]
+    assert {k: round(v, 4) for k, v in val["iia_by_position"].items()} == record["iia_by_position"]
+    for split in ("heldout", "test"):
+        assert api.iia(saved, entry, run_pairs(entry.task, split=split))["iia"] == record[f"iia_{split}"]
     assert results["steps"] == 20 and results["train_seconds"] > 0
     seconds = results["seconds"]  # where the time went: every phase of a DAS run without controls
     assert set(seconds) == {"pairs", "steps", "validation", "evaluation", "other", "task_accuracy"}
     assert all(v >= 0 for v in seconds.values()) and 0 < seconds["steps"] < results["train_seconds"]
     rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
     assert {r["split"] for r in rows} == {"val"} and rows[0]["step"] == "0"  # held-out: at the end only
+    assert float(rows[0]["iia"]) == record["iia_step0"]  # the curve's first point
     saved = torch.load(run_dir / "alignment.pt", weights_only=True)
     assert any("rotate" in k for k in saved["state_dict"])
     assert "IIA val" in done.stdout

@@ -90,8 +90,10 @@ def test_behavioural_mas_between_two_lms_on_a_corpus(toy_lms, tmp_path) -> None:
     records = {r["direction"]: r for r in results["records"]}
     assert sorted(records) == ["0>0", "0>1", "1>0", "1>1"]
     assert records["0>1"]["source"] == "lm_gpt2" and records["0>1"]["target"] == "lm_gpt2_terse"
-    assert records["0>0"]["iia"] == 1.0  # a model's own vectors on the same text change nothing
-    assert all(0 <= r["iia"] <= 1 and r["trained"] for r in records.values())
+    assert records["0>0"]["iia"] == records["1>1"]["iia"] == 1.0  # own vectors on the same text: no change
+    assert all(r["trained"] for r in records.values())
+    # the terse fine-tune answers in another format: no swap makes one model predict the other's tokens
+    assert max(records["0>1"]["iia"], records["1>0"]["iia"]) <= 0.2
     assert results["config"]["stepwise"] is True and results["data"]["kind"] == "corpus"
     cached = sorted(p.name.split("-")[0] for p in (path.parent / "predictions").glob("*.pt"))
     assert cached == ["lm_gpt2"] * 3 + ["lm_gpt2_terse"] * 3  # each model's predictions, per split

@@ -16,7 +16,7 @@ from alignsearch import zoo
 from alignsearch.cli import train_task_model
 from alignsearch.cli.checks import model_request
 from alignsearch.errors import ConfigError, ZooError
-from tests.helpers import ROOT, TINY_SUFFIX, TINY_TRAINING, compose_config, run_here
+from tests.helpers import ROOT, TINY_SUFFIX, TINY_TRAINING, compose_config, run_here, task_accuracies
 
 ENTRY = f"multiobject/gru/seed0-d_model32{TINY_SUFFIX}"
 
@@ -42,8 +42,11 @@ def test_cli_trains_a_zoo_entry(zoo, tmp_path, enter_command_env, capsys) -> Non
         "model.pt",
     ]
     metrics = json.loads((entry / "metrics.json").read_text())
-    for key in ("val_trial_acc", "heldout_trial_acc", "val_token_acc", "heldout_token_acc"):
-        assert 0.0 <= metrics[key] <= 1.0
+    trained = zoo_load(entry)
+    for split, n in (("val", 64), ("heldout", 32)):  # TINY_TRAINING's n_val and n_heldout
+        trial, token = task_accuracies(trained.model, trained.task, n, split)  # computed here, by hand
+        assert metrics[f"{split}_trial_acc"] == pytest.approx(trial, abs=1e-6), split
+        assert metrics[f"{split}_token_acc"] == pytest.approx(token, abs=1e-6), split
     assert metrics["steps"] == 40 and metrics["train_seconds"] > 0
     state = torch.load(entry / "model.pt", weights_only=True)
     assert state["embedding.weight"].shape == (8, 32)
