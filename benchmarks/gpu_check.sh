@@ -12,7 +12,7 @@ export PYTHONUNBUFFERED=1 WANDB_MODE=offline
 {
   python -c "import torch; print('torch', torch.__version__, '|', torch.cuda.get_device_name(0))"
   echo "+ GPU tests"
-  python -m pytest -q -p no:cacheprovider tests/test_gpu.py tests/test_accelerator.py -rs
+  python -m pytest -q -p no:cacheprovider tests/integration/test_gpu.py tests/unit/test_accelerator.py -rs
   echo "+ training speed, hardware=gpu"
   python benchmarks/training_speed.py --models gru transformer --seeds 0 hardware=gpu
   echo "+ alignment speed, hardware=gpu"

@@ -259,7 +259,7 @@ PRETRAINED_MODEL = TEXT_MODEL
 
 def task_model_configs() -> list[Path]:
     """The ``conf/model`` YAMLs of models trained on the tasks: all but ``lm``, a pretrained language model
-    that needs its folder (tested in ``test_lm_model.py``; its YAML is global: ``model:`` and the groups
+    that needs its folder (tested in ``integration/test_lm_model.py``; its YAML is global: ``model:`` and the groups
     it leaves out)."""
     from omegaconf import OmegaConf
 

@@ -1,0 +1,238 @@
+"""The reproduce command's verdicts, on rows whose answers are known, and its plumbing on folders it reads
+(a tiny grid run for real: ``commands/test_reproduction.py``)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from alignsearch import reproduce
+from alignsearch.reproduce import CLAIMS, GRIDS, judge_controls, judge_count, judge_mas, judge_n_units
+
+
+def count_rows(model: str, iias: list[float], **extra) -> list[dict]:
+    return [
+        {"model": model, "seed": s, "variable": "count", "direction": "0>0", "iia": v, "iia_heldout": v,
+         "iia_test": v, **extra}
+        for s, v in enumerate(iias)
+    ]  # fmt: skip
+
+
+def grids(**rows) -> dict[str, list[dict]]:
+    return {grid: rows.get(grid, []) for grid in GRIDS}
+
+
+def test_every_claim_has_a_judge_and_its_grids_exist() -> None:
+    assert len(CLAIMS) == 9
+    for claim in CLAIMS:
+        assert set(claim.grids) <= set(GRIDS)
+        assert claim.judge(grids()).holds is None  # nothing measured: no verdict
+
+
+def test_count_and_its_controls() -> None:
+    controls = {"iia_control_untrained": 0.0, "iia_control_random_subspace": 0.1, "iia_control_shuffled": 0.2}
+    good = grids(
+        count=count_rows("gru", [0.95, 0.97], **controls) + count_rows("lstm", [0.92, 0.99], **controls)
+    )
+    assert judge_count(good).holds is True
+    assert judge_controls(good).holds is True  # 0.96 - 0.2 >= 0.5
+    leaky = {**controls, "iia_control_shuffled": 0.7}
+    weak = grids(count=count_rows("gru", [0.95], **leaky) + count_rows("lstm", [0.6], **leaky))
+    assert judge_count(weak).holds is False
+    assert judge_controls(weak).holds is False
+    assert "| gru | 0.950 (n=1) |" in "\n".join(judge_count(weak).table)  # one seed: no spread shown
+
+
+def test_mas_and_units() -> None:
+    def mas(partner: str, cross: float, cka: float, seed: int = 0) -> list[dict]:
+        return [
+            {"partner_model": partner, "variable": "count", "direction": d, "iia": 1.0 if d in ("0>0", "1>1") else cross,
+             "cka_linear": cka, "rsa_cos_spearman": cka, "seed": seed}
+            for d in ("0>0", "0>1", "1>0", "1>1")
+        ]  # fmt: skip
+
+    rows = mas("gru", 0.9, 0.8) + mas("lstm", 0.85, 0.7) + mas("transformer", 0.3, 0.6)
+    assert judge_mas(grids(mas=rows)).holds is True  # 0.6/0.8 > 0.3/0.9: CKA rates it closer than MAS
+    assert judge_mas(grids(mas=mas("gru", 0.9, 0.8) + mas("lstm", 0.85, 0.7))).holds is None
+    units = [
+        {"variable": "count", "direction": "0>0", "n_units": n, "iia": v}
+        for n, v in ((1, 0.3), (4, 0.9), (32, 0.95))
+    ]
+    assert judge_n_units(grids(n_units=units)).holds is True
+    units[1]["iia"] = 0.5
+    assert judge_n_units(grids(n_units=units)).holds is False
+    lstm = [{**u, "model": "lstm", "iia": u["iia"] / 2} for u in units]  # the LSTM beside, not in the verdict
+    finding = judge_n_units(grids(n_units=units + lstm))
+    assert finding.holds is False and finding.table[0] == "| n_units | count IIA (GRU) | count IIA (LSTM) |"
+    assert "the LSTM's 4 units reach 53% of its 32" in finding.line
+
+
+def test_mas_directions_are_shown_apart_and_seeds_are_what_n_counts() -> None:
+    def run(seed: int, into_partner: float) -> list[dict]:
+        iia = {"0>0": 0.95, "0>1": into_partner, "1>0": 0.9, "1>1": 0.97}
+        return [{"partner_model": "lstm", "variable": "count", "direction": d, "iia": v, "seed": seed}
+                for d, v in iia.items()]  # fmt: skip
+
+    finding = judge_mas(grids(mas=run(0, 0.2) + run(1, 0.6) + run(2, 0.9)))
+    (lstm,) = [line for line in finding.table if line.startswith("| GRU-LSTM")]
+    # each direction over the 3 seeds; the cross IIA is averaged per seed first: n=3, not 6
+    assert "| 0.950 ± 0.000 (n=3) | 0.567 ± 0.351 (n=3) | 0.900 ± 0.000 (n=3) |" in lstm
+    assert "0.733 ± 0.176 (n=3)" in lstm
+    assert "spreads over seeds by more than 0.1 (sd): GRU-LSTM 0>1" in finding.line
+
+
+def test_the_divergence_claim_is_judged_by_its_fixed_thresholds() -> None:
+    def run(weight, space, iia, divergence, heldout):
+        return {"variable": "count", "direction": "0>0", "cl_weight": weight, "cl_space": space, "iia": iia,
+                "iia_heldout": heldout, "divergence": divergence, "divergence_floor": 0.1}  # fmt: skip
+
+    rows = [
+        run(0.0, "full", 0.95, 0.5, 0.94),
+        run(0.1, "full", 0.94, 0.4, 0.95),
+        run(0.1, "subspace", 0.9, 0.3, 0.9),
+    ]
+    finding = reproduce.judge_divergence(grids(divergence=rows))
+    assert finding.holds is True and "Pearson r = " in finding.line and "(n=3)" in finding.line
+    assert finding.table[2].startswith("| behavioural | 0.950 (n=1)")
+    rows[1]["iia"] = 0.92  # 0.03 below behavioural DAS: more than the tolerance
+    assert reproduce.judge_divergence(grids(divergence=rows)).holds is False
+    rows[1]["iia"], rows[0]["divergence"] = 0.94, 0.15  # behavioural DAS below twice its floor
+    assert reproduce.judge_divergence(grids(divergence=rows)).holds is False
+    assert reproduce.judge_divergence(grids(divergence=rows[2:])).holds is None  # no behavioural runs
+
+
+def test_findings_are_written_for_what_the_folders_hold(tmp_path) -> None:
+    text = reproduce.findings(tmp_path, "small", None, "python -m alignsearch.reproduce --size small")
+    assert text.count("| not measured |") == 9 and "## 9. DAS pushes the GRU off its natural states" in text
+
+
+def refusal(capsys, *argv: str) -> str:
+    """The one line ``python -m alignsearch.reproduce <argv>`` refuses with (exit status 2)."""
+    with pytest.raises(SystemExit) as stopped:
+        reproduce.main(list(argv))
+    assert stopped.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1 and err.startswith("error: "), err
+    return err.strip()
+
+
+def test_help_says_what_each_size_runs_and_takes_and_names_the_presets(capsys) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        reproduce.main(["--help"])
+    assert stopped.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "small: 1 to 3 seeds, 300 alignment steps: 14 min on 2 CPU cores (docs/findings-small.md)" in text
+    assert "full: the papers' sizes, 3 to 5 seeds, 1000 alignment steps: 196 min on 2 CPU cores" in text
+    for grid, preset in GRIDS.items():
+        assert f"{grid} ({preset})" in text
+
+
+def test_only_takes_grid_and_preset_names() -> None:
+    assert reproduce.selected_grids("findings_count,upup,upup_vs_updown") == ["count", "upup"]
+    assert reproduce.selected_grids(None) == list(GRIDS)
+    with pytest.raises(ValueError, match="unknown grid counts; expected some of count .findings_count."):
+        reproduce.selected_grids("counts")
+
+
+def test_skip_runs_without_runs_is_refused(tmp_path, capsys) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for out in (empty, tmp_path / "missing"):
+        line = refusal(capsys, "--skip-runs", "--out", str(out))
+        assert line.startswith(f"error: --skip-runs: no runs to judge in {out} (no results.json")
+        assert line.endswith("run the grids first: python -m alignsearch.reproduce --size small")
+    assert not any(empty.iterdir()) and not (tmp_path / "missing").exists()
+
+
+def test_out_that_is_a_file_is_refused(tmp_path, capsys) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("a file\n")
+    for out, more in ((notes, ["--skip-runs"]), (notes / "sub", ["--only", "count"])):  # nothing runs
+        line = refusal(capsys, "--out", str(out), *more)
+        assert line == f"error: --out {out}: {notes} is a file, not a folder"
+    assert notes.read_text() == "a file\n"
+
+
+def test_skip_runs_without_a_record_says_how_the_findings_were_made(tmp_path, capsys) -> None:
+    records = [{"variable": "count", "direction": "0>0", "iia": 0.95, "trained": True}]
+    run = tmp_path / "count" / "model=gru,seed=0"
+    run.mkdir(parents=True)
+    (run / "results.json").write_text(json.dumps({"config": {"model": "gru", "seed": 0}, "records": records}))
+    with pytest.raises(SystemExit) as stopped:
+        reproduce.main(["--skip-runs", "--out", str(tmp_path)])
+    assert stopped.value.code == 0
+    assert capsys.readouterr().out == f"findings: {tmp_path / 'FINDINGS.md'}\n"
+    text = (tmp_path / "FINDINGS.md").read_text()
+    assert "Produced by" not in text
+    assert (
+        "from the runs the grid folders held (`--skip-runs`; no record of the command that ran them)" in text
+    )
+    assert "| gru | 0.950 (n=1) | - | - |" in text
+
+
+def test_the_transformer_claim_shows_iia_by_position() -> None:
+    rows = [
+        {
+            "variable": "count",
+            "direction": "0>0",
+            "layer": layer,
+            "iia": 0.1,
+            "iia_by_position": {"3": a, "7": b},
+        }
+        for layer, a, b in (("embedding", 0.0, 0.2), (1, 0.5, 0.1))
+    ]
+    finding = reproduce.judge_transformer(grids(transformer=rows))
+    text = "\n".join(finding.table)
+    assert "| base position | transformer embedding | transformer 1 |" in text
+    assert "| 3 | 0.000 | 0.500 |" in text and "| 7 | 0.200 | 0.100 |" in text
+
+
+def test_a_resumed_grid_adds_its_sittings_wall_times(tmp_path, capsys) -> None:
+    records = [{"variable": "count", "direction": "0>0", "iia": 0.95, "trained": True}]
+    run = tmp_path / "count" / "model=gru,seed=0"
+    run.mkdir(parents=True)
+    (run / "results.json").write_text(json.dumps({"config": {"model": "gru", "seed": 0}, "records": records}))
+    command = "python -m alignsearch.reproduce --size full"
+    old = {"command": command, "seconds": 4800.0}  # a record written before sittings existed
+    (tmp_path / reproduce.RUN_RECORD).write_text(json.dumps(old))
+    record = reproduce.add_sitting(reproduce.read_record(tmp_path), command, "2026-12-06T06:43:00", 1200.0)
+    assert record["seconds"] == 6000.0 and [s["seconds"] for s in record["sittings"]] == [4800.0, 1200.0]
+    assert reproduce.add_sitting(record, f"{command} seed=1", "2026-12-07T00:00:00", 60.0)["seconds"] == 60.0
+    (tmp_path / reproduce.RUN_RECORD).write_text(json.dumps(record))
+    with pytest.raises(SystemExit):
+        reproduce.main(["--skip-runs", "--out", str(tmp_path)])
+    capsys.readouterr()
+    assert (
+        "in 100 min of wall time over 2 sittings (it resumed where each stopped)."
+        in (tmp_path / "FINDINGS.md").read_text()
+    )
+
+
+def test_publish_copies_the_page_and_its_plots_and_keeps_the_notes(tmp_path, capsys) -> None:
+    out = tmp_path / "grids"
+    records = [{"variable": "count", "direction": "0>0", "iia": 0.95, "trained": True}]
+    run = out / "count" / "model=gru,seed=0"
+    run.mkdir(parents=True)
+    (run / "results.json").write_text(json.dumps({"config": {"model": "gru", "seed": 0}, "records": records}))
+    (out / "count" / "plots").mkdir()
+    (out / "count" / "plots" / "iia_by_seed.png").write_bytes(b"a plot")
+    page = tmp_path / "docs" / "findings.md"
+    page.parent.mkdir()
+    page.write_text(f"# an old page\n\n{reproduce.NOTES_MARKER}\n\n## Reading it\n\nA note.\n")
+    with pytest.raises(SystemExit):
+        reproduce.main(["--skip-runs", "--out", str(out), "--publish", str(page)])
+    assert capsys.readouterr().out == f"findings: {out / 'FINDINGS.md'}\n"
+    text = page.read_text()
+    assert text.startswith((out / "FINDINGS.md").read_text().split("\n![")[0].split("\n## ")[0])
+    assert "# an old page" not in text and text.endswith(
+        f"{reproduce.NOTES_MARKER}\n\n## Reading it\n\nA note.\n"
+    )
+    plots = sorted(p.relative_to(page.parent).as_posix() for p in page.parent.rglob("*.png"))
+    links = {line for line in text.splitlines() if line.startswith("![")}  # a grid may serve several claims
+    assert plots and len(links) == len(plots)
+    assert all(any(f"({plot})" in link for link in links) for plot in plots)
+    assert "findings/count/iia_by_seed.png" in plots
+    assert (page.parent / "findings/count/iia_by_seed.png").read_bytes() == b"a plot"
+    report_csv = (page.parent / "findings/count/report.csv").read_text()  # the numbers behind the page
+    assert report_csv == (out / "count" / "report.csv").read_text() and "0.95" in report_csv
