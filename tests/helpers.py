@@ -339,3 +339,16 @@ def task_accuracies(model, task, n: int, split: str = "val", *, seed: int = 0) -
     trial = (right | ~mask).all(dim=1).float().mean().item()
     token = (right & mask).sum().item() / mask.sum().item()
     return trial, token
+
+
+QUICK_API = {"n_units": 4, "max_steps": 20, "val_every": 10, "progress": False}
+"""Keyword arguments of a tiny ``api.align`` (with ``overrides=TINY_ALIGNMENT``): numbers not meant to be good."""
+
+
+def refused(call, *args, **kwargs) -> str:
+    """The one-line message of the ConfigError ``call(*args, **kwargs)`` raises."""
+    with pytest.raises(ConfigError) as error:
+        call(*args, **kwargs)
+    message = str(error.value)
+    assert "\n" not in message, message
+    return message

@@ -9,34 +9,14 @@ import pytest
 import torch
 from torch import nn
 
-from alignsearch import api, zoo
+from alignsearch import api
 from alignsearch.components import build_task
-from alignsearch.errors import ConfigError
 from alignsearch.search.results import RunStatus
-from tests.helpers import TINY_ALIGNMENT, TINY_TRAINING
+from tests.helpers import QUICK_API, TINY_ALIGNMENT, TINY_TRAINING, refused
 
 ALREADY_DONE, DONE = RunStatus.ALREADY_DONE, RunStatus.DONE
-QUICK = {"n_units": 4, "max_steps": 20, "val_every": 10, "progress": False}
+QUICK = QUICK_API
 """Tiny alignments (TINY_ALIGNMENT says the same steps): numbers not meant to be good."""
-
-
-@pytest.fixture(scope="module")
-def gru(tiny_zoo) -> zoo.ZooEntry:
-    return api.model(zoo_dir=tiny_zoo, overrides=TINY_TRAINING)
-
-
-@pytest.fixture(scope="module")
-def das(gru) -> api.AlignmentResult:
-    return api.align(gru, overrides=TINY_ALIGNMENT, **QUICK)
-
-
-def refused(call, *args, **kwargs) -> str:
-    """The one-line message of the ConfigError ``call`` raises."""
-    with pytest.raises(ConfigError) as error:
-        call(*args, **kwargs)
-    message = str(error.value)
-    assert "\n" not in message
-    return message
 
 
 def task(*overrides: str):

@@ -9,22 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from alignsearch import api, zoo
+from alignsearch import api
 from alignsearch.errors import ConfigError
-from tests.helpers import TINY_ALIGNMENT, TINY_TRAINING
-from tests.integration.test_api_models_in_memory import refused
+from tests.helpers import QUICK_API, TINY_ALIGNMENT, TINY_TRAINING, refused
 
-QUICK = {"n_units": 4, "max_steps": 20, "val_every": 10, "progress": False}
-
-
-@pytest.fixture(scope="module")
-def gru(tiny_zoo) -> zoo.ZooEntry:
-    return api.model(zoo_dir=tiny_zoo, overrides=TINY_TRAINING)
-
-
-@pytest.fixture(scope="module")
-def das(gru) -> api.AlignmentResult:
-    return api.align(gru, overrides=TINY_ALIGNMENT, **QUICK)
+QUICK = QUICK_API
 
 
 @pytest.fixture

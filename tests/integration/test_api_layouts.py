@@ -8,10 +8,9 @@ import pytest
 import torch
 
 from alignsearch import api
-from alignsearch.errors import ConfigError
 from alignsearch.models import hooks
 from alignsearch.models.wrapped import ModuleModel
-from tests.helpers import TINY_ALIGNMENT, TinyNet
+from tests.helpers import TINY_ALIGNMENT, TinyNet, refused
 
 QUICK = {"max_steps": 20, "val_every": 10, "progress": False}
 VOCAB = 8  # the multiobject task's tokens
@@ -51,15 +50,6 @@ class Twice(torch.nn.Module):
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         h = torch.tanh(self.block(self.embed(ids)))
         return self.out(torch.tanh(self.block(h)))
-
-
-def refused(call, *args, **kwargs) -> str:
-    """The one-line message of the ConfigError ``call`` raises."""
-    with pytest.raises(ConfigError) as error:
-        call(*args, **kwargs)
-    message = str(error.value)
-    assert "\n" not in message, message
-    return message
 
 
 @pytest.fixture(scope="module")

@@ -12,32 +12,17 @@ import dataclasses
 import pytest
 import torch
 
-from alignsearch import api, zoo
-from alignsearch.errors import ConfigError
+from alignsearch import api
 from alignsearch.models import GRU
-from tests.helpers import TINY_ALIGNMENT, TINY_TRAINING, TinyNet, run_pairs
+from tests.helpers import TINY_ALIGNMENT, TinyNet, refused, run_pairs
 
 QUICK = {"max_steps": 20, "val_every": 10}
 """Tiny alignments: numbers that are not meant to be good, only the same through every path."""
 
 
 @pytest.fixture(scope="module")
-def gru(tiny_zoo) -> zoo.ZooEntry:
-    return api.model(zoo_dir=tiny_zoo, overrides=TINY_TRAINING)
-
-
-@pytest.fixture(scope="module")
 def das(gru) -> api.AlignmentResult:
     return api.align(gru, n_units=8, overrides=TINY_ALIGNMENT, **QUICK)
-
-
-def refused(call, *args, **kwargs) -> str:
-    """The one-line message of the ConfigError ``call`` raises."""
-    with pytest.raises(ConfigError) as error:
-        call(*args, **kwargs)
-    message = str(error.value)
-    assert "\n" not in message
-    return message
 
 
 def _task(name: str):
