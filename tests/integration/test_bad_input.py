@@ -104,12 +104,29 @@ def test_zoo_load_of_a_missing_entry_names_it(tmp_path) -> None:
         (["+training.foo=1"], ["training.foo=1", "a known setting"]),
         (["-m", "seed=0,1,x"], ["seed=x", "a non-negative integer"]),
         (["seed=0,1,x", "-m"], ["seed=x", "a non-negative integer"]),  # -m after the overrides
+        (  # a preset that sweeps, without -m, would run one job of its first values
+            ["+experiment=das_grid", "size=small"],
+            [
+                "experiment=das_grid is not allowed: expected a sweep, which needs -m (it sweeps seed, n_units,",
+                "python run_alignment.py -m +experiment=das_grid size=small",
+            ],
+        ),
     ],
 )
 def test_bad_alignment_command(args, fragments, in_command_env, tmp_path) -> None:
     assert_refused("run_alignment.py", *args, says=fragments)
     assert not in_command_env.exists()
     assert not (tmp_path / "outputs").exists() and not (tmp_path / "multirun").exists()
+
+
+def test_a_preset_that_sweeps_is_checked_as_a_sweep_with_m(in_command_env) -> None:
+    """With -m the same preset is a sweep: every job is checked, and none is refused for sweeping."""
+    from alignsearch.cli import check_command
+    from alignsearch.cli.commands import ALIGN
+
+    argv = check_command(["+experiment=das_grid", "size=small", "-m"], ALIGN)
+    assert argv[0] == "-m" and "+experiment=das_grid" in argv
+    assert check_command([], ALIGN) == []  # the plain command sweeps nothing
 
 
 def test_commands_refused_in_the_job_leave_no_folder(tiny_zoo, toy_lms, tmp_path) -> None:

@@ -119,6 +119,8 @@ def precheck(argv: Sequence[str], config_name: str, check: Callable[[DictConfig]
         cfg = compose_checked(config_name, variant, hydra=True)
         with open_dict(cfg):
             hydra = cfg.pop("hydra")
+        if not multirun:
+            check_sweep_without_multirun(hydra, overrides, config_name)
         key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
         folder = OmegaConf.select(hydra, key.removeprefix("hydra."), throw_on_resolution_failure=False)
         unresolved = OmegaConf.to_container(hydra, resolve=False)
@@ -133,6 +135,23 @@ def precheck(argv: Sequence[str], config_name: str, check: Callable[[DictConfig]
             SEARCH_DIRS.reset(token)
         if runs_here(hydra):  # elsewhere (a Slurm node), the job checks its own machine
             check_accelerator(HardwareSettings.parse(cfg.hardware))
+
+
+def check_sweep_without_multirun(hydra: DictConfig, overrides: Sequence[str], config_name: str) -> None:
+    """A ConfigError if the config sweeps (a preset's ``hydra.sweeper.params``) but the command was not
+    given ``-m``: Hydra would silently run one job of the sweep's first values."""
+    params = OmegaConf.to_container(hydra.get("sweeper") or {}, resolve=False)
+    swept = list((params or {}).get("params") or {}) if isinstance(params, dict) else []
+    if not swept:
+        return
+    preset = next((o for o in overrides if o.lstrip("+").split("=", 1)[0] == "experiment"), None)
+    key, value = ("experiment", preset.split("=", 1)[1]) if preset else ("hydra.sweeper.params", swept)
+    command = " ".join(["python", f"{config_name}.py", "-m", *overrides])
+    raise ConfigError(
+        key,
+        value,
+        f"a sweep, which needs -m (it sweeps {', '.join(map(str, swept))}): {command}",
+    )
 
 
 LOCAL_LAUNCHERS = (
