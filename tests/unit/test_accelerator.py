@@ -15,7 +15,7 @@ from alignsearch.engine.accelerator import check_accelerator, compute_device
 from alignsearch.errors import ConfigError
 from alignsearch.settings import HardwareSettings, TrainingSettings
 from alignsearch.training.fit import fit_task_model
-from tests.helpers import TINY_ALIGNMENT, TINY_TRAINING, assert_refused, body_refusal
+from tests.helpers import TINY_ALIGNMENT, TINY_TRAINING, assert_refused, body_refusal, compose_config
 
 
 def hardware(**changes) -> HardwareSettings:
@@ -103,3 +103,23 @@ def test_work_outside_the_training_loop_runs_where_training_runs(one_old_gpu):
 def test_auto_without_a_gpu_is_the_cpu(no_gpu, monkeypatch):
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     assert compute_device(hardware(accelerator="auto")) == torch.device("cpu")
+
+
+def test_no_advice_about_srun_where_slurm_is_installed(tmp_path, monkeypatch) -> None:
+    """On a machine with Slurm's ``srun`` (a login node), Lightning advises prepending ``srun`` to every
+    run; a run of ours is one process on one device, so that advice is not the user's business."""
+    import warnings
+
+    from alignsearch.engine.trainer import make_trainer, quiet_lightning
+
+    srun = tmp_path / "bin" / "srun"
+    srun.parent.mkdir()
+    srun.write_text("#!/bin/sh\n")
+    srun.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{srun.parent}:{__import__('os').environ['PATH']}")
+    hardware = HardwareSettings.parse(compose_config("train_task_model", TINY_TRAINING).hardware)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet_lightning()
+        make_trainer(hardware, max_steps=1, val_every=1, callbacks=[], loggers=False, root=tmp_path)
+    assert not [w for w in caught if "srun" in str(w.message)], [str(w.message) for w in caught]

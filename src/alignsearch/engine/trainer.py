@@ -98,6 +98,11 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
     # resuming from a checkpoint of another folder (ckpt_path): its best-k bookkeeping is not ours anyway
     warnings.filterwarnings("ignore", message=".*The dirpath has changed from.*")
+    # a machine with Slurm installed (a login node): a run of ours is one process on one device, and a
+    # sweep's jobs are started by the launcher, so "prepend srun" is not advice for our users
+    warnings.filterwarnings(
+        "ignore", message=".*The `srun` command is available on your system but is not used.*"
+    )
 
 
 def make_trainer(
