@@ -279,7 +279,7 @@ class HardwareSettings:
     accelerator: str = setting(one_of("cpu", "gpu", "cuda", "mps", "auto"))
     devices: int = setting(positive_int)
     precision: str | int = setting(one_of(*PRECISIONS))
-    threads: int | None = setting(optional(positive_int, "null (torch's default)"))
+    threads: int | None = setting(optional(positive_int, "null (the CPUs this process may use)"))
     progress_bar: bool = setting(boolean)
     """Show training's progress: a rich bar when stdout is a terminal, else plain lines
     (:mod:`alignsearch.engine.progress`)."""

@@ -123,3 +123,41 @@ def test_no_advice_about_srun_where_slurm_is_installed(tmp_path, monkeypatch) ->
         quiet_lightning()
         make_trainer(hardware, max_steps=1, val_every=1, callbacks=[], loggers=False, root=tmp_path)
     assert not [w for w in caught if "srun" in str(w.message)], [str(w.message) for w in caught]
+
+
+@pytest.mark.parametrize(
+    ("environ", "cpu_max", "expected"),
+    [
+        ({"SLURM_CPUS_PER_TASK": "1"}, "max 100000", 1),  # Slurm gave this job one CPU
+        ({}, "50000 100000", 1),  # a container allowed half a CPU: one thread
+        ({"OMP_NUM_THREADS": "3", "SLURM_CPUS_PER_TASK": "1"}, "50000 100000", 3),  # the user's choice wins
+        ({"SLURM_CPUS_PER_TASK": "x"}, "no quota here", None),  # unreadable: the CPUs it may run on
+    ],
+)
+def test_the_default_thread_count_is_what_the_process_may_use(environ, cpu_max, expected, tmp_path) -> None:
+    import os
+
+    from alignsearch.engine.trainer import usable_cpus
+
+    path = tmp_path / "cpu.max"
+    path.write_text(cpu_max)
+    affinity = len(os.sched_getaffinity(0))
+    assert usable_cpus(environ, path) == (affinity if expected is None else expected)
+
+
+def test_a_run_without_hardware_threads_uses_slurms_cpus(monkeypatch) -> None:
+    from alignsearch.engine.trainer import use_threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        use_threads(
+            HardwareSettings.parse({**compose_config("train_task_model", []).hardware, "threads": None})
+        )
+        assert torch.get_num_threads() == 1
+        use_threads(HardwareSettings.parse({**compose_config("train_task_model", []).hardware, "threads": 2}))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

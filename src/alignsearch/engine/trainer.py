@@ -12,9 +12,12 @@ and callbacks' states, the hyperparameters and what alignsearch records in it); 
 from __future__ import annotations
 
 import logging
+import math
+import os
 import pickle
 import re
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +144,47 @@ def make_trainer(
 
 
 def use_threads(hardware: HardwareSettings) -> None:
-    """Set torch's thread count when the hardware settings name one."""
-    if hardware.threads:
-        torch.set_num_threads(hardware.threads)
+    """Set torch's thread count: the hardware settings' ``threads``, else :func:`usable_cpus`."""
+    torch.set_num_threads(hardware.threads or usable_cpus())
+
+
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+"""cgroup v2's CPU quota of this process's group: ``<quota> <period>`` in microseconds, or ``max``."""
+
+
+def usable_cpus(environ: Mapping[str, str] | None = None, cpu_max: Path = CGROUP_CPU_MAX) -> int:
+    """How many CPUs this process may use, the default of ``hardware.threads``: ``OMP_NUM_THREADS`` where
+    set (the user's own choice), else the least of the CPUs it may run on (its affinity), its container's
+    CPU quota (cgroup v2 ``cpu.max``, rounded up) and Slurm's ``SLURM_CPUS_PER_TASK``. Torch's own default
+    counts every core of the machine, so a job given one CPU of a large node ran with dozens of threads.
+
+    >>> usable_cpus({"SLURM_CPUS_PER_TASK": "1"}) == 1
+    True
+    >>> usable_cpus({"OMP_NUM_THREADS": "3", "SLURM_CPUS_PER_TASK": "1"})
+    3
+    """
+    environ = os.environ if environ is None else environ
+    given = _positive(environ.get("OMP_NUM_THREADS"))
+    if given:
+        return given
+    affinity = getattr(os, "sched_getaffinity", None)
+    counts = [len(affinity(0)) if affinity else (os.cpu_count() or 1)]
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+        if quota != "max":
+            counts.append(max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 quota here
+    slurm = _positive(environ.get("SLURM_CPUS_PER_TASK"))
+    if slurm:
+        counts.append(slurm)
+    return max(1, min(counts))
+
+
+def _positive(text: str | None) -> int | None:
+    """``text`` as a positive integer, or None."""
+    try:
+        value = int(text) if text is not None else 0
+    except ValueError:
+        return None
+    return value if value > 0 else None
