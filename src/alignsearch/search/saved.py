@@ -89,10 +89,10 @@ def load_alignment(path: Path | str) -> SavedAlignment:
             str(path),
             f"an alignment file written by alignsearch (it is unreadable: {type(e).__name__})",
         ) from None
-    if not isinstance(saved, dict) or any(k not in saved for k in (*SAVED_KEYS, "variables", "sizes")):
-        missing = [
-            k for k in (*SAVED_KEYS, "variables", "sizes") if not isinstance(saved, dict) or k not in saved
-        ]
+    missing = [
+        k for k in (*SAVED_KEYS, "variables", "sizes") if not isinstance(saved, dict) or k not in saved
+    ]
+    if missing:
         raise ConfigError("alignment", str(path), f"an alignment file (it lacks {', '.join(missing)})")
     try:
         return _rebuilt(saved, path.name)
