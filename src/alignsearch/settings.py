@@ -452,6 +452,14 @@ class PartnerSettings:
         return parse(cls, node or {}, "partner")
 
 
+def derived_partner_seed(seed: int) -> int:
+    """The partner's seed where ``partner.seed`` is null (the default): the first model's seed + 1, so that
+    ``-m seed=1,2,3`` pairs each seed with the next. Such a partner seed is part of the seed: the report
+    pools a sweep over ``seed`` whose partners are all derived so
+    (:func:`alignsearch.report.fold_partner_seeds`)."""
+    return seed + 1
+
+
 ANY, LAST, MARKER = "any", "last", "marker:"
 POSITIONS_ALLOWED = (
     "any (each pair's own position), last, a token index (-2 is the one before the last, 0 the first), "
@@ -621,7 +629,9 @@ class RunSettings:
         return self.site_name()
 
     def partner_seed(self) -> int:
-        return self.seed + 1 if self.partner.seed is None else self.partner.seed
+        """``partner.seed``, or where it is null the one derived from ``seed``
+        (:func:`derived_partner_seed`)."""
+        return derived_partner_seed(self.seed) if self.partner.seed is None else self.partner.seed
 
     def identity(self) -> dict[str, Any]:
         """The settings that change a run's results, as plain values (``position`` only where set: runs

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import statistics
 
 import lightning as L
 import pytest
 import torch
 
-from alignsearch import api
+from alignsearch import api, report
 from alignsearch.alignment import FixedLayout, Interchange, Rotation
 from alignsearch.models import GRU, SequenceModel
 from alignsearch.search.latent_targets import histogram_divergence, latent_targets
@@ -89,6 +90,17 @@ def test_users_mas_command_trains_each_model_once(zoo, tmp_path, monkeypatch) ->
     measures = json.loads(similarity_files[0].read_text())["measures"]
     assert {"cka_linear", "cka_rbf", "cka_dist_cos", "rsa_cos_spearman"} <= set(measures)
     assert all(-1 <= measures[k] <= 1 for k in measures if not k.startswith("probe"))
+    # the sweep's report is over its seeds (issue 30: the partner, seed + 1, is part of the seed): each
+    # direction is one row of n = 3, its mean and standard deviation over the three runs
+    (sweep,) = tmp_path.glob("multirun/run_alignment/*/*")
+    markdown, summary = report.report(sweep)
+    assert [(row["direction"], row["n"]) for row in summary] == [(d, 3) for d in DIRECTIONS]
+    for row in summary:
+        direction = row["direction"]
+        iias = [r["iia"] for res in runs.values() for r in res["records"] if r["direction"] == direction]
+        assert (row["iia_mean"], row["iia_std"]) == (statistics.fmean(iias), statistics.stdev(iias))
+    assert "partner_seed=seed + 1" in markdown
+    assert "![mas_directions](plots/mas_directions.png)" in markdown
 
 
 def test_every_mas_variant_through_the_cli(tiny_zoo, tmp_path, monkeypatch) -> None:

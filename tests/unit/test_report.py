@@ -454,3 +454,126 @@ def test_two_model_runs_give_the_pair_similarity_once_and_name_the_target_accura
     rows = list(csv.DictReader((tmp_path / "report.csv").open()))
     assert {r["task_acc_mean"] for r in rows if r["direction"] == "1>0"} == {"0.99"}
     assert {r["cka_linear_mean"] for r in rows if r["partner_model"] == "transformer"} == {"0.3"}
+
+
+MAS_DIRECTIONS = ("0>0", "0>1", "1>0", "1>1")
+
+
+def mas_sweep_job(sweep: Path, seed: int, iias: dict[str, float], partner_seed: int | None = None) -> Path:
+    """A job of ``run_alignment.py model=gru alignment=mas -m seed=...`` (``partner.seed=partner_seed``
+    where given) as the run writes it: ``<sweep>/<overrides>/results.json`` through :class:`RunResults`,
+    with a MAS run's flat config, the partner seed as :class:`RunSettings` gives it, one record per
+    direction (IIA ``iias[direction]``) and each model's task accuracy."""
+    from alignsearch.search.records import AlignmentRecord
+    from alignsearch.search.results import RunResults
+    from alignsearch.settings import RunSettings
+
+    run = RunSettings.parse({"seed": seed, "layer": 0, "n_units": 16, "partner": {"seed": partner_seed}})
+    overrides = f"seed={seed}" if partner_seed is None else f"partner.seed={partner_seed},seed={seed}"
+    config = {
+        "task": "multiobject", "model": "gru", "alignment": "mas", "seed": seed, "layer": 0,
+        "site": "layer.0", "n_units": 16, "variables": ["count"], "causal_model": "updown",
+        "stepwise": False, "lr": 0.01, "batch_size": 64, "max_steps": 300, "function": "Rotation",
+        "layout": "FixedLayout", "snapshot": None, "cl_weight": 0.0, "cl_space": "full",
+        "partner_model": "gru", "partner_task": "multiobject", "partner_seed": run.partner_seed(),
+        "partner_site": "layer.0", "partner_causal_model": "updown", "partner_variables": ["count"],
+        "directions": list(MAS_DIRECTIONS), "cl_directions": [], "cl_eps": None, "model.d_model": 32,
+        "partner_model.d_model": 32,
+    }  # fmt: skip
+    names = (f"multiobject/gru/seed{seed}", f"multiobject/gru/seed{run.partner_seed()}")
+    records = [
+        AlignmentRecord.from_json(
+            {
+                "source": names[int(d[0])],
+                "target": names[int(d[2])],
+                "direction": d,
+                "variable": "count",
+                "trained": True,
+                "loss": "behaviour",
+                "iia": iias[d],
+                "iia_heldout": None,
+                "iia_test": iias[d] - 0.05,
+                "token_iia": 0.99,
+                "iia_step0": 0.1,
+            }
+        )
+        for d in MAS_DIRECTIONS
+    ]
+    folder = sweep / overrides
+    results = RunResults(config, records, steps=300, best_step=300, task_accuracy=[0.99, 0.98])
+    atomic.write_json(folder / "results.json", results.to_json())
+    return folder
+
+
+MAS_IIAS = {
+    1: {"0>0": 0.9, "0>1": 0.6, "1>0": 0.5, "1>1": 0.95},
+    2: {"0>0": 0.8, "0>1": 0.7, "1>0": 0.75, "1>1": 0.85},
+    3: {"0>0": 1.0, "0>1": 0.8, "1>0": 0.7, "1>1": 0.9},
+}
+"""The IIA of each direction of a MAS sweep over seeds 1, 2 and 3."""
+
+
+@pytest.fixture
+def drawn_figures(monkeypatch) -> dict[str, list[str]]:
+    """{plot file name: the title of each panel drawn} of every plot the report writes."""
+    from alignsearch.report import plots
+
+    drawn: dict[str, list[str]] = {}
+    save = plots._save
+
+    def record(fig, path: Path) -> Path:
+        drawn[path.name] = [ax.get_title() for ax in fig.axes if ax.axison]
+        return save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", record)
+    return drawn
+
+
+def test_a_mas_sweep_over_seeds_reports_over_seeds(tmp_path: Path, drawn_figures) -> None:
+    """Issue 30: ``-m seed=1,2,3`` of MAS pairs each seed with the partner seed + 1; that partner seed is
+    part of the seed, so each direction is one row over the three seeds and the direction matrix one panel
+    (it was one row and one panel per partner seed, each n = 1)."""
+    for seed, iias in MAS_IIAS.items():
+        mas_sweep_job(tmp_path, seed, iias)
+    markdown, summary = report.report(tmp_path)
+
+    assert [(row["direction"], row["n"]) for row in summary] == [(d, 3) for d in MAS_DIRECTIONS]
+    assert "partner_seed" not in summary[0]  # not a column: it follows from the seed
+    assert "partner_seed=seed + 1" in shared_line(markdown)
+    rows = {row["direction"]: row for row in csv.DictReader((tmp_path / "report.csv").open())}
+    for direction in MAS_DIRECTIONS:
+        iias = [MAS_IIAS[seed][direction] for seed in (1, 2, 3)]
+        assert float(rows[direction]["n"]) == 3
+        assert float(rows[direction]["iia_mean"]) == statistics.fmean(iias)
+        assert float(rows[direction]["iia_std"]) == statistics.stdev(iias)
+    assert "| 0>1 | count | 3 | 0.700 ± 0.100 | - | 0.650 ± 0.100 | 0.980 ± 0.000 |" in markdown
+    assert "| 1>0 | count | 3 | 0.650 ± 0.132 | - | 0.600 ± 0.132 | 0.990 ± 0.000 |" in markdown
+    assert drawn_figures["mas_directions.png"] == ["variable=count"]  # one panel, over the seeds
+    assert "![mas_directions](plots/mas_directions.png)" in markdown
+
+
+def test_a_partner_seed_set_otherwise_is_a_setting(tmp_path: Path, drawn_figures) -> None:
+    """A partner seed that is not the one derived from the seed splits as any setting: ``partner.seed=7,8``
+    swept with ``seed=1,2,3`` gives a row (and a panel) per partner seed over three seeds each; a fixed
+    partner (``partner.seed=2``, seed 1's derived one by chance) is one value over the three seeds."""
+    swept = tmp_path / "swept"
+    for partner in (7, 8):
+        for seed, iias in MAS_IIAS.items():
+            mas_sweep_job(swept, seed, {d: iia - 0.01 * (partner - 7) for d, iia in iias.items()}, partner)
+    markdown, summary = report.report(swept)
+    assert [(row["partner_seed"], row["direction"], row["n"]) for row in summary] == [
+        (partner, d, 3) for partner in (7, 8) for d in MAS_DIRECTIONS
+    ]
+    assert "| 8 | 0>1 | count | 3 | 0.690 ± 0.100 |" in markdown
+    assert drawn_figures["mas_directions.png"] == [
+        "partner_seed=7, variable=count",
+        "partner_seed=8, variable=count",
+    ]
+
+    fixed = tmp_path / "fixed"
+    for seed, iias in MAS_IIAS.items():
+        mas_sweep_job(fixed, seed, iias, partner_seed=2)
+    markdown, summary = report.report(fixed)
+    assert [(row["direction"], row["n"]) for row in summary] == [(d, 3) for d in MAS_DIRECTIONS]
+    assert "partner_seed=2" in shared_line(markdown)
+    assert drawn_figures["mas_directions.png"] == ["variable=count"]

@@ -6,7 +6,10 @@ the run's settings, the trial accuracy of the record's target model on its task 
 ``target trial acc``, ``task_acc`` in ``report.csv``) and, for two-model runs, the similarity measures of
 ``similarity.json``. Rows that differ only in ``seed`` form one configuration; the report gives the mean,
 standard deviation and count over seeds of each measure (a measure of one run: its value alone, no
-standard deviation):
+standard deviation). A two-model run's partner seed derived from its seed (``partner.seed=null``: seed +
+1) is part of the seed: where every partner seed of a configuration is so derived, ``partner_seed`` reads
+``seed + 1`` and splits nothing, so ``-m seed=1,2,3`` of MAS gives n = 3; a partner seed set otherwise is
+a setting like any other (:func:`~alignsearch.report.aggregate.fold_partner_seeds`):
 
 * ``report.md``: the settings shared by every run (a setting is shared when all runs have the same
   value, a list compared whole), then a markdown table whose columns are the settings that vary,
@@ -32,7 +35,8 @@ standard deviation):
 
 The package, one concept a module: :mod:`~alignsearch.report.reading` (what a folder holds: runs, learning
 curves, failed jobs, unreadable files), :mod:`~alignsearch.report.measures` (the columns and their titles),
-:mod:`~alignsearch.report.aggregate` (varying and shared settings, means over seeds, correlations),
+:mod:`~alignsearch.report.aggregate` (partner seeds of the seed, varying and shared settings, means over
+seeds, correlations),
 :mod:`~alignsearch.report.render` (``report.md``'s tables and sections, ``report.csv``),
 :mod:`~alignsearch.report.plots` (every plot, the scan's heatmap too) and :mod:`~alignsearch.report.build`
 (:func:`report`: all of them, written into a folder). The command is :mod:`alignsearch.cli.report`.
@@ -43,6 +47,8 @@ from __future__ import annotations
 from typing import Any
 
 from alignsearch.report.aggregate import (
+    DERIVED_PARTNER_SEED,
+    fold_partner_seeds,
     natural_order,
     pearson,
     shared_settings,
@@ -113,6 +119,7 @@ __all__ = [
     "CONTROL_DIVERGENCE_NOTE",
     "CURVE_COLUMNS",
     "CURVE_SPLIT",
+    "DERIVED_PARTNER_SEED",
     "EXIT_ALL_JOBS_FAILED",
     "EXIT_USAGE",
     "PAIR_METRICS",
@@ -134,6 +141,7 @@ __all__ = [
     "extra_metrics",
     "failed_jobs",
     "failed_section",
+    "fold_partner_seeds",
     "metrics_present",
     "natural_order",
     "nothing_to_report",

@@ -1,5 +1,6 @@
-"""The report's numbers from its rows: the settings that vary and those every run shares, the mean,
-standard deviation and count over seeds of each configuration, and correlations."""
+"""The report's numbers from its rows: a partner seed derived from the seed folded into the seed, the
+settings that vary and those every run shares, the mean, standard deviation and count over seeds of each
+configuration, and correlations."""
 
 from __future__ import annotations
 
@@ -8,6 +9,57 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from alignsearch.report.measures import BASE_METRICS, ROW_KEYS, TASK_ACC
+from alignsearch.settings import derived_partner_seed
+
+PARTNER_SEED = "partner_seed"
+"""The partner's seed in a two-model run's settings (``results.json``'s ``config``)."""
+DERIVED_PARTNER_SEED = "seed + 1"
+"""What ``partner_seed`` reads in the report where it is part of the seed (:func:`fold_partner_seeds`)."""
+
+
+def fold_partner_seeds(rows: Sequence[dict[str, Any]], config_keys: Iterable[str]) -> list[dict[str, Any]]:
+    """The rows with each partner seed that follows from the seed counted as part of the seed.
+
+    A two-model run records its partner's seed, ``partner_seed``: by default (``partner.seed=null``) the
+    one derived from ``seed`` (:func:`alignsearch.settings.derived_partner_seed`, seed + 1), so a sweep
+    over ``seed`` varies it too; read as a setting of its own, it would split each configuration into runs
+    of one seed. The rule, per configuration (the rows whose settings are all alike but ``seed`` and
+    ``partner_seed``): when every partner seed among them is the one derived from its row's seed,
+    ``partner_seed`` reads :data:`DERIVED_PARTNER_SEED` in each (a setting they all share), and the rows
+    group over seeds. Where any partner seed of the configuration is another (``partner.seed=7``, or a
+    swept ``partner.seed``), every one keeps its number, a setting like the others: a fixed partner
+    (``-m seed=1,2,3 partner.seed=2``) still groups over seeds as its one value, partners of several
+    seeds split. A partner seed set to the derived value names the same models, and counts as derived.
+    Rows without a partner seed (one-model runs) are as they were.
+
+    >>> rows = [{"seed": s, "partner_seed": s + 1, "iia": 0.9} for s in (1, 2)]
+    >>> [r["partner_seed"] for r in fold_partner_seeds(rows, ["seed", "partner_seed"])]
+    ['seed + 1', 'seed + 1']
+    >>> fixed = [{"seed": s, "partner_seed": 2} for s in (1, 2, 3)]  # seed 1's partner is seed + 1 too
+    >>> [r["partner_seed"] for r in fold_partner_seeds(fixed, ["seed", "partner_seed"])]
+    [2, 2, 2]
+    """
+    others = [k for k in config_keys if k not in ("seed", PARTNER_SEED)]
+
+    def configuration(row: dict[str, Any]) -> tuple:
+        return tuple(row.get(k) for k in others)
+
+    partnered = [r for r in rows if r.get(PARTNER_SEED) is not None]
+    set_otherwise = {configuration(r) for r in partnered if not _partner_seed_derived(r)}
+    return [
+        {**r, PARTNER_SEED: DERIVED_PARTNER_SEED}
+        if r.get(PARTNER_SEED) is not None and configuration(r) not in set_otherwise
+        else r
+        for r in rows
+    ]
+
+
+def _partner_seed_derived(row: dict[str, Any]) -> bool:
+    """Whether a row's partner seed is the one derived from its seed."""
+    seed, partner = row.get("seed"), row.get(PARTNER_SEED)
+    if type(seed) is not int or type(partner) is not int:  # not a bool, not a missing one
+        return False
+    return partner == derived_partner_seed(seed)
 
 
 def varying_keys(rows: Sequence[dict[str, Any]], candidates: Iterable[str]) -> list[str]:
@@ -41,7 +93,8 @@ def summarize(
     row_keys: Sequence[str] = ROW_KEYS,
 ) -> list[dict[str, Any]]:
     """Mean, standard deviation and count over seeds per (configuration, ``row_keys``: direction and
-    variable). The standard deviation of a single value is None: one run shows no spread."""
+    variable). The standard deviation of a single value is None: one run shows no spread. A partner seed
+    varies with the seed only in rows :func:`fold_partner_seeds` has not seen (the report folds them)."""
     keys = [k for k in config_keys if k != "seed"] + list(row_keys)
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for row in rows:

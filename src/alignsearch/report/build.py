@@ -1,5 +1,6 @@
-"""A folder's report, written: read what it holds, aggregate over seeds, render ``report.md`` and
-``report.csv``, draw ``plots/`` (see :mod:`alignsearch.report`)."""
+"""A folder's report, written: read what it holds, aggregate over seeds (a partner seed derived from the
+seed is part of it), render ``report.md`` and ``report.csv``, draw ``plots/`` (see
+:mod:`alignsearch.report`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from alignsearch import atomic
-from alignsearch.report.aggregate import shared_settings, summarize, table_keys, training_correlation
+from alignsearch.report.aggregate import (
+    fold_partner_seeds,
+    shared_settings,
+    summarize,
+    table_keys,
+    training_correlation,
+)
 from alignsearch.report.measures import PAIR_METRICS, SELECTIVITY, metrics_present
 from alignsearch.report.reading import Collected, collect, system_reason
 from alignsearch.report.render import (
@@ -59,9 +66,9 @@ def report(
     :class:`NothingToReport` when no run could be read, :class:`CannotWrite` when ``out_dir`` refuses.
     """
     collected = collected if collected is not None else collect(folder)
-    rows = collected.rows
-    if not rows:
+    if not collected.rows:
         raise nothing_to_report(folder, collected)
+    rows = fold_partner_seeds(collected.rows, collected.config_keys)  # a partner seed of seed + 1: the seed's
     varying = table_keys(rows, collected.config_keys)
     shared = shared_settings(rows, collected.config_keys)
     metrics = metrics_present(rows)
