@@ -14,8 +14,6 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-import torch
-
 _TRIES = 100
 
 
@@ -58,4 +56,6 @@ def write_json(path: Path | str, obj: Any) -> None:
 
 
 def save_torch(path: Path | str, obj: Any) -> None:
+    import torch  # here: the rest of this module serves processes that never load torch
+
     _atomic(Path(path), lambda f: torch.save(obj, f))

@@ -217,7 +217,8 @@ def launch(command: Command) -> None:
         except interrupt.Interrupted as e:
             if not sweep.in_multirun():
                 raise
-            e.resume = f"run the sweep again with hydra.sweep.dir={HydraConfig.get().sweep.dir} to resume"
+            if not e.requeued:  # a requeued Slurm job resumes by itself
+                e.resume = f"run the sweep again with hydra.sweep.dir={HydraConfig.get().sweep.dir} to resume"
             interrupt.INTERRUPTED.append(e)  # recorded as interrupted, with the step; the sweep stops here
             return sweep.record_interruption(e)
         except Exception as e:

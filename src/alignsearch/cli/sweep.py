@@ -50,10 +50,37 @@ def record_failure(error: BaseException) -> dict[str, Any]:
 
 def record_interruption(stopped: BaseException) -> dict[str, Any]:
     """Write where a signal stopped the job (its step, its checkpoint, how to resume) into the job's
-    folder; return what the job hands back to the sweep."""
+    folder; return what the job hands back to the sweep: ``requeued`` where Slurm stopped it to run it
+    again (it resumes by itself), else ``interrupted``."""
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     (out_dir / ERROR).write_text(f"{stopped}\n")
-    return {"status": RunStatus.INTERRUPTED, "error": str(stopped)}
+    status = RunStatus.REQUEUED if getattr(stopped, "requeued", False) else RunStatus.INTERRUPTED
+    return {"status": status, "error": str(stopped)}
+
+
+def slurm_job() -> dict[str, str]:
+    """The Slurm job id (``17_2``: task 2 of array 17) and log file of the submitit job this process runs,
+    as a sweep's row records them; empty outside one."""
+    import os
+
+    if not os.environ.get("SUBMITIT_FOLDER"):
+        return {}
+    try:
+        from submitit import JobEnvironment
+
+        env = JobEnvironment()
+        return {"slurm_job": str(env.job_id), "log": str(env.paths.stdout)}
+    except Exception:  # noqa: BLE001 - not a job submitit can describe: the row goes without
+        return {}
+
+
+def zoo_folder(config: DictConfig) -> str | None:
+    """The zoo a sweep's jobs read and train into (``paths.zoo_dir``, absolute); None where the config
+    has none."""
+    from omegaconf import OmegaConf
+
+    zoo = OmegaConf.select(config, "paths.zoo_dir", throw_on_resolution_failure=False)
+    return None if zoo is None else str(Path(str(zoo)).absolute())
 
 
 def headline_iia(result: dict[str, Any]) -> float | None:
@@ -69,8 +96,11 @@ class SweepProgress(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep = config.hydra.sweep.dir
+        zoo = zoo_folder(config)
         print(
-            f"sweep folder: {sweep} (an interrupted sweep resumes with hydra.sweep.dir={sweep})", flush=True
+            f"sweep folder: {sweep} (an interrupted sweep resumes with hydra.sweep.dir={sweep})"
+            + ("" if zoo is None else f"; zoo: {zoo}"),
+            flush=True,
         )
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
@@ -89,6 +119,7 @@ class SweepProgress(Callback):
             "overrides": hydra.job.override_dirname,  # what names the job's folder (cli.run_dir_name)
             "iia": "" if iia is None else f"{iia:.4f}",
             "error": result.get("error", ""),
+            **slurm_job(),
         }
         print(job_line(hydra.job.num, row), flush=True)
         write_row(Path(hydra.sweep.dir), row)
@@ -107,13 +138,17 @@ class SweepProgress(Callback):
         )
         failed = failed_jobs(sweep)
         if failed:  # the entry point exits non-zero with this line once the sweep is over
-            FAILED.append(f"{len(failed)} job(s) failed: see {Path(config.hydra.sweep.dir) / SUMMARY}")
+            FAILED.append(
+                f"{len(failed)} job(s) failed or were interrupted: see {Path(config.hydra.sweep.dir) / SUMMARY}"
+            )
 
 
 def job_line(num: int | None, row: dict[str, str]) -> str:
-    """A finished job's line: ``[job 2] failed: <job folder>: ZooError: ...``, ``[job 0] done: seed=0: IIA 0.957``."""
+    """A finished job's line: ``[job 2] failed: <job folder>: ZooError: ...``, ``[job 0] done: seed=0: IIA 0.957``;
+    a job that ran in Slurm ends with its id and log: ``(Slurm job 17_0, log <file>)``."""
     detail = f"IIA {float(row['iia']):.3f}" if row.get("iia") else row.get("error", "")
-    return f"[job{'' if num is None else f' {num}'}] {row['status']}: {row['job']}: {detail}"
+    where = f" (Slurm job {row['slurm_job']}, log {row.get('log') or '?'})" if row.get("slurm_job") else ""
+    return f"[job{'' if num is None else f' {num}'}] {row['status']}: {row['job']}: {detail}{where}"
 
 
 SUBMITIT = "submitit"

@@ -50,8 +50,16 @@ class Interrupted(BaseException):
         step: int | None = None,
         checkpoint: Path | str | None = None,
         resume: str = "run the same command again to resume",
+        requeued: bool | None = None,
     ) -> None:
         self.signum, self.step, self.checkpoint, self.resume = int(signum), step, checkpoint, resume
+        self.requeued = (
+            slurm_requeued() if requeued is None and self.signum == signal.SIGTERM else bool(requeued)
+        )
+        """Slurm sent the signal because it requeues the job (``scontrol requeue``, a preemption that
+        requeues): the job runs again by itself and resumes from the checkpoint."""
+        if self.requeued:
+            self.resume = "Slurm requeued the job: it resumes from there"
         super().__init__(self.message)
 
     @property
@@ -73,7 +81,32 @@ class Interrupted(BaseException):
         return self.message
 
     def __reduce__(self) -> tuple:  # pickled across processes (joblib workers)
-        return type(self), (self.signum, self.step, self.checkpoint, self.resume)
+        return type(self), (self.signum, self.step, self.checkpoint, self.resume, self.requeued)
+
+
+def slurm_requeued() -> bool:
+    """Whether Slurm is requeueing the job this process runs in: its ``Restarts`` count (``scontrol show
+    job``) is above the one the job started with (``$SLURM_RESTART_COUNT``, absent on a first run).
+
+    ``scontrol requeue`` and a preemption that requeues send SIGTERM, as ``scancel`` does: only this tells
+    a requeue, which the job survives, from an end. False outside a Slurm job or where Slurm cannot be
+    asked."""
+    import subprocess
+
+    job = os.environ.get("SLURM_JOB_ID")
+    if not job:
+        return False
+    try:
+        shown = subprocess.run(
+            ["scontrol", "-o", "show", "job", job], capture_output=True, text=True, timeout=10
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    fields = dict(item.split("=", 1) for item in shown.split() if "=" in item)
+    try:
+        return int(fields.get("Restarts", 0)) > int(os.environ.get("SLURM_RESTART_COUNT") or 0)
+    except ValueError:
+        return False
 
 
 def preemption_signal() -> int | None:

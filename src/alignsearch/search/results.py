@@ -64,6 +64,8 @@ class RunStatus(str, Enum):
     """Stopped by an error (a sweep's job: its traceback in ``error.txt``)."""
     INTERRUPTED = "interrupted"
     """Stopped by a signal (a sweep's job: where it stopped in ``error.txt``; a rerun resumes)."""
+    REQUEUED = "requeued"
+    """Stopped by Slurm to run again later (a preemption, a time limit): it resumes by itself."""
 
     def __str__(self) -> str:
         return self.value

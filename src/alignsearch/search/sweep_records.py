@@ -3,7 +3,8 @@
 The command line's sweep callback (:mod:`alignsearch.cli.sweep`) writes it as jobs end; the report reads it
 (its "Failed jobs"). Columns: ``job`` (the job's folder name), ``status`` (a
 :class:`~alignsearch.search.results.RunStatus` word), ``overrides`` (as the job's folder name has them),
-``iia`` (the job's headline IIA, 4 decimals) and ``error``.
+``iia`` (the job's headline IIA, 4 decimals), ``error``, and for a job that ran in Slurm ``slurm_job`` (its
+id, ``17_2`` for task 2 of array 17) and ``log`` (the file its output went to).
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from alignsearch import atomic
 from alignsearch.search.results import RunStatus
 
 SUMMARY = "summary.csv"
-COLUMNS = ("job", "status", "overrides", "iia", "error")
-UNFINISHED = (RunStatus.FAILED, RunStatus.INTERRUPTED)
+COLUMNS = ("job", "status", "overrides", "iia", "error", "slurm_job", "log")
+UNFINISHED = (RunStatus.FAILED, RunStatus.INTERRUPTED, RunStatus.REQUEUED)
 """The statuses of jobs without results (a rerun of the sweep runs them again)."""
+ENDED_UNFINISHED = (RunStatus.FAILED, RunStatus.INTERRUPTED)
+"""The statuses of jobs that ended without results (the sweep exits non-zero)."""
 
 
 def write_row(sweep: Path, row: dict[str, str]) -> None:
@@ -53,5 +56,5 @@ def latest_rows(sweep: Path) -> dict[str, dict[str, str]]:
 
 
 def failed_jobs(sweep: Path) -> list[str]:
-    """Jobs whose latest row in the sweep's summary says they failed."""
-    return [job for job, row in latest_rows(sweep).items() if row["status"] == RunStatus.FAILED]
+    """Jobs whose latest row in the sweep's summary says they failed or a signal ended them."""
+    return [job for job, row in latest_rows(sweep).items() if row["status"] in ENDED_UNFINISHED]

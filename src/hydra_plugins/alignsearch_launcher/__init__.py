@@ -1,0 +1,1 @@
+"""alignsearch's Hydra launcher plugin: Hydra takes launchers only from the ``hydra_plugins`` namespace."""
