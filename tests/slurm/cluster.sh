@@ -90,6 +90,7 @@ AccountingStorageType=$storage
 AccountingStorageHost=$HOST
 JobCompType=jobcomp/none
 ReturnToService=2
+AuthInfo=cred_expire=10
 SchedulerParameters=sched_interval=1
 MinJobAge=300
 KillWait=30

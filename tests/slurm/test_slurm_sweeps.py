@@ -1,0 +1,295 @@
+"""Sweeps on a real Slurm cluster (``hardware=slurm``): the user's MAS sweep, every way a job is stopped or
+dies, and a cluster without accounting. Nothing here mocks Slurm or submitit.
+
+Run with ``python -m pytest -m slurm`` after ``tests/slurm/cluster.sh up`` (the fixture brings the test
+cluster up itself where it can, and skips with one line where it cannot). The jobs run on this machine's
+one node, one CPU each.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT, TINY_ALIGNMENT, TINY_TRAINING, command_env
+
+pytestmark = pytest.mark.slurm
+
+CLUSTER = ROOT / "tests" / "slurm" / "cluster.sh"
+ON_THE_TEST_CLUSTER = [
+    "hardware=slurm",
+    "hydra.launcher.gpus_per_node=0",
+    "hydra.launcher.cpus_per_task=1",
+    "hydra.launcher.mem_gb=2",
+    "hydra.launcher.partition=debug",
+    "hydra.launcher.timeout_min=10",
+    "hydra.launcher.signal_delay_s=30",
+]
+MAS = ["model=gru", "alignment=mas", *TINY_TRAINING, *TINY_ALIGNMENT]
+LONG_DAS = [  # long enough to be stopped while it trains (about 20 s of alignment steps)
+    "model=gru",
+    "alignment=das",
+    *TINY_TRAINING,
+    *TINY_ALIGNMENT,
+    "alignment.max_steps=1500",
+    "alignment.val_every=250",
+]
+RESULT_KEYS_THAT_VARY = ("train_seconds", "seconds")
+"""What two runs of the same job may differ in (how long they took)."""
+
+
+def cluster(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(CLUSTER), *args], capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def slurm() -> Iterator[None]:
+    """The test cluster, with accounting (``sacct`` works): the one running, or one brought up here."""
+    if cluster("status").returncode != 0 or "accounting on" not in cluster("status").stdout:
+        up = cluster("up")
+        if up.returncode != 0:
+            pytest.skip(f"no Slurm test cluster: {(up.stderr or up.stdout).strip().splitlines()[-1]}")
+    yield
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("slurm_zoo")
+
+
+def sweep_command(*args: str) -> list[str]:
+    return [sys.executable, str(ROOT / "run_alignment.py"), *args]
+
+
+def run_sweep(zoo: Path, cwd: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        sweep_command(*args), cwd=cwd, env=command_env(zoo), capture_output=True, text=True, timeout=timeout
+    )
+
+
+def start_sweep(zoo: Path, cwd: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        sweep_command(*args),
+        cwd=cwd,
+        env=command_env(zoo),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def rows(sweep: Path) -> list[dict[str, str]]:
+    with (sweep / "summary.csv").open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def results(sweep: Path) -> dict[str, dict]:
+    """Each job's ``results.json`` by its seed, without what may vary between two runs of it."""
+    found = {}
+    for path in sweep.glob("*/results.json"):
+        data = json.loads(path.read_text())
+        for key in RESULT_KEYS_THAT_VARY:
+            data.pop(key, None)
+        found[str(data["config"]["seed"])] = data
+    return found
+
+
+def submitted_array(stdout: str) -> str:
+    match = re.search(r"submitted \d+ job\(s\) to Slurm as array (\d+) \(([^)]*)\)", stdout)
+    assert match, stdout
+    return match.group(1)
+
+
+def wait_for_array(process: subprocess.Popen, timeout: float = 120) -> str:
+    """The array id the sweep prints when it has submitted its jobs (read from its output as it runs)."""
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    seen = ""
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        seen += line
+        match = re.search(r"as array (\d+)", line)
+        if match:
+            return match.group(1)
+        if not line and process.poll() is not None:
+            break
+    raise AssertionError(f"no array submitted: {seen}")
+
+
+def finish(process: subprocess.Popen, head: str = "", timeout: float = 900) -> tuple[int, str, str]:
+    out, err = process.communicate(timeout=timeout)
+    return process.returncode, head + out, err
+
+
+def wait_until_training(job: str, sweep: Path, timeout: float = 180) -> None:
+    """Wait until Slurm runs ``job`` and its alignment has started training (its first checkpoint folder)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True).stdout
+        if "RUNNING" in state and any(sweep.glob("*/checkpoints/*")):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"job {job} did not start training in {timeout} s")
+
+
+def sacct(job: str, field: str) -> str:
+    out = subprocess.run(
+        ["sacct", "-n", "-X", "-P", "-j", job, "-o", field], capture_output=True, text=True
+    ).stdout
+    return out.strip().splitlines()[0] if out.strip() else ""
+
+
+def test_users_mas_sweep_runs_as_an_array_equal_to_the_local_launcher(slurm, zoo, tmp_path) -> None:
+    """``python run_alignment.py model=gru alignment=mas -m seed=1,2`` with hardware=slurm: one array named
+    from the run, a line per job with its Slurm id and log, results equal to the local launcher's field
+    by field; run again, nothing is submitted."""
+    sweep, local = tmp_path / "slurm", tmp_path / "local"
+    done = run_sweep(zoo, tmp_path, *MAS, *ON_THE_TEST_CLUSTER, "-m", "seed=1,2", f"hydra.sweep.dir={sweep}")
+    assert done.returncode == 0, done.stderr
+    array = submitted_array(done.stdout)
+    assert f"zoo: {zoo}" in done.stdout.splitlines()[0]
+    assert sacct(array, "JobName") == "align-gru-mas"
+    table = {r["overrides"].split("seed=")[1].split(",")[0]: r for r in rows(sweep)}
+    assert {seed: r["status"] for seed, r in table.items()} == {"1": "done", "2": "done"}
+    for num, seed in enumerate(("1", "2")):
+        row = table[seed]
+        assert row["slurm_job"] == f"{array}_{num}"
+        assert Path(row["log"]).is_file() and row["log"].startswith(str(sweep / ".submitit"))
+        line = next(x for x in done.stdout.splitlines() if x.startswith(f"[job {num}] done:"))
+        assert line.endswith(f"(Slurm job {array}_{num}, log {row['log']})")
+    assert not [p for p in (sweep / ".submitit").iterdir() if "%" in p.name]  # no folder named .submitit/%j
+    assert "sweep finished: 2 done, 0 already done, 0 failed" in done.stdout
+
+    here = run_sweep(zoo, tmp_path, *MAS, "-m", "seed=1,2", f"hydra.sweep.dir={local}")
+    assert here.returncode == 0, here.stderr
+    assert results(sweep) == results(local) and len(results(sweep)) == 2
+
+    again = run_sweep(zoo, tmp_path, *MAS, *ON_THE_TEST_CLUSTER, "-m", "seed=1,2", f"hydra.sweep.dir={sweep}")
+    assert again.returncode == 0, again.stderr
+    assert "submitted" not in again.stdout  # decided before submitting: no allocation taken
+    assert [x.split(":")[0] for x in again.stdout.splitlines() if x.startswith("[job")] == [
+        "[job 0] already done",
+        "[job 1] already done",
+    ]
+
+
+@pytest.mark.parametrize("stop", ["scontrol requeue", "scancel --signal=USR2"])
+def test_a_requeued_job_resumes_and_the_launcher_waits_for_it(slurm, zoo, tmp_path, stop) -> None:
+    """Preempted (``scontrol requeue``: SIGTERM, as many clusters preempt; ``USR2``: submitit's signal)
+    while it trains: the job saves its checkpoint, Slurm runs it again, it resumes and ends ``done`` with
+    results identical to an uninterrupted run; the launcher says so and waits for the final state."""
+    sweep, reference = tmp_path / "sweep", tmp_path / "reference"
+    process = start_sweep(
+        zoo, tmp_path, *LONG_DAS, *ON_THE_TEST_CLUSTER, "-m", "seed=3", f"hydra.sweep.dir={sweep}"
+    )
+    array = wait_for_array(process)
+    wait_until_training(array, sweep)
+    subprocess.run([*stop.split(), array], check=True)
+    code, out, err = finish(process)
+    assert code == 0, err
+    assert "[job 0] requeued by Slurm: " in out
+    assert re.search(rf"\[job 0\] done: .*\(Slurm job {array}, log ", out), out
+    assert int(sacct(array, "Restarts") or 0) >= 1 or "REQUEUE" in out.upper()
+    assert sacct(array, "State") == "COMPLETED"
+
+    here = run_sweep(zoo, tmp_path, *LONG_DAS, "-m", "seed=3", f"hydra.sweep.dir={reference}")
+    assert here.returncode == 0, here.stderr
+    assert results(sweep) == results(reference)
+
+
+@pytest.mark.parametrize("death", ["kill -9", "out of memory"])
+def test_a_job_that_dies_without_a_result_is_reported_and_redone_alone(slurm, zoo, tmp_path, death) -> None:
+    """A job killed with ``kill -9`` or over its memory: a line and a ``summary.csv`` row saying how it ended
+    and how to redo it, a non-zero exit; the same command runs only that job again."""
+    sweep = tmp_path / "sweep"
+    memory = ["hydra.launcher.mem_gb=null", "+hydra.launcher.additional_parameters.mem=150M"]
+    first_args = [*LONG_DAS, *ON_THE_TEST_CLUSTER, *(memory if death == "out of memory" else [])]
+    process = start_sweep(zoo, tmp_path, *first_args, "-m", "seed=4", f"hydra.sweep.dir={sweep}")
+    array = wait_for_array(process)
+    if death == "kill -9":
+        wait_until_training(array, sweep)
+        pids = subprocess.run(
+            ["pgrep", "-f", f"submitit.core._submit {sweep}"], capture_output=True, text=True
+        )
+        assert pids.stdout.split(), "no job process found"
+        for pid in pids.stdout.split():
+            os.kill(int(pid), signal.SIGKILL)
+    code, out, err = finish(process)
+    assert code != 0
+    state = "OUT_OF_MEMORY" if death == "out of memory" else "FAILED"
+    (row,) = rows(sweep)
+    assert row["status"] == "failed" and row["slurm_job"] == array
+    assert f"Slurm job {array} ended {state} without a result" in row["error"]
+    assert f"hydra.sweep.dir={sweep} runs it again" in row["error"]
+    assert re.search(rf"\[job 0\] failed: .*ended {state} without a result", out), out
+    assert "job(s) failed or were interrupted" in err
+
+    again = run_sweep(
+        zoo, tmp_path, *LONG_DAS, *ON_THE_TEST_CLUSTER, "-m", "seed=4,5", f"hydra.sweep.dir={sweep}"
+    )
+    assert again.returncode == 0, again.stderr
+    assert "submitted 2 job(s)" in again.stdout  # the dead job and the new one; nothing else
+    assert {r["status"] for r in rows(sweep)} == {"done"}
+
+
+def test_a_job_that_fails_in_alignsearch_is_failed_in_slurm(slurm, zoo, tmp_path) -> None:
+    """A run that fails (here: a snapshot the model never had) fails its Slurm job: FAILED in ``sacct``,
+    its row and ``error.txt`` written, and the sweep exits non-zero."""
+    sweep = tmp_path / "sweep"
+    done = run_sweep(
+        zoo, tmp_path, *MAS, *ON_THE_TEST_CLUSTER, "snapshot=1000", "-m", "seed=1", f"hydra.sweep.dir={sweep}"
+    )
+    assert done.returncode != 0
+    array = submitted_array(done.stdout)
+    assert sacct(array, "State") == "FAILED"
+    assert sacct(array, "ExitCode") != "0:0"
+    (row,) = rows(sweep)
+    assert row["status"] == "failed" and row["slurm_job"] == array and row["error"]
+    assert (sweep / row["job"] / "error.txt").is_file()
+
+
+def test_without_accounting_the_launcher_follows_jobs_and_never_hangs(slurm, zoo, tmp_path) -> None:
+    """``sacct`` disabled: the sweep follows its jobs through ``squeue`` (no warning per poll), a finished
+    job and a killed one both end with their lines."""
+    assert cluster("up", "--no-accounting").returncode == 0
+    try:
+        sweep = tmp_path / "sweep"
+        process = start_sweep(
+            zoo, tmp_path, *LONG_DAS, *ON_THE_TEST_CLUSTER, "-m", "seed=6", f"hydra.sweep.dir={sweep}"
+        )
+        array = wait_for_array(process)
+        assert (
+            subprocess.run(["sacct", "-j", array], capture_output=True, text=True).returncode != 0
+        )  # no accounting
+        wait_until_training(array, sweep)
+        subprocess.run(["scancel", array], check=True)
+        code, out, err = finish(process, timeout=300)
+        assert code != 0
+        assert re.search(rf"\[job 0\] (interrupted|failed): .*Slurm job {array}", out), out
+        for noise in ("Bypassing sacct error", "accounting storage is disabled"):
+            assert noise not in out + err
+
+        done = run_sweep(
+            zoo,
+            tmp_path,
+            *MAS,
+            *ON_THE_TEST_CLUSTER,
+            "-m",
+            "seed=1",
+            f"hydra.sweep.dir={tmp_path / 'ok'}",
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "[job 0] " in done.stdout and "Bypassing" not in done.stdout + done.stderr
+    finally:
+        cluster("up")
