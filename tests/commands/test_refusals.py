@@ -30,6 +30,11 @@ from tests.integration.test_bad_input import TINY
             marks=pytest.mark.slow,
         ),
         ("run_alignment.py", ["-m", "seed=0,1,x"], ["seed=x", "a non-negative integer"]),
+        (  # a Slurm time limit that the signal before it would take whole (nothing is submitted)
+            "run_alignment.py",
+            ["hardware=slurm", "hydra.launcher.timeout_min=1", "-m", "seed=1,2"],
+            ["hydra.launcher.timeout_min=1", "expected at least 4", "signal_delay_s=120", "smaller"],
+        ),
     ],
 )
 def test_refused_command_is_one_line_and_exit_2(script, args, fragments, zoo, tmp_path) -> None:

@@ -135,6 +135,10 @@ def precheck(argv: Sequence[str], config_name: str, check: Callable[[DictConfig]
             SEARCH_DIRS.reset(token)
         if runs_here(hydra):  # elsewhere (a Slurm node), the job checks its own machine
             check_accelerator(HardwareSettings.parse(cfg.hardware))
+        elif multirun and "signal_delay_s" in (hydra.get("launcher") or {}):  # Slurm's time limit and signal
+            from alignsearch.cli.slurm_launcher import check_time_limit
+
+            check_time_limit(hydra.launcher)
 
 
 def check_sweep_without_multirun(hydra: DictConfig, overrides: Sequence[str], config_name: str) -> None:

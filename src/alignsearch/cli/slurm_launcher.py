@@ -48,6 +48,39 @@ POLL_S = (2.0, 30.0)
 """How often Slurm is asked about the jobs: every 2 s at first, slowing to every 30 s for long sweeps."""
 
 
+SIGNAL_SLACK_S = 60
+"""Slurm sends a job's time-limit signal up to this much before ``signal_delay_s`` asks (its timer's
+resolution)."""
+MIN_WORK_S = 60
+"""The least time a job must have before its time-limit signal, to load its models and start."""
+
+
+def check_time_limit(launcher: DictConfig) -> None:
+    """A ConfigError where a Slurm job's time limit leaves it no time before the signal that ends it:
+    ``timeout_min`` must exceed ``signal_delay_s`` plus Slurm's slack plus a minute of work. Otherwise each
+    run of the job is signalled before it starts and requeued, time after time, with no progress.
+
+    >>> check_time_limit(OmegaConf.create({"timeout_min": 1, "signal_delay_s": 120}))
+    Traceback (most recent call last):
+    ...
+    alignsearch.errors.ConfigError: hydra.launcher.timeout_min=1 is not allowed: expected at least 4 (minutes: signal_delay_s=120 s before the limit, plus Slurm's 60 s of slack, plus 60 s of work), or a smaller hydra.launcher.signal_delay_s
+    """
+    from alignsearch.errors import ConfigError
+
+    timeout_min = OmegaConf.select(launcher, "timeout_min")
+    delay_s = OmegaConf.select(launcher, "signal_delay_s")
+    if not isinstance(timeout_min, int) or not isinstance(delay_s, int):
+        return
+    needed_s = delay_s + SIGNAL_SLACK_S + MIN_WORK_S
+    if timeout_min * 60 < needed_s:
+        raise ConfigError(
+            "hydra.launcher.timeout_min",
+            timeout_min,
+            f"at least {-(-needed_s // 60)} (minutes: signal_delay_s={delay_s} s before the limit, plus Slurm's "
+            f"{SIGNAL_SLACK_S} s of slack, plus {MIN_WORK_S} s of work), or a smaller hydra.launcher.signal_delay_s",
+        )
+
+
 class JobEndedUnfinished(Exception):
     """Raised in a Slurm job whose run failed or was stopped, after its row is written, so that the job
     exits non-zero and Slurm records it as FAILED."""
