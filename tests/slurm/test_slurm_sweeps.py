@@ -207,39 +207,69 @@ def test_a_requeued_job_resumes_and_the_launcher_waits_for_it(slurm, zoo, tmp_pa
     assert results(sweep) == results(reference)
 
 
-@pytest.mark.parametrize("death", ["kill -9", "out of memory"])
-def test_a_job_that_dies_without_a_result_is_reported_and_redone_alone(slurm, zoo, tmp_path, death) -> None:
-    """A job killed with ``kill -9`` or over its memory: a line and a ``summary.csv`` row saying how it ended
-    and how to redo it, a non-zero exit; the same command runs only that job again."""
+def job_processes(task: str) -> list[int]:
+    """The Python processes that run the array task ``task`` (``17_0``)."""
+    raw = subprocess.run(
+        ["squeue", "-h", "-r", "-j", task, "-o", "%A"], capture_output=True, text=True
+    ).stdout.split()
+    assert raw, f"Slurm does not run {task}"
+    listed = subprocess.run(["scontrol", "listpids", raw[0]], capture_output=True, text=True).stdout
+    pids = [line.split()[0] for line in listed.splitlines() if line.split() and line.split()[0].isdigit()]
+    cmdlines = {int(p): Path(f"/proc/{p}/cmdline") for p in pids}
+    return [
+        p
+        for p, c in cmdlines.items()
+        if c.exists() and "submitit.core._submit" in c.read_text(errors="replace")
+    ]
+
+
+def test_a_job_killed_with_kill_9_is_reported_and_redone_alone(slurm, zoo, tmp_path) -> None:
+    """``kill -9`` of one job's process while two run: a line and a ``summary.csv`` row saying how it ended
+    and how to redo it, the other job done, a non-zero exit; the same command runs only that job again."""
     sweep = tmp_path / "sweep"
-    memory = ["hydra.launcher.mem_gb=null", "+hydra.launcher.additional_parameters.mem=150M"]
-    first_args = [*LONG_DAS, *ON_THE_TEST_CLUSTER, *(memory if death == "out of memory" else [])]
-    process = start_sweep(zoo, tmp_path, *first_args, "-m", "seed=4", f"hydra.sweep.dir={sweep}")
+    args = [*LONG_DAS, *ON_THE_TEST_CLUSTER, "-m", "seed=4,5", f"hydra.sweep.dir={sweep}"]
+    process = start_sweep(zoo, tmp_path, *args)
     array = wait_for_array(process)
-    if death == "kill -9":
-        wait_until_training(array, sweep)
-        pids = subprocess.run(
-            ["pgrep", "-f", f"submitit.core._submit {sweep}"], capture_output=True, text=True
-        )
-        assert pids.stdout.split(), "no job process found"
-        for pid in pids.stdout.split():
-            os.kill(int(pid), signal.SIGKILL)
+    wait_until_training(f"{array}_0", sweep)
+    for pid in job_processes(f"{array}_0"):
+        os.kill(pid, signal.SIGKILL)
     code, out, err = finish(process)
     assert code != 0
-    state = "OUT_OF_MEMORY" if death == "out of memory" else "FAILED"
-    (row,) = rows(sweep)
-    assert row["status"] == "failed" and row["slurm_job"] == array
-    assert f"Slurm job {array} ended {state} without a result" in row["error"]
-    assert f"hydra.sweep.dir={sweep} runs it again" in row["error"]
-    assert re.search(rf"\[job 0\] failed: .*ended {state} without a result", out), out
-    assert "job(s) failed or were interrupted" in err
+    table = {r["slurm_job"]: r for r in rows(sweep)}
+    assert table[f"{array}_1"]["status"] == "done"
+    dead = table[f"{array}_0"]
+    assert dead["status"] == "failed"
+    assert f"Slurm job {array}_0 ended FAILED without a result (" in dead["error"]
+    assert f"hydra.sweep.dir={sweep} runs it again" in dead["error"]
+    assert re.search(r"\[job 0\] failed: .*ended FAILED without a result", out), out
+    assert "1 job(s) failed or were interrupted" in err
 
-    again = run_sweep(
-        zoo, tmp_path, *LONG_DAS, *ON_THE_TEST_CLUSTER, "-m", "seed=4,5", f"hydra.sweep.dir={sweep}"
-    )
+    again = run_sweep(zoo, tmp_path, *args)
     assert again.returncode == 0, again.stderr
-    assert "submitted 2 job(s)" in again.stdout  # the dead job and the new one; nothing else
-    assert {r["status"] for r in rows(sweep)} == {"done"}
+    assert "[job 1] already done" in again.stdout and "submitted 1 job(s)" in again.stdout
+    assert {r["status"] for r in rows(sweep)} == {"done", "already done"}
+
+
+def test_a_job_over_its_memory_is_reported_and_redone(slurm, zoo, tmp_path) -> None:
+    """A job over its memory limit: its row says so in Slurm's words; with the memory it needs, the same
+    sweep runs it again."""
+    sweep = tmp_path / "sweep"
+    args = [*MAS, *ON_THE_TEST_CLUSTER, "-m", "seed=1", f"hydra.sweep.dir={sweep}"]
+    small = ["hydra.launcher.mem_gb=null", "+hydra.launcher.additional_parameters.mem=150M"]
+    code, out = (done := run_sweep(zoo, tmp_path, *args, *small)).returncode, done.stdout
+    assert code != 0
+    (row,) = rows(sweep)
+    assert row["status"] == "failed"
+    assert re.search(
+        r"ended (FAILED|OUT_OF_MEMORY) without a result \(.*(memory limit|oom|out of memory)",
+        row["error"],
+        re.I,
+    )
+    assert "[job 0] failed: " in out
+
+    again = run_sweep(zoo, tmp_path, *args)
+    assert again.returncode == 0, again.stderr
+    assert [r["status"] for r in rows(sweep)] == ["done"]
 
 
 def test_a_job_that_fails_in_alignsearch_is_failed_in_slurm(slurm, zoo, tmp_path) -> None:

@@ -250,15 +250,39 @@ def ended_row(sweep: Path, job: PlannedJob, task: str, state: str, log: Path) ->
     if row is not None and row.get("slurm_job") == task and row["status"] != RunStatus.REQUEUED:
         return row
     how = "in a state Slurm no longer knows" if state == slurm_states.UNKNOWN else state
+    said = slurm_says(log.with_suffix(".err"))
     dead = job.row(
         RunStatus.FAILED,
-        error=f"Slurm job {task} ended {how} without a result (see its log); "
+        error=f"Slurm job {task} ended {how} without a result ({said or 'see its log'}); "
         f"the same command with hydra.sweep.dir={sweep} runs it again",
         slurm_job=task,
         log=str(log),
     )
     write_row(sweep, dead)
     return dead
+
+
+SLURM_WORDS = (
+    ("memory limit", "oom", "out of memory", "out_of_memory"),
+    ("slurmstepd", "srun: error", "killed", "cancelled", "time limit"),
+)
+"""What marks the lines Slurm writes into a job's log about how it ended, the telling ones first: a job over
+its memory also gets a line that its task was killed."""
+
+
+def slurm_says(err_log: Path) -> str | None:
+    """The line Slurm wrote into a job's error log about how it ended (``slurmstepd-node: error:
+    StepId=16.0 exceeded memory limit (176779264 > 157286400), being killed``), without its prefix: the
+    last about memory, else the last of Slurm's; None where it wrote none."""
+    try:
+        lines = err_log.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for words in SLURM_WORDS:
+        for line in reversed(lines):
+            if any(word in line.lower() for word in words):
+                return line.split("error: ", 1)[-1].strip().strip("*").strip()[:200]
+    return None
 
 
 def array_name(name: str, config: DictConfig, jobs: Sequence[PlannedJob]) -> str:
