@@ -207,6 +207,27 @@ def test_a_requeued_job_resumes_and_the_launcher_waits_for_it(slurm, zoo, tmp_pa
     assert results(sweep) == results(reference)
 
 
+def test_a_job_at_its_time_limit_checkpoints_requeues_and_resumes(slurm, zoo, tmp_path) -> None:
+    """A job longer than its time limit (3 minutes; USR2 45 s before it, or up to a minute earlier): it
+    saves its checkpoint, submitit requeues it, it resumes and ends ``done`` with records identical to an
+    uninterrupted run."""
+    sweep, reference = tmp_path / "sweep", tmp_path / "reference"
+    args = [*LONG_DAS, "alignment.max_steps=12000", "alignment.val_every=2000", "-m", "seed=3"]
+    limit = ["hydra.launcher.timeout_min=3", "hydra.launcher.signal_delay_s=45"]
+    started = time.monotonic()
+    done = run_sweep(zoo, tmp_path, *args, *ON_THE_TEST_CLUSTER, *limit, f"hydra.sweep.dir={sweep}")
+    assert done.returncode == 0, done.stderr
+    array = submitted_array(done.stdout)
+    assert "[job 0] requeued by Slurm: " in done.stdout, done.stdout
+    assert re.search(rf"\[job 0\] done: .*\(Slurm job {array}, log ", done.stdout), done.stdout
+    assert sacct(array, "State") == "COMPLETED"
+    print(f"time-limit sweep: {time.monotonic() - started:.0f} s")
+
+    here = run_sweep(zoo, tmp_path, *args, f"hydra.sweep.dir={reference}")
+    assert here.returncode == 0, here.stderr
+    assert results(sweep) == results(reference)
+
+
 def job_processes(task: str) -> list[int]:
     """The Python processes that run the array task ``task`` (``17_0``)."""
     raw = subprocess.run(
@@ -323,3 +344,39 @@ def test_without_accounting_the_launcher_follows_jobs_and_never_hangs(slurm, zoo
         assert "[job 0] " in done.stdout and "Bypassing" not in done.stdout + done.stderr
     finally:
         cluster("up")
+
+
+def test_the_papers_grids_are_one_queue_with_the_local_launchers_records(slurm, zoo, tmp_path) -> None:
+    """``python -m alignsearch.reproduce ... hardware=slurm``: every grid's array is submitted before any
+    grid ends (one queue), and the findings and records equal those of the local launcher."""
+    tiny = ["model.d_model=16", "training.max_steps=40", "training.val_every=20", "training.n_val=64",
+            "training.n_heldout=32", "alignment.max_steps=20", "alignment.val_every=10", "alignment.n_train=256",
+            "alignment.n_val=64", "alignment.n_heldout=64", "alignment.n_test=64", "min_task_accuracy=0"]  # fmt: skip
+    grids = ["--only", "upup,n_units"]
+    queued, local = tmp_path / "queued", tmp_path / "local"
+    command = [sys.executable, "-m", "alignsearch.reproduce", *grids, *tiny]
+    env = command_env(zoo)
+    done = subprocess.run(
+        [*command, "--out", str(queued), *ON_THE_TEST_CLUSTER], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    lines = done.stdout.splitlines()
+    submitted = [i for i, line in enumerate(lines) if "to Slurm as array" in line]
+    finished = [i for i, line in enumerate(lines) if "sweep finished" in line]
+    assert len(submitted) == 2 and len(finished) == 2
+    assert max(submitted) < min(finished)  # both grids queued before either ended
+    assert {line.split("]")[0] for line in lines if line.startswith("[")} >= {"[upup", "[n_units"}
+
+    here = subprocess.run([*command, "--out", str(local)], env=env, capture_output=True, text=True)
+    assert here.returncode == 0, here.stderr
+    for grid in ("upup", "n_units"):
+        assert records(queued / grid) == records(local / grid)
+    verdicts = [
+        [x for x in (f / "FINDINGS.md").read_text().splitlines() if "**" in x] for f in (queued, local)
+    ]
+    assert verdicts[0] == verdicts[1] and verdicts[0]
+
+
+def records(grid: Path) -> dict[str, list]:
+    """Each job's records (IIA per direction and variable), by its folder's name."""
+    return {p.parent.name: json.loads(p.read_text())["records"] for p in sorted(grid.glob("*/results.json"))}

@@ -136,14 +136,24 @@ def test_the_lines_printed_at_the_end_are_this_runs_jobs_in_job_order(tmp_path) 
     for num, job in ((1, "seed=1"), (0, "seed=0"), (0, "seed=9")):
         (sweep / job / ".hydra").mkdir(parents=True)
         (sweep / job / ".hydra" / "hydra.yaml").write_text(f"hydra:\n  job:\n    num: {num}\n")
-        sweep_module.write_row(
-            sweep, {"job": job, "status": "done", "overrides": job, "iia": "0.5", "error": ""}
-        )
+        sweep_module.write_row(sweep, row(job))
     (sweep / "multirun.yaml").write_text("{}\n")  # written when this run started, before its jobs
     os.utime(sweep / "multirun.yaml", (2_000_000, 2_000_000))
     os.utime(sweep / "seed=9" / ".hydra" / "hydra.yaml", (1_000_000, 1_000_000))  # an earlier run's job
     assert sorted(sweep_module.this_runs_jobs(sweep), key=lambda job: job[0]) == [
-        (0, {"job": "seed=0", "status": "done", "overrides": "seed=0", "iia": "0.5", "error": ""}),
-        (1, {"job": "seed=1", "status": "done", "overrides": "seed=1", "iia": "0.5", "error": ""}),
+        (0, {**row("seed=0"), "slurm_job": "", "log": ""}),  # columns the file has, empty
+        (1, {**row("seed=1"), "slurm_job": "", "log": ""}),  # columns the file has, empty
     ]
     assert [num for num, _ in sweep_module.this_runs_jobs(sweep, None)] == [None, None, None]
+
+
+def row(job: str) -> dict[str, str]:
+    return {"job": job, "status": "done", "overrides": job, "iia": "0.5", "error": ""}
+
+
+def test_a_slurm_jobs_line_ends_with_its_id_and_log() -> None:
+    """A job that ran in Slurm: its line says where to find it (its row's ``slurm_job`` and ``log``)."""
+    slurm_row = {**row("seed=1"), "slurm_job": "17_2", "log": "multirun/x/.submitit/17_2/17_2_0_log.out"}
+    assert sweep_module.job_line(2, slurm_row) == (
+        "[job 2] done: seed=1: IIA 0.500 (Slurm job 17_2, log multirun/x/.submitit/17_2/17_2_0_log.out)"
+    )

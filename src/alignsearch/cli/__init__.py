@@ -233,6 +233,8 @@ def launch(command: Command) -> None:
         with interrupt.signals_interrupt():
             _main()
     except interrupt.Interrupted as e:
+        if sweep.STARTED and e.resume == interrupt.RESUME:  # a sweep resumes in its own folder
+            e.resume = f"run the sweep again with hydra.sweep.dir={sweep.STARTED[-1]} to resume"
         interrupt.INTERRUPTED.append(e)
     if interrupt.INTERRUPTED:  # one line, and the status a shell gives a process that the signal ended
         stopped = interrupt.INTERRUPTED[-1]

@@ -6,7 +6,9 @@
 Each grid is a preset of ``conf/experiment`` (:data:`alignsearch.findings.grids.GRIDS`: ``count`` is ``findings_count``, ``upup`` is
 ``upup_vs_updown``, ...; ``--only`` takes either name), run as a sweep of ``run_alignment`` into
 ``<out>/<grid>`` (default ``multirun/reproduce/<size>``); extra arguments are passed to every sweep (a
-launcher, hardware). Running the command again resumes: finished jobs are reused, interrupted ones
+launcher, hardware). On this machine the grids run one after another; through a queue (``hardware=slurm``)
+every grid's sweep submits its jobs at once (:func:`alignsearch.findings.grids.run_grids`). Running the
+command again resumes: finished jobs are reused, interrupted ones
 resume. Then ``<out>/FINDINGS.md`` gets, for each claim, the measured numbers over seeds (mean, standard
 deviation, n; a single run: its value and n=1), the controls where they apply, and a one-line verdict
 against a threshold written down before any run (:mod:`alignsearch.findings.claims`); each grid folder also gets its
@@ -40,7 +42,7 @@ from alignsearch.findings import (
     has_runs,
     publish,
     read_record,
-    run_grid,
+    run_grids,
     selected_grids,
 )
 from alignsearch.report import CannotWrite, write_failure
@@ -105,11 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int | None:
             f" first: python -m alignsearch.reproduce --size {args.size}"
         )
     start, started = time.perf_counter(), datetime.datetime.now().isoformat(timespec="seconds")
-    failed = []
-    if not args.skip_runs:
-        for grid in grids:
-            if run_grid(grid, args.size, out, extra) != 0:
-                failed.append(grid)
+    failed = [] if args.skip_runs else run_grids(grids, args.size, out, extra)
     command = " ".join(["python -m alignsearch.reproduce", f"--size {args.size}", *extra])
     try:
         if args.skip_runs:

@@ -37,7 +37,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from alignsearch.cli import slurm_states
 from alignsearch.cli.finished_jobs import finished_results
-from alignsearch.cli.sweep import job_line
+from alignsearch.cli.sweep import job_line, remove_unexpanded_folder
 from alignsearch.search.results import RunStatus
 from alignsearch.search.sweep_records import ENDED_UNFINISHED, latest_rows, write_row
 
@@ -298,10 +298,3 @@ def array_name(name: str, config: DictConfig, jobs: Sequence[PlannedJob]) -> str
     if len(jobs) == 1 and OmegaConf.select(jobs[0].cfg, "seed", default=None) is not None:
         parts.append(f"s{jobs[0].cfg.seed}")
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", "-".join(str(p) for p in parts if p))
-
-
-def remove_unexpanded_folder(folder: Path) -> None:
-    """Remove the empty folder named after the submitit folder's pattern itself (``.submitit/%j``), which
-    submitit makes besides the jobs' own (``.submitit/17_0``)."""
-    if "%" in folder.name and folder.is_dir() and not any(folder.iterdir()):
-        folder.rmdir()

@@ -34,6 +34,8 @@ from alignsearch.search.sweep_records import SUMMARY, UNFINISHED, failed_jobs, l
 ERROR = "error.txt"
 FAILED: list[str] = []
 """Messages of this process's sweeps that had failed jobs."""
+STARTED: list[str] = []
+"""Folders of this process's sweeps, as they start (an interrupted sweep's line names its folder)."""
 
 
 def in_multirun() -> bool:
@@ -96,6 +98,7 @@ class SweepProgress(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep = config.hydra.sweep.dir
+        STARTED.append(str(sweep))
         zoo = zoo_folder(config)
         print(
             f"sweep folder: {sweep} (an interrupted sweep resumes with hydra.sweep.dir={sweep})"
@@ -126,6 +129,7 @@ class SweepProgress(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep = Path(config.hydra.sweep.dir)
+        remove_unexpanded_folder(sweep / ".submitit" / "%j")  # submitit makes it besides the jobs' own
         if jobs_print_elsewhere(config):  # their lines went to their own logs: here too, in job order
             jobs = this_runs_jobs(sweep, config.hydra.output_subdir)
             for num, row in sorted(jobs, key=lambda job: (job[0] is None, job[0] or 0)):
@@ -141,6 +145,13 @@ class SweepProgress(Callback):
             FAILED.append(
                 f"{len(failed)} job(s) failed or were interrupted: see {Path(config.hydra.sweep.dir) / SUMMARY}"
             )
+
+
+def remove_unexpanded_folder(folder: Path) -> None:
+    """Remove ``folder`` where it is empty and named after a pattern (``.submitit/%j``): submitit makes the
+    folder its pattern names, literally, besides the jobs' own (``.submitit/17_0``)."""
+    if "%" in folder.name and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def job_line(num: int | None, row: dict[str, str]) -> str:

@@ -40,6 +40,10 @@ _requeuing = False
 """Submitit is requeueing this job: Slurm's SIGTERM that ends the requeued step is expected, not an end."""
 
 
+RESUME = "run the same command again to resume"
+"""What an interrupted command's line says to do, unless it knows better (a sweep: its folder)."""
+
+
 class Interrupted(BaseException):
     """A run ended by a signal. Like KeyboardInterrupt, not an ``Exception``: nothing treats it as an error
     of the run (``except Exception`` blocks let it through)."""
@@ -49,7 +53,7 @@ class Interrupted(BaseException):
         signum: int,
         step: int | None = None,
         checkpoint: Path | str | None = None,
-        resume: str = "run the same command again to resume",
+        resume: str = RESUME,
         requeued: bool | None = None,
     ) -> None:
         self.signum, self.step, self.checkpoint, self.resume = int(signum), step, checkpoint, resume

@@ -43,7 +43,16 @@ from alignsearch.findings.claims import (
     per_seed,
     position_table,
 )
-from alignsearch.findings.grids import GRIDS, SIZES, grid_names, grid_rows, has_runs, run_grid, selected_grids
+from alignsearch.findings.grids import (
+    GRIDS,
+    SIZES,
+    grid_names,
+    grid_rows,
+    has_runs,
+    run_grid,
+    run_grids,
+    selected_grids,
+)
 from alignsearch.findings.judging import judge_claims, verdict
 from alignsearch.findings.page import NOTES_MARKER, findings, publish
 from alignsearch.findings.record import RUN_RECORD, add_sitting, read_record
@@ -56,5 +65,5 @@ __all__ = [
     "Rows", "add_sitting", "findings", "grid_names", "grid_rows", "has_runs", "is_count", "judge_claims",
     "judge_controls", "judge_count", "judge_divergence", "judge_mas", "judge_n_units", "judge_training",
     "judge_transformer", "judge_upup", "judge_variants", "mean", "per_seed", "position_table", "publish",
-    "read_record", "run_grid", "selected_grids", "summary", "table", "values", "verdict",
+    "read_record", "run_grid", "run_grids", "selected_grids", "summary", "table", "values", "verdict",
 ]  # fmt: skip

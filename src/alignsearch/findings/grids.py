@@ -5,6 +5,7 @@ rows, with its report written beside them)."""
 from __future__ import annotations
 
 import contextlib
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -62,14 +63,77 @@ def has_runs(out: Path) -> bool:
     return any(next((out / grid).rglob("results.json"), None) for grid in GRIDS if (out / grid).is_dir())
 
 
-def run_grid(grid: str, size: str, out: Path, extra: Sequence[str]) -> int:
-    """The grid's sweep, resumable in ``out/<grid>``; returns its exit status (1: some job failed)."""
-    command = [
+def grid_command(grid: str, size: str, out: Path, extra: Sequence[str]) -> list[str]:
+    """The command of the grid's sweep, resumable in ``out/<grid>``."""
+    return [
         sys.executable, "-m", "alignsearch.cli.run_alignment", "-m", f"+experiment={GRIDS[grid]}",
         f"size={size}", f"hydra.sweep.dir={out / grid}", "hardware.progress_bar=false", *extra,
     ]  # fmt: skip
+
+
+def run_grid(grid: str, size: str, out: Path, extra: Sequence[str]) -> int:
+    """The grid's sweep, resumable in ``out/<grid>``; returns its exit status (1: some job failed)."""
     print(f"reproduce: {grid} ({GRIDS[grid]}, size={size})", flush=True)
-    return subprocess.run(command).returncode
+    return subprocess.run(grid_command(grid, size, out, extra)).returncode
+
+
+QUEUED = ("hardware=slurm", "hydra/launcher=slurm")
+"""Arguments that send the jobs to a cluster's queue rather than this machine's workers."""
+
+
+def queues_jobs(extra: Sequence[str]) -> bool:
+    """Whether ``extra`` sends the grids' jobs to a cluster's queue (``hardware=slurm``)."""
+    return any(arg in QUEUED for arg in extra)
+
+
+def run_grids(grids: Sequence[str], size: str, out: Path, extra: Sequence[str]) -> list[str]:
+    """Run the grids; return those with failed jobs.
+
+    On this machine, one grid after another: each sweep has every worker. Through a queue
+    (``hardware=slurm``), every grid's sweep at once: each submits its array right away, so the queue holds
+    every job of every grid (as many arrays as grids, each bounded by ``hydra.launcher.array_parallelism``)
+    and no worker idles at the end of one grid while another waits; each line the sweeps print starts with
+    its grid (``[count] [job 3] done: ...``)."""
+    if not queues_jobs(extra):
+        return [grid for grid in grids if run_grid(grid, size, out, extra) != 0]
+    import threading
+
+    print(f"reproduce: {', '.join(grids)} (size={size}), every grid's jobs queued at once", flush=True)
+    lock = threading.Lock()
+    processes = {
+        grid: subprocess.Popen(
+            grid_command(grid, size, out, extra),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
+        for grid in grids
+    }
+
+    def relay(grid: str, process: subprocess.Popen) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            with lock:
+                print(f"[{grid}] {line}", end="", flush=True)
+
+    relays = [threading.Thread(target=relay, args=item, daemon=True) for item in processes.items()]
+    for thread in relays:
+        thread.start()
+    try:
+        codes = {grid: process.wait() for grid, process in processes.items()}
+    except (
+        BaseException
+    ):  # Ctrl-C, a signal: each sweep stops following its jobs and says how to collect them
+        for process in processes.values():
+            process.send_signal(signal.SIGINT)
+        for process in processes.values():
+            process.wait()
+        raise
+    finally:
+        for thread in relays:
+            thread.join(timeout=5)
+    return [grid for grid in grids if codes[grid] != 0]
 
 
 def grid_rows(out: Path, grid: str) -> Rows:
