@@ -259,6 +259,7 @@ def align(
     overrides: list[str] | tuple[str, ...] = (),
     data: PairsData | TextPairSource | CorpusSource | None = None,
     progress: bool = True,
+    min_task_accuracy: float | None = None,
     **settings: Any,
 ) -> AlignmentResult:
     """Align a site of one model (DAS) or two (MAS and its family) and evaluate it.
@@ -280,6 +281,9 @@ def align(
     is the partner. ``seed`` is an integer in [0, 2**32 - 1].
     ``progress`` (True or False) shows training progress (a bar on a terminal, a line every few seconds
     otherwise).
+    ``min_task_accuracy`` (a number in [0, 1]; None: the command line's, 0.95): a model of the zoo
+    (:func:`model`) whose training reached a lower validation trial accuracy is refused before any work,
+    the error saying what it reached (0 aligns any); models brought from Python are not held to it.
     Training checkpoints and ``results.json`` go to ``out_dir``, where they stay (and a finished run is
     found again); without one they go to a temporary folder removed when the call ends.
     """
@@ -290,6 +294,7 @@ def align(
             models, work, names, task=task, alignment=alignment, layer=layer, site=site, position=position,
             variables=variables, n_units=n_units, causal_model=causal_model, seed=seed,
             overrides=overrides, data=data, progress=progress, settings=settings,
+            min_task_accuracy=min_task_accuracy,
         )  # fmt: skip
         with arguments(names):
             result = run_alignment(
@@ -319,6 +324,7 @@ def scan(
     out_dir: str | Path | None = None,
     overrides: list[str] | tuple[str, ...] = (),
     progress: bool = True,
+    min_task_accuracy: float | None = None,
     **settings: Any,
 ) -> ScanResult:
     """Where does the variable live? A short alignment (``steps`` steps) at every site x position, the
@@ -347,6 +353,7 @@ def scan(
             models, work, names, task=task, alignment=alignment, layer=0, site=None, position=None,
             variables=variables, n_units=n_units, causal_model=causal_model, seed=seed,
             overrides=overrides, data=data, progress=progress, settings=settings, call="api.scan",
+            min_task_accuracy=min_task_accuracy,
         )  # fmt: skip
         with arguments(names):
             settings_of_scan = ScanSettings.parse(

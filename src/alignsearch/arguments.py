@@ -188,7 +188,8 @@ def argument_names(settings: Mapping[str, Any]) -> dict[str, str]:
     return {
         "seed": "seed", "layer": "layer", "site": "site", "position": "position", "n_units": "n_units",
         "alignment.variables": "variables", "alignment.causal_model": "causal_model",
-        "hardware.progress_bar": "progress", **{f"alignment.{k}": k for k in settings},
+        "hardware.progress_bar": "progress", "min_task_accuracy": "min_task_accuracy",
+        **{f"alignment.{k}": k for k in settings},
     }  # fmt: skip
 
 
@@ -211,10 +212,12 @@ def run_inputs(
     progress: bool,
     settings: Mapping[str, Any],
     call: str = "api.align",
+    min_task_accuracy: float | None = None,
 ) -> tuple[list[RunModel], AlignmentSettings, RunSettings, HardwareSettings, RunData | None]:
     """:func:`alignsearch.api.align`'s and :func:`alignsearch.api.scan`'s arguments as the run core takes
     them, checked by the command line's rules (errors name the arguments), overrides by
-    :func:`check_run_overrides`."""
+    :func:`check_run_overrides`; ``min_task_accuracy`` None: the command line's (an override's, else
+    ``conf/run_alignment.yaml``'s)."""
     if not isinstance(alignment, str):
         raise ConfigError("alignment", alignment, "an alignment name (das, mas, ...)", (str,)).as_argument(
             "alignment"
@@ -238,6 +241,9 @@ def run_inputs(
                 "n_units": n_units,
                 "partner": plain(cfg.partner),
                 "position": position,
+                "min_task_accuracy": (
+                    plain(cfg.min_task_accuracy) if min_task_accuracy is None else min_task_accuracy
+                ),
             }
         )
         hardware = HardwareSettings.parse({**plain(cfg.hardware), "progress_bar": progress})
@@ -246,6 +252,8 @@ def run_inputs(
         "n_units": n_units, "alignment.variables": variables, "alignment.causal_model": causal_model,
         "hardware.progress_bar": progress, **{f"alignment.{k}": v for k, v in settings.items()},
     }  # fmt: skip
+    if min_task_accuracy is not None:  # None leaves it to an override
+        given["min_task_accuracy"] = min_task_accuracy
     check_run_overrides(cfg, overrides, call, names, given)
     return run_models, a, run, hardware, source
 
@@ -257,9 +265,10 @@ RUN_READS = (
     "partner.causal_model",
     "partner.variables",
     "hardware",
+    "min_task_accuracy",
 )
 """What ``api.align`` and ``api.scan`` read from ``overrides`` (``alignment`` and ``hardware``: the group's
-choice and its keys); the rest of ``run_alignment``'s config is for the command line, which finds the
+choice and its keys; ``min_task_accuracy``, which the zoo models' training must have reached); the rest of ``run_alignment``'s config is for the command line, which finds the
 models, their task and training, the partner and the loggers itself."""
 
 

@@ -23,6 +23,7 @@ from alignsearch.errors import ConfigError
 from alignsearch.settings import (
     AlignmentSettings,
     boolean,
+    fraction,
     json_ready,
     optional,
     plain,
@@ -54,6 +55,7 @@ RULES: dict[str, Callable[[str, Any], Any]] = {
     "alignment.variables": variable_list,
     "alignment.causal_model": text,
     "hardware.progress_bar": boolean,
+    "min_task_accuracy": fraction,
 }
 """How a key's value is read before an override and an argument are compared (``position=-1`` is
 ``last``); an ``alignment.<key>`` is read by its :class:`AlignmentSettings` rule."""

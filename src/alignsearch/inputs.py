@@ -67,7 +67,8 @@ def zoo_model(entry: zoo.ZooEntry, index: int = 0) -> RunModel:
     labelled by its task, model, seed and the settings that name it (training: the first model's only, a
     partner is trained alike); its untrained form is the model as the zoo initialised it, or, for a model
     brought from elsewhere, a re-initialised copy (:func:`alignsearch.zoo.reinitialised`), and such a
-    model is identified by its definition too (:func:`with_definition`)."""
+    model is identified by its definition too (:func:`with_definition`). A model the zoo trained carries
+    its training's metrics, which ``min_task_accuracy`` is checked against."""
     own = entry.info.get("origin") == zoo.OWN
     labels = {"task": entry.info["task"], "model": entry.info["model"], "seed": entry.info["seed"]}
     if not own and hasattr(entry.task, "settings"):
@@ -77,8 +78,9 @@ def zoo_model(entry: zoo.ZooEntry, index: int = 0) -> RunModel:
         return zoo.reinitialised(entry.model, seed + index) if own else zoo.initial_model(entry)
 
     model = RunModel(
-        entry.model, zoo.short_name(entry.path), entry.task, entry.weights_sha256, labels, untrained
-    )
+        entry.model, zoo.short_name(entry.path), entry.task, entry.weights_sha256, labels, untrained,
+        training_metrics=None if own else entry.metrics,
+    )  # fmt: skip
     return with_definition(model, entry) if own else model
 
 

@@ -590,8 +590,9 @@ class ScanSettings:
 @dataclass(frozen=True, kw_only=True)
 class RunSettings:
     """What one alignment run aligns, besides how (:class:`AlignmentSettings`): the seed, the site and the
-    units per variable, the training snapshot, and the partner (top-level keys of
-    ``conf/run_alignment.yaml``: ``seed``, ``layer``, ``site``, ``n_units``, ``snapshot``, ``partner``)."""
+    units per variable, the training snapshot, the partner, and the task accuracy a zoo model must have
+    reached (top-level keys of ``conf/run_alignment.yaml``: ``seed``, ``layer``, ``site``, ``n_units``,
+    ``snapshot``, ``partner``, ``position``, ``min_task_accuracy``)."""
 
     seed: int = setting(seed_value)
     layer: int | str = setting(site_layer)
@@ -605,8 +606,15 @@ class RunSettings:
     position: str | None = setting(optional(run_position, f"null ({ANY})"), default=None)
     """Where every prompt or sequence of a pair is intervened on (:class:`Position`, as its spec); None:
     each pair's own position."""
+    min_task_accuracy: float = setting(fraction, identity=False, default=0.95)
+    """The validation trial accuracy a task model trained by the zoo must have reached to be aligned (its
+    entry's ``metrics.json``; :func:`alignsearch.search.planning.check_task_accuracy`): a model below it
+    is refused before any work, naming this setting (0: align any). A variable found, or not found, in a
+    model that fails the task says little about how the task is solved. Not part of a run's identity (it
+    changes which runs start, not their results); models brought from Python and language models are
+    not held to it, nor a ``snapshot`` (early weights, aligned on purpose)."""
 
-    KEYS = ("seed", "layer", "site", "n_units", "snapshot", "partner", "position")
+    KEYS = ("seed", "layer", "site", "n_units", "snapshot", "partner", "position", "min_task_accuracy")
 
     @classmethod
     def parse(cls, node: Mapping | Any) -> RunSettings:
@@ -635,8 +643,11 @@ class RunSettings:
 
     def identity(self) -> dict[str, Any]:
         """The settings that change a run's results, as plain values (``position`` only where set: runs
-        from before it existed keep their identity)."""
+        from before it existed keep their identity; never ``min_task_accuracy``)."""
         values = plain_dataclass(self)
+        for f in dataclasses.fields(self):
+            if not f.metadata["identity"]:
+                del values[f.name]
         if values["position"] is None:
             del values["position"]
         return values

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from tests.helpers import (
+    TINY_ALIGNMENT,
     TINY_TRAINING,
     assert_error_line,
     assert_one_line_error,
@@ -72,6 +73,27 @@ def test_corrupt_or_incomplete_zoo_entry(zoo, tmp_path) -> None:
     entry.mkdir(parents=True)
     result = run_script("train_task_model.py", *TINY_TRAINING, zoo=zoo, cwd=tmp_path)
     assert_one_line_error(result, str(entry), "is incomplete: entry.json is missing")
+
+
+def test_an_under_trained_model_is_refused_once_trained(zoo, tmp_path) -> None:
+    """Issue 30, as the shell sees it: the model the run trains says how well it learned the task, and
+    one below ``min_task_accuracy`` ends the command there (status 2, one line, no run folder); the
+    same command in this process, accepted and in order: ``integration/test_run_alignment_cli.py``."""
+    strict = [o for o in TINY_ALIGNMENT if not o.startswith("min_task_accuracy=")]
+    result = run_script("run_alignment.py", *TINY_TRAINING, *strict, zoo=zoo, cwd=tmp_path)
+    name = f"multiobject/gru/{TINY}"
+    assert_one_line_error(
+        result,
+        f"min_task_accuracy=0.95 is not allowed: expected a threshold that {name} reaches",
+        "after 40 training steps (train it longer, with a larger training.max_steps, or accept it with "
+        "min_task_accuracy=",
+    )
+    said = [
+        line for line in result.stdout.splitlines() if line.startswith(("training ", "trained ", "align"))
+    ]
+    assert [line.split(" ")[0] for line in said] == ["training", "trained"], result.stdout
+    assert said[1].startswith(f"trained {name}: validation trial accuracy ")
+    assert not (tmp_path / "outputs").exists()
 
 
 def test_two_devices_on_a_cpu_are_refused_in_one_line(tmp_path) -> None:

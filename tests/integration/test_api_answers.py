@@ -61,8 +61,8 @@ def test_an_override_of_what_an_argument_sets_is_refused_naming_the_argument(
 def test_an_override_align_does_not_read_is_refused(gru, override) -> None:
     assert refused(api.align, gru, overrides=[override], **QUICK) == (
         f"overrides={override!r} is not allowed: expected overrides of what api.align reads: alignment, "
-        "partner.layer, partner.site, partner.causal_model, partner.variables, hardware (the models come "
-        "with their task and training; a partner is the second of models)"
+        "partner.layer, partner.site, partner.causal_model, partner.variables, hardware, min_task_accuracy "
+        "(the models come with their task and training; a partner is the second of models)"
     )
 
 

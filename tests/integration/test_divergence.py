@@ -108,7 +108,9 @@ def planned(zoo_dir, *overrides: str):
     settings only, and the shared zoo gains no entry)."""
     from tests.helpers import TINY_TRAINING, compose_config, plan_of
 
-    cfg = compose_config("run_alignment", [f"paths.zoo_dir={zoo_dir}", *TINY_TRAINING, *overrides])
+    cfg = compose_config(
+        "run_alignment", [f"paths.zoo_dir={zoo_dir}", *TINY_TRAINING, "min_task_accuracy=0", *overrides]
+    )
     return plan_of(cfg, [api.model(zoo_dir=zoo_dir, overrides=TINY_TRAINING)] * cfg.alignment.models)
 
 

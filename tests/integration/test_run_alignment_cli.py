@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 
 import pytest
 import torch
@@ -44,13 +45,35 @@ RECORD_KEYS = {
 }
 
 
+PHASES = ("training ", "trained ", "aligning ", "aligned: ", "results: ")
+"""How the lines that start and end each phase of a run begin (issue 30: a line per phase)."""
+
+
+def phase_lines(stdout: str) -> list[str]:
+    return [line for line in stdout.splitlines() if line.startswith(PHASES)]
+
+
 def test_fresh_zoo_trains_the_model_then_aligns(zoo, tmp_path) -> None:
     done = run_here("run_alignment.py", *TINY_TRAINING, *TINY_ALIGNMENT, zoo=zoo, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert (
-        "training " in done.stdout
-        and (zoo / "multiobject" / "gru" / f"seed0-d_model32{TINY_SUFFIX}" / "model.pt").is_file()
+    name = f"multiobject/gru/seed0-d_model32{TINY_SUFFIX}"
+    assert (zoo / name / "model.pt").is_file()
+    # each phase says when it starts and ends, once, in order: which model, where, how well, how long
+    lines = phase_lines(done.stdout)
+    assert [line.split(" ")[0] for line in lines] == [
+        "training",
+        "trained",
+        "aligning",
+        "aligned:",
+        "results:",
+    ]
+    training, trained, aligning, aligned, _ = lines
+    metrics = json.loads((zoo / name / "metrics.json").read_text())
+    assert training == f"training {zoo / name}"
+    assert trained.startswith(
+        f"trained {name}: validation trial accuracy {metrics['val_trial_acc']:.3f} after 40 steps ("
     )
+    assert aligning == f"aligning count at layer.0 of {name} (das, 16 units, up to 20 steps)"
     (run_dir,) = (tmp_path / "outputs" / "run_alignment").iterdir()
     results = json.loads((run_dir / "results.json").read_text())
     cfg = results["config"]
@@ -87,10 +110,50 @@ def test_fresh_zoo_trains_the_model_then_aligns(zoo, tmp_path) -> None:
     saved = torch.load(run_dir / "alignment.pt", weights_only=True)
     assert any("rotate" in k for k in saved["state_dict"])
     assert "IIA val" in done.stdout
+    assert aligned.startswith(f"aligned: validation IIA {record['iia']:.3f} after 20 steps (")
+    progress = done.stdout.splitlines()
+    assert progress.index(trained) < progress.index(aligning) < progress.index(aligned)
 
     # the same command again: the run is found, nothing is trained
     again = run_here("run_alignment.py", *TINY_TRAINING, *TINY_ALIGNMENT, zoo=zoo, cwd=tmp_path)
     assert again.returncode == 0 and "already done" in again.stdout and "training " not in again.stdout
+    assert [line.split(" ")[0] for line in phase_lines(again.stdout)] == []  # nothing starts again
+
+
+def test_an_under_trained_model_is_refused_unless_accepted(zoo, tmp_path) -> None:
+    """Issue 30: a model trained too few steps to learn the task was aligned without a word. Training it
+    inside the alignment ends with a line of its accuracy; below ``min_task_accuracy`` (0.95 by default)
+    the run stops there with one line saying what it reached and how to go on, and the value it offers
+    is accepted."""
+    strict = [o for o in TINY_ALIGNMENT if not o.startswith("min_task_accuracy=")]
+    refused = run_here("run_alignment.py", *TINY_TRAINING, *strict, zoo=zoo, cwd=tmp_path)
+    name = f"multiobject/gru/seed0-d_model32{TINY_SUFFIX}"
+    accuracy = json.loads((zoo / name / "metrics.json").read_text())["val_trial_acc"]
+    assert accuracy < 0.95  # 40 steps do not learn the task
+    accept = math.floor(accuracy * 100) / 100
+    assert refused.returncode == 2
+    assert refused.stderr.splitlines() == [
+        f"error: min_task_accuracy=0.95 is not allowed: expected a threshold that {name} reaches: its "
+        f"validation trial accuracy is {accuracy:.3f} after 40 training steps (train it longer, with a "
+        f"larger training.max_steps, or accept it with min_task_accuracy={accept:g})"
+    ]
+    assert [line.split(" ")[0] for line in phase_lines(refused.stdout)] == ["training", "trained"]
+    assert f"trained {name}: validation trial accuracy {accuracy:.3f}" in refused.stdout
+    assert not (tmp_path / "outputs").exists()  # refused before any alignment work: no run folder
+
+    accepted = run_here(
+        "run_alignment.py", *TINY_TRAINING, *strict, f"min_task_accuracy={accept:g}", zoo=zoo, cwd=tmp_path
+    )
+    assert accepted.returncode == 0, accepted.stderr
+    # the model is in the zoo now: no training, and no line about it
+    assert [line.split(" ")[0] for line in phase_lines(accepted.stdout)] == [
+        "aligning",
+        "aligned:",
+        "results:",
+    ]
+    # a model found in the zoo (not trained now) is held to the threshold too
+    again = run_here("run_alignment.py", *TINY_TRAINING, *strict, zoo=zoo, cwd=tmp_path)
+    assert again.returncode == 2 and again.stderr == refused.stderr and "training " not in again.stdout
 
 
 def test_user_command_form_with_multirun_flag_after_overrides(trained_zoo, tmp_path) -> None:

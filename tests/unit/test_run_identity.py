@@ -24,7 +24,7 @@ def test_run_identity_ignores_only_settings_that_do_not_change_results() -> None
 
     base = digest()
     for same in ("alignment.prefix_cache=false", "alignment.prefix_cache_mb=10", "alignment.eval_batch_size=7",
-                 "hardware.threads=1", "logger=wandb"):  # fmt: skip
+                 "hardware.threads=1", "logger=wandb", "min_task_accuracy=0.2"):  # fmt: skip
         assert digest(same) == base, same
     for other in ("alignment.lr=0.1", "alignment.accumulate=2", "alignment.controls=[shuffled]", "n_units=8"):
         assert digest(other) != base, other

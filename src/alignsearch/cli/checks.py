@@ -36,7 +36,7 @@ TRAIN_KEYS = COMMON_KEYS
 RUN_KEYS = (
     *COMMON_KEYS,
     *("alignment", "layer", "site", "n_units", "auto_train", "snapshot", "partner", "similarity", "data"),
-    "position",
+    *("position", "min_task_accuracy"),
 )
 PRESET_KEYS = ("size", "sizes", "form", "forms")
 """Top-level keys of the ``conf/experiment`` presets: the preset's size and its grids, and the form of

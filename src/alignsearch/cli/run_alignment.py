@@ -13,12 +13,14 @@ from alignsearch import inputs, zoo
 from alignsearch.cli.checks import check_common, run_requests
 from alignsearch.cli.text_run import is_text_run, text_inputs
 from alignsearch.cli.train_task_model import make_loggers
+from alignsearch.engine.progress import duration
+from alignsearch.search.planning import check_task_accuracy
 from alignsearch.search.records import models_legend, records_table
 from alignsearch.search.results import RunStatus
 from alignsearch.search.run import RunResult, run_alignment
 from alignsearch.search.run_folder import RESULTS
 from alignsearch.search.spec import RunData, RunModel
-from alignsearch.settings import HardwareSettings
+from alignsearch.settings import HardwareSettings, RunSettings
 
 
 def main(cfg: DictConfig) -> dict[str, Any]:
@@ -43,11 +45,31 @@ def main(cfg: DictConfig) -> dict[str, Any]:
 
 def run_inputs(cfg: DictConfig, out_dir: Path) -> tuple[list[RunModel], RunData | None]:
     """The models a run aligns and its data: language models from their folders with the pairs of the
-    data, or task models from the zoo (each missing one trained once, under its lock) and no data."""
+    data, or task models from the zoo (each missing one trained once, under its lock, ending with a line
+    of its accuracy) and no data; a task model below ``min_task_accuracy`` is refused as soon as it is
+    there (:func:`alignsearch.search.planning.check_task_accuracy`)."""
     if is_text_run(cfg):
         return text_inputs(cfg, out_dir)
-    entries = [zoo.get_or_train(req, snapshot=cfg.snapshot) for req in run_requests(cfg)]
-    return [inputs.zoo_model(e, i) for i, e in enumerate(entries)], None
+    run = RunSettings.parse(cfg)
+    models = []
+    for i, req in enumerate(run_requests(cfg)):
+        trains = not req.path.is_dir()
+        model = inputs.zoo_model(zoo.get_or_train(req, snapshot=cfg.snapshot), i)
+        if trains:
+            print(trained_line(model), flush=True)
+        check_task_accuracy([model], run)  # an under-trained model is refused before its partner trains
+        models.append(model)
+    return models, None
+
+
+def trained_line(model: RunModel) -> str:
+    """The line that ends a task model's training inside an alignment (``training <path>`` began it):
+    ``trained multiobject/gru/seed0: validation trial accuracy 0.999 after 600 steps (41.3 s)``."""
+    metrics = model.training_metrics or {}
+    return (
+        f"trained {model.name}: validation trial accuracy {metrics.get('val_trial_acc', float('nan')):.3f} "
+        f"after {metrics.get('steps')} steps ({duration(float(metrics.get('train_seconds', 0.0)))})"
+    )
 
 
 def run_loggers(cfg: DictConfig, config: dict[str, Any]) -> list:

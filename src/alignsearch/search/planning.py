@@ -10,11 +10,15 @@ Variables are paired by position: ``alignment.variables=[count]`` with ``partner
 partner.variables=[demo_count]`` aligns Up-Down's ``count`` in model 0 with Up-Up's ``demo_count`` in
 model 1, in one shared block of the aligned space. Models on text (no task) have one variable, the
 data's.
+
+A task model the zoo trained must have learned its task: below ``min_task_accuracy`` (validation trial
+accuracy, as its training recorded it) it is refused before any work (:func:`check_task_accuracy`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,7 +39,9 @@ def plan_run(
     """The checked plan of a run of ``a`` on ``models`` (one or two), on the tasks' pairs or on ``data``.
 
     The alignment functions are built once here (seeded by ``run.seed``): the run trains them. A run
-    ``position`` moves text pairs there (``data.at``) or fixes where task pairs intervene."""
+    ``position`` moves text pairs there (``data.at``) or fixes where task pairs intervene. Zoo models
+    must have reached ``run.min_task_accuracy`` (unless a ``snapshot`` of their training is aligned),
+    checked once every setting is (a wrong setting is said first)."""
     position = run.where()
     if position is not None and data is not None:
         at = getattr(data, "at", None)
@@ -64,7 +70,39 @@ def plan_run(
     plan = assemble_plan(a, run, members, data)
     plan.position = position if data is None else None
     plan.plan_interchange()
+    check_task_accuracy(models, run)
     return plan
+
+
+def check_task_accuracy(models: Sequence[RunModel], run: RunSettings) -> None:
+    """A ConfigError about ``min_task_accuracy`` for the first model whose training recorded a validation
+    trial accuracy below ``run.min_task_accuracy``, saying what it reached and the two ways on: train it
+    longer, or accept it with a lower ``min_task_accuracy`` (the accuracy rounded down to two decimals).
+    Models without recorded training metrics (brought from Python, language models) are not checked, nor
+    any model when the run aligns a ``snapshot`` (early weights, on purpose)::
+
+        min_task_accuracy=0.95 is not allowed: expected a threshold that multiobject/gru/seed2-max_steps200
+        reaches: its validation trial accuracy is 0.270 after 200 training steps (train it longer, with a
+        larger training.max_steps, or accept it with min_task_accuracy=0.27)
+    """
+    threshold = run.min_task_accuracy
+    for model in models if run.snapshot is None else ():
+        metrics = model.training_metrics or {}
+        accuracy = metrics.get("val_trial_acc")
+        if not isinstance(accuracy, int | float) or isinstance(accuracy, bool) or accuracy >= threshold:
+            continue
+        steps = metrics.get("steps")
+        after = (
+            f" after {steps} training steps" if isinstance(steps, int) and not isinstance(steps, bool) else ""
+        )
+        accept = max(0.0, math.floor(accuracy * 100) / 100)
+        raise ConfigError(
+            "min_task_accuracy",
+            threshold,
+            f"a threshold that {model.name} reaches: its validation trial accuracy is {accuracy:.3f}{after} "
+            f"(train it longer, with a larger training.max_steps, or accept it with "
+            f"min_task_accuracy={accept:g})",
+        )
 
 
 def check_no_partner(partner: PartnerSettings, alignment: str) -> None:

@@ -48,6 +48,10 @@ class RunModel:
     """For a model brought from Python, what defines it besides its weights: its whole state, its classes'
     code and its attributes (:func:`alignsearch.models.definition.definition_sha256`); None for a zoo
     entry or a language model folder, named by their files."""
+    training_metrics: Mapping[str, Any] | None = None
+    """What training a zoo model measured (its entry's ``metrics.json``: ``val_trial_acc``, ``steps``, ...),
+    held to ``min_task_accuracy`` (:func:`alignsearch.search.planning.check_task_accuracy`); None for a
+    model the zoo did not train (brought from Python, a language model) or not yet trained."""
 
     def identity(self) -> dict[str, str]:
         """What a run's results belong to (``definition_sha256`` only where there is one: the identity of
