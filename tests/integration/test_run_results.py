@@ -301,7 +301,7 @@ def test_status_words_are_the_printed_ones() -> None:
     from alignsearch.cli import sweep
     from alignsearch.search import sweep_records
 
-    assert [str(s) for s in RunStatus] == ["done", "already done", "failed", "interrupted"]
+    assert [str(s) for s in RunStatus] == ["done", "already done", "failed", "interrupted", "requeued"]
     assert f"{RunStatus.ALREADY_DONE}: x" == "already done: x" and json.dumps(RunStatus.DONE) == '"done"'
     assert (
         "failed" in sweep.UNFINISHED and "interrupted" in sweep.UNFINISHED and "done" not in sweep.UNFINISHED

@@ -349,7 +349,7 @@ def test_without_accounting_the_launcher_follows_jobs_and_never_hangs(slurm, zoo
 def test_the_papers_grids_are_one_queue_with_the_local_launchers_records(slurm, zoo, tmp_path) -> None:
     """``python -m alignsearch.reproduce ... hardware=slurm``: every grid's array is submitted before any
     grid ends (one queue), and the findings and records equal those of the local launcher."""
-    tiny = ["model.d_model=16", "training.max_steps=40", "training.val_every=20", "training.n_val=64",
+    tiny = ["model.d_model=32", "training.max_steps=40", "training.val_every=20", "training.n_val=64",
             "training.n_heldout=32", "alignment.max_steps=20", "alignment.val_every=10", "alignment.n_train=256",
             "alignment.n_val=64", "alignment.n_heldout=64", "alignment.n_test=64", "min_task_accuracy=0"]  # fmt: skip
     grids = ["--only", "upup,n_units"]
