@@ -308,7 +308,7 @@ def test_status_words_are_the_printed_ones() -> None:
     )
     row = {"job": "seed=0", "status": RunStatus.ALREADY_DONE, "iia": "0.5000"}
     assert sweep.job_line(2, row) == "[job 2] already done: seed=0: IIA 0.500"
-    assert sweep_records.summary_text([row]).splitlines()[1] == "seed=0,already done,,0.5000,"
+    assert sweep_records.summary_text([row]).splitlines()[1] == "seed=0,already done,,0.5000,,,"
 
 
 def test_a_sweep_line_shows_the_mean_iia_of_the_trained_records() -> None:
