@@ -1,0 +1,94 @@
+"""The papers' grids through a Slurm queue against this machine's parallel launcher: the same verdicts and
+records, and the wall time of each.
+
+    tests/slurm/cluster.sh up            # the one-node test cluster (one job per CPU)
+    python benchmarks/reproduce_queue.py --size small --out /tmp/queue   [--only count,upup]
+
+Runs ``python -m alignsearch.reproduce`` twice into ``<out>/slurm`` and ``<out>/local``, each with a zoo of
+its own (``<out>/zoo-slurm``, ``<out>/zoo-local``: both train their task models, as a first run does), first through
+Slurm (``hardware=slurm``, one CPU per job: every grid's jobs queued at once) and then with
+``hardware=local_parallel hydra.launcher.n_jobs=<CPUs>`` (one grid after another). Prints each one's
+wall time, whether the verdict lines of ``FINDINGS.md`` and every job's records are equal, and writes
+the same as ``<out>/reproduce_queue.json``. A run that finds its folder done takes no time: use a fresh
+``--out`` to measure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ON_THE_TEST_CLUSTER = [
+    "hardware=slurm",
+    "hydra.launcher.gpus_per_node=0",
+    "hydra.launcher.cpus_per_task=1",
+    "hydra.launcher.mem_gb=2",
+    "hydra.launcher.partition=debug",
+]
+
+
+def reproduce(out: Path, zoo: Path, size: str, only: str | None, launcher: list[str]) -> float:
+    """Run the grids into ``out``; their wall time in seconds."""
+    command = [sys.executable, "-m", "alignsearch.reproduce", "--size", size, "--out", str(out), *launcher]
+    command += ["--only", only] if only else []
+    started = time.perf_counter()
+    subprocess.run(
+        command, env={**os.environ, "ALIGNSEARCH_ZOO": str(zoo), "WANDB_MODE": "offline"}, check=False
+    )
+    return time.perf_counter() - started
+
+
+def verdicts(out: Path) -> list[str]:
+    """The verdict lines of ``FINDINGS.md`` (``**supported**: ...``)."""
+    return [line for line in (out / "FINDINGS.md").read_text().splitlines() if line.startswith("**")]
+
+
+def records(out: Path) -> dict[str, list]:
+    """Every job's records by its grid and folder (controls and superseded runs aside)."""
+    return {
+        str(p.parent.relative_to(out)): json.loads(p.read_text())["records"]
+        for p in sorted(out.rglob("results.json"))
+        if "controls" not in p.parts and "superseded" not in p.parts
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", default="small")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--only", default=None)
+    args = parser.parse_args()
+    workers = len(os.sched_getaffinity(0))
+    local = ["hardware=local_parallel", f"hydra.launcher.n_jobs={workers}"]
+    seconds = {
+        "slurm": reproduce(
+            args.out / "slurm", args.out / "zoo-slurm", args.size, args.only, ON_THE_TEST_CLUSTER
+        ),
+        "local": reproduce(args.out / "local", args.out / "zoo-local", args.size, args.only, local),
+    }
+    same_verdicts = verdicts(args.out / "slurm") == verdicts(args.out / "local")
+    slurm_records, local_records = records(args.out / "slurm"), records(args.out / "local")
+    differing = sorted(
+        k for k in slurm_records.keys() | local_records.keys() if slurm_records.get(k) != local_records.get(k)
+    )
+    summary = {
+        "size": args.size,
+        "only": args.only,
+        "workers": workers,
+        "seconds": {k: round(v, 1) for k, v in seconds.items()},
+        "jobs": len(slurm_records),
+        "same_verdicts": same_verdicts,
+        "jobs_with_different_records": differing,
+        "load_average_after": os.getloadavg()[0],
+    }
+    (args.out / "reproduce_queue.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
