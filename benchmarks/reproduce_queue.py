@@ -23,13 +23,12 @@ import sys
 import time
 from pathlib import Path
 
-ON_THE_TEST_CLUSTER = [
-    "hardware=slurm",
-    "hydra.launcher.gpus_per_node=0",
-    "hydra.launcher.cpus_per_task=1",
-    "hydra.launcher.mem_gb=2",
-    "hydra.launcher.partition=debug",
-]
+CLUSTER = Path(__file__).resolve().parents[1] / "tests" / "slurm" / "cluster.sh"
+
+
+def on_the_test_cluster() -> list[str]:
+    """The settings a sweep takes to run on the test cluster (``cluster.sh overrides``)."""
+    return subprocess.run(["bash", str(CLUSTER), "overrides"], capture_output=True, text=True).stdout.split()
 
 
 def reproduce(out: Path, zoo: Path, size: str, only: str | None, launcher: list[str]) -> float:
@@ -67,7 +66,7 @@ def main() -> None:
     local = ["hardware=local_parallel", f"hydra.launcher.n_jobs={workers}"]
     seconds = {
         "slurm": reproduce(
-            args.out / "slurm", args.out / "zoo-slurm", args.size, args.only, ON_THE_TEST_CLUSTER
+            args.out / "slurm", args.out / "zoo-slurm", args.size, args.only, on_the_test_cluster()
         ),
         "local": reproduce(args.out / "local", args.out / "zoo-local", args.size, args.only, local),
     }

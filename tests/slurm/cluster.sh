@@ -4,6 +4,7 @@
 #   tests/slurm/cluster.sh up                  # munged, MariaDB + slurmdbd (so sacct works), slurmctld, slurmd
 #   tests/slurm/cluster.sh up --no-accounting  # the same without accounting (sacct answers "disabled")
 #   tests/slurm/cluster.sh status              # one line: the node's state, accounting on or off
+#   tests/slurm/cluster.sh overrides           # the settings a sweep takes to run on it (one job per CPU)
 #   tests/slurm/cluster.sh down                # stops every daemon it started
 #
 # Installs Debian's slurm-wlm, munge, slurmdbd and mariadb-server where they are missing (needs root and
@@ -167,9 +168,14 @@ down() {
   echo "slurm test cluster: stopped"
 }
 
+overrides() {  # what a sweep adds to run on this cluster: no GPU, one CPU and 2 GB per job
+  echo "hardware=slurm hydra.launcher.partition=debug hydra.launcher.gpus_per_node=0 hydra.launcher.cpus_per_task=1 hydra.launcher.mem_gb=2"
+}
+
 case "${1:-}" in
   up) shift; up "$@" ;;
+  overrides) overrides ;;
   status) status ;;
   down) down ;;
-  *) echo "usage: $0 up [--no-accounting] | status | down" >&2; exit 2 ;;
+  *) echo "usage: $0 up [--no-accounting] | status | overrides | down" >&2; exit 2 ;;
 esac

@@ -27,14 +27,12 @@ pytestmark = pytest.mark.slurm
 
 CLUSTER = ROOT / "tests" / "slurm" / "cluster.sh"
 ON_THE_TEST_CLUSTER = [
-    "hardware=slurm",
-    "hydra.launcher.gpus_per_node=0",
-    "hydra.launcher.cpus_per_task=1",
-    "hydra.launcher.mem_gb=2",
-    "hydra.launcher.partition=debug",
+    *subprocess.run(["bash", str(CLUSTER), "overrides"], capture_output=True, text=True).stdout.split(),
     "hydra.launcher.timeout_min=10",
     "hydra.launcher.signal_delay_s=30",
 ]
+"""The test cluster's settings (``cluster.sh overrides``: no GPU, one CPU and 2 GB per job), a short time
+limit and its signal."""
 MAS = ["model=gru", "alignment=mas", *TINY_TRAINING, *TINY_ALIGNMENT]
 LONG_DAS = [  # long enough to be stopped while it trains (about 20 s of alignment steps)
     "model=gru",
