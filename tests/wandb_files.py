@@ -2,40 +2,16 @@
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 from typing import Any
 
-BLOCK = 32768
-HEADER = 7  # ":W&B", magic 0xBEE1, version
-CHUNK_HEADER = 7  # crc32, length, type
-FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+from alignsearch.loggers import run_file_records
 
 
 def records(path: Path) -> list[bytes]:
-    """The raw records of the log, chunks joined."""
-    data = path.read_bytes()
-    assert data[:4] == b":W&B", "not a W&B run file"
-    out, pending, pos = [], b"", HEADER
-    while pos + CHUNK_HEADER <= len(data):
-        left = BLOCK - pos % BLOCK
-        if left < CHUNK_HEADER:  # block trailer padding
-            pos += left
-            continue
-        _, length, kind = struct.unpack("<IHB", data[pos : pos + CHUNK_HEADER])
-        chunk = data[pos + CHUNK_HEADER : pos + CHUNK_HEADER + length]
-        pos += CHUNK_HEADER + length
-        if kind == FULL:
-            out.append(chunk)
-        elif kind == FIRST:
-            pending = chunk
-        elif kind == MIDDLE:
-            pending += chunk
-        elif kind == LAST:
-            out.append(pending + chunk)
-        elif length == 0:
-            break
-    return out
+    """The raw records of the log, chunks joined (:func:`alignsearch.loggers.run_file_records`)."""
+    assert path.read_bytes()[:4] == b":W&B", "not a W&B run file"
+    return run_file_records(path)
 
 
 def _key(item) -> str:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
+import json
 import netrc
 import os
+import struct
+import time
 from pathlib import Path
 from typing import Any
 
@@ -69,8 +73,24 @@ def summary_values(records: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def log_final_records(loggers: list, records: list[dict[str, Any]]) -> None:
-    """Put an alignment's final records into each W&B run: summary values and a ``records`` table."""
+WANDB_FLUSH_SECONDS = 120.0
+"""How long a finished offline W&B run may take to be written in full. ``run.finish()`` returns once W&B's
+service (a process of its own) has handled the run's last records, but the service writes the last block
+of the run's file only when it closes the run, after ``finish`` has returned; on a loaded machine that
+can take seconds, and a reader of the file in between finds it without its final records."""
+
+
+class WandbRecordsError(RuntimeError):
+    """A W&B run that does not hold an alignment's final records once finished."""
+
+
+def log_final_records(
+    loggers: list, records: list[dict[str, Any]], *, flush_seconds: float = WANDB_FLUSH_SECONDS
+) -> None:
+    """Put an alignment's final records into each W&B run (summary values and a ``records`` table) and
+    finish it. An offline run is then read back from its file: this returns once the file holds the run's
+    end and every final summary key, and raises :class:`WandbRecordsError` when it does not within
+    ``flush_seconds`` (the run's job fails rather than say it is done)."""
     from lightning.pytorch.loggers import WandbLogger
 
     for logger in loggers:
@@ -79,10 +99,110 @@ def log_final_records(loggers: list, records: list[dict[str, Any]]) -> None:
         import wandb  # only where a W&B run exists
 
         run = logger.experiment
-        for key, value in summary_values(records).items():
-            run.summary[key] = value
+        summary = summary_values(records)
+        run.summary.update(summary)
         columns = sorted({k for r in records for k in r})
         run.log(
             {"records": wandb.Table(columns=[*columns], data=[[r.get(c) for c in columns] for r in records])}
         )
+        settings = run.settings
+        offline = settings.mode in ("offline", "dryrun")
+        run_file = Path(settings.sync_file)
         run.finish()
+        if offline:
+            check_offline_run(run_file, set(summary), flush_seconds)
+
+
+def check_offline_run(run_file: Path, keys: set[str], seconds: float = WANDB_FLUSH_SECONDS) -> None:
+    """Wait until the offline W&B run file ``run_file`` holds the run's end (its exit record), at most
+    ``seconds``; then check that its summary holds every key of ``keys``. Raises :class:`WandbRecordsError`
+    otherwise, naming the file and what it lacks."""
+    deadline = time.monotonic() + seconds
+    pause = 0.05
+    while True:
+        found = offline_run_summary(run_file)
+        if found is not None:
+            break
+        if time.monotonic() >= deadline:
+            raise WandbRecordsError(
+                f"the offline W&B run {run_file} was not written in full within {seconds:g} s of finishing "
+                "(W&B's service writes it when it closes the run): its final records may be missing"
+            )
+        time.sleep(pause)
+        pause = min(pause * 2, 1.0)
+    missing = sorted(keys - set(found))
+    if missing:
+        raise WandbRecordsError(
+            f"the offline W&B run {run_file} ended without {len(missing)} of the alignment's final summary "
+            f"values: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
+        )
+
+
+RUN_FILE_BLOCK = 32768
+"""An offline W&B run file (``run-<id>.wandb``) is a LevelDB-style log: a 7-byte header (``:W&B``, magic,
+version), then blocks of this size holding chunks (CRC, length, type, data) of protobuf records."""
+RUN_FILE_HEADER = 7
+CHUNK_HEADER = 7
+FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+
+
+def run_file_records(path: Path) -> list[bytes]:
+    """The raw records of an offline W&B run file, chunks joined, as far as the file has been written (a
+    chunk cut off by the end of the file is left out).
+
+    >>> import tempfile
+    >>> chunk = lambda data, kind: struct.pack("<IHB", 0, len(data), kind) + data
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = Path(folder) / "run-x.wandb"
+    ...     _ = path.write_bytes(b":W&B" + bytes(3) + chunk(b"one", FULL) + chunk(b"tw", FIRST)
+    ...                          + chunk(b"o", LAST) + chunk(b"cut off", FULL)[:-2])
+    ...     run_file_records(path)
+    [b'one', b'two']
+    """
+    data = path.read_bytes() if path.is_file() else b""
+    if data[:4] != b":W&B":
+        return []
+    out, pending, pos = [], b"", RUN_FILE_HEADER
+    while pos + CHUNK_HEADER <= len(data):
+        left = RUN_FILE_BLOCK - pos % RUN_FILE_BLOCK
+        if left < CHUNK_HEADER:  # the zeros that pad a block's end
+            pos += left
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos : pos + CHUNK_HEADER])
+        end = pos + CHUNK_HEADER + length
+        if end > len(data) or (length == 0 and kind == 0):  # not written yet
+            break
+        chunk = data[pos + CHUNK_HEADER : end]
+        pos = end
+        if kind == FULL:
+            out.append(chunk)
+        elif kind == FIRST:
+            pending = chunk
+        elif kind == MIDDLE:
+            pending += chunk
+        elif kind == LAST:
+            out.append(pending + chunk)
+    return out
+
+
+def offline_run_summary(path: Path) -> dict[str, Any] | None:
+    """The summary values (as JSON values) of an offline W&B run file that holds the run's end (its exit
+    record); None while the file does not (W&B's service is still writing it, or it never finished)."""
+    pb = importlib.import_module("wandb.proto.wandb_internal_pb2")  # generated code: no types for mypy
+    decode_error = importlib.import_module("google.protobuf.message").DecodeError
+
+    summary: dict[str, Any] = {}
+    ended = False
+    for raw in run_file_records(path):
+        record = pb.Record()
+        try:
+            record.ParseFromString(raw)
+        except decode_error:
+            return None
+        kind = record.WhichOneof("record_type")
+        if kind == "summary":
+            for item in record.summary.update:
+                summary[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
+        elif kind == "exit":
+            ended = True
+    return summary if ended else None
