@@ -12,7 +12,7 @@ import alignsearch
 
 PACKAGE = Path(alignsearch.__file__).parent
 LAYERS = [
-    {"errors", "seeding", "atomic", "configurable", "tables", "naming"},
+    {"errors", "seeding", "atomic", "configurable", "tables", "naming", "intervals"},
     {"file_data", "controls"},
     {"components"},
     {"settings"},

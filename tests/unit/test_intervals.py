@@ -1,0 +1,125 @@
+"""The 95% intervals (alignsearch/intervals.py, issue 31) against known answers: every reference value
+below was computed outside the code under test (by hand from the formulas, and Student's t quantiles by
+integrating the t density numerically at 30 digits), then written in here."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from alignsearch.intervals import bootstrap_share, student_t, t_quantile, wilson
+
+# Student's t quantiles t(p, df): the two-sided 95% ones and a few others
+T_QUANTILES = {
+    (0.975, 1): 12.7062047,
+    (0.975, 2): 4.3026527,
+    (0.975, 4): 2.7764451,
+    (0.975, 9): 2.2621572,
+    (0.975, 30): 2.0422725,
+    (0.975, 100): 1.9839715,
+    (0.995, 10): 3.1692727,
+    (0.95, 3): 2.3533634,
+}
+
+
+@pytest.mark.parametrize(("p", "df"), list(T_QUANTILES))
+def test_t_quantiles_are_the_tables(p: float, df: int) -> None:
+    assert t_quantile(p, df) == pytest.approx(T_QUANTILES[p, df], abs=5e-7)
+    assert t_quantile(1 - p, df) == pytest.approx(-T_QUANTILES[p, df], abs=5e-7)  # symmetric
+
+
+def test_t_quantiles_approach_the_normal_one() -> None:
+    assert t_quantile(0.975, 100_000) == pytest.approx(1.9599640, abs=1e-4)
+    assert t_quantile(0.5, 7) == 0.0
+
+
+# Wilson's score interval, (k + z^2/2) / (n + z^2) -+ z sqrt(n) / (n + z^2) * sqrt(p (1 - p) + z^2 / (4 n))
+# with z = 1.959963985 (the normal distribution's 0.975 quantile)
+WILSON = {
+    (45, 50): (0.7863977, 0.9565242),
+    (0, 20): (0.0, 0.1611252),
+    (20, 20): (0.8388748, 1.0),
+    (7, 10): (0.3967781, 0.8922087),
+    (118, 128): (0.8621531, 0.9570126),
+    (1, 1): (0.2065493, 1.0),
+}
+
+
+@pytest.mark.parametrize(("k", "n"), list(WILSON))
+def test_wilson_intervals_are_the_hand_computed_ones(k: int, n: int) -> None:
+    low, high = wilson(k, n)
+    assert (low, high) == pytest.approx(WILSON[k, n], abs=1e-6)
+    assert low <= k / n <= high
+
+
+def test_wilson_at_no_and_every_success_is_exactly_0_and_1() -> None:
+    assert wilson(0, 1000)[0] == 0.0 and wilson(1000, 1000)[1] == 1.0
+    assert wilson(45, 50, confidence=0.99)[0] < wilson(45, 50)[0]  # wider at a higher confidence
+
+
+@pytest.mark.parametrize("args", [(1, 0), (-1, 10), (11, 10)])
+def test_wilson_refuses_impossible_counts(args: tuple[int, int]) -> None:
+    with pytest.raises(ValueError, match="expected 0 <= successes <= n and n >= 1"):
+        wilson(*args)
+
+
+def test_student_t_interval_of_five_seeds() -> None:
+    # mean 0.96, sd 0.0158114, half-width 2.7764451 * 0.0158114 / sqrt(5) = 0.0196324
+    mean, low, high = student_t([0.95, 0.97, 0.96, 0.98, 0.94])
+    assert mean == pytest.approx(0.96, abs=1e-12)
+    assert (low, high) == pytest.approx((0.9403676, 0.9796324), abs=1e-6)
+
+
+def test_student_t_of_three_and_two_values_and_the_clip() -> None:
+    # [0.9, 0.95, 1.0]: sd 0.05, 4.3026527 * 0.05 / sqrt(3) = 0.1242069
+    assert student_t([0.9, 0.95, 1.0])[1:] == pytest.approx((0.8257931, 1.0742069), abs=1e-6)
+    assert student_t([0.9, 0.95, 1.0], bounds=(0.0, 1.0))[1:] == pytest.approx((0.8257931, 1.0), abs=1e-6)
+    # [0.6, 0.4]: sd 0.1414214, 12.7062047 * 0.1414214 / sqrt(2) = 1.2706205
+    assert student_t([0.6, 0.4])[1:] == pytest.approx((-0.7706205, 1.7706205), abs=1e-6)
+    assert student_t([0.6, 0.6])[1:] == pytest.approx((0.6, 0.6))  # no spread, no width
+
+
+def test_one_seed_has_no_interval_and_none_is_refused() -> None:
+    assert student_t([0.7]) == (0.7, None, None)
+    with pytest.raises(ValueError, match="at least one"):
+        student_t([])
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        student_t([0.5, 0.6], confidence=95)
+
+
+def test_bootstrap_is_seeded_and_deterministic() -> None:
+    hits, totals = [3, 1, 4, 1, 5, 2, 6, 2, 5, 3, 5, 0] * 5, [6] * 60
+    first = bootstrap_share(hits, totals, seed=3, resamples=200)
+    assert first == bootstrap_share(hits, totals, seed=3, resamples=200)
+    assert first != bootstrap_share(hits, totals, seed=4, resamples=200)  # another seed, other resamples
+    assert bootstrap_share(torch.tensor(hits), torch.tensor(totals), seed=3, resamples=200) == first
+
+
+def test_bootstrap_of_a_large_share_matches_the_normal_approximation() -> None:
+    # 300 of 400 pairs right: the share 0.75 has standard error sqrt(0.75 * 0.25 / 400) = 0.0216506, so
+    # the interval is about 0.75 -+ 1.96 * 0.0216506 = (0.7075650, 0.7924350)
+    hits = [1] * 300 + [0] * 100
+    low, high = bootstrap_share(hits, seed=0, resamples=4000)
+    assert low == pytest.approx(0.7075650, abs=0.008) and high == pytest.approx(0.7924350, abs=0.008)
+
+
+def test_bootstrap_pools_tokens_over_pairs() -> None:
+    # token IIA: pairs of 4 task tokens; 150 pairs all right, 50 pairs with 2 of 4 right: the share is
+    # 700/800 = 0.875. Per pair the share is 1 or 0.5 (a quarter of them 0.5): its standard error over 200
+    # pairs is 0.5 * sqrt(0.25 * 0.75 / 200) = 0.0153093, so about 0.875 -+ 0.0300060
+    hits, totals = [4] * 150 + [2] * 50, [4] * 200
+    low, high = bootstrap_share(hits, totals, seed=0, resamples=4000)
+    assert low == pytest.approx(0.8449940, abs=0.005) and high == pytest.approx(0.9050060, abs=0.005)
+    assert low < 700 / 800 < high
+    with pytest.raises(ValueError, match="as many"):
+        bootstrap_share([1, 2], [3])
+
+
+def test_every_pair_alike_gives_a_point() -> None:
+    assert bootstrap_share([5, 5, 5], [5, 5, 5]) == (1.0, 1.0)
+    assert bootstrap_share([0, 0]) == (0.0, 0.0)
+    assert not math.isnan(
+        bootstrap_share([0, 1], [0, 1])[0]
+    )  # a resample of pairs without tokens is left out
