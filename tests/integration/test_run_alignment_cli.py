@@ -14,6 +14,7 @@ import torch
 from alignsearch import api
 from alignsearch.cli import run_alignment
 from alignsearch.components import group_choices
+from alignsearch.search.records import INTERVAL_FIELDS
 from tests.helpers import (
     SMALL_GRU,
     TINY_ALIGNMENT,
@@ -42,6 +43,7 @@ RECORD_KEYS = {
     "divergence_floor",
     "divergence_top",
     "divergence_top_floor",
+    *INTERVAL_FIELDS,  # each IIA's pairs and 95% interval (schema 5)
 }
 
 

@@ -6,6 +6,7 @@ enum."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,10 @@ from alignsearch.search.records import SCHEMA, AlignmentRecord
 from alignsearch.search.results import RunResults, RunStatus
 
 GRU = "multiobject/gru/seed0-d_model32-batch_size32-max_steps40-val_every20-n_val64"
-# results.json files as the code before RunResults wrote them (tiny runs of run_alignment.py; only
+# results.json files of schema 4 as the code wrote them (tiny runs of run_alignment.py; only
 # iia_by_position shortened, and a skipped row added to the text run's data): a task model's DAS with
-# the three controls, and a language model's DAS on a pairs file (with ``data``)
+# the three controls, and a language model's DAS on a pairs file (with ``data``); SCHEMA_5_* below are the
+# same files in today's form
 WRITTEN_DAS_WITH_CONTROLS: dict[str, Any] = {
     "schema": 4,
     "config": {
@@ -95,18 +97,60 @@ WRITTEN_TEXT: dict[str, Any] = {
 }  # fmt: skip
 
 
+def with_intervals(written: dict[str, Any], intervals: dict[str, Any]) -> dict[str, Any]:
+    """A schema-4 file in schema 5's form: each record with its pairs and intervals, written after the
+    divergence measures and before the controls (in :data:`~alignsearch.search.records.INTERVAL_FIELDS`'
+    order)."""
+    from alignsearch.search.records import INTERVAL_FIELDS
+
+    records = []
+    for record in written["records"]:
+        base = {k: v for k, v in record.items() if not k.startswith(("iia_control_", "divergence_control_"))}
+        controls = {k: v for k, v in record.items() if k not in base}
+        records.append({**base, **{k: intervals[k] for k in INTERVAL_FIELDS}, **controls})
+    return {**written, "schema": 5, "records": records}
+
+
+# the Wilson intervals of 0 of 128 pairs, 29 and 27 of 30, 0 of 30 (worked out by hand: issue 31); token
+# IIA intervals of a plausible width (a bootstrap's depend on the pairs themselves, which these files lack)
+SCHEMA_5_DAS = with_intervals(
+    WRITTEN_DAS_WITH_CONTROLS,
+    {"n_pairs": 128, "iia_low": 0.0, "iia_high": 0.029137, "token_iia_low": 0.89114, "token_iia_high": 0.914885,
+     "iia_step0_low": 0.0, "iia_step0_high": 0.029137, "n_pairs_heldout": 128, "iia_heldout_low": 0.0,
+     "iia_heldout_high": 0.029137, "n_pairs_test": 128, "iia_test_low": 0.0, "iia_test_high": 0.029137},
+)  # fmt: skip
+SCHEMA_5_TEXT = with_intervals(
+    WRITTEN_TEXT,
+    {"n_pairs": 30, "iia_low": 0.833296, "iia_high": 0.994091, "token_iia_low": 0.9, "token_iia_high": 1.0,
+     "iia_step0_low": 0.0, "iia_step0_high": 0.113513, "n_pairs_heldout": None, "iia_heldout_low": None,
+     "iia_heldout_high": None, "n_pairs_test": 30, "iia_test_low": 0.743789, "iia_test_high": 0.9654},
+)  # fmt: skip
+
+
 def as_written(results: dict[str, Any]) -> str:
     """The text ``atomic.write_json`` writes for ``results``."""
     return json.dumps(results, indent=2, sort_keys=False) + "\n"
 
 
 # -- what is written today reads back as it was ----------------------------------------------------------------
-@pytest.mark.parametrize("written", [WRITTEN_DAS_WITH_CONTROLS, WRITTEN_TEXT], ids=["das_controls", "text"])
-def test_results_written_before_the_type_round_trip_byte_for_byte(written: dict[str, Any]) -> None:
+@pytest.mark.parametrize("written", [SCHEMA_5_DAS, SCHEMA_5_TEXT], ids=["das_controls", "text"])
+def test_results_of_todays_form_round_trip_byte_for_byte(written: dict[str, Any]) -> None:
     results = RunResults.from_json(written)
     assert results.to_json() == written
     assert as_written(results.to_json()) == as_written(written)  # the same keys in the same order
     assert results.records[0].variable == "count" and results.config["seed"] == 0
+
+
+@pytest.mark.parametrize("written", [WRITTEN_DAS_WITH_CONTROLS, WRITTEN_TEXT], ids=["das_controls", "text"])
+def test_schema_4_reads_without_intervals_and_writes_its_records_as_they_were(
+    written: dict[str, Any],
+) -> None:
+    from alignsearch.search.records import INTERVALS
+
+    results = RunResults.from_json(written)
+    (record,) = results.records
+    assert all(record.interval(m) is None and record.pairs(m) is None for m in INTERVALS)
+    assert results.to_json() == {**written, "schema": SCHEMA}  # no pairs or interval made up
 
 
 def test_the_run_core_writes_what_reads_back_and_finds_it_again(tiny_zoo: Path, tmp_path: Path) -> None:
@@ -125,6 +169,40 @@ def test_the_run_core_writes_what_reads_back_and_finds_it_again(tiny_zoo: Path, 
     assert again.status == RunStatus.ALREADY_DONE and again.results == read
     assert again.records == first.records and again.config == first.config
     assert (out / "results.json").read_text() == text  # found, not written again
+
+
+def test_a_real_runs_iias_carry_their_pairs_and_intervals(tiny_zoo: Path, tmp_path: Path) -> None:
+    """Issue 31: every IIA of a tiny run's results.json has its number of pairs (the split's size, the
+    pairs drawn again here) and a 95% interval around it: Wilson's, recomputed here from the formula."""
+    from alignsearch import api
+    from tests.helpers import TINY_ALIGNMENT, TINY_TRAINING, run_pairs
+
+    entry = api.model(zoo_dir=tiny_zoo, overrides=TINY_TRAINING)
+    out = tmp_path / "run"
+    api.align(entry, n_units=8, out_dir=out, overrides=TINY_ALIGNMENT, max_steps=20, val_every=10)
+    written = json.loads((out / "results.json").read_text())
+    assert written["schema"] == SCHEMA == 5
+    (record,) = written["records"]
+    z = 1.959963985  # the normal distribution's 0.975 quantile
+    for metric, pairs, split in (
+        ("iia", "n_pairs", "val"),
+        ("iia_heldout", "n_pairs_heldout", "heldout"),
+        ("iia_test", "n_pairs_test", "test"),
+        ("iia_step0", "n_pairs", "val"),
+    ):
+        n, iia = record[pairs], record[metric]
+        assert n == len(run_pairs(entry.task, split=split, n=128)) > 0, metric  # TINY_ALIGNMENT: 128 a split
+        k = round(iia * n)
+        assert abs(k - iia * n) < 1e-3, metric  # a share of pairs
+        centre, half = (k + z * z / 2) / (n + z * z), z * math.sqrt(k * (n - k) / n + z * z / 4) / (n + z * z)
+        low, high = record[f"{metric}_low"], record[f"{metric}_high"]
+        assert low <= iia <= high, metric
+        assert (low, high) == pytest.approx((max(0.0, centre - half), min(1.0, centre + half)), abs=2e-6), (
+            metric
+        )
+    low, high = record["token_iia_low"], record["token_iia_high"]
+    assert 0 <= low <= record["token_iia"] <= high <= 1 and high - low < 0.2  # a bootstrap over 128 pairs
+    assert RunResults.read(out / "results.json").records[0].interval("token_iia") == (low, high)
 
 
 # -- older forms ------------------------------------------------------------------------------------------------
@@ -254,6 +332,15 @@ MALFORMED = {
     "by position": (with_record(iia_by_position=[0.5]), "records[0].iia_by_position is [0.5]: expected an object"),
     "control": (with_record(iia_control_shuffled="x"), "records[0].iia_control_shuffled is 'x': expected a number"),
     "record key": (with_record(accuracy=1.0), "records[0].accuracy is not a key of a record (known: source,"),
+    "no pairs": (with_record(n_pairs=0), "records[0].n_pairs is 0: expected a number of pairs (1 or more)"),
+    "pairs text": (with_record(n_pairs="128"), "records[0].n_pairs is '128': expected a number of pairs"),
+    "pairs fraction": (with_record(n_pairs_test=1.5), "records[0].n_pairs_test is 1.5: expected a number of"),
+    "bound text": (with_record(iia_low="0.1"), "records[0].iia_low is '0.1': expected a share from 0 to 1 or"),
+    "bound above 1": (with_record(token_iia_high=1.5), "records[0].token_iia_high is 1.5: expected a share"),
+    "bound below 0": (with_record(iia_test_low=-0.1), "records[0].iia_test_low is -0.1: expected a share"),
+    "one bound": (with_record(iia_low=0.1), "records[0].iia_low is 0.1 and iia_high None: expected both"),
+    "bounds crossed": (with_record(iia_heldout_low=0.6, iia_heldout_high=0.4),
+                       "records[0].iia_heldout_low is 0.6 and iia_heldout_high 0.4: expected both or neither, low <= high"),
     "steps": ({**WRITTEN_TEXT, "steps": 1.5}, "steps is 1.5: expected a whole number of steps"),
     "train_seconds": ({**WRITTEN_TEXT, "train_seconds": "1 s"}, "train_seconds is '1 s': expected a number"),
     "learned_units": ({**WRITTEN_TEXT, "learned_units": {"count": "8"}}, "learned_units is {'count': '8'}: expected"),

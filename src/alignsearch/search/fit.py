@@ -24,6 +24,7 @@ from alignsearch.engine.trainer import (
     quiet_lightning,
     use_threads,
 )
+from alignsearch.intervals import wilson
 from alignsearch.models import SequenceModel
 from alignsearch.search.datamodule import PairDataModule
 from alignsearch.search.latent_targets import latent_targets
@@ -283,7 +284,7 @@ def _fit(
     module.to(compute_device(hardware))  # where training ran (Lightning hands the module back on the CPU)
     evaluating = time.perf_counter()
     final = {
-        split: module.evaluate(pairs, a.eval_batch_size, divergence=split == "val")
+        split: module.evaluate(pairs, a.eval_batch_size, divergence=split == "val", intervals=True)
         for split, pairs in {**evals, **({"test": test} if test else {})}.items()
     }
     evaluating = time.perf_counter() - evaluating
@@ -316,11 +317,18 @@ def _fit(
 def track_record(
     plan: AlignmentPlan, track: Track, final: dict[str, dict[str, dict]], iia_step0: float | None
 ) -> AlignmentRecord:
-    """A track's record: its models, variable, training and final metrics."""
+    """A track's record: its models, variable, training and final metrics, each IIA with its number of
+    pairs and its 95% interval over them (``iia_step0``: Wilson's, on the validation pairs it was measured
+    on)."""
     source, target = plan.members[track.source], plan.members[track.target]
     k = plan.variables.index(track.variable)
     val = final["val"][track.name]
     test = final["test"][track.name] if "test" in final else None
+    heldout = final["heldout"][track.name] if "heldout" in final else None
+    n_pairs = val.get("n_pairs")
+    step0: tuple[float | None, float | None] = (None, None)
+    if iia_step0 is not None and n_pairs:
+        step0 = wilson(round(iia_step0 * n_pairs), n_pairs)  # the share of the same pairs: a whole number
     crossed = (source.variables[k], target.variables[k]) != (track.variable, track.variable)
     divergences: dict[str, Any] = {key: val.get(key) for key in DIVERGENCE_KEYS}
     return AlignmentRecord(
@@ -331,7 +339,7 @@ def track_record(
         trained=track.trained,
         loss=track.loss,
         iia=val["iia"],
-        iia_heldout=final["heldout"][track.name]["iia"] if "heldout" in final else None,
+        iia_heldout=None if heldout is None else heldout["iia"],
         iia_test=None if test is None else test["iia"],
         token_iia=val["token_iia"],
         iia_step0=iia_step0,
@@ -341,4 +349,17 @@ def track_record(
         cl_loss=val.get("cl_loss") if track.latent else None,
         cl_divergence=val.get("cl_divergence") if track.latent else None,
         **divergences,
+        n_pairs=n_pairs,
+        iia_low=val.get("iia_low"),
+        iia_high=val.get("iia_high"),
+        token_iia_low=val.get("token_iia_low"),
+        token_iia_high=val.get("token_iia_high"),
+        iia_step0_low=step0[0],
+        iia_step0_high=step0[1],
+        n_pairs_heldout=None if heldout is None else heldout.get("n_pairs"),
+        iia_heldout_low=None if heldout is None else heldout.get("iia_low"),
+        iia_heldout_high=None if heldout is None else heldout.get("iia_high"),
+        n_pairs_test=None if test is None else test.get("n_pairs"),
+        iia_test_low=None if test is None else test.get("iia_low"),
+        iia_test_high=None if test is None else test.get("iia_high"),
     )

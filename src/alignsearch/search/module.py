@@ -19,12 +19,13 @@ from torchmetrics import MeanMetric, Metric
 
 from alignsearch.alignment import Interchange
 from alignsearch.engine.metrics import TokenAccuracy, TrialAccuracy
+from alignsearch.intervals import bootstrap_share, wilson
 from alignsearch.models import Intervention, SequenceModel, hooks
 from alignsearch.search.datamodule import eval_batches
 from alignsearch.search.divergence import divergence
 from alignsearch.search.latent_targets import histogram_divergence, latent_loss
 from alignsearch.search.pairs import BASE, PairBatch, Track, split_rows
-from alignsearch.seeding import generator
+from alignsearch.seeding import derive_seed, generator
 
 
 def intervention_mask(batch: PairBatch, length: int, stepwise: bool) -> Tensor:
@@ -378,14 +379,20 @@ class AlignmentModule(L.LightningModule):
 
     @torch.no_grad()
     def evaluate(
-        self, tracks: dict[str, PairBatch], batch_size: int = 1000, divergence: bool = False
+        self,
+        tracks: dict[str, PairBatch],
+        batch_size: int = 1000,
+        divergence: bool = False,
+        intervals: bool = False,
     ) -> dict[str, dict[str, Any]]:
         """IIA and token IIA of every track on the given pairs (outside the Lightning loop), and the IIA of
         the pairs intervened at each base position (``iia_by_position``: ``{"5": 0.9, ...}``; stepwise:
         by the last swapped position). ``divergence``: also how far the interventions push the target
         off its natural states (:mod:`alignsearch.search.divergence`), at the site (``divergence``,
         ``divergence_floor``) and, where the model has layers above it, at its top states at the scored
-        positions (``divergence_top``, ``divergence_top_floor``)."""
+        positions (``divergence_top``, ``divergence_top_floor``). ``intervals``: also the number of pairs
+        (``n_pairs``) and the 95% intervals over them of the IIA (``iia_low``, ``iia_high``: Wilson) and
+        of the token IIA (``token_iia_low``, ``token_iia_high``: :func:`pair_intervals`)."""
         was_training = self.training
         self.eval()
         device = hooks.device_of(self)  # the batches go where the module is
@@ -397,6 +404,7 @@ class AlignmentModule(L.LightningModule):
                 metrics[track.name] |= {"cl_loss": MeanMetric(), "cl_divergence": MeanMetric()}
             metrics[track.name] = {k: m.to(device) for k, m in metrics[track.name].items()}
         seen: dict[str, dict[str, list[Tensor]]] = {t.name: {} for t in self.tracks}
+        per_pair: dict[str, list[Tensor]] = {t.name: [] for t in self.tracks}
         for batch in eval_batches(tracks, batch_size):
             batch = {name: {k: v.to(device) for k, v in pairs.items()} for name, pairs in batch.items()}
             outputs = self.run_tracks(self.tracks, batch, top=divergence)
@@ -405,6 +413,9 @@ class AlignmentModule(L.LightningModule):
                 if divergence:
                     collect_states(seen[track.name], out)
                 right = ((out.preds == out.targets) | ~out.task).all(1)
+                if intervals:  # each pair: right or not, its task tokens right, its task tokens
+                    hits = ((out.preds == out.targets) & out.task).sum(1)
+                    per_pair[track.name].append(torch.stack([right.long(), hits, out.task.sum(1)], 1).cpu())
                 for pos, hit in zip(batch[track.name]["pos"].tolist(), right.tolist(), strict=True):
                     counts = by_position[track.name].setdefault(pos, [0, 0])
                     counts[0], counts[1] = counts[0] + hit, counts[1] + 1
@@ -416,6 +427,7 @@ class AlignmentModule(L.LightningModule):
                 str(p): h / n for p, (h, n) in sorted(by_position[name].items())
             }
             results[name] |= divergences(seen[name], name) if divergence else {}
+            results[name] |= pair_intervals(torch.cat(per_pair[name]), name) if intervals else {}
         return results
 
     # -- optimisation ----------------------------------------------------------------------------------------
@@ -483,6 +495,26 @@ def divergences(store: dict[str, list[Tensor]], track: str) -> dict[str, float |
         )
         out |= {prefix: measured["divergence"], f"{prefix}_floor": measured["divergence_floor"]}
     return out
+
+
+def pair_intervals(per_pair: Tensor, track: str) -> dict[str, Any]:
+    """The number of pairs and the 95% intervals over them of a track's evaluation (rows: each pair's
+    ``[right, task tokens right, task tokens]``): ``iia_low``/``iia_high`` by Wilson's interval for the
+    share of pairs right, ``token_iia_low``/``token_iia_high`` by a bootstrap over pairs of the share of
+    task tokens right (:func:`alignsearch.intervals.bootstrap_share`, seeded by the track's name: the same
+    pairs give the same interval, run after run).
+
+    >>> pair_intervals(torch.tensor([[1, 3, 3]] * 45 + [[0, 2, 3]] * 5), "0>0/count")
+    {'n_pairs': 50, 'iia_low': 0.786398, 'iia_high': 0.956524, 'token_iia_low': 0.933333, 'token_iia_high': 0.993333}
+    """
+    keys = ("n_pairs", "iia_low", "iia_high", "token_iia_low", "token_iia_high")
+    n = int(per_pair.shape[0])
+    if n == 0:
+        return dict.fromkeys(keys)
+    token: tuple[float | None, float | None] = (None, None)  # no task token at all: no token IIA to bound
+    if int(per_pair[:, 2].sum()) > 0:
+        token = bootstrap_share(per_pair[:, 1], per_pair[:, 2], seed=derive_seed(0, "token_iia", track))
+    return dict(zip(keys, (n, *wilson(int(per_pair[:, 0].sum()), n), *token), strict=True))
 
 
 def has_layers_above(model: SequenceModel, site: str) -> bool:

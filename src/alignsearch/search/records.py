@@ -8,7 +8,15 @@ validation IIA as ``iia_control_<name>`` and its divergence at the site as ``div
      "variable": "count", "trained": true, "loss": "behaviour", "iia": 0.97, "iia_heldout": 0.96,
      "iia_test": 0.96, "token_iia": 0.99, "iia_step0": 0.05, "iia_by_position": {"4": 0.98},
      "divergence": 0.35, "divergence_floor": 0.09, "divergence_top": null, "divergence_top_floor": null,
+     "n_pairs": 1000, "iia_low": 0.9575, "iia_high": 0.9789, "token_iia_low": 0.986, "token_iia_high": 0.993,
+     "iia_step0_low": 0.0381, "iia_step0_high": 0.0653, "n_pairs_heldout": 1000, "iia_heldout_low": 0.946,
+     "iia_heldout_high": 0.9705, "n_pairs_test": 1000, "iia_test_low": 0.946, "iia_test_high": 0.9705,
      "iia_control_random_subspace": 0.1, "divergence_control_random_subspace": 0.6}
+
+Each IIA comes with the number of pairs it was measured on and its 95% interval over those pairs
+(:data:`INTERVALS`; :mod:`alignsearch.intervals`): Wilson's for the share of pairs right (``iia``,
+``iia_heldout``, ``iia_test``, ``iia_step0``), a seeded bootstrap over pairs for the share of task tokens
+right (``token_iia``). Records written before schema 5 have none (the keys absent, the fields None).
 
 ``results.json`` says which form its records have (``schema``: :data:`SCHEMA`); files written before it
 existed (no ``schema``) hold the same keys, so :meth:`AlignmentRecord.from_json` reads both. The whole
@@ -28,11 +36,27 @@ SPLIT_METRICS = ("iia", "iia_heldout", "iia_test")
 """A record's IIA on each split: validation, held-out counts, test."""
 DIVERGENCE_KEYS = ("divergence", "divergence_floor", "divergence_top", "divergence_top_floor")
 """The divergence measures a record holds (None where not measured: records written before them)."""
-SCHEMA = 4
+SCHEMA = 5
 """The version of ``results.json``'s form: 1, files without a ``schema`` key; 2, the same records with
 it; 3, records with the divergence measures (older records read with them as None); 4, records of runs
 with controls hold each control's divergence too, ``divergence_control_<name>`` beside
-``iia_control_<name>`` (older records read with none: ``control_divergence`` empty)."""
+``iia_control_<name>`` (older records read with none: ``control_divergence`` empty); 5, every IIA of a
+record has its number of pairs and its 95% interval over them (:data:`INTERVALS`; older records read
+with them as None)."""
+INTERVALS = {
+    "iia": ("n_pairs", "iia_low", "iia_high"),
+    "token_iia": ("n_pairs", "token_iia_low", "token_iia_high"),
+    "iia_step0": ("n_pairs", "iia_step0_low", "iia_step0_high"),
+    "iia_heldout": ("n_pairs_heldout", "iia_heldout_low", "iia_heldout_high"),
+    "iia_test": ("n_pairs_test", "iia_test_low", "iia_test_high"),
+}
+"""Each IIA of a record -> the keys of its number of pairs and of its 95% interval's bounds (schema 5):
+the validation pairs count for ``iia``, ``token_iia`` (bootstrap over them) and ``iia_step0`` (the same
+pairs, before training)."""
+INTERVAL_FIELDS = tuple(dict.fromkeys(key for keys in INTERVALS.values() for key in keys))
+"""The keys of :data:`INTERVALS`, in the order a record's JSON form writes them."""
+PAIR_COUNTS = tuple(dict.fromkeys(keys[0] for keys in INTERVALS.values()))
+"""The keys of the numbers of pairs: ``n_pairs`` (validation), ``n_pairs_heldout``, ``n_pairs_test``."""
 CONTROL_PREFIX = "iia_control_"
 """A control's validation IIA in a record's JSON form: ``iia_control_<name>``."""
 CONTROL_DIVERGENCE_PREFIX = "divergence_control_"
@@ -95,6 +119,28 @@ class AlignmentRecord:
     control_divergence: dict[str, float | None] = field(default_factory=dict)
     """Each control's ``divergence`` (at the site, on validation pairs, the same measure as this record's);
     empty in records written before schema 4."""
+    n_pairs: int | None = None
+    """The validation pairs ``iia``, ``token_iia`` and ``iia_step0`` were measured on (None: a record
+    written before schema 5)."""
+    iia_low: float | None = None
+    """The 95% Wilson interval of ``iia`` over its ``n_pairs`` pairs: its lower bound ..."""
+    iia_high: float | None = None
+    """... and its upper bound."""
+    token_iia_low: float | None = None
+    """The 95% bootstrap interval of ``token_iia`` over the same pairs (seeded: the same on every
+    machine)."""
+    token_iia_high: float | None = None
+    iia_step0_low: float | None = None
+    """The 95% Wilson interval of ``iia_step0`` (the same validation pairs, before training)."""
+    iia_step0_high: float | None = None
+    n_pairs_heldout: int | None = None
+    """The pairs of ``iia_heldout`` (None where the task holds no count out)."""
+    iia_heldout_low: float | None = None
+    iia_heldout_high: float | None = None
+    n_pairs_test: int | None = None
+    """The pairs of ``iia_test``."""
+    iia_test_low: float | None = None
+    iia_test_high: float | None = None
 
     @property
     def selectivity(self) -> float | None:
@@ -106,15 +152,34 @@ class AlignmentRecord:
         scores = [v for v in self.controls.values() if isinstance(v, int | float) and not isinstance(v, bool)]
         return self.iia - max(scores) if scores else None
 
+    def interval(self, metric: str = "iia") -> tuple[float, float] | None:
+        """The 95% interval over pairs of one of the record's IIAs (a key of :data:`INTERVALS`); None where
+        the record has none (written before schema 5, or a split the run has not).
+
+        >>> AlignmentRecord.from_json({"variable": "count", "iia": 0.9, "n_pairs": 50, "iia_low": 0.786,
+        ...                            "iia_high": 0.957}).interval("iia")
+        (0.786, 0.957)
+        """
+        _, low, high = INTERVALS[metric]
+        bounds = getattr(self, low), getattr(self, high)
+        return None if bounds[0] is None or bounds[1] is None else (bounds[0], bounds[1])
+
+    def pairs(self, metric: str = "iia") -> int | None:
+        """The number of pairs one of the record's IIAs was measured on (None where not recorded)."""
+        return getattr(self, INTERVALS[metric][0])
+
     @property
     def name(self) -> str:
         """The track's name, ``0>1/count``."""
         return f"{self.direction}/{self.variable}"
 
     def to_json(self) -> dict[str, Any]:
-        """The flat JSON object of ``results.json`` (optional keys only where they are set)."""
-        skip = (*OPTIONAL, *CONTROL_FIELDS)
+        """The flat JSON object of ``results.json`` (optional keys only where they are set; the pairs and
+        intervals of :data:`INTERVALS` all together, where the record has its number of pairs)."""
+        skip = (*OPTIONAL, *CONTROL_FIELDS, *INTERVAL_FIELDS)
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
+        if self.n_pairs is not None:
+            out |= {key: getattr(self, key) for key in INTERVAL_FIELDS}
         for key in OPTIONAL:
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)

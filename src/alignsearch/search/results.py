@@ -11,7 +11,7 @@ results with one line, ``<file>: <key> <why>`` (:class:`~alignsearch.file_data.F
 
 The form (``schema`` :data:`~alignsearch.search.records.SCHEMA`), in the order it is written::
 
-    {"schema": 4,
+    {"schema": 5,
      "config": {...},                  # the flat choices (task, model, alignment, seed, layer, ...)
      "steps": 1000, "best_step": 900, "train_seconds": 41.2,
      "learned_units": {"count": 8.0},  # each variable's subspace size (learned by alignment=boundless)
@@ -23,7 +23,8 @@ The form (``schema`` :data:`~alignsearch.search.records.SCHEMA`), in the order i
 
 Files of an older form still read (:data:`~alignsearch.search.records.SCHEMA` says what each added): 1
 (no ``schema`` key; early ones without ``task_accuracy`` or ``identity``), 2 (without ``seconds``), 3
-(records without the controls' divergence); what a file lacks reads as None (a record's missing
+(records without the controls' divergence), 4 (records without their numbers of pairs and intervals);
+what a file lacks reads as None (a record's missing
 measures as :meth:`AlignmentRecord.from_json` gives them), and :meth:`RunResults.to_json` writes the
 current form. A finished run has a ``config`` and at least one record; every other key may be missing.
 """
@@ -44,6 +45,8 @@ from alignsearch.search.records import (
     CONTROL_DIVERGENCE_PREFIX,
     CONTROL_FIELDS,
     CONTROL_PREFIX,
+    INTERVALS,
+    PAIR_COUNTS,
     SCHEMA,
     AlignmentRecord,
 )
@@ -106,6 +109,8 @@ RECORD_OPTIONAL_NUMBERS = (
     "divergence_top",
     "divergence_top_floor",
 )
+RECORD_BOUNDS = tuple(key for keys in INTERVALS.values() for key in keys[1:])
+"""The bounds of a record's 95% intervals (schema 5): each a share, from 0 to 1, or null."""
 RECORD_KEYS = tuple(f.name for f in dataclasses.fields(AlignmentRecord) if f.name not in CONTROL_FIELDS)
 """A record's keys in its JSON form, but the controls' (``iia_control_<name>``, ``divergence_control_<name>``)."""
 
@@ -276,6 +281,18 @@ def _record(value: Any, file: str | Path, key: str) -> AlignmentRecord:
                 raise FileDataError(
                     file, where, f"is {shorten(repr(item), 80)}: expected an object of position: IIA"
                 )
+        elif name in PAIR_COUNTS:
+            if item is not None and (not isinstance(item, int) or isinstance(item, bool) or item < 1):
+                raise FileDataError(
+                    file,
+                    where,
+                    f"is {shorten(repr(item), 80)}: expected a number of pairs (1 or more) or null",
+                )
+        elif name in RECORD_BOUNDS:
+            if item is not None and not (_is_number(item) and 0 <= item <= 1):
+                raise FileDataError(
+                    file, where, f"is {shorten(repr(item), 80)}: expected a share from 0 to 1 or null"
+                )
         elif name in RECORD_OPTIONAL_NUMBERS or (
             name.startswith((CONTROL_PREFIX, CONTROL_DIVERGENCE_PREFIX)) and name not in RECORD_KEYS
         ):
@@ -284,6 +301,14 @@ def _record(value: Any, file: str | Path, key: str) -> AlignmentRecord:
         elif name not in RECORD_OPTIONAL_STRINGS:
             known = ", ".join((*RECORD_KEYS, f"{CONTROL_PREFIX}<name>", f"{CONTROL_DIVERGENCE_PREFIX}<name>"))
             raise FileDataError(file, where, f"is not a key of a record (known: {known})")
+    for metric, (_, low, high) in INTERVALS.items():
+        lower, upper = value.get(low), value.get(high)
+        if (lower is None) != (upper is None) or (lower is not None and upper is not None and lower > upper):
+            raise FileDataError(
+                file,
+                f"{key}.{low}",
+                f"is {lower!r} and {high} {upper!r}: expected both or neither, low <= high ({metric}'s interval)",
+            )
     return AlignmentRecord.from_json(dict(value))
 
 
