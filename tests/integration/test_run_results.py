@@ -294,14 +294,22 @@ def test_older_forms_read_what_they_hold() -> None:
 def test_the_report_reads_every_form(tmp_path: Path) -> None:
     from alignsearch import report
 
-    forms = {"first": SCHEMA_1_FIRST, "two": SCHEMA_2, "three": SCHEMA_3, "four": WRITTEN_DAS_WITH_CONTROLS}
+    forms = {"first": SCHEMA_1_FIRST, "two": SCHEMA_2, "three": SCHEMA_3, "four": WRITTEN_DAS_WITH_CONTROLS,
+             "five": {**SCHEMA_5_TEXT, "config": {**SCHEMA_5_TEXT["config"], "seed": 7}}}  # fmt: skip
     for name, results in forms.items():
         (tmp_path / name).mkdir()
         (tmp_path / name / "results.json").write_text(json.dumps(results))
     collected = report.collect(tmp_path)
-    assert collected.unreadable == [] and len(collected.rows) == 4
+    assert collected.unreadable == [] and len(collected.rows) == 5
     _, summary = report.report(tmp_path)
-    assert sorted((round(row["iia_mean"], 3), row["n"]) for row in summary) == [(0.0, 1), (0.8, 2), (0.9, 1)]
+    assert sorted((round(row["iia_mean"], 3), row["n"]) for row in summary) == [
+        (0.0, 1),
+        (0.8, 2),
+        (0.9, 1),
+        (0.967, 1),
+    ]
+    (text,) = [row for row in summary if row["model"] == "lm_lm"]  # one run: its interval over its pairs
+    assert (text["iia_low"], text["iia_high"], text["iia_pairs"]) == (0.833296, 0.994091, 30)
 
 
 # -- a file that is not a run's results -------------------------------------------------------------------------

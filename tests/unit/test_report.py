@@ -65,7 +65,21 @@ def test_report_groups_over_seeds(tmp_path: Path, capsys) -> None:
     markdown = (tmp_path / "report.md").read_text()
     assert markdown == capsys.readouterr().out
     assert "Shared: task=multiobject, model=gru, variables=count" in markdown
-    assert "| 16 | 0>0 | count | 3 | 0.950 ± 0.050 | - | 0.850 ± 0.050 |" in markdown
+    # the mean over seeds, its 95% interval (Student's t, 2 degrees of freedom: 4.3026527 * sd / sqrt(3),
+    # clipped to [0, 1] for a share) and n; the reference values worked out by hand (issue 31)
+    assert (
+        "| 16 | 0>0 | count | 3 | 0.950 [0.826, 1.000] (n=3) | - | 0.850 [0.726, 0.974] (n=3) |" in markdown
+    )
+    assert "Each cell: the mean over seeds with its 95% interval over seeds (Student's t" in markdown
+    assert float(by_units[16]["iia_low"]) == pytest.approx(0.8257931, abs=1e-6)
+    assert float(by_units[16]["iia_high"]) == 1.0  # 1.0742069, clipped: a mean of shares is at most 1
+    assert float(by_units[16]["iia_test_low"]) == pytest.approx(0.7257931, abs=1e-6)
+    assert float(by_units[16]["iia_test_high"]) == pytest.approx(0.9742069, abs=1e-6)
+    assert (by_units[16]["iia_n"], by_units[4]["iia_heldout_n"], by_units[4]["iia_heldout_low"]) == (
+        "3",
+        "0",
+        "",
+    )
 
 
 def test_runs_moved_aside_as_superseded_are_not_reported(tmp_path: Path) -> None:
@@ -412,10 +426,11 @@ def test_a_single_run_shows_its_value_without_a_spread(tmp_path: Path) -> None:
     for seed, iia in ((0, 0.9), (1, 0.9)):  # two runs of one value: a real zero spread
         fake_run(tmp_path, f"n_units=8,seed={seed}", {"n_units": 8, "seed": seed}, [{"iia": iia}])
     markdown, summary = report.report(tmp_path)
-    assert "| 4 | 0>0 | count | 1 | 0.957 | - | 0.900 |" in markdown
-    assert "| 8 | 0>0 | count | 2 | 0.900 ± 0.000 | - | - |" in markdown
+    assert "| 4 | 0>0 | count | 1 | 0.957 | - | 0.900 |" in markdown  # no pairs recorded: no interval
+    assert "| 8 | 0>0 | count | 2 | 0.900 [0.900, 0.900] (n=2) | - | - |" in markdown
     rows = {row["n_units"]: row for row in csv.DictReader((tmp_path / "report.csv").open())}
     assert (rows["4"]["iia_mean"], rows["4"]["iia_std"]) == ("0.957", "")  # no standard deviation of one
+    assert (rows["4"]["iia_low"], rows["4"]["iia_high"], rows["4"]["iia_n"]) == ("", "", "1")
     assert float(rows["8"]["iia_std"]) == 0.0
 
 
@@ -442,13 +457,18 @@ def test_two_model_runs_give_the_pair_similarity_once_and_name_the_target_accura
         "| partner_model | direction | variable | n | IIA val | IIA heldout | IIA test | target trial acc |"
         in main
     )
-    assert "| lstm | 0>1 | count | 2 | 0.600 ± 0.000 | - | - | 0.800 ± 0.000 |" in main  # target: model 1
-    assert "| lstm | 1>0 | count | 2 | 0.700 ± 0.000 | - | - | 0.990 ± 0.000 |" in main  # target: model 0
+    assert (
+        "| lstm | 0>1 | count | 2 | 0.600 [0.600, 0.600] (n=2) | - | - | 0.800 [0.800, 0.800] (n=2) |" in main
+    )
+    assert (
+        "| lstm | 1>0 | count | 2 | 0.700 [0.700, 0.700] (n=2) | - | - | 0.990 [0.990, 0.990] (n=2) |" in main
+    )
     table = [line for line in pairs.splitlines() if line.startswith("|")]
     assert table == [
         "| partner_model | n | cka_linear | rsa_cos_spearman |",
         "|---|---|---|---|",
-        "| lstm | 2 | 0.700 ± 0.141 | 0.500 ± 0.141 |",
+        # t with 1 degree of freedom: 12.7062047 * 0.1 either side, clipped to CKA's [0, 1], RSA's [-1, 1]
+        "| lstm | 2 | 0.700 [0.000, 1.000] (n=2) | 0.500 [-0.771, 1.000] (n=2) |",
         "| transformer | 1 | 0.300 | 0.200 |",
     ]
     rows = list(csv.DictReader((tmp_path / "report.csv").open()))
@@ -546,8 +566,10 @@ def test_a_mas_sweep_over_seeds_reports_over_seeds(tmp_path: Path, drawn_figures
         assert float(rows[direction]["n"]) == 3
         assert float(rows[direction]["iia_mean"]) == statistics.fmean(iias)
         assert float(rows[direction]["iia_std"]) == statistics.stdev(iias)
-    assert "| 0>1 | count | 3 | 0.700 ± 0.100 | - | 0.650 ± 0.100 | 0.980 ± 0.000 |" in markdown
-    assert "| 1>0 | count | 3 | 0.650 ± 0.132 | - | 0.600 ± 0.132 | 0.990 ± 0.000 |" in markdown
+    three = "| 0>1 | count | 3 | 0.700 [0.452, 0.948] (n=3) | - | 0.650 [0.402, 0.898] (n=3) | 0.980 [0.980, 0.980] (n=3) |"
+    assert three in markdown
+    three = "| 1>0 | count | 3 | 0.650 [0.321, 0.979] (n=3) | - | 0.600 [0.271, 0.929] (n=3) | 0.990 [0.990, 0.990] (n=3) |"
+    assert three in markdown
     assert drawn_figures["mas_directions.png"] == ["variable=count"]  # one panel, over the seeds
     assert "![mas_directions](plots/mas_directions.png)" in markdown
 
@@ -564,7 +586,7 @@ def test_a_partner_seed_set_otherwise_is_a_setting(tmp_path: Path, drawn_figures
     assert [(row["partner_seed"], row["direction"], row["n"]) for row in summary] == [
         (partner, d, 3) for partner in (7, 8) for d in MAS_DIRECTIONS
     ]
-    assert "| 8 | 0>1 | count | 3 | 0.690 ± 0.100 |" in markdown
+    assert "| 8 | 0>1 | count | 3 | 0.690 [0.442, 0.938] (n=3) |" in markdown
     assert drawn_figures["mas_directions.png"] == [
         "partner_seed=7, variable=count",
         "partner_seed=8, variable=count",
@@ -577,3 +599,103 @@ def test_a_partner_seed_set_otherwise_is_a_setting(tmp_path: Path, drawn_figures
     assert [(row["direction"], row["n"]) for row in summary] == [(d, 3) for d in MAS_DIRECTIONS]
     assert "partner_seed=2" in shared_line(markdown)
     assert drawn_figures["mas_directions.png"] == ["variable=count"]
+
+
+# -- intervals (issue 31) ---------------------------------------------------------------------------------------
+@pytest.fixture
+def error_bars(monkeypatch) -> dict[str, list[dict[str, Any]]]:
+    """{plot file name: each error-bar line drawn, as {label, points: [(x, y)], bars: [(x, low, high)]}}:
+    the data of the matplotlib objects themselves, read before the figure is saved."""
+    from alignsearch.report import plots
+
+    drawn: dict[str, list[dict[str, Any]]] = {}
+    save = plots._save
+
+    def record(fig, path: Path) -> Path:
+        lines = []
+        for ax in fig.axes:
+            for container in ax.containers:
+                data_line, _, (bar_lines, *_) = container.lines
+                bars = [(float(s[0][0]), float(s[0][1]), float(s[1][1])) for s in bar_lines.get_segments()]
+                points = list(zip(*(map(float, v) for v in data_line.get_data()), strict=True))
+                lines.append({"label": container.get_label(), "points": points, "bars": bars})
+        drawn[path.name] = lines
+        return save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", record)
+    return drawn
+
+
+SCHEMA_5_RECORD = {"n_pairs": 50, "iia_low": 0.786398, "iia_high": 0.956524}
+"""A record's pairs and Wilson interval as schema 5 writes them: 45 of 50 pairs right (IIA 0.9)."""
+
+
+def test_a_single_run_shows_its_interval_over_pairs(tmp_path: Path) -> None:
+    fake_run(tmp_path, "n_units=4", {"n_units": 4, "seed": 0}, [{"iia": 0.9, **SCHEMA_5_RECORD}])
+    fake_run(tmp_path, "n_units=8", {"n_units": 8, "seed": 0}, [{"iia": 0.8}])  # schema 4: no pairs
+    markdown, _ = report.report(tmp_path)
+    assert "| 4 | 0>0 | count | 1 | 0.900 [0.786, 0.957] (50 pairs) | - | - |" in markdown
+    assert "| 8 | 0>0 | count | 1 | 0.800 | - | - |" in markdown
+    rows = {row["n_units"]: row for row in csv.DictReader((tmp_path / "report.csv").open())}
+    assert (rows["4"]["iia_low"], rows["4"]["iia_high"], rows["4"]["iia_pairs"]) == (
+        "0.786398",
+        "0.956524",
+        "50",
+    )
+    assert (rows["8"]["iia_low"], rows["8"]["iia_pairs"]) == ("", "")
+
+
+def test_the_plots_error_bars_are_the_intervals(tmp_path: Path, error_bars) -> None:
+    """Five seeds at n_units=4: the bar is the t interval (0.9403676, 0.9796324) around 0.96, worked out
+    by hand; one run at n_units=8: its Wilson interval over its 50 pairs; one at 16 with none: no length."""
+    for seed, iia in enumerate([0.95, 0.97, 0.96, 0.98, 0.94]):
+        fake_run(tmp_path, f"n_units=4,seed={seed}", {"n_units": 4, "seed": seed}, [{"iia": iia}])
+    fake_run(tmp_path, "n_units=8", {"n_units": 8, "seed": 0}, [{"iia": 0.9, **SCHEMA_5_RECORD}])
+    fake_run(tmp_path, "n_units=16", {"n_units": 16, "seed": 0}, [{"iia": 0.5}])
+    report.report(tmp_path)
+    (line,) = error_bars["iia_by_n_units.png"]
+    assert [x for x, _ in line["points"]] == [4, 8, 16]
+    assert [y for _, y in line["points"]] == pytest.approx([0.96, 0.9, 0.5])
+    bars = [(4, 0.9403676, 0.9796324), (8, 0.786398, 0.956524), (16, 0.5, 0.5)]
+    assert flat(line["bars"]) == pytest.approx(flat(bars), abs=1e-6)
+
+
+def test_the_training_plot_bars_iia_and_task_accuracy(tmp_path: Path, error_bars) -> None:
+    for seed, (iia, acc) in enumerate([(0.6, 0.9), (0.7, 0.95), (0.8, 1.0)]):
+        for step in (100, 200):
+            config = {"snapshot": step, "seed": seed}
+            run = fake_run(tmp_path, f"snapshot={step},seed={seed}", config, [{"iia": iia}])
+            results = json.loads((run / "results.json").read_text())
+            (run / "results.json").write_text(json.dumps({**results, "task_accuracy": [acc]}))
+    report.report(tmp_path)
+    iia, accuracy = error_bars["iia_over_training.png"]
+    # three seeds, t with 2 degrees of freedom: 4.3026527 * 0.1 / sqrt(3) = 0.2484138 either side of 0.7;
+    # 4.3026527 * 0.05 / sqrt(3) = 0.1242069 either side of 0.95, clipped at 1
+    assert iia["label"] == "IIA: count" and accuracy["label"] == "target trial acc: count"
+    assert flat(iia["points"]) == pytest.approx([100, 0.7, 200, 0.7])
+    assert flat(iia["bars"]) == pytest.approx(
+        [100, 0.4515862, 0.9484138, 200, 0.4515862, 0.9484138], abs=1e-6
+    )
+    assert flat(accuracy["bars"]) == pytest.approx([100, 0.8257931, 1.0, 200, 0.8257931, 1.0], abs=1e-6)
+
+
+def flat(items: list[tuple[float, ...]]) -> list[float]:
+    return [value for item in items for value in item]
+
+
+def test_the_direction_matrix_writes_each_cells_interval(tmp_path: Path, monkeypatch) -> None:
+    from alignsearch.report import plots
+
+    texts: list[str] = []
+    save = plots._save
+
+    def record(fig, path: Path) -> Path:
+        texts.extend(t.get_text() for ax in fig.axes for t in ax.texts)
+        return save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", record)
+    for seed, iias in MAS_IIAS.items():
+        mas_sweep_job(tmp_path, seed, iias)
+    report.report(tmp_path)
+    # 0>1 over the three seeds: 0.6, 0.7, 0.8 -> 0.7 -+ 4.3026527 * 0.1 / sqrt(3) = (0.4515862, 0.9484138)
+    assert texts == ["0.90\n[0.65, 1.00]", "0.70\n[0.45, 0.95]", "0.65\n[0.32, 0.98]", "0.90\n[0.78, 1.00]"]

@@ -3,6 +3,7 @@ that measure it and its judge: the rows of those grids in, a :class:`Finding` (t
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -11,6 +12,11 @@ from typing import Any
 from alignsearch.controls import CONTROLS
 from alignsearch.findings.stats import Rows, is_count, mean, summary, table, values
 from alignsearch.report import pearson
+
+CORRELATION = (-1.0, 1.0)
+"""The range of a correlation, which its interval over seeds is clipped to (a share's is 0 to 1)."""
+DIVERGENCE = (0.0, math.inf)
+"""The range of a divergence (0 up)."""
 
 # -- thresholds, fixed before any run ---------------------------------------------------------------------------
 COUNT_IIA = 0.9
@@ -90,7 +96,7 @@ def judge_controls(grids: dict[str, Rows]) -> Finding:
         controls = {c: values(rows, f"iia_control_{c}", model=model) for c in names}
         best = max((statistics.fmean(v) for k, v in controls.items() if k in informative and v), default=None)
         selectivity = None if iia is None or best is None else iia - best
-        lines.append([model, f"{iia:.3f}" if iia is not None else "-", *(summary(v) for v in controls.values()),
+        lines.append([model, summary(values(rows, model=model)), *(summary(v) for v in controls.values()),
                       "-" if selectivity is None else f"{selectivity:.3f}"])  # fmt: skip
         low = all((mean(controls[c]) or 0) <= UNTRAINED_CEILING for c in trivial)
         ok.append(selectivity is not None and selectivity >= SELECTIVITY and low)
@@ -143,7 +149,11 @@ def judge_training(grids: dict[str, Rows]) -> Finding:
         for step in by_step
     ]
     lines.append(
-        ["Pearson r (all)", "-" if r_all is None else f"{r_all:.3f}", f"per seed: {summary(per_seed)}"]
+        [
+            "Pearson r (all)",
+            "-" if r_all is None else f"{r_all:.3f}",
+            f"per seed: {summary(per_seed, bounds=CORRELATION)}",
+        ]  # fmt: skip
     )
     return Finding(
         table(["snapshot (training step)", "count IIA", "task accuracy"], lines),
@@ -177,7 +187,8 @@ def judge_transformer(grids: dict[str, Rows]) -> Finding:
 
 
 def position_table(rows: Rows, layers: list[str]) -> list[str]:
-    """Count IIA by the base position of the intervention (a column per layer, mean over seeds)."""
+    """Count IIA by the base position of the intervention (a column per layer, mean over seeds with its
+    95% interval)."""
     positions = sorted({int(p) for r in rows for p in (r.get("iia_by_position") or {})})
     cells = []
     for pos in positions:
@@ -185,7 +196,7 @@ def position_table(rows: Rows, layers: list[str]) -> list[str]:
         for layer in layers:
             found = [r["iia_by_position"][str(pos)] for r in rows
                      if str(r["layer"]) == layer and str(pos) in (r.get("iia_by_position") or {})]  # fmt: skip
-            cell.append(f"{mean(found):.3f}" if found else "-")
+            cell.append(summary(found))
         cells.append(cell)
     return table(["base position", *(f"transformer {layer}" for layer in layers)], cells) if cells else []
 
@@ -232,9 +243,12 @@ def judge_mas(grids: dict[str, Rows]) -> Finding:
         cross[partner] = mean(per_seed(mine, ("0>1", "1>0")))
         spread += [f"{name} {d}" for d, xs in zip(DIRECTIONS, by_direction, strict=True)
                    if len(xs) > 1 and statistics.stdev(xs) > SEED_SPREAD]  # fmt: skip
-        cka, rsa = mean(values(mine, "cka_linear")), mean(values(mine, "rsa_cos_spearman"))
+        runs = [
+            r for r in mine if r.get("direction") == "0>0"
+        ]  # a run's similarity: once, whatever the direction
         lines.append([name, *map(summary, by_direction), summary(per_seed(mine, ("0>1", "1>0"))),
-                      "-" if cka is None else f"{cka:.3f}", "-" if rsa is None else f"{rsa:.3f}"])  # fmt: skip
+                      summary(values(runs, "cka_linear")),
+                      summary(values(runs, "rsa_cos_spearman"), bounds=CORRELATION)])  # fmt: skip
     header = ["models", *(f"IIA {d}" for d in DIRECTIONS), "cross (mean of 0>1, 1>0 per seed)", "CKA (linear)",
               "RSA (cos, Spearman)"]  # fmt: skip
     spread_line = (
@@ -305,7 +319,8 @@ def judge_divergence(grids: dict[str, Rows]) -> Finding:
         ]
         means[form] = {key: mean(values(mine, key)) for key in ("iia", "divergence", "divergence_floor")}
         lines.append([form, summary(values(mine)), summary(values(mine, "iia_heldout")),
-                      summary(values(mine, "divergence")), summary(values(mine, "divergence_floor"))])  # fmt: skip
+                      summary(values(mine, "divergence"), bounds=DIVERGENCE),
+                      summary(values(mine, "divergence_floor"), bounds=DIVERGENCE)])  # fmt: skip
     paired = [(r["divergence"], r["iia_heldout"]) for r in rows if r.get("divergence") is not None
               and r.get("iia_heldout") is not None]  # fmt: skip
     r = pearson([p[0] for p in paired], [p[1] for p in paired])

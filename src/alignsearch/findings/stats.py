@@ -1,5 +1,6 @@
-"""The statistics a claim is measured with: values of matching rows, their mean, ``mean ± sd (n)``, and
-a findings table (:func:`alignsearch.tables.markdown_table`)."""
+"""The statistics a claim is measured with: values of matching rows, their mean, ``mean [low, high] (n)``
+(the 95% interval over seeds, :func:`alignsearch.intervals.student_t`), and a findings table
+(:func:`alignsearch.tables.markdown_table`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
+from alignsearch.intervals import UNIT, student_t
 from alignsearch.tables import markdown_table
 
 Rows = list[dict[str, Any]]
@@ -27,17 +29,22 @@ def mean(xs: Sequence[float]) -> float | None:
     return statistics.fmean(xs) if xs else None
 
 
-def summary(xs: Sequence[float]) -> str:
-    """``0.953 ± 0.021 (n=5)``; a single value alone (no spread to show); ``-`` without values.
+def summary(xs: Sequence[float], bounds: tuple[float, float] | None = UNIT) -> str:
+    """The mean over seeds with its 95% interval over seeds (Student's t, clipped to ``bounds``: a share's
+    by default) and the number of seeds, ``0.960 [0.940, 0.980] (n=5)``; a single value alone, with no
+    interval (one seed has no spread to show); ``-`` without values.
 
-    >>> summary([0.9, 1.0]), summary([0.9])
-    ('0.950 ± 0.071 (n=2)', '0.900 (n=1)')
+    >>> summary([0.95, 0.97, 0.96, 0.98, 0.94]), summary([0.9, 1.0]), summary([0.9])
+    ('0.960 [0.940, 0.980] (n=5)', '0.950 [0.315, 1.000] (n=2)', '0.900 (n=1)')
+    >>> summary([1.2, 1.4], bounds=None)  # not a share: a divergence
+    '1.300 [0.029, 2.571] (n=2)'
     """
     if not xs:
         return "-"
     if len(xs) == 1:
         return f"{xs[0]:.3f} (n=1)"
-    return f"{statistics.fmean(xs):.3f} ± {statistics.stdev(xs):.3f} (n={len(xs)})"
+    mean, low, high = student_t(xs, bounds=bounds)
+    return f"{mean:.3f} [{low:.3f}, {high:.3f}] (n={len(xs)})"
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:

@@ -5,8 +5,9 @@ or settings) contributes one row per record (direction and variable), with
 the run's settings, the trial accuracy of the record's target model on its task (as aligned: column
 ``target trial acc``, ``task_acc`` in ``report.csv``) and, for two-model runs, the similarity measures of
 ``similarity.json``. Rows that differ only in ``seed`` form one configuration; the report gives the mean,
-standard deviation and count over seeds of each measure (a measure of one run: its value alone, no
-standard deviation). A two-model run's partner seed derived from its seed (``partner.seed=null``: seed +
+standard deviation, 95% interval (Student's t) and count over seeds of each measure (a measure of one
+run: its value alone, no standard deviation, and for an IIA its 95% interval over the run's pairs where
+``results.json`` holds one). A two-model run's partner seed derived from its seed (``partner.seed=null``: seed +
 1) is part of the seed: where every partner seed of a configuration is so derived, ``partner_seed`` reads
 ``seed + 1`` and splits nothing, so ``-m seed=1,2,3`` of MAS gives n = 3; a partner seed set otherwise is
 a setting like any other (:func:`~alignsearch.report.aggregate.fold_partner_seeds`):
@@ -26,12 +27,14 @@ a setting like any other (:func:`~alignsearch.report.aggregate.fold_partner_seed
     a ``similarity.json`` or ``metrics.csv``, which leaves out what it adds; a ``summary.csv``), by path
     with the reason; each is also printed on stderr, one line per file;
 
-* ``report.csv``: the numbers of the first table, unrounded, with the pair's similarity measures on each of
-  its rows;
+* ``report.csv``: the numbers of the first table, unrounded (per measure ``_mean``, ``_std``, ``_low`` and
+  ``_high`` (the 95% interval), ``_n`` (the runs that have it) and for an IIA ``_pairs``), with the pair's
+  similarity measures on each of its rows;
 * ``plots/*.png``: the validation IIA learning curves of every run with a ``metrics.csv`` (one line per run
   and trained direction/variable), and for what the folder holds: IIA against ``n_units`` per variable,
   IIA by layer, the MAS direction matrix as a heatmap, and IIA with task accuracy over training snapshots
-  (with their correlation, also written into ``report.md``).
+  (with their correlation, also written into ``report.md``); a mean's error bars are its 95% interval
+  (over seeds; for one run, over its pairs where known).
 
 The package, one concept a module: :mod:`~alignsearch.report.reading` (what a folder holds: runs, learning
 curves, failed jobs, unreadable files), :mod:`~alignsearch.report.measures` (the columns and their titles),
@@ -49,6 +52,7 @@ from typing import Any
 from alignsearch.report.aggregate import (
     DERIVED_PARTNER_SEED,
     fold_partner_seeds,
+    interval,
     natural_order,
     pearson,
     shared_settings,
@@ -76,6 +80,7 @@ from alignsearch.report.measures import (
     TITLES,
     control_names,
     extra_metrics,
+    measure_range,
     metrics_present,
 )
 from alignsearch.report.reading import (
@@ -95,6 +100,8 @@ from alignsearch.report.reading import (
 )
 from alignsearch.report.render import (
     CONTROL_DIVERGENCE_NOTE,
+    INTERVALS_NOTE,
+    cell,
     controls_note,
     failed_section,
     pair_section,
@@ -122,6 +129,7 @@ __all__ = [
     "DERIVED_PARTNER_SEED",
     "EXIT_ALL_JOBS_FAILED",
     "EXIT_USAGE",
+    "INTERVALS_NOTE",
     "PAIR_METRICS",
     "PLOTS",
     "ROW_KEYS",
@@ -135,6 +143,7 @@ __all__ = [
     "NothingToReport",
     "Problem",
     "Unreadable",
+    "cell",
     "collect",
     "control_names",
     "controls_note",
@@ -142,6 +151,8 @@ __all__ = [
     "failed_jobs",
     "failed_section",
     "fold_partner_seeds",
+    "interval",
+    "measure_range",
     "metrics_present",
     "natural_order",
     "nothing_to_report",

@@ -1,6 +1,6 @@
 """The report's numbers from its rows: a partner seed derived from the seed folded into the seed, the
-settings that vary and those every run shares, the mean, standard deviation and count over seeds of each
-configuration, and correlations."""
+settings that vary and those every run shares, the mean, standard deviation, 95% interval and count over
+seeds of each configuration, and correlations."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import statistics
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from alignsearch.report.measures import BASE_METRICS, ROW_KEYS, TASK_ACC
+from alignsearch.intervals import student_t
+from alignsearch.report.measures import BASE_METRICS, ROW_KEYS, TASK_ACC, measure_range
+from alignsearch.search.records import INTERVALS
 from alignsearch.settings import derived_partner_seed
 
 PARTNER_SEED = "partner_seed"
@@ -92,9 +94,23 @@ def summarize(
     metrics: Sequence[str] = BASE_METRICS,
     row_keys: Sequence[str] = ROW_KEYS,
 ) -> list[dict[str, Any]]:
-    """Mean, standard deviation and count over seeds per (configuration, ``row_keys``: direction and
-    variable). The standard deviation of a single value is None: one run shows no spread. A partner seed
-    varies with the seed only in rows :func:`fold_partner_seeds` has not seen (the report folds them)."""
+    """Mean, standard deviation, 95% interval and count over seeds per (configuration, ``row_keys``:
+    direction and variable): a row of the configuration's settings and ``row_keys``, ``n`` (its runs),
+    then for each metric ``<metric>_mean``, ``_std``, ``_low``, ``_high``, ``_n`` (the runs that have the
+    measure) and, for an IIA of :data:`~alignsearch.search.records.INTERVALS`, ``_pairs`` (the pairs
+    each run measured it on, where the runs agree).
+
+    The interval (:func:`interval`): over seeds, Student's t, clipped to the measure's range; of a
+    single value, the run's own interval over its pairs where it has one (an IIA of a record of schema 5
+    on), else none. The standard deviation of a single value is None: one run shows no spread. A partner
+    seed varies with the seed only in rows :func:`fold_partner_seeds` has not seen (the report folds
+    them).
+
+    >>> rows = [{"seed": s, "iia": v} for s, v in enumerate([0.95, 0.97, 0.96, 0.98, 0.94])]
+    >>> row = summarize(rows, ["seed"], ["iia"], row_keys=())[0]
+    >>> row["n"], round(row["iia_mean"], 6), row["iia_low"], row["iia_high"], row["iia_n"]
+    (5, 0.96, 0.940368, 0.979632, 5)
+    """
     keys = [k for k in config_keys if k != "seed"] + list(row_keys)
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for row in rows:
@@ -104,12 +120,37 @@ def summarize(
         out = dict(zip(keys, key, strict=True))
         out["n"] = len(members)
         for metric in metrics:
-            values = [m[metric] for m in members if m.get(metric) is not None]
+            measured = [m for m in members if m.get(metric) is not None]
+            values = [m[metric] for m in measured]
             out[f"{metric}_mean"] = statistics.fmean(values) if values else None
             out[f"{metric}_std"] = statistics.stdev(values) if len(values) > 1 else None
+            out[f"{metric}_low"], out[f"{metric}_high"] = interval(metric, measured)
+            out[f"{metric}_n"] = len(values)
+            if metric in INTERVALS:
+                pairs = {m.get(INTERVALS[metric][0]) for m in measured}
+                out[f"{metric}_pairs"] = pairs.pop() if len(pairs) == 1 else None
         summary.append(out)
     summary.sort(key=lambda row: tuple(natural_order(row[k]) for k in keys))
     return summary
+
+
+def interval(metric: str, measured: Sequence[dict[str, Any]]) -> tuple[float | None, float | None]:
+    """The 95% interval of a measure's mean over the rows that have it: over seeds (Student's t, clipped
+    to the measure's range, :func:`~alignsearch.report.measures.measure_range`) for two or more; for one,
+    its interval over pairs where the row has one (``iia_low``, ``iia_high``, ...); else none.
+
+    >>> interval("iia", [{"iia": 0.9}, {"iia": 1.0}])
+    (0.31469, 1.0)
+    >>> interval("iia", [{"iia": 0.9, "iia_low": 0.786398, "iia_high": 0.956524}]), interval("iia", [{"iia": 0.9}])
+    ((0.786398, 0.956524), (None, None))
+    """
+    if len(measured) > 1:
+        _, low, high = student_t([m[metric] for m in measured], bounds=measure_range(metric))
+        return low, high
+    if len(measured) == 1 and metric in INTERVALS:
+        _, low_key, high_key = INTERVALS[metric]
+        return measured[0].get(low_key), measured[0].get(high_key)
+    return None, None
 
 
 def natural_order(value: Any) -> tuple[int, float, str]:

@@ -3,10 +3,12 @@ divergence, the target's task accuracy, the models' similarity) and how ``report
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 from alignsearch.controls import CONTROLS
+from alignsearch.intervals import UNIT
 from alignsearch.search.records import (
     CONTROL_DIVERGENCE_PREFIX,
     CONTROL_PREFIX,
@@ -61,6 +63,27 @@ ROW_KEYS = ("direction", "variable")
 def metrics_present(rows: Sequence[dict[str, Any]]) -> list[str]:
     """The measures the rows hold: the splits' IIA always, then each of :func:`extra_metrics` some row has."""
     return list(BASE_METRICS) + [m for m in extra_metrics(rows) if any(r.get(m) is not None for r in rows)]
+
+
+SHARES = (*SPLIT_METRICS, "token_iia", "iia_step0", TASK_ACC, "cka_linear", "cka_rbf")
+"""Measures that are shares, from 0 to 1 (each control's IIA too), or that lie there (kernel CKA)."""
+
+
+def measure_range(metric: str) -> tuple[float, float] | None:
+    """The values a measure can take, which its interval over seeds is clipped to: 0 to 1 for a share
+    (an IIA, an accuracy, a kernel CKA), -1 to 1 for the selectivity, an RSA correlation and the CKA of
+    distance matrices, 0 up for a divergence; None where not known (a measure of another kind).
+
+    >>> measure_range("iia_control_shuffled"), measure_range("selectivity"), measure_range("divergence_top")
+    ((0.0, 1.0), (-1.0, 1.0), (0.0, inf))
+    """
+    if metric in SHARES or metric.startswith(CONTROL_PREFIX):
+        return UNIT
+    if metric == SELECTIVITY or metric.startswith(("rsa_", "cka_dist_")):
+        return (-1.0, 1.0)
+    if metric in DIVERGENCE_KEYS or metric.startswith(CONTROL_DIVERGENCE_PREFIX):
+        return (0.0, math.inf)
+    return None
 
 
 def title(metric: str) -> str:

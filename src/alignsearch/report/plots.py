@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import matplotlib
 
 from alignsearch import atomic
-from alignsearch.report.aggregate import natural_order
+from alignsearch.report.aggregate import interval, natural_order
 from alignsearch.report.measures import TASK_ACC, TITLES
 
 if TYPE_CHECKING:
@@ -29,35 +29,51 @@ CURVE_TRACK = ("direction", "variable")
 """What tells the learning curves of one run apart."""
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+def mean_interval(points: Sequence[Row], y_key: str) -> tuple[float, float, float]:
+    """``(mean, low, high)`` of ``y_key`` over the rows of one point of a plot (one per seed): the 95%
+    interval of :func:`alignsearch.report.aggregate.interval` (Student's t over seeds; one run's interval
+    over its pairs where known), or the value itself at both ends where there is none (a bar of no
+    length).
+
+    >>> mean_interval([{"iia": 0.95}, {"iia": 0.97}, {"iia": 0.96}, {"iia": 0.98}, {"iia": 0.94}], "iia")
+    (0.96, 0.940368, 0.979632)
+    >>> mean_interval([{"iia": 0.9, "iia_low": 0.786398, "iia_high": 0.956524}], "iia")
+    (0.9, 0.786398, 0.956524)
+    """
+    mean = statistics.fmean(p[y_key] for p in points)
+    low, high = interval(y_key, points)
+    return mean, mean if low is None else low, mean if high is None else high
+
+
+def _bars(stats: Sequence[tuple[float, float, float]]) -> list[list[float]]:
+    """``errorbar``'s ``yerr`` for ``(mean, low, high)`` points: the distances down and up."""
+    return [[max(0.0, m - low) for m, low, _ in stats], [max(0.0, high - m) for m, _, high in stats]]
 
 
 def _series(rows: Sequence[Row], x_key: str, line_keys: Sequence[str], y_key: str = "iia") -> dict:
-    """{line label: {x: [y, ...]}} over trained records."""
-    out: dict[str, dict[Any, list[float]]] = {}
+    """{line label: {x: [row, ...]}} over trained records that have ``y_key``."""
+    out: dict[str, dict[Any, list[Row]]] = {}
     for r in rows:
         if not r.get("trained", True) or r.get(y_key) is None or r.get(x_key) is None:
             continue
         label = " / ".join(str(r.get(k)) for k in line_keys)
-        out.setdefault(label, {}).setdefault(r[x_key], []).append(r[y_key])
+        out.setdefault(label, {}).setdefault(r[x_key], []).append(r)
     return out
 
 
 def _line_plot(series: dict, path: Path, xlabel: str, order=None, log2: bool = False) -> Path:
+    """Mean IIA against ``xlabel``, a line per label, each point's error bar its 95% interval."""
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, points in sorted(series.items()):
         xs = sorted(points, key=order) if order else sorted(points)
-        stats = [_mean_std(points[x]) for x in xs]
+        stats = [mean_interval(points[x], "iia") for x in xs]
         positions = [order(x) for x in xs] if order else xs
-        ax.errorbar(
-            positions, [s[0] for s in stats], yerr=[s[1] for s in stats], marker="o", capsize=3, label=label
-        )
+        ax.errorbar(positions, [s[0] for s in stats], yerr=_bars(stats), marker="o", capsize=3, label=label)
         if order:
             ax.set_xticks(positions, [str(x) for x in xs])
     if log2:
         ax.set_xscale("log", base=2)
-    return _save_accuracy_plot(fig, ax, path, xlabel, "IIA (validation)")
+    return _save_accuracy_plot(fig, ax, path, xlabel, "IIA (validation), 95% interval")
 
 
 def _save_accuracy_plot(fig, ax, path: Path, xlabel: str, ylabel: str, legend: bool = True) -> Path:
@@ -90,16 +106,17 @@ def _others(varying: Sequence[str], *drop: str) -> list[str]:
 
 
 def direction_heatmaps(rows: Sequence[Row], varying: Sequence[str], path: Path) -> Path | None:
-    """Mean IIA per (source, target) for each two-model configuration and variable."""
+    """Mean IIA per (source, target) for each two-model configuration and variable, each cell with its
+    95% interval under the mean (over seeds; one run's over its pairs, where known)."""
     two = [r for r in rows if r.get("partner_model") is not None]
     if not two:
         return None
     keys = [*_others(varying, "directions", "cl_directions"), "variable"]
-    configs: dict[str, dict[tuple[int, int], list[float]]] = {}
+    configs: dict[str, dict[tuple[int, int], list[Row]]] = {}
     for r in two:
         label = ", ".join(f"{k}={r.get(k)}" for k in keys)
         s, t = map(int, r["direction"].split(">"))
-        configs.setdefault(label, {}).setdefault((s, t), []).append(r["iia"])
+        configs.setdefault(label, {}).setdefault((s, t), []).append(r)
     n = len(configs)
     cols = min(n, 3)
     fig, axes = plt.subplots(
@@ -108,16 +125,25 @@ def direction_heatmaps(rows: Sequence[Row], varying: Sequence[str], path: Path) 
     for ax in axes.flat[n:]:
         ax.axis("off")
     for ax, (label, cells) in zip(axes.flat, sorted(configs.items()), strict=False):
-        grid = [[statistics.fmean(cells.get((s, t), [float("nan")])) for t in range(2)] for s in range(2)]
+        grid = [
+            [
+                statistics.fmean(r["iia"] for r in cells[(s, t)]) if (s, t) in cells else float("nan")
+                for t in range(2)
+            ]
+            for s in range(2)
+        ]
         ax.imshow(grid, vmin=0, vmax=1, cmap="viridis")
         for s in range(2):
             for t in range(2):
+                low, high = interval("iia", cells.get((s, t), []))
+                shown = f"{grid[s][t]:.2f}" + ("" if low is None else f"\n[{low:.2f}, {high:.2f}]")
                 ax.text(
                     t,
                     s,
-                    f"{grid[s][t]:.2f}",
+                    shown,
                     ha="center",
                     va="center",
+                    fontsize=8,
                     color="w" if grid[s][t] < 0.6 else "k",
                 )
         ax.set_xticks([0, 1], ["into 0", "into 1"])
@@ -128,7 +154,7 @@ def direction_heatmaps(rows: Sequence[Row], varying: Sequence[str], path: Path) 
 
 def training_plot(rows: Sequence[Row], varying: Sequence[str], path: Path) -> Path | None:
     """IIA and the aligned (target) model's trial accuracy on its task against the training step of its
-    snapshot."""
+    snapshot, each point's error bar its 95% interval."""
     snap = [r for r in rows if r.get("snapshot") is not None and r.get("trained", True)]
     if len({r["snapshot"] for r in snap}) < 2:
         return None
@@ -137,17 +163,17 @@ def training_plot(rows: Sequence[Row], varying: Sequence[str], path: Path) -> Pa
     for name, key in (("IIA", "iia"), (TITLES[TASK_ACC], TASK_ACC)):
         for label, points in sorted(_series(snap, "snapshot", keys, key).items()):
             xs = sorted(points)
-            stats = [_mean_std(points[x]) for x in xs]
+            stats = [mean_interval(points[x], key) for x in xs]
             style = "-o" if key == "iia" else "--s"
             ax.errorbar(
                 xs,
                 [s[0] for s in stats],
-                yerr=[s[1] for s in stats],
+                yerr=_bars(stats),
                 fmt=style,
                 capsize=3,
                 label=f"{name}: {label}",
             )
-    return _save_accuracy_plot(fig, ax, path, "training step of the snapshot", "accuracy")
+    return _save_accuracy_plot(fig, ax, path, "training step of the snapshot", "accuracy, 95% interval")
 
 
 def curve_lines(points: Sequence[Row], label_keys: Sequence[str]) -> dict[str, tuple[list, list[float]]]:

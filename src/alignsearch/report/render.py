@@ -45,44 +45,66 @@ def to_csv(summary: Sequence[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def _cell(mean: float | None, std: float | None) -> str:
-    """``0.950 ± 0.050``; the value alone without a standard deviation (one run); ``-`` without a value."""
+INTERVALS_NOTE = (
+    "Each cell: the mean over seeds with its 95% interval over seeds (Student's t, clipped to the measure's"
+    " range) and the number of seeds, `0.968 [0.947, 0.989] (n=5)`; one run: its value, with its 95%"
+    " interval over its pairs where results.json has it (`(1000 pairs)`: Wilson's; a bootstrap over pairs"
+    " for the token IIA). An interval covers the sampling of the pairs and of the seeds, not the choices"
+    " held fixed across them (how the task's sequences are sampled, the architecture, the settings)."
+)
+"""Said under ``report.md``'s first table: what a cell and its interval are."""
+
+
+def cell(row: dict[str, Any], metric: str) -> str:
+    """A measure's cell: ``0.968 [0.947, 0.989] (n=5)`` over seeds; one run's value alone, or with its
+    interval over pairs, ``0.957 [0.912, 0.981] (128 pairs)``; ``-`` without a value.
+
+    >>> cell({"iia_mean": 0.968, "iia_low": 0.946764, "iia_high": 0.989236, "iia_n": 5}, "iia")
+    '0.968 [0.947, 0.989] (n=5)'
+    >>> cell({"iia_mean": 0.9, "iia_low": 0.786398, "iia_high": 0.956524, "iia_n": 1, "iia_pairs": 50}, "iia")
+    '0.900 [0.786, 0.957] (50 pairs)'
+    >>> cell({"iia_mean": 0.9, "iia_n": 1}, "iia"), cell({"iia_mean": None, "iia_n": 0}, "iia")
+    ('0.900', '-')
+    """
+    mean = row.get(f"{metric}_mean")
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return MISSING
-    return number(mean) if std is None else f"{number(mean)} ± {number(std)}"
+    low, high, n = row.get(f"{metric}_low"), row.get(f"{metric}_high"), row.get(f"{metric}_n")
+    if low is None or high is None:
+        return number(mean)
+    pairs = row.get(f"{metric}_pairs")
+    over = f"n={n}" if n != 1 else f"{pairs} pairs" if pairs is not None else "n=1"
+    return f"{number(mean)} [{number(low)}, {number(high)}] ({over})"
 
 
 def to_markdown(
     summary: Sequence[dict[str, Any]], shared: dict[str, Any], metrics: Sequence[str] = BASE_METRICS
 ) -> str:
-    """The summary as a markdown table, after one line of the settings every run shares."""
+    """The summary as a markdown table, after one line of the settings every run shares, and before
+    :data:`INTERVALS_NOTE`."""
     lines = []
     if shared:
         lines += ["Shared: " + ", ".join(f"{k}={v}" for k, v in shared.items()), ""]
     if not summary:
         return "\n".join([*lines, "No complete runs."]) + "\n"
-    return "\n".join([*lines, summary_table(summary, metrics)]) + "\n"
+    return "\n".join([*lines, summary_table(summary, metrics), "", INTERVALS_NOTE]) + "\n"
 
 
 def summary_table(summary: Sequence[dict[str, Any]], metrics: Sequence[str]) -> str:
-    """A summary's rows as a markdown table: its keys, ``n`` and each metric's mean ± std."""
-    keys = [k for k in summary[0] if k != "n" and not k.endswith(("_mean", "_std"))]
+    """A summary's rows (:func:`~alignsearch.report.aggregate.summarize`) as a markdown table: its keys
+    (those before ``n``), ``n`` and each metric's :func:`cell`."""
+    keys = list(summary[0])[: list(summary[0]).index("n")]
     header = [*keys, "n", *(title(m) for m in metrics)]
     rows = [
-        [
-            *(str(row[k]) for k in keys),
-            str(row["n"]),
-            *(_cell(row[f"{m}_mean"], row[f"{m}_std"]) for m in metrics),
-        ]
-        for row in summary
+        [*(str(row[k]) for k in keys), str(row["n"]), *(cell(row, m) for m in metrics)] for row in summary
     ]
     return markdown_table(header, rows, pad=False)
 
 
 def pair_section(rows: Sequence[dict[str, Any]], varying: Sequence[str]) -> str:
     """The similarity of each configuration's two models (CKA, RSA of ``similarity.json``), once per model
-    pair rather than on each direction's row: mean ± std over the configuration's runs (seeds). Empty
-    without two-model runs."""
+    pair rather than on each direction's row: the mean and its 95% interval over the configuration's runs
+    (seeds). Empty without two-model runs."""
     metrics = [m for m in PAIR_METRICS if any(r.get(m) is not None for r in rows)]
     if not metrics:
         return ""
