@@ -57,7 +57,7 @@ INTERVALS_NOTE = (
 
 def cell(row: dict[str, Any], metric: str) -> str:
     """A measure's cell: ``0.968 [0.947, 0.989] (n=5)`` over seeds; one run's value alone, or with its
-    interval over pairs, ``0.957 [0.912, 0.981] (128 pairs)``; ``-`` without a value.
+    interval over pairs, ``0.922 [0.862, 0.957] (128 pairs)`` (118 of 128 right); ``-`` without a value.
 
     >>> cell({"iia_mean": 0.968, "iia_low": 0.946764, "iia_high": 0.989236, "iia_n": 5}, "iia")
     '0.968 [0.947, 0.989] (n=5)'
