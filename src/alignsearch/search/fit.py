@@ -284,7 +284,12 @@ def _fit(
     module.to(compute_device(hardware))  # where training ran (Lightning hands the module back on the CPU)
     evaluating = time.perf_counter()
     final = {
-        split: module.evaluate(pairs, a.eval_batch_size, divergence=split == "val", intervals=True)
+        split: module.evaluate(
+            pairs,
+            a.eval_batch_size,
+            divergence=split == "val",
+            intervals=("iia", "token_iia") if split == "val" else ("iia",),  # records keep val's token IIA
+        )
         for split, pairs in {**evals, **({"test": test} if test else {})}.items()
     }
     evaluating = time.perf_counter() - evaluating

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -383,16 +383,17 @@ class AlignmentModule(L.LightningModule):
         tracks: dict[str, PairBatch],
         batch_size: int = 1000,
         divergence: bool = False,
-        intervals: bool = False,
+        intervals: Sequence[str] = (),
     ) -> dict[str, dict[str, Any]]:
         """IIA and token IIA of every track on the given pairs (outside the Lightning loop), and the IIA of
         the pairs intervened at each base position (``iia_by_position``: ``{"5": 0.9, ...}``; stepwise:
         by the last swapped position). ``divergence``: also how far the interventions push the target
         off its natural states (:mod:`alignsearch.search.divergence`), at the site (``divergence``,
         ``divergence_floor``) and, where the model has layers above it, at its top states at the scored
-        positions (``divergence_top``, ``divergence_top_floor``). ``intervals``: also the number of pairs
-        (``n_pairs``) and the 95% intervals over them of the IIA (``iia_low``, ``iia_high``: Wilson) and
-        of the token IIA (``token_iia_low``, ``token_iia_high``: :func:`pair_intervals`)."""
+        positions (``divergence_top``, ``divergence_top_floor``). ``intervals``: the measures (``iia``,
+        ``token_iia``) whose 95% interval over the pairs to give too, with the number of pairs
+        (``n_pairs``; ``iia_low``, ``iia_high``: Wilson; ``token_iia_low``, ``token_iia_high``: a
+        bootstrap, :func:`pair_intervals`)."""
         was_training = self.training
         self.eval()
         device = hooks.device_of(self)  # the batches go where the module is
@@ -427,7 +428,10 @@ class AlignmentModule(L.LightningModule):
                 str(p): h / n for p, (h, n) in sorted(by_position[name].items())
             }
             results[name] |= divergences(seen[name], name) if divergence else {}
-            results[name] |= pair_intervals(torch.cat(per_pair[name]), name) if intervals else {}
+            if intervals:
+                results[name] |= pair_intervals(
+                    torch.cat(per_pair[name]), name, token="token_iia" in intervals
+                )
         return results
 
     # -- optimisation ----------------------------------------------------------------------------------------
@@ -497,24 +501,25 @@ def divergences(store: dict[str, list[Tensor]], track: str) -> dict[str, float |
     return out
 
 
-def pair_intervals(per_pair: Tensor, track: str) -> dict[str, Any]:
+def pair_intervals(per_pair: Tensor, track: str, token: bool = True) -> dict[str, Any]:
     """The number of pairs and the 95% intervals over them of a track's evaluation (rows: each pair's
     ``[right, task tokens right, task tokens]``): ``iia_low``/``iia_high`` by Wilson's interval for the
-    share of pairs right, ``token_iia_low``/``token_iia_high`` by a bootstrap over pairs of the share of
-    task tokens right (:func:`alignsearch.intervals.bootstrap_share`, seeded by the track's name: the same
-    pairs give the same interval, run after run).
+    share of pairs right and, with ``token``, ``token_iia_low``/``token_iia_high`` by a bootstrap over
+    pairs of the share of task tokens right (:func:`alignsearch.intervals.bootstrap_share`, seeded by the
+    track's name: the same pairs give the same interval, run after run).
 
     >>> pair_intervals(torch.tensor([[1, 3, 3]] * 45 + [[0, 2, 3]] * 5), "0>0/count")
     {'n_pairs': 50, 'iia_low': 0.786398, 'iia_high': 0.956524, 'token_iia_low': 0.933333, 'token_iia_high': 0.993333}
     """
-    keys = ("n_pairs", "iia_low", "iia_high", "token_iia_low", "token_iia_high")
+    keys = ("n_pairs", "iia_low", "iia_high", *(("token_iia_low", "token_iia_high") if token else ()))
     n = int(per_pair.shape[0])
     if n == 0:
         return dict.fromkeys(keys)
-    token: tuple[float | None, float | None] = (None, None)  # no task token at all: no token IIA to bound
-    if int(per_pair[:, 2].sum()) > 0:
-        token = bootstrap_share(per_pair[:, 1], per_pair[:, 2], seed=derive_seed(0, "token_iia", track))
-    return dict(zip(keys, (n, *wilson(int(per_pair[:, 0].sum()), n), *token), strict=True))
+    bounds: tuple[float | None, float | None] = (None, None)  # no task token at all: no token IIA to bound
+    if token and int(per_pair[:, 2].sum()) > 0:
+        bounds = bootstrap_share(per_pair[:, 1], per_pair[:, 2], seed=derive_seed(0, "token_iia", track))
+    values = (n, *wilson(int(per_pair[:, 0].sum()), n), *(bounds if token else ()))
+    return dict(zip(keys, values, strict=True))
 
 
 def has_layers_above(model: SequenceModel, site: str) -> bool:
