@@ -1,15 +1,19 @@
 """95% intervals: over the pairs of one run (Wilson for a share of trials, a seeded bootstrap for a share
-of tokens) and over seeds (Student's t), with no dependency beyond the standard library and torch.
+of tokens) and over seeds (Student's t), and tests of differences between two conditions (a paired t-test
+over seeds, a paired bootstrap over the pairs of one seed), with no dependency beyond the standard library
+and torch.
 
 What an interval covers: the sampling of the pairs a run is evaluated on (:func:`wilson`,
-:func:`bootstrap_share`) or of the seeds a mean is taken over (:func:`student_t`). It says nothing of
-choices held fixed across them: the task's sampling settings, the architecture, the alignment's
-settings.
+:func:`bootstrap_share`, :func:`paired_bootstrap`) or of the seeds a mean is taken over
+(:func:`student_t`, :func:`paired_difference`). It says nothing of choices held fixed across them: the
+task's sampling settings, the architecture, the alignment's settings.
 
     >>> wilson(45, 50)
     (0.786398, 0.956524)
     >>> student_t([0.95, 0.97, 0.96, 0.98, 0.94])
     (0.96, 0.940368, 0.979632)
+    >>> paired_difference([0.95, 0.97, 0.96], [0.85, 0.85, 0.88])  # a - b over 3 seeds, its t-test's p
+    PairedDifference(mean=0.1, low=0.050317, high=0.149683, p=0.0130725, n=3)
 
 Every bound is rounded to :data:`DIGITS` decimals (plenty for a 95% interval, and stable in files).
 """
@@ -19,6 +23,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 
@@ -210,3 +215,99 @@ def bootstrap_share(
     tail = (1 - confidence) / 2
     low, high = torch.quantile(shares, torch.tensor([tail, 1 - tail], dtype=torch.float64)).tolist()
     return round(max(0.0, low), DIGITS), round(min(1.0, high), DIGITS)
+
+
+class PairedDifference(NamedTuple):
+    """A difference between two conditions over the seeds both have (:func:`paired_difference`): the mean
+    of the per-seed differences, its 95% interval (Student's t), the two-sided p-value of the paired
+    t-test and the number of seeds paired; one seed: no interval and no p-value (None)."""
+
+    mean: float
+    low: float | None
+    high: float | None
+    p: float | None
+    n: int
+
+
+def paired_difference(
+    a: Sequence[float],
+    b: Sequence[float],
+    confidence: float = CONFIDENCE,
+    bounds: tuple[float, float] | None = None,
+) -> PairedDifference:
+    """The paired t-test of ``a`` against ``b``, one value of each per seed (``a[i]`` and ``b[i]`` of the
+    same seed): the mean of the differences ``a[i] - b[i]``, its Student's t interval (:func:`student_t`
+    of the differences; ``bounds`` clips it: ``(-1, 1)`` for a difference of shares) and the two-sided
+    p-value of ``t = mean / (sd / sqrt(n))`` with ``n - 1`` degrees of freedom, computed exactly as
+    ``I_x((n - 1) / 2, 1 / 2)`` with ``x = (n - 1) / (n - 1 + t^2)`` (:func:`incomplete_beta`; rounded to
+    6 significant digits).
+
+    Differences without spread give an interval of their mean alone and p = 0 (p = 1 where they are all
+    0): the t statistic is infinite. One seed gives its difference with no interval and no p-value.
+
+    >>> paired_difference([0.5, 0.62, 0.48, 0.61, 0.59], [0.4, 0.5, 0.4, 0.5, 0.5])
+    PairedDifference(mean=0.1, low=0.080368, high=0.119632, p=0.000145128, n=5)
+    >>> paired_difference([0.9], [0.7])
+    PairedDifference(mean=0.2, low=None, high=None, p=None, n=1)
+    """
+    if len(a) != len(b) or not a:
+        raise ValueError(f"paired_difference of {len(a)} and {len(b)} values: expected as many, at least one")
+    differences = [x - y for x, y in zip(a, b, strict=True)]
+    mean, low, high = student_t(differences, confidence, bounds)
+    mean = round(mean, 12)  # 0.62 - 0.5 and the like: no float noise in the mean shown
+    n = len(differences)
+    if n == 1:
+        return PairedDifference(mean, None, None, None, 1)
+    sd = statistics.stdev(differences)
+    if sd == 0:
+        return PairedDifference(mean, low, high, 1.0 if mean == 0 else 0.0, n)
+    t = mean / (sd / math.sqrt(n))
+    p = incomplete_beta((n - 1) / 2, 0.5, (n - 1) / (n - 1 + t * t))
+    return PairedDifference(mean, low, high, float(f"{p:.6g}"), n)  # 6 significant digits: a tiny p too
+
+
+def paired_bootstrap(
+    hits_a: Sequence[int] | torch.Tensor,
+    hits_b: Sequence[int] | torch.Tensor,
+    totals: Sequence[int] | torch.Tensor | None = None,
+    *,
+    seed: int = 0,
+    resamples: int = RESAMPLES,
+    confidence: float = CONFIDENCE,
+) -> tuple[float, float, float]:
+    """``(difference, low, high)``: the difference of two pooled shares measured on the same pairs of one
+    seed, ``sum(hits_a) / sum(totals) - sum(hits_b) / sum(totals)`` (pair ``i`` right on ``hits_a[i]``
+    and ``hits_b[i]`` of its ``totals[i]`` items; ``totals`` None: one item a pair), and its percentile
+    bootstrap interval over the pairs, resampled jointly: each resample draws pairs with replacement
+    (a torch generator seeded with ``seed``: the same inputs give the same interval on every machine)
+    and takes both conditions' shares on the pairs drawn, so what the pairs share cancels out of the
+    difference. The interval is clipped to [-1, 1]; the difference is not rounded, the bounds are
+    (:data:`DIGITS`).
+
+    >>> paired_bootstrap([1, 1, 0, 1], [1, 1, 0, 1])
+    (0.0, 0.0, 0.0)
+    >>> paired_bootstrap([1, 0, 1, 1], [0, 0, 1, 0], seed=1) == paired_bootstrap([1, 0, 1, 1], [0, 0, 1, 0], seed=1)
+    True
+    """
+    _check_confidence(confidence)
+    hit_a = torch.as_tensor(hits_a, dtype=torch.float64).flatten()
+    hit_b = torch.as_tensor(hits_b, dtype=torch.float64).flatten()
+    total = (
+        torch.ones_like(hit_a) if totals is None else torch.as_tensor(totals, dtype=torch.float64).flatten()
+    )
+    if hit_a.numel() == 0 or hit_a.shape != hit_b.shape or hit_a.shape != total.shape:
+        raise ValueError(
+            f"paired_bootstrap of {hit_a.numel()} and {hit_b.numel()} hits and {total.numel()} totals:"
+            " expected as many (the same pairs), at least one"
+        )
+    if float(total.sum()) <= 0:
+        raise ValueError("paired_bootstrap: the totals add up to nothing")
+    difference = float((hit_a.sum() - hit_b.sum()) / total.sum())
+    generator = torch.Generator().manual_seed(seed)
+    draws = torch.randint(0, hit_a.numel(), (resamples, hit_a.numel()), generator=generator)
+    drawn = total[draws].sum(1)
+    differences = (hit_a[draws].sum(1) - hit_b[draws].sum(1)) / drawn.clamp_min(1e-300)
+    differences = differences[drawn > 0]  # a resample of pairs without items has no share
+    tail = (1 - confidence) / 2
+    low, high = torch.quantile(differences, torch.tensor([tail, 1 - tail], dtype=torch.float64)).tolist()
+    return difference, round(max(-1.0, low), DIGITS), round(min(1.0, high), DIGITS)

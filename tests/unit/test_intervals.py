@@ -1,6 +1,7 @@
-"""The 95% intervals (alignsearch/intervals.py, issue 31) against known answers: every reference value
-below was computed outside the code under test (by hand from the formulas, and Student's t quantiles by
-integrating the t density numerically at 30 digits), then written in here."""
+"""The 95% intervals and the tests of differences (alignsearch/intervals.py, issue 31) against known
+answers: every reference value below was computed outside the code under test (by hand from the formulas,
+and Student's t quantiles and tail probabilities by integrating the t density numerically at 30 digits),
+then written in here."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ import math
 import pytest
 import torch
 
-from alignsearch.intervals import bootstrap_share, student_t, t_quantile, wilson
+from alignsearch.intervals import (
+    bootstrap_share,
+    paired_bootstrap,
+    paired_difference,
+    student_t,
+    t_quantile,
+    wilson,
+)
 
 # Student's t quantiles t(p, df): the two-sided 95% ones and a few others
 T_QUANTILES = {
@@ -123,3 +131,77 @@ def test_every_pair_alike_gives_a_point() -> None:
     assert not math.isnan(
         bootstrap_share([0, 1], [0, 1])[0]
     )  # a resample of pairs without tokens is left out
+
+
+# the paired t-test: differences d -> (mean, low, high, two-sided p) with the t distribution of n - 1
+# degrees of freedom: mean -+ t(0.975, n - 1) * sd / sqrt(n), p = 2 P(T > |mean / (sd / sqrt(n))|)
+PAIRED = {
+    # mean 0.10, sd 0.0158114, 2.7764451 * 0.0158114 / sqrt(5) = 0.0196324; t = 14.1421356
+    (0.10, 0.12, 0.08, 0.11, 0.09): (0.10, 0.0803676, 0.1196324, 0.000145128),
+    # mean 0.31, sd 0.09, 4.3026527 * 0.09 / sqrt(3) = 0.2235724; t = 5.9659528
+    (0.31, 0.22, 0.40): (0.31, 0.0864276, 0.5335724, 0.0269645),
+    # mean 0.0175, sd 0.0298608, 3.1824463 * 0.0298608 / 2 = 0.0475152; t = 1.1721057
+    (0.05, -0.02, 0.03, 0.01): (0.0175, -0.0300152, 0.0650152, 0.3257657),
+    # mean 0.05, sd 0.2121320, 12.7062047 * 0.2121320 / sqrt(2) = 1.9059307; t = 1/3
+    (0.2, -0.1): (0.05, -1.8559307, 1.9559307, 0.7951672),
+}
+
+
+@pytest.mark.parametrize("differences", list(PAIRED))
+def test_paired_difference_is_the_paired_t_test(differences: tuple[float, ...]) -> None:
+    b = [0.5 - 0.1 * i for i in range(len(differences))]  # any values: only the differences count
+    a = [x + d for x, d in zip(b, differences, strict=True)]
+    result = paired_difference(a, b)
+    mean, low, high, p = PAIRED[differences]
+    assert result.n == len(differences)
+    assert (result.mean, result.low, result.high) == pytest.approx((mean, low, high), abs=1e-6)
+    assert result.p == pytest.approx(p, rel=1e-5)
+    swapped = paired_difference(b, a)  # the other way round: the same test, the sign turned
+    assert (swapped.mean, swapped.low, swapped.high) == pytest.approx((-mean, -high, -low), abs=1e-6)
+    assert swapped.p == result.p
+
+
+def test_paired_difference_of_one_seed_or_no_spread() -> None:
+    assert paired_difference([0.9], [0.7]) == (0.2, None, None, None, 1)  # one seed: no interval, no p
+    same = paired_difference([0.9, 0.8, 0.7], [0.8, 0.7, 0.6])  # every difference 0.1: t is infinite
+    assert (same.mean, same.low, same.high, same.p) == pytest.approx((0.1, 0.1, 0.1, 0.0))
+    assert paired_difference([0.5, 0.6], [0.5, 0.6]).p == 1.0
+    clipped = paired_difference([1.0, 0.2], [0.0, 0.1], bounds=(-1.0, 1.0))  # a difference of shares
+    assert clipped.low == -1.0 and clipped.high == 1.0
+    with pytest.raises(ValueError, match="expected as many"):
+        paired_difference([0.5, 0.6], [0.5])
+    with pytest.raises(ValueError, match="expected as many"):
+        paired_difference([], [])
+
+
+def test_paired_bootstrap_resamples_the_pairs_jointly() -> None:
+    # 1000 pairs: both right on 450, only a on 150, only b on 50, neither on 350; a's share 0.6, b's 0.5.
+    # Over the same pairs the difference's standard error is sqrt((0.15 + 0.05 - 0.1^2) / 1000) =
+    # 0.0137840, so about 0.1 -+ 0.0270164 = (0.0729836, 0.1270164); as if the two were independent,
+    # sqrt((0.6 * 0.4 + 0.5 * 0.5) / 1000) = 0.0221359 would give (0.0566141, 0.1433859), wider
+    a = [1] * 450 + [1] * 150 + [0] * 50 + [0] * 350
+    b = [1] * 450 + [0] * 150 + [1] * 50 + [0] * 350
+    difference, low, high = paired_bootstrap(a, b, seed=0, resamples=4000)
+    assert difference == pytest.approx(0.1)
+    assert low == pytest.approx(0.0729836, abs=0.005) and high == pytest.approx(0.1270164, abs=0.005)
+    assert high - low < 2 * 1.96 * 0.0221359 * 0.75
+    assert paired_bootstrap(a, b, seed=0, resamples=500) == paired_bootstrap(
+        torch.tensor(a), torch.tensor(b), seed=0, resamples=500
+    )  # seeded: the same on every call
+    assert paired_bootstrap(a, b, seed=0, resamples=500) != paired_bootstrap(a, b, seed=1, resamples=500)
+    assert paired_bootstrap(b, a, seed=0, resamples=4000)[0] == pytest.approx(-0.1)
+
+
+def test_paired_bootstrap_of_tokens_and_of_pairs_alike() -> None:
+    # token shares over pairs of 4 task tokens: a right on 4 of every pair, b on 2 of the first 100 of
+    # 200 and on 4 of the rest: 800/800 - 600/800 = 0.25; per pair the difference is 0.5 or 0, so its
+    # standard error is 0.5 * sqrt(0.25 / 200) = 0.0176777, about 0.25 -+ 0.0346476
+    totals = [4] * 200
+    a, b = [4] * 200, [2] * 100 + [4] * 100
+    difference, low, high = paired_bootstrap(a, b, totals, seed=0, resamples=4000)
+    assert difference == pytest.approx(0.25)
+    assert low == pytest.approx(0.2153524, abs=0.005) and high == pytest.approx(0.2846476, abs=0.005)
+    assert paired_bootstrap([1, 0, 1], [1, 0, 1]) == (0.0, 0.0, 0.0)  # the same hits: no difference
+    assert paired_bootstrap([1, 1], [0, 0]) == (1.0, 1.0, 1.0)
+    with pytest.raises(ValueError, match="the same pairs"):
+        paired_bootstrap([1, 0, 1], [1, 0])
