@@ -699,3 +699,105 @@ def test_the_direction_matrix_writes_each_cells_interval(tmp_path: Path, monkeyp
     report.report(tmp_path)
     # 0>1 over the three seeds: 0.6, 0.7, 0.8 -> 0.7 -+ 4.3026527 * 0.1 / sqrt(3) = (0.4515862, 0.9484138)
     assert texts == ["0.90\n[0.65, 1.00]", "0.70\n[0.45, 0.95]", "0.65\n[0.32, 0.98]", "0.90\n[0.78, 1.00]"]
+
+
+def compared_run(folder: Path, model: str, n_units: int, seed: int, iia: float) -> None:
+    """A run of ``model`` at ``n_units`` and ``seed`` as the run writes it (:class:`RunResults`), its
+    validation IIA ``iia`` and its test IIA 0.05 below; the LSTM is 48 wide, the GRU 32."""
+    from alignsearch.search.records import AlignmentRecord
+    from alignsearch.search.results import RunResults
+
+    config = {"task": "multiobject", "model": model, "seed": seed, "n_units": n_units, "variables": ["count"],
+              "model.d_model": 32 if model == "gru" else 48}  # fmt: skip
+    record = AlignmentRecord.from_json(
+        {
+            "source": f"{model}/seed{seed}",
+            "target": f"{model}/seed{seed}",
+            "direction": "0>0",
+            "variable": "count",
+            "trained": True,
+            "iia": iia,
+            "iia_heldout": None,
+            "iia_test": iia - 0.05,
+            "token_iia": 0.99,
+            "iia_step0": 0.1,
+        }  # fmt: skip
+    )
+    folder = folder / f"model={model},n_units={n_units},seed={seed}"
+    atomic.write_json(folder / "results.json", RunResults(config, [record], steps=10).to_json())
+
+
+def test_compare_pairs_two_conditions_by_seed(tmp_path: Path, capsys) -> None:
+    """Issue 31: ``--compare model=gru,lstm`` pairs each GRU run with the LSTM run of the same seed and
+    n_units. At 16 units the differences over seeds 0-2 are 0.31, 0.22, 0.40: mean 0.31, sd 0.09, so the
+    interval is 0.31 -+ 4.3026527 * 0.09 / sqrt(3) = (0.0864276, 0.5335724) and the paired t-test's
+    t = 5.9659528 with 2 degrees of freedom gives p = 0.0269645; at 4 units 0.2 and -0.1: 0.05 -+
+    12.7062047 * 0.2121320 / sqrt(2), clipped to [-1, 1], p = 0.7951672 (worked out by integrating the t
+    density at 30 digits). The LSTM's seed 3 has no GRU run: counted, not paired."""
+    runs = {(16, 0): (0.95, 0.64), (16, 1): (0.90, 0.68), (16, 2): (0.99, 0.59), (4, 0): (0.8, 0.6),
+            (4, 1): (0.7, 0.8)}  # fmt: skip
+    for (n_units, seed), (gru, lstm) in runs.items():
+        compared_run(tmp_path, "gru", n_units, seed, gru)
+        compared_run(tmp_path, "lstm", n_units, seed, lstm)
+    compared_run(tmp_path, "lstm", 16, 3, 0.5)
+    assert report_command([str(tmp_path), "--compare", "model=gru,lstm"]) == 0
+    markdown = (tmp_path / "report.md").read_text()
+    assert markdown == capsys.readouterr().out
+    section = markdown.split("## Comparison: model=gru minus model=lstm\n", 1)[1]
+    assert (
+        "Paired by seed, every other setting alike: 5 run(s) of model=gru with one of model=lstm; 1 run(s) of"
+        " model=lstm without a partner (`model=lstm,n_units=16,seed=3`)." in section
+    )
+    assert "Settings that change with model, so not paired on: model.d_model (32 against 48)." in section
+    assert "| n_units | direction | variable | n | IIA val | IIA test |" in section  # no held-out pairs
+    assert (
+        "| 4 | 0>0 | count | 2 | 0.050 [-1.000, 1.000] p=0.795 (n=2) | 0.050 [-1.000, 1.000] p=0.795 (n=2) |"
+        in section
+    )
+    assert "| 16 | 0>0 | count | 3 | 0.310 [0.086, 0.534] p=0.027 (n=3) |" in section
+    assert "the two-sided p-value of the paired t-test" in section
+    rows = {row["n_units"]: row for row in csv.DictReader((tmp_path / "comparison.csv").open())}
+    sixteen = rows["16"]
+    assert float(sixteen["iia_diff"]) == pytest.approx(0.31, abs=1e-9)
+    assert (float(sixteen["iia_low"]), float(sixteen["iia_high"])) == pytest.approx(
+        (0.0864276, 0.5335724), abs=1e-6
+    )
+    assert float(sixteen["iia_p"]) == pytest.approx(0.0269645, rel=1e-5)
+    assert (sixteen["iia_n"], sixteen["n"]) == (
+        "3",
+        "3",
+    ) and "iia_heldout_diff" not in sixteen  # none held out
+    assert float(rows["4"]["iia_p"]) == pytest.approx(0.7951672, rel=1e-5)
+    # the other way round: the differences turned, the same p
+    report_command([str(tmp_path), "--compare", "model=lstm,gru", "--out", str(tmp_path / "turned")])
+    capsys.readouterr()
+    turned = (tmp_path / "turned" / "report.md").read_text()
+    assert "| 16 | 0>0 | count | 3 | -0.310 [-0.534, -0.086] p=0.027 (n=3) |" in turned
+
+
+def test_compare_over_one_seed_gives_the_difference_alone(tmp_path: Path) -> None:
+    compared_run(tmp_path, "gru", 16, 0, 0.9)
+    compared_run(tmp_path, "lstm", 16, 0, 0.7)
+    markdown, _ = report.report(tmp_path, comparison=report.Comparison.parse("model=gru,lstm"))
+    assert "| 0>0 | count | 1 | 0.200 (n=1) | 0.200 (n=1) |" in markdown
+    assert "which results.json does not keep" in markdown  # no bootstrap over one seed's pairs
+
+
+def test_compare_refuses_what_the_runs_cannot_answer(tmp_path: Path, capsys) -> None:
+    compared_run(tmp_path, "gru", 16, 0, 0.9)
+    compared_run(tmp_path, "lstm", 16, 0, 0.7)
+    refusals = {
+        "model=gru": "error: --compare model=gru: expected <setting>=<a>,<b>, two values (model=gru,lstm)",
+        "seed=0,1": "error: --compare seed=0,1: the seeds are what a comparison pairs, not a condition",
+        "model=gru,transformer": "error: --compare model=gru,transformer: no run has model=transformer"
+        " (model: gru, lstm)",
+        "colour=red,blue": "error: --compare colour=red,blue: no run has the setting colour (the settings: task,"
+        " model, n_units, variables, model.d_model, direction, variable)",
+    }
+    for given, said in refusals.items():
+        with pytest.raises(SystemExit) as stopped:
+            report_command([str(tmp_path), "--compare", given])
+        assert stopped.value.code == 2
+        out, err = capsys.readouterr()
+        assert (out, err.strip()) == ("", said)
+    assert not (tmp_path / "report.md").exists() and not (tmp_path / "comparison.csv").exists()

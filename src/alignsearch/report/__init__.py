@@ -34,12 +34,17 @@ a setting like any other (:func:`~alignsearch.report.aggregate.fold_partner_seed
   and trained direction/variable), and for what the folder holds: IIA against ``n_units`` per variable,
   IIA by layer, the MAS direction matrix as a heatmap, and IIA with task accuracy over training snapshots
   (with their correlation, also written into ``report.md``); a mean's error bars are its 95% interval
-  (over seeds; for one run, over its pairs where known).
+  (over seeds; for one run, over its pairs where known);
+* with ``--compare <setting>=<a>,<b>``: a "Comparison" section of ``report.md`` and ``comparison.csv``,
+  the two conditions over the same seeds (each run at ``a`` paired with the run at ``b`` of the same seed
+  and every other setting): per configuration, record and measure, the mean difference ``a - b`` with its
+  95% interval, the paired t-test's p-value and the seeds paired
+  (:mod:`~alignsearch.report.compare`).
 
 The package, one concept a module: :mod:`~alignsearch.report.reading` (what a folder holds: runs, learning
 curves, failed jobs, unreadable files), :mod:`~alignsearch.report.measures` (the columns and their titles),
 :mod:`~alignsearch.report.aggregate` (partner seeds of the seed, varying and shared settings, means over
-seeds, correlations),
+seeds, correlations), :mod:`~alignsearch.report.compare` (two conditions over the same seeds),
 :mod:`~alignsearch.report.render` (``report.md``'s tables and sections, ``report.csv``),
 :mod:`~alignsearch.report.plots` (every plot, the scan's heatmap too) and :mod:`~alignsearch.report.build`
 (:func:`report`: all of them, written into a folder). The command is :mod:`alignsearch.cli.report`.
@@ -70,6 +75,15 @@ from alignsearch.report.build import (
     nothing_to_report,
     report,
     write_failure,
+)
+from alignsearch.report.compare import (
+    COMPARISON_CSV,
+    CannotCompare,
+    Compared,
+    Comparison,
+    compare,
+    comparison_section,
+    difference_cell,
 )
 from alignsearch.report.measures import (
     BASE_METRICS,
@@ -125,6 +139,7 @@ __all__ = [
     "BASE_METRICS",
     "CONTROL_DIVERGENCE_NOTE",
     "CURVE_COLUMNS",
+    "COMPARISON_CSV",
     "CURVE_SPLIT",
     "DERIVED_PARTNER_SEED",
     "EXIT_ALL_JOBS_FAILED",
@@ -137,16 +152,22 @@ __all__ = [
     "TASK_ACC",
     "TITLES",
     "TRUE_WORDS",
+    "CannotCompare",
     "CannotWrite",
     "Collected",
+    "Compared",
+    "Comparison",
     "FailedJob",
     "NothingToReport",
     "Problem",
     "Unreadable",
     "cell",
     "collect",
+    "compare",
+    "comparison_section",
     "control_names",
     "controls_note",
+    "difference_cell",
     "extra_metrics",
     "failed_jobs",
     "failed_section",

@@ -1,6 +1,6 @@
 """A folder's report, written: read what it holds, aggregate over seeds (a partner seed derived from the
-seed is part of it), render ``report.md`` and ``report.csv``, draw ``plots/`` (see
-:mod:`alignsearch.report`)."""
+seed is part of it), render ``report.md`` and ``report.csv``, draw ``plots/`` and, asked for, compare two
+conditions over the same seeds (``comparison.csv``; see :mod:`alignsearch.report`)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from alignsearch.report.aggregate import (
     table_keys,
     training_correlation,
 )
+from alignsearch.report.compare import COMPARISON_CSV, Comparison, compare, comparison_csv, comparison_section
 from alignsearch.report.measures import PAIR_METRICS, SELECTIVITY, metrics_present
 from alignsearch.report.reading import Collected, collect, system_reason
 from alignsearch.report.render import (
@@ -58,12 +59,19 @@ def nothing_to_report(folder: Path, collected: Collected) -> NothingToReport:
 
 
 def report(
-    folder: Path, out_dir: Path | None = None, collected: Collected | None = None
+    folder: Path,
+    out_dir: Path | None = None,
+    collected: Collected | None = None,
+    comparison: Comparison | None = None,
 ) -> tuple[str, list[dict[str, Any]]]:
-    """Write ``report.md``, ``report.csv`` and ``plots/`` for ``folder`` into ``out_dir`` (default: it).
+    """Write ``report.md``, ``report.csv`` and ``plots/`` for ``folder`` into ``out_dir`` (default: it);
+    with a ``comparison``, also its section of ``report.md`` and ``comparison.csv``
+    (:mod:`alignsearch.report.compare`).
 
     ``collected`` is what :func:`collect` read from ``folder`` (read here when not given). Raises
-    :class:`NothingToReport` when no run could be read, :class:`CannotWrite` when ``out_dir`` refuses.
+    :class:`NothingToReport` when no run could be read, :class:`CannotWrite` when ``out_dir`` refuses,
+    :class:`~alignsearch.report.compare.CannotCompare` (before writing anything) when the runs cannot
+    answer the comparison.
     """
     collected = collected if collected is not None else collect(folder)
     if not collected.rows:
@@ -73,7 +81,11 @@ def report(
     shared = shared_settings(rows, collected.config_keys)
     metrics = metrics_present(rows)
     summary = summarize(rows, varying, metrics)  # report.csv: every measure on every row
-    markdown = to_markdown(summary, shared, [m for m in metrics if m not in PAIR_METRICS])
+    measured = [m for m in metrics if m not in PAIR_METRICS]
+    compared = (
+        None if comparison is None else compare(rows, collected.config_keys, comparison, measured, varying)
+    )
+    markdown = to_markdown(summary, shared, measured)
     pairs = pair_section(rows, varying)
     markdown += f"\n{pairs}" if pairs else ""
     if SELECTIVITY in metrics:
@@ -85,6 +97,8 @@ def report(
         markdown += (
             f"\nIIA against task accuracy over training snapshots: Pearson r = {shown} ({n} records)\n"
         )
+    if compared is not None:
+        markdown += "\n" + comparison_section(compared)
     if not collected.curves:
         markdown += f"\nNo IIA learning curves: no run has a readable {METRICS}.\n"
     out_dir = out_dir or folder
@@ -103,6 +117,8 @@ def report(
             markdown += "\n" + section if section else ""
         atomic.write_text(out_dir / "report.md", markdown)
         atomic.write_text(out_dir / "report.csv", to_csv(summary))
+        if compared is not None:
+            atomic.write_text(out_dir / COMPARISON_CSV, comparison_csv(compared))
     except OSError as e:
         raise CannotWrite(f"cannot write the report to {out_dir}: {write_failure(out_dir, e)}") from e
     return markdown, summary
