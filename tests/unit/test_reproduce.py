@@ -238,3 +238,140 @@ def test_publish_copies_the_page_and_its_plots_and_keeps_the_notes(tmp_path, cap
     assert (page.parent / "findings/count/iia_by_seed.png").read_bytes() == b"a plot"
     report_csv = (page.parent / "findings/count/report.csv").read_text()  # the numbers behind the page
     assert report_csv == (out / "count" / "report.csv").read_text() and "0.95" in report_csv
+
+
+SEEDS = (0, 1, 2)
+
+
+def known_grids(shift: float = 0.0) -> dict[str, list[dict]]:
+    """Rows of the grids of every claim that compares conditions, over seeds 0-2, with known verdicts;
+    ``shift`` raises each condition a comparison is against (the controls, Up-Up, the Transformer, the
+    variants, GRU-Transformer, the CL loss's divergence) by that much, narrowing every margin."""
+    base = {"variable": "count", "direction": "0>0"}
+
+    def controls(seed: int) -> dict[str, float]:
+        return {"iia_control_untrained": 0.02, "iia_control_random_subspace": 0.1 + 0.01 * seed,
+                "iia_control_shuffled": 0.3 + 0.02 * seed + shift}  # fmt: skip
+
+    def mas(partner: str, cross: float, cka: float, seed: int) -> list[dict]:
+        return [{"partner_model": partner, "variable": "count", "direction": d, "seed": seed, "cka_linear": cka,
+                 "iia": 1.0 if d in ("0>0", "1>1") else cross, "rsa_cos_spearman": cka}
+                for d in ("0>0", "0>1", "1>0", "1>1")]  # fmt: skip
+
+    def form(seed: int, weight: float, space: str, iia: float, divergence: float) -> dict:
+        return {**base, "seed": seed, "cl_weight": weight, "cl_space": space, "iia": iia, "iia_heldout": iia,
+                "divergence": divergence, "divergence_floor": 0.1}  # fmt: skip
+
+    variants = (
+        ("multiobject", 0.97),
+        ("sameobject", 0.7),
+        ("multiobject_mod", 0.85),
+        ("multiobject_round", 0.9),
+    )
+    return grids(
+        count=[{**base, "model": m, "seed": s, "iia": v, "iia_heldout": v, "iia_test": v, **controls(s)}
+               for m, vs in (("gru", (0.95, 0.92, 0.97)), ("lstm", (0.91, 0.93, 0.96)))
+               for s, v in zip(SEEDS, vs, strict=True)],
+        upup=[{"direction": "0>0", "model": m, "seed": s, "causal_model": cm, "variable": var, "iia": v}
+              for m in ("gru", "lstm") for s in SEEDS
+              for cm, var, v in (("updown", "count", 0.9 + 0.02 * s), ("upup", "demo_count", 0.5 + 0.1 * s + shift),
+                                 ("upup", "resp_count", 0.6 + 0.05 * s + shift))],
+        transformer=[{**base, "seed": s, "layer": layer, "iia": v + 0.03 * s + shift}
+                     for layer, v in (("embedding", 0.2), (0, 0.5), (1, 0.6)) for s in SEEDS],
+        variants=[{**base, "seed": s, "task": t, "iia": v - 0.02 * s + (shift if t != "multiobject" else 0)}
+                  for t, v in variants for s in SEEDS],
+        mas=[r for s in SEEDS for r in mas("gru", 0.9 + 0.01 * s, 0.8, s) + mas("lstm", 0.85 - 0.01 * s, 0.7, s)
+             + mas("transformer", 0.5 + 0.05 * s + shift, 0.6, s)],
+        divergence=[r for s in SEEDS for r in (form(s, 0.0, "full", 0.95 - 0.01 * s, 0.5 + 0.05 * s),
+                    form(s, 0.1, "full", 0.94 - 0.01 * s - shift / 10, 0.3 + 0.02 * s + shift),
+                    form(s, 0.1, "subspace", 0.9, 0.25))],
+    )  # fmt: skip
+
+
+VERDICTS = {
+    0.0: [True, True, True, None, True, True, True, None, True],
+    0.1: [True, True, True, None, True, False, False, None, False],
+    0.25: [True, False, False, None, False, False, False, None, False],
+}
+"""Every claim's verdict on :func:`known_grids`, as judged before the verdicts stated their differences
+(issue 31): the rules and thresholds are unchanged, so are these."""
+
+
+@pytest.mark.parametrize("shift", list(VERDICTS))
+def test_stating_the_differences_changes_no_verdict(shift: float) -> None:
+    assert [finding.holds for finding in reproduce.judge_claims(known_grids(shift))] == VERDICTS[shift]
+
+
+def test_verdicts_that_compare_conditions_state_the_difference_with_its_interval() -> None:
+    """Each difference is over the seeds both conditions have, its 95% interval Student's t with 2 degrees
+    of freedom (t = 4.3026527), worked out by hand below."""
+    lines = [finding.line for finding in reproduce.judge_claims(known_grids())]
+    # 2: the GRU's IIA minus shuffled (the better control, by mean): 0.65, 0.60, 0.63; sd 0.0251661, half
+    # 4.3026527 * 0.0251661 / sqrt(3) = 0.0625166
+    assert (
+        "(IIA minus the best informative control, over seeds: gru: difference 0.627 [0.564, 0.689], n=3;"
+        in lines[1]
+    )
+    # 3: Up-Down 0.90, 0.92, 0.94 minus resp_count (mean 0.65, above demo_count's 0.6) 0.60, 0.65, 0.70:
+    # 0.30, 0.27, 0.24; sd 0.03, half 0.0745242
+    assert lines[2] == (
+        "Up-Down's count IIA exceeds the better Up-Up counter by >= 0.1: [True, True] (Up-Down's minus the better"
+        " Up-Up counter's, over seeds: gru (resp_count): difference 0.270 [0.195, 0.345], n=3; lstm (resp_count):"
+        " difference 0.270 [0.195, 0.345], n=3)"
+    )
+    # 5: the GRU's 0.95, 0.92, 0.97 minus layer 1's 0.60, 0.63, 0.66: 0.35, 0.29, 0.31; sd 0.0305505
+    assert (
+        "(the GRU's minus the Transformer's best layer's (1), over seeds: difference 0.317 [0.241, 0.393], n=3;"
+        in lines[4]
+    )
+    # 6: MultiObject minus SameObject: 0.27 at every seed, no spread
+    assert (
+        "over seeds: sameobject: difference 0.270 [0.270, 0.270], n=3; multiobject_mod: difference 0.120"
+        in lines[5]
+    )
+    # 7: GRU-LSTM's cross IIA (the lower) 0.85, 0.84, 0.83 minus GRU-Transformer's 0.50, 0.55, 0.60: 0.35, 0.29,
+    # 0.23; sd 0.06, half 0.1490483
+    assert (
+        "(the lower of the two, GRU-LSTM, minus GRU-Transformer, cross IIA over seeds: difference 0.290 [0.141, 0.439], n=3)"
+        in lines[6]
+    )
+    # 9: divergence 0.50, 0.55, 0.60 minus twice the floor 0.1: 0.30, 0.35, 0.40; sd 0.05, half 0.1242069
+    assert (
+        "True (its divergence minus 2 x its floor, over seeds: difference 0.350 [0.226, 0.474], n=3)"
+        in lines[8]
+    )
+    assert (
+        "(behavioural DAS's divergence minus the CL loss's: difference 0.230 [0.155, 0.305], n=3)" in lines[8]
+    )
+    assert "(behavioural DAS's IIA minus the CL loss's: difference 0.010 [0.010, 0.010], n=3)" in lines[8]
+
+
+def test_a_difference_pairs_only_the_seeds_both_conditions_have() -> None:
+    rows = known_grids()
+    rows["upup"] = [
+        r
+        for r in rows["upup"]
+        if r["model"] == "gru" and not (r["causal_model"] == "upup" and r["seed"] == 2)
+    ]
+    # seeds 0 and 1: Up-Down 0.90, 0.92 minus resp_count 0.60, 0.65 (mean 0.625 > demo_count's 0.55): 0.30,
+    # 0.27; sd 0.0212132, half 12.7062047 * 0.0212132 / sqrt(2) = 0.1905931
+    finding = reproduce.judge_upup(rows)
+    assert finding.holds is True and "gru (resp_count): difference 0.285 [0.094, 0.476], n=2)" in finding.line
+    rows["upup"] = [r for r in rows["upup"] if r["seed"] == 0]
+    assert (
+        "gru (resp_count): difference 0.300, n=1)" in reproduce.judge_upup(rows).line
+    )  # one seed: no interval
+    rows["upup"] = [r for r in rows["upup"] if r["causal_model"] == "updown"] + [
+        {
+            "direction": "0>0",
+            "model": "gru",
+            "seed": 5,
+            "causal_model": "upup",
+            "variable": "resp_count",
+            "iia": 0.6,
+        }
+    ]
+    finding = reproduce.judge_upup(rows)
+    assert (
+        finding.holds is True and "gru (resp_count): no seed has both)" in finding.line
+    )  # judged on the means

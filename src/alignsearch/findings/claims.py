@@ -1,5 +1,11 @@
 """The papers' claims, each with the threshold it is judged by (fixed here before any run), the grids
-that measure it and its judge: the rows of those grids in, a :class:`Finding` (table, verdict, line) out."""
+that measure it and its judge: the rows of those grids in, a :class:`Finding` (table, verdict, line) out.
+
+A verdict that compares two conditions (the controls against the alignment, Up-Down against Up-Up, the
+Transformer against the GRU, a task variant against MultiObject, GRU-Transformer against the same kind,
+the CL loss against behavioural DAS) states the difference over the seeds both have, with its 95% interval
+and the seeds paired, beside its threshold (:func:`~alignsearch.findings.stats.difference`). The verdict
+itself is the rule fixed here, on the means; the interval is shown, not judged."""
 
 from __future__ import annotations
 
@@ -10,7 +16,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alignsearch.controls import CONTROLS
-from alignsearch.findings.stats import Rows, is_count, mean, summary, table, values
+from alignsearch.findings.stats import (
+    Rows,
+    by_seed,
+    difference,
+    is_count,
+    mean,
+    paired,
+    summary,
+    table,
+    values,
+)
 from alignsearch.report import pearson
 
 CORRELATION = (-1.0, 1.0)
@@ -90,12 +106,17 @@ def judge_controls(grids: dict[str, Rows]) -> Finding:
     names = list(CONTROLS)
     informative = [c for c in names if CONTROLS[c].informative]
     trivial = [c for c in names if not CONTROLS[c].informative]
-    lines, ok = [], []
+    lines, ok, differences = [], [], []
     for model in ("gru", "lstm"):
         iia = mean(values(rows, model=model))
         controls = {c: values(rows, f"iia_control_{c}", model=model) for c in names}
-        best = max((statistics.fmean(v) for k, v in controls.items() if k in informative and v), default=None)
+        means = {k: statistics.fmean(v) for k, v in controls.items() if k in informative and v}
+        best = max(means.values(), default=None)
         selectivity = None if iia is None or best is None else iia - best
+        if selectivity is not None:
+            best_name = max(means, key=lambda k: means[k])
+            against = by_seed(rows, f"iia_control_{best_name}", model=model)
+            differences.append(f"{model}: {difference(paired(by_seed(rows, model=model), against))}")
         lines.append([model, summary(values(rows, model=model)), *(summary(v) for v in controls.values()),
                       "-" if selectivity is None else f"{selectivity:.3f}"])  # fmt: skip
         low = all((mean(controls[c]) or 0) <= UNTRAINED_CEILING for c in trivial)
@@ -107,13 +128,18 @@ def judge_controls(grids: dict[str, Rows]) -> Finding:
         f"IIA minus the best of {' and '.join(shown)} >= {SELECTIVITY}"
         + "".join(f", {c} < {UNTRAINED_CEILING}" for c in trivial)
         + f" ({', '.join(trivial) or 'none'}: near 0 by construction; the informative controls: {', '.join(shown)})"
-        f": {ok}",
+        f": {ok}"
+        + (
+            f" (IIA minus the best informative control, over seeds: {'; '.join(differences)})"
+            if differences
+            else ""
+        ),
     )
 
 
 def judge_upup(grids: dict[str, Rows]) -> Finding:
     rows = [r for r in grids["upup"] if r.get("direction", "0>0") == "0>0"]
-    lines, ok = [], []
+    lines, ok, differences = [], [], []
     for model in sorted({r["model"] for r in rows}):
         updown = values(rows, model=model, causal_model="updown", variable="count")
         upup = {
@@ -121,14 +147,27 @@ def judge_upup(grids: dict[str, Rows]) -> Finding:
             for v in ("demo_count", "resp_count")
         }
         lines.append([model, summary(updown), *(summary(v) for v in upup.values())])
-        best_upup = max((statistics.fmean(v) for v in upup.values() if v), default=None)
+        means = {v: statistics.fmean(xs) for v, xs in upup.items() if xs}
+        best_upup = max(means.values(), default=None)
+        if updown and best_upup is not None:
+            best = max(means, key=lambda v: means[v])
+            found = paired(
+                by_seed(rows, model=model, causal_model="updown", variable="count"),
+                by_seed(rows, model=model, causal_model="upup", variable=best),
+            )
+            differences.append(f"{model} ({best}): {difference(found)}")
         ok.append(
             bool(updown) and best_upup is not None and statistics.fmean(updown) >= best_upup + MODEL_MARGIN
         )
     return Finding(
         table(["model", "Up-Down count", "Up-Up demo_count", "Up-Up resp_count"], lines),
         all(ok) if ok else None,
-        f"Up-Down's count IIA exceeds the better Up-Up counter by >= {MODEL_MARGIN}: {ok}",
+        f"Up-Down's count IIA exceeds the better Up-Up counter by >= {MODEL_MARGIN}: {ok}"
+        + (
+            f" (Up-Down's minus the better Up-Up counter's, over seeds: {'; '.join(differences)})"
+            if differences
+            else ""
+        ),
     )
 
 
@@ -176,13 +215,21 @@ def judge_transformer(grids: dict[str, Rows]) -> Finding:
         default=None,
     )
     holds = None if best is None or not rnn else best <= statistics.fmean(rnn) - DIFFERENCE
+    gap = ""
+    if holds is not None:
+        top = max(
+            layers, key=lambda layer: mean(values(rows, layer=lambda v, layer=layer: str(v) == layer)) or 0
+        )
+        gru = by_seed([r for r in grids["count"] if is_count(r)], model="gru")
+        found = paired(gru, by_seed(rows, layer=lambda v: str(v) == top))
+        gap = f"the GRU's minus the Transformer's best layer's ({top}), over seeds: {difference(found)}; "
     return Finding(
         table(["site", "count IIA"], lines)
         + ["", "By the base position of the intervention:", ""]
         + position_table(rows, layers),
         holds,
-        f"the 2-layer Transformer's best-layer count IIA is below the GRU's by >= {DIFFERENCE} (no Markovian"
-        " count state at any layer; the IIA by position shows where it is lowest)",
+        f"the 2-layer Transformer's best-layer count IIA is below the GRU's by >= {DIFFERENCE} ({gap}no"
+        " Markovian count state at any layer; the IIA by position shows where it is lowest)",
     )
 
 
@@ -208,10 +255,20 @@ def judge_variants(grids: dict[str, Rows]) -> Finding:
     base = mean(values(rows, task="multiobject"))
     others = [statistics.fmean(values(rows, task=t)) for t in tasks[1:] if values(rows, task=t)]
     holds = None if base is None or not others else base >= COUNT_IIA and min(others) <= base - DIFFERENCE
+    gaps = [
+        f"{t}: {difference(paired(by_seed(rows, task='multiobject'), by_seed(rows, task=t)))}"
+        for t in tasks[1:]
+        if values(rows, task=t)
+    ]
     return Finding(
         table(["task (GRU)", "count IIA"], lines),
         holds,
-        f"MultiObject's count IIA >= {COUNT_IIA} and some variant's is lower by >= {DIFFERENCE}",
+        f"MultiObject's count IIA >= {COUNT_IIA} and some variant's is lower by >= {DIFFERENCE}"
+        + (
+            f" (MultiObject's minus each variant's, over seeds: {'; '.join(gaps)})"
+            if holds is not None
+            else ""
+        ),
     )
 
 
@@ -225,22 +282,31 @@ SEED_SPREAD = 0.1
 def per_seed(rows: Rows, directions: Sequence[str]) -> list[float]:
     """For each seed, the mean IIA of ``directions``: one value per seed (n counts seeds, never
     directions)."""
+    return list(seed_means(rows, directions).values())
+
+
+def seed_means(rows: Rows, directions: Sequence[str]) -> dict[Any, float]:
+    """:func:`per_seed` by seed: ``{seed: the mean IIA of directions}``, for the seeds that have each of
+    them (in seed order; None: rows without one)."""
     seeds = sorted({r.get("seed") for r in rows}, key=lambda s: (s is None, s))  # None: rows without one
-    out = []
+    out = {}
     for seed in seeds:
         iia = values(rows, seed=seed, direction=lambda d: d in directions)
-        out += [statistics.fmean(iia)] if len(iia) == len(directions) else []
+        if len(iia) == len(directions):
+            out[seed] = statistics.fmean(iia)
     return out
 
 
 def judge_mas(grids: dict[str, Rows]) -> Finding:
     rows = grids["mas"]
-    lines, cross, spread = [], {}, []
+    lines, cross, spread, crossing = [], {}, [], {}
+    names = {}
     for partner in ("gru", "lstm", "transformer"):
         mine = [r for r in rows if r.get("partner_model") == partner and r.get("variable") == "count"]
-        name = f"GRU-{partner.upper() if partner != 'transformer' else 'Transformer'}"
+        name = names[partner] = f"GRU-{partner.upper() if partner != 'transformer' else 'Transformer'}"
         by_direction = [values(mine, direction=d) for d in DIRECTIONS]
-        cross[partner] = mean(per_seed(mine, ("0>1", "1>0")))
+        crossing[partner] = seed_means(mine, ("0>1", "1>0"))
+        cross[partner] = mean(list(crossing[partner].values()))
         spread += [f"{name} {d}" for d, xs in zip(DIRECTIONS, by_direction, strict=True)
                    if len(xs) > 1 and statistics.stdev(xs) > SEED_SPREAD]  # fmt: skip
         runs = [
@@ -260,6 +326,8 @@ def judge_mas(grids: dict[str, Rows]) -> Finding:
     if len(iia) < len(cross):
         return Finding(table(header, lines), None, "incomplete grid" + spread_line)
     same_kind = min(iia["gru"], iia["lstm"])
+    closer = "gru" if iia["gru"] <= iia["lstm"] else "lstm"  # the lower of the two, which the rule uses
+    gap = difference(paired(crossing[closer], crossing["transformer"]))
     ckas = {p: mean(values([r for r in rows if r.get("partner_model") == p], "cka_linear")) for p in iia}
     cka_transformer, cka_gru = ckas["transformer"], ckas["gru"]
     over = (
@@ -270,7 +338,8 @@ def judge_mas(grids: dict[str, Rows]) -> Finding:
     return Finding(
         table(header, lines),
         holds,
-        f"GRU-GRU and GRU-LSTM cross IIA >= {MAS_ALIGNED}; GRU-Transformer lower by >= {DIFFERENCE}; CKA rates"
+        f"GRU-GRU and GRU-LSTM cross IIA >= {MAS_ALIGNED}; GRU-Transformer lower by >= {DIFFERENCE} (the lower"
+        f" of the two, {names[closer]}, minus GRU-Transformer, cross IIA over seeds: {gap}); CKA rates"
         f" GRU-Transformer closer to GRU-GRU than MAS does{spread_line}",
     )
 
@@ -312,22 +381,22 @@ FORMS: dict[str, dict[str, Any]] = {
 
 def judge_divergence(grids: dict[str, Rows]) -> Finding:
     rows = [r for r in grids["divergence"] if is_count(r)]
-    lines, means = [], {}
+    lines, means, forms = [], {}, {}
     for form, where in FORMS.items():
-        mine = [
+        mine = forms[form] = [
             r for r in rows if all(w(r.get(k)) if callable(w) else r.get(k) == w for k, w in where.items())
         ]
         means[form] = {key: mean(values(mine, key)) for key in ("iia", "divergence", "divergence_floor")}
         lines.append([form, summary(values(mine)), summary(values(mine, "iia_heldout")),
                       summary(values(mine, "divergence"), bounds=DIVERGENCE),
                       summary(values(mine, "divergence_floor"), bounds=DIVERGENCE)])  # fmt: skip
-    paired = [(r["divergence"], r["iia_heldout"]) for r in rows if r.get("divergence") is not None
+    points = [(r["divergence"], r["iia_heldout"]) for r in rows if r.get("divergence") is not None
               and r.get("iia_heldout") is not None]  # fmt: skip
-    r = pearson([p[0] for p in paired], [p[1] for p in paired])
+    r = pearson([p[0] for p in points], [p[1] for p in points])
     correlation = (
         "divergence against held-out IIA over the grid's runs: Pearson r = "
         + ("-" if r is None else f"{r:.2f}")
-        + f" (n={len(paired)})"
+        + f" (n={len(points)})"
     )
     behavioural = {k: v for k, v in means["behavioural"].items() if v is not None}
     cl = {k: v for k, v in means["cl"].items() if v is not None}
@@ -336,11 +405,18 @@ def judge_divergence(grids: dict[str, Rows]) -> Finding:
     diverges = behavioural["divergence"] >= ABOVE_FLOOR * behavioural["divergence_floor"]
     lowers = cl["divergence"] < behavioural["divergence"]
     keeps = behavioural["iia"] - cl["iia"] <= CL_IIA_TOLERANCE
+    b_rows, cl_rows = forms["behavioural"], forms["cl"]
+    floors = {seed: ABOVE_FLOOR * v for seed, v in by_seed(b_rows, "divergence_floor").items()}
+    above = difference(paired(by_seed(b_rows, "divergence"), floors, bounds=None))
+    lowered = difference(paired(by_seed(b_rows, "divergence"), by_seed(cl_rows, "divergence"), bounds=None))
+    kept = difference(paired(by_seed(b_rows), by_seed(cl_rows)))
     return Finding(
         table(DIVERGENCE_HEADER, lines),
         diverges and lowers and keeps,
-        f"behavioural DAS's divergence >= {ABOVE_FLOOR:g} x its floor: {diverges}; the CL loss lowers it: "
-        f"{lowers}, at a validation IIA at most {CL_IIA_TOLERANCE} below: {keeps}; {correlation}",
+        f"behavioural DAS's divergence >= {ABOVE_FLOOR:g} x its floor: {diverges} (its divergence minus"
+        f" {ABOVE_FLOOR:g} x its floor, over seeds: {above}); the CL loss lowers it: {lowers} (behavioural DAS's"
+        f" divergence minus the CL loss's: {lowered}), at a validation IIA at most {CL_IIA_TOLERANCE} below:"
+        f" {keeps} (behavioural DAS's IIA minus the CL loss's: {kept}); {correlation}",
     )
 
 

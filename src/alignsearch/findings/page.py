@@ -47,7 +47,10 @@ def findings(out: Path, size: str, seconds: float | None, command: str | None, s
         " measure's range) and the number of seeds: `0.968 [0.947, 0.989] (n=5)`; one seed has no interval."
         " An interval covers the sampling of the seeds (and, through them, of the pairs), not the choices held"
         " fixed across them (how the task's sequences are sampled, the architecture, the settings). Verdicts"
-        " compare the means with thresholds fixed in `alignsearch/findings/claims.py` before any run; at"
+        " compare the means with thresholds fixed in `alignsearch/findings/claims.py` before any run; a"
+        " verdict that compares two conditions also states their difference over the seeds both have, with"
+        " its 95% interval (Student's t over the per-seed differences) and the seeds paired, beside the"
+        " threshold: shown, not judged; at"
         " `--size small` there are few seeds and short trainings, so a verdict is evidence at that size, not a"
         " replication.",
         "",

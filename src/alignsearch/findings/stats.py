@@ -1,6 +1,7 @@
 """The statistics a claim is measured with: values of matching rows, their mean, ``mean [low, high] (n)``
-(the 95% interval over seeds, :func:`alignsearch.intervals.student_t`), and a findings table
-(:func:`alignsearch.tables.markdown_table`)."""
+(the 95% interval over seeds, :func:`alignsearch.intervals.student_t`), the difference of two conditions
+over the seeds both have with its 95% interval (:func:`alignsearch.intervals.paired_difference`), and a
+findings table (:func:`alignsearch.tables.markdown_table`)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from alignsearch.intervals import UNIT, student_t
+from alignsearch.intervals import UNIT, PairedDifference, paired_difference, student_t
 from alignsearch.tables import markdown_table
 
 Rows = list[dict[str, Any]]
+SHARES_DIFFERENCE = (-1.0, 1.0)
+"""The range of a difference of two shares (IIAs), which its interval is clipped to."""
 
 
 def values(rows: Rows, key: str = "iia", **where: Any) -> list[float]:
@@ -45,6 +48,51 @@ def summary(xs: Sequence[float], bounds: tuple[float, float] | None = UNIT) -> s
         return f"{xs[0]:.3f} (n=1)"
     mean, low, high = student_t(xs, bounds=bounds)
     return f"{mean:.3f} [{low:.3f}, {high:.3f}] (n={len(xs)})"
+
+
+def by_seed(rows: Rows, key: str = "iia", **where: Any) -> dict[Any, float]:
+    """Per seed, the mean of ``key`` over the rows matching ``where`` (:func:`values`); rows without a
+    seed count as one seed, None.
+
+    >>> by_seed([{"seed": 1, "iia": 0.8}, {"seed": 1, "iia": 1.0}, {"seed": 2, "iia": 0.7}])
+    {1: 0.9, 2: 0.7}
+    """
+    seeds: dict[Any, Rows] = {}
+    for row in rows:
+        seeds.setdefault(row.get("seed"), []).append(row)
+    found = {seed: values(mine, key, **where) for seed, mine in seeds.items()}
+    return {seed: statistics.fmean(xs) for seed, xs in found.items() if xs}
+
+
+def paired(
+    a: dict[Any, float], b: dict[Any, float], bounds: tuple[float, float] | None = SHARES_DIFFERENCE
+) -> PairedDifference | None:
+    """``a - b`` over the seeds both have (``{seed: value}``, :func:`by_seed`): the mean difference, its
+    95% interval (Student's t, clipped to ``bounds``) and the seeds paired; None where no seed has both.
+
+    >>> paired({0: 0.95, 1: 0.90, 2: 0.99, 3: 0.5}, {0: 0.64, 1: 0.68, 2: 0.59})
+    PairedDifference(mean=0.31, low=0.086428, high=0.533572, p=0.0269645, n=3)
+    """
+    seeds = [s for s in a if s in b]
+    if not seeds:
+        return None
+    return paired_difference([a[s] for s in seeds], [b[s] for s in seeds], bounds=bounds)
+
+
+def difference(found: PairedDifference | None) -> str:
+    """A difference as a verdict states it beside its threshold: ``difference 0.310 [0.086, 0.534], n=3``;
+    one seed, the difference alone (no interval); ``no seed has both`` where none was paired.
+
+    >>> difference(paired({0: 0.95, 1: 0.90, 2: 0.99}, {0: 0.64, 1: 0.68, 2: 0.59}))
+    'difference 0.310 [0.086, 0.534], n=3'
+    >>> difference(paired({0: 0.9}, {0: 0.7})), difference(None)
+    ('difference 0.200, n=1', 'no seed has both')
+    """
+    if found is None:
+        return "no seed has both"
+    if found.low is None or found.high is None:
+        return f"difference {found.mean:.3f}, n={found.n}"
+    return f"difference {found.mean:.3f} [{found.low:.3f}, {found.high:.3f}], n={found.n}"
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
