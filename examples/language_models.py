@@ -1,4 +1,5 @@
-"""Language models in alignsearch, end to end and offline (about a minute on a laptop CPU).
+"""Language models in alignsearch, end to end and offline (31 s on a 2-core machine with one torch thread,
+``OMP_NUM_THREADS=1``, while other work kept the load average near 2.5; longer on a busier machine).
 
 Builds two tiny causal LMs that count (``apple pear apple . how many ? three``: a GPT-2 trained on that
 text, and a copy fine-tuned on terser text, ``apple pear apple = three``), saves them as ``save_pretrained``

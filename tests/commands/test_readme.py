@@ -45,6 +45,39 @@ def test_readme_quick_start_trains_a_gru_and_finds_its_count(tmp_path) -> None:
     (record,) = json.loads(results.read_text())["records"]
     assert record["iia"] >= 0.9, record
     assert "| 0>0       | count    |" in done.stdout  # the IIA table ends the first command
+    # the phase lines of the README's sample output
+    assert "trained multiobject/gru/seed0: validation trial accuracy " in done.stdout
+    assert (
+        "aligning count at layer.0 of multiobject/gru/seed0 (das, 16 units, up to 1000 steps)" in done.stdout
+    )
+
+
+def test_the_quick_start_installs_into_its_virtual_environment() -> None:
+    """Followed top to bottom, the quick start makes and activates the virtual environment before any
+    install, so the CPU build of PyTorch goes into it, before alignsearch (issue 30); the tests' setup
+    (what CI runs) starts the same way."""
+    text = (ROOT / "README.md").read_text()
+    start = text.index("## Quick start")
+    lines = text[start : text.index("<!-- ci:setup -->", start)].splitlines()  # before the tests' setup
+    steps = [
+        "python -m venv .venv && . .venv/bin/activate",
+        "pip install torch --index-url https://download.pytorch.org/whl/cpu",
+        'pip install -e ".[dev,hf]"',
+        "python run_alignment.py",
+    ]
+    assert [line for line in lines if line in steps] == steps
+    assert readme_block("setup") == [steps[0], steps[2]]
+
+
+def test_submitit_local_is_never_given_slurm_settings() -> None:
+    """Submitit's local queue has none of Slurm's settings: a command that adds
+    ``hydra/launcher=submitit_local`` to them is refused (issue 30), so no command shown does."""
+    slurm_only = ("partition", "account", "qos", "setup", "array_parallelism", "signal_delay_s")
+    for path in (ROOT / "README.md", ROOT / "src" / "alignsearch" / "conf" / "hardware" / "slurm.yaml"):
+        lines = [line for line in path.read_text().splitlines() if "hydra/launcher=submitit_local -m" in line]
+        assert lines, path
+        for line in lines:
+            assert not any(f"hydra.launcher.{key}" in line for key in slurm_only), line
 
 
 @pytest.mark.slow
