@@ -105,3 +105,17 @@ def test_wandb_offline_run_holds_the_final_iia_on_a_loaded_machine(trained_zoo, 
         for process in busy:
             process.wait()
     check_wandb_run(done, tmp_path)
+
+
+@pytest.mark.slow
+def test_a_wandb_run_without_its_final_records_fails_the_job(trained_zoo, tmp_path, monkeypatch) -> None:
+    """An offline W&B run whose file ends without the final summary values is the job's error, not a done
+    run: no ``results.json``, so the same command runs it again."""
+    from alignsearch import loggers
+
+    monkeypatch.setattr(loggers, "offline_run_summary", lambda path: {})  # the file ended without them
+    done = wandb_run(trained_zoo, tmp_path)
+    assert done.returncode != 0
+    assert "WandbRecordsError" in done.stderr and "of the alignment's final summary values" in done.stderr
+    (run_dir,) = (tmp_path / "outputs" / "run_alignment").iterdir()
+    assert not (run_dir / "results.json").exists()
