@@ -116,4 +116,5 @@ def test_slurm_hardware_through_submitit_local(tiny_zoo, tmp_path) -> None:
     assert sizes == [4, 8]
     assert (sweep / ".submitit").is_dir()  # submitit's own job folders
     assert not (sweep / ".submitit" / "%j").exists()  # not the empty one named after the pattern
+    assert "Slurm job" not in done.stdout and {r["slurm_job"] for r in rows.values()} == {""}  # no Slurm here
     assert "sweep finished: 2 done, 0 already done, 0 failed" in done.stdout

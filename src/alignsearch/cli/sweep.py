@@ -61,11 +61,11 @@ def record_interruption(stopped: BaseException) -> dict[str, Any]:
 
 
 def slurm_job() -> dict[str, str]:
-    """The Slurm job id (``17_2``: task 2 of array 17) and log file of the submitit job this process runs,
-    as a sweep's row records them; empty outside one."""
+    """The Slurm job id (``17_2``: task 2 of array 17) and log file of the submitit job this process runs
+    in Slurm, as a sweep's row records them; empty outside one (``submitit_local`` included)."""
     import os
 
-    if not os.environ.get("SUBMITIT_FOLDER"):
+    if not os.environ.get("SUBMITIT_FOLDER") or not os.environ.get("SLURM_JOB_ID"):
         return {}
     try:
         from submitit import JobEnvironment
