@@ -64,7 +64,7 @@ write_config() {
   fi
   mkdir -p "$CONF_DIR" "$STATE"/{ctld,slurmd,log}
   local cpus mem_mb
-  cpus=$(nproc)
+  cpus=$(OMP_NUM_THREADS= OMP_THREAD_LIMIT= nproc)  # nproc counts OMP_NUM_THREADS: not the CPUs
   mem_mb=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 1024 ))
   local storage="accounting_storage/none"
   [ "$accounting" = on ] && storage="accounting_storage/slurmdbd"
