@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from grid_cost import job_runs  # benchmarks/, beside this script
+
 CLUSTER = Path(__file__).resolve().parents[1] / "tests" / "slurm" / "cluster.sh"
 
 
@@ -48,12 +50,8 @@ def verdicts(out: Path) -> list[str]:
 
 
 def records(out: Path) -> dict[str, list]:
-    """Every job's records by its grid and folder (controls and superseded runs aside)."""
-    return {
-        str(p.parent.relative_to(out)): json.loads(p.read_text())["records"]
-        for p in sorted(out.rglob("results.json"))
-        if "controls" not in p.parts and "superseded" not in p.parts
-    }
+    """Every job's records by its grid and folder (the runs :func:`grid_cost.job_runs` counts)."""
+    return {str(job): json.loads(path.read_text())["records"] for job, path in job_runs(out).items()}
 
 
 def main() -> None:
