@@ -34,6 +34,9 @@ ON_THE_TEST_CLUSTER = [
 """The test cluster's settings (``cluster.sh overrides``: no GPU, one CPU and 2 GB per job), a short time
 limit and its signal."""
 MAS = ["model=gru", "alignment=mas", *TINY_TRAINING, *TINY_ALIGNMENT]
+WIDE_MAS = [x for x in MAS if not x.startswith("model.d_model=")]
+"""The MAS sweep with GRUs of the default width (128): wide enough that MKL's kernels, and so the
+records, depend on the thread count a job starts with."""
 LONG_DAS = [  # long enough to be stopped while it trains (about 20 s of alignment steps)
     "model=gru",
     "alignment=das",
@@ -69,10 +72,22 @@ def sweep_command(*args: str) -> list[str]:
     return [sys.executable, str(ROOT / "run_alignment.py"), *args]
 
 
-def run_sweep(zoo: Path, cwd: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+def run_sweep(
+    zoo: Path, cwd: Path, *args: str, timeout: float = 900, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        sweep_command(*args), cwd=cwd, env=command_env(zoo), capture_output=True, text=True, timeout=timeout
+        sweep_command(*args),
+        cwd=cwd,
+        env=env or command_env(zoo),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
+
+
+def login_shell_env(zoo: Path) -> dict[str, str]:
+    """A login node's environment: no ``OMP_NUM_THREADS`` (the tests set it for their own commands)."""
+    return {k: v for k, v in command_env(zoo).items() if k != "OMP_NUM_THREADS"}
 
 
 def start_sweep(zoo: Path, cwd: Path, *args: str) -> subprocess.Popen:
@@ -150,9 +165,15 @@ def sacct(job: str, field: str) -> str:
 def test_users_mas_sweep_runs_as_an_array_equal_to_the_local_launcher(slurm, zoo, tmp_path) -> None:
     """``python run_alignment.py model=gru alignment=mas -m seed=1,2`` with hardware=slurm: one array named
     from the run, a line per job with its Slurm id and log, results equal to the local launcher's field
-    by field; run again, nothing is submitted."""
+    by field (submitted from a shell without ``OMP_NUM_THREADS``: each job starts with its one CPU as a
+    local worker does); run again, nothing is submitted."""
     sweep, local = tmp_path / "slurm", tmp_path / "local"
-    done = run_sweep(zoo, tmp_path, *MAS, *ON_THE_TEST_CLUSTER, "-m", "seed=1,2", f"hydra.sweep.dir={sweep}")
+    here = run_sweep(zoo, tmp_path, *WIDE_MAS, "-m", "seed=1,2", f"hydra.sweep.dir={local}")
+    assert here.returncode == 0, here.stderr  # trains the GRUs (the Slurm jobs load them)
+    done = run_sweep(
+        zoo, tmp_path, *WIDE_MAS, *ON_THE_TEST_CLUSTER, "-m", "seed=1,2", f"hydra.sweep.dir={sweep}",
+        env=login_shell_env(zoo),
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     array = submitted_array(done.stdout)
     assert f"zoo: {zoo}" in done.stdout.splitlines()[0]
@@ -168,11 +189,11 @@ def test_users_mas_sweep_runs_as_an_array_equal_to_the_local_launcher(slurm, zoo
     assert not [p for p in (sweep / ".submitit").iterdir() if "%" in p.name]  # no folder named .submitit/%j
     assert "sweep finished: 2 done, 0 already done, 0 failed" in done.stdout
 
-    here = run_sweep(zoo, tmp_path, *MAS, "-m", "seed=1,2", f"hydra.sweep.dir={local}")
-    assert here.returncode == 0, here.stderr
     assert results(sweep) == results(local) and len(results(sweep)) == 2
 
-    again = run_sweep(zoo, tmp_path, *MAS, *ON_THE_TEST_CLUSTER, "-m", "seed=1,2", f"hydra.sweep.dir={sweep}")
+    again = run_sweep(
+        zoo, tmp_path, *WIDE_MAS, *ON_THE_TEST_CLUSTER, "-m", "seed=1,2", f"hydra.sweep.dir={sweep}"
+    )
     assert again.returncode == 0, again.stderr
     assert "submitted" not in again.stdout  # decided before submitting: no allocation taken
     assert [x.split(":")[0] for x in again.stdout.splitlines() if x.startswith("[job")] == [
