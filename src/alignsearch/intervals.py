@@ -311,3 +311,49 @@ def paired_bootstrap(
     tail = (1 - confidence) / 2
     low, high = torch.quantile(differences, torch.tensor([tail, 1 - tail], dtype=torch.float64)).tolist()
     return difference, round(max(-1.0, low), DIGITS), round(min(1.0, high), DIGITS)
+
+
+def correlation_interval(
+    r: float, n: int, groups: int = 1, confidence: float = CONFIDENCE
+) -> tuple[float, float] | None:
+    """The interval of a Pearson correlation ``r`` over ``n`` points by Fisher's z transform: ``atanh(r)``
+    is about normal with standard error ``1 / sqrt(n - 3)``. Points centred within ``groups`` groups
+    (each group's mean taken out: a correlation within models) lose a degree of freedom per group,
+    ``1 / sqrt(n - groups - 2)``. None where that leaves no degree of freedom or ``|r| = 1``.
+
+    >>> correlation_interval(0.63, 15)
+    (0.17384, 0.863568)
+    >>> correlation_interval(0.5, 20, groups=5), correlation_interval(0.9, 3)
+    ((0.00571, 0.797935), None)
+    """
+    _check_confidence(confidence)
+    dof = n - groups - 2
+    if dof < 1 or abs(r) >= 1:
+        return None
+    z, half = math.atanh(r), normal_quantile(0.5 + confidence / 2) / math.sqrt(dof)
+    return round(math.tanh(z - half), DIGITS), round(math.tanh(z + half), DIGITS)
+
+
+def between_share(groups: Sequence[Sequence[float]]) -> float | None:
+    """The share of a measure's variance that lies between groups (models) rather than within them (the
+    runs of one model): the one-way intraclass correlation ICC(1) = (MSB - MSW) / (MSB + (k - 1) MSW)
+    with ``k`` runs per group (their mean where groups differ in size), clipped to [0, 1]. 1: the runs of
+    a model agree and models differ; 0: models differ no more than runs of one model do. None with fewer
+    than two groups of at least two values each, or no spread at all.
+
+    >>> between_share([[1.0, 1.1, 0.9], [2.0, 2.1, 1.9], [3.0, 3.1, 2.9]])
+    0.990066
+    >>> between_share([[1.0, 2.0], [1.0, 2.0]])
+    0.0
+    """
+    groups = [list(g) for g in groups if len(g) >= 2]
+    if len(groups) < 2:
+        return None
+    everything = [x for g in groups for x in g]
+    grand, n = statistics.fmean(everything), len(everything)
+    k = n / len(groups)
+    msb = sum(len(g) * (statistics.fmean(g) - grand) ** 2 for g in groups) / (len(groups) - 1)
+    msw = sum((x - statistics.fmean(g)) ** 2 for g in groups for x in g) / (n - len(groups))
+    if msb + (k - 1) * msw == 0:
+        return None
+    return round(min(1.0, max(0.0, (msb - msw) / (msb + (k - 1) * msw))), DIGITS)

@@ -591,10 +591,15 @@ class ScanSettings:
 class RunSettings:
     """What one alignment run aligns, besides how (:class:`AlignmentSettings`): the seed, the site and the
     units per variable, the training snapshot, the partner, and the task accuracy a zoo model must have
-    reached (top-level keys of ``conf/run_alignment.yaml``: ``seed``, ``layer``, ``site``, ``n_units``,
-    ``snapshot``, ``partner``, ``position``, ``min_task_accuracy``)."""
+    reached (top-level keys of ``conf/run_alignment.yaml``: ``seed``, ``alignment_seed``, ``layer``,
+    ``site``, ``n_units``, ``snapshot``, ``partner``, ``position``, ``min_task_accuracy``)."""
 
     seed: int = setting(seed_value)
+    alignment_seed: int | None = setting(optional(seed_value, "null (the seed)"), default=None)
+    """The alignment's own seed where it is not the model's: its pairs, its initial rotation and its
+    controls are drawn from it, the model is still the zoo's of ``seed``. None: ``seed`` (one run per
+    model). Several alignment seeds of one model tell a run's spread from a model's
+    (``+experiment=findings_divergence``)."""
     layer: int | str = setting(site_layer)
     site: str | None = setting(optional(text, "null (layer names the site)"), default=None)
     n_units: int | tuple[int, ...] = setting(unit_sizes)
@@ -614,7 +619,10 @@ class RunSettings:
     changes which runs start, not their results); models brought from Python and language models are
     not held to it, nor a ``snapshot`` (early weights, aligned on purpose)."""
 
-    KEYS = ("seed", "layer", "site", "n_units", "snapshot", "partner", "position", "min_task_accuracy")
+    KEYS = (
+        "seed", "alignment_seed", "layer", "site", "n_units", "snapshot", "partner", "position",
+        "min_task_accuracy",
+    )  # fmt: skip
 
     @classmethod
     def parse(cls, node: Mapping | Any) -> RunSettings:
@@ -642,15 +650,21 @@ class RunSettings:
         return derived_partner_seed(self.seed) if self.partner.seed is None else self.partner.seed
 
     def identity(self) -> dict[str, Any]:
-        """The settings that change a run's results, as plain values (``position`` only where set: runs
-        from before it existed keep their identity; never ``min_task_accuracy``)."""
+        """The settings that change a run's results, as plain values (``position`` and ``alignment_seed``
+        only where set: runs from before they existed keep their identity; never ``min_task_accuracy``)."""
         values = plain_dataclass(self)
         for f in dataclasses.fields(self):
             if not f.metadata["identity"]:
                 del values[f.name]
-        if values["position"] is None:
-            del values["position"]
+        for optional_key in ("position", "alignment_seed"):  # runs from before they existed keep theirs
+            if values[optional_key] is None:
+                del values[optional_key]
         return values
+
+    def run_seed(self) -> int:
+        """The seed the alignment draws its pairs, initial weights and controls from: ``alignment_seed``,
+        or where it is null ``seed``."""
+        return self.seed if self.alignment_seed is None else self.alignment_seed
 
     def where(self) -> Position | None:
         """The run's :class:`Position` (None: each pair's own)."""

@@ -11,7 +11,9 @@ import pytest
 import torch
 
 from alignsearch.intervals import (
+    between_share,
     bootstrap_share,
+    correlation_interval,
     paired_bootstrap,
     paired_difference,
     student_t,
@@ -205,3 +207,28 @@ def test_paired_bootstrap_of_tokens_and_of_pairs_alike() -> None:
     assert paired_bootstrap([1, 1], [0, 0]) == (1.0, 1.0, 1.0)
     with pytest.raises(ValueError, match="the same pairs"):
         paired_bootstrap([1, 0, 1], [1, 0])
+
+
+def test_a_correlations_interval_is_fishers() -> None:
+    # r = 0.63 over 15 points: z = atanh(0.63) = 0.741537, se = 1 / sqrt(12) = 0.288675, 1.959964 se
+    # = 0.565793: tanh(0.741537 - 0.565793) = 0.173840, tanh(0.741537 + 0.565793) = 0.863568
+    assert correlation_interval(0.63, 15) == pytest.approx((0.17384, 0.863568), abs=2e-6)
+    # within 5 groups of 4 points each: 20 - 5 - 2 = 13 degrees of freedom, se = 1 / sqrt(13)
+    # r = 0.5: z = 0.549306, 1.959964 / sqrt(13) = 0.543596: tanh(0.005710) = 0.005710, tanh(1.092902) = 0.797935
+    assert correlation_interval(0.5, 20, groups=5) == pytest.approx((0.00571, 0.797935), abs=2e-6)
+    assert correlation_interval(0.9, 3) is None  # no degree of freedom left
+    assert correlation_interval(1.0, 10) is None
+    low, high = correlation_interval(-0.4, 30)
+    assert -1 < low < -0.4 < high < 0  # not symmetric around r: the z transform
+
+
+def test_the_share_between_models_is_the_intraclass_correlation() -> None:
+    # three models of three runs: means 1, 2, 3 (grand 2), each run 0 or +-0.1 off its model's mean
+    # MSB = 3 x (1 + 0 + 1) / 2 = 3; MSW = 3 x (0.01 + 0 + 0.01) / 6 = 0.01
+    # ICC(1) = (3 - 0.01) / (3 + 2 x 0.01) = 2.99 / 3.02 = 0.990066
+    assert between_share([[1.0, 1.1, 0.9], [2.0, 2.1, 1.9], [3.0, 3.1, 2.9]]) == pytest.approx(0.990066)
+    # models that do not differ: MSB = 0 < MSW, clipped to 0
+    assert between_share([[1.0, 2.0], [1.0, 2.0]]) == 0.0
+    # runs of one model agree exactly, models differ: all of it between models
+    assert between_share([[1.0, 1.0], [2.0, 2.0]]) == 1.0
+    assert between_share([[1.0], [2.0]]) is None  # one run per model: nothing to split

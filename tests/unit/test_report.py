@@ -788,7 +788,7 @@ def test_compare_refuses_what_the_runs_cannot_answer(tmp_path: Path, capsys) -> 
     compared_run(tmp_path, "lstm", 16, 0, 0.7)
     refusals = {
         "model=gru": "error: --compare model=gru: expected <setting>=<a>,<b>, two values (model=gru,lstm)",
-        "seed=0,1": "error: --compare seed=0,1: the seeds are what a comparison pairs, not a condition",
+        "seed=0,1": "error: --compare seed=0,1: the seeds (seed, alignment_seed) are what a comparison pairs, not a condition",
         "model=gru,transformer": "error: --compare model=gru,transformer: no run has model=transformer"
         " (model: gru, lstm)",
         "colour=red,blue": "error: --compare colour=red,blue: no run has the setting colour (the settings: task,"

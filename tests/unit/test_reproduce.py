@@ -104,6 +104,37 @@ def test_the_divergence_claim_is_judged_by_its_fixed_thresholds() -> None:
     assert reproduce.judge_divergence(grids(divergence=rows[2:])).holds is None  # no behavioural runs
 
 
+def test_the_divergence_claim_tells_the_model_from_the_run_with_alignment_seeds() -> None:
+    """Five models of distinct divergence, four alignment seeds each: the variance is between models; the
+    CL loss lowers each model's divergence by 0.1; held-out IIA rises with divergence across models and
+    falls with it within a model (run noise)."""
+    model_div = {0: 0.3, 1: 0.8, 2: 0.4, 3: 0.5, 4: 2.0}
+    noise = {0: -0.02, 1: -0.01, 2: 0.01, 3: 0.02}
+    rows = []
+    for seed, base in model_div.items():
+        for run, e in noise.items():
+            for weight, space, lower in ((0.0, "full", 0.0), (0.1, "full", 0.1), (0.1, "subspace", 0.15)):
+                rows.append({"variable": "count", "direction": "0>0", "seed": seed, "alignment_seed": run,
+                             "cl_weight": weight, "cl_space": space, "iia": 0.95, "iia_heldout": 0.9 + 0.02 * base - e,
+                             "divergence": base + e - lower, "divergence_floor": 0.05})  # fmt: skip
+    finding = reproduce.judge_divergence(grids(divergence=rows))
+    assert finding.holds is True  # the claim's own verdict is unchanged
+    assert (
+        "divergence belongs to the model (share of its variance between models >= 0.5): True" in finding.line
+    )
+    assert "(60 runs" not in finding.line and "over 5 models, 20 behavioural runs" in finding.line
+    assert "within models r = -1.00" in finding.line  # every run's noise lowers its held-out IIA
+    assert "between models r = +1.00" in finding.line
+    by_model = finding.table[finding.table.index("") + 1 :]
+    assert by_model[0].startswith("| model seed | runs | divergence (behavioural)")
+    assert len(by_model) == 2 + 5 and by_model[2].startswith("| 0 | 4 | 0.300 [")
+    assert all("difference 0.100 [0.100, 0.100], n=4" in line for line in by_model[2:])
+
+    one_run = [r for r in rows if r["alignment_seed"] == 0]
+    line = reproduce.judge_divergence(grids(divergence=one_run)).line
+    assert "one run per model: a model effect cannot be told from a run effect" in line
+
+
 def test_findings_are_written_for_what_the_folders_hold(tmp_path) -> None:
     text = reproduce.findings(tmp_path, "small", None, "python -m alignsearch.reproduce --size small")
     assert text.count("| not measured |") == 9 and "## 9. DAS pushes the GRU off its natural states" in text

@@ -33,11 +33,11 @@ from alignsearch.zoo import model_request
 
 COMMON_KEYS = ("seed", "ckpt_path", "paths", "task", "model", "training", "hardware", "logger")
 TRAIN_KEYS = COMMON_KEYS
-RUN_KEYS = (
-    *COMMON_KEYS,
-    *("alignment", "layer", "site", "n_units", "auto_train", "snapshot", "partner", "similarity", "data"),
-    *("position", "min_task_accuracy"),
+RUN_KEYS = tuple(
+    dict.fromkeys((*COMMON_KEYS, *RunSettings.KEYS, "alignment", "auto_train", "similarity", "data"))
 )
+"""The top-level keys of ``run_alignment``: the run settings' own (:attr:`RunSettings.KEYS`, one place)
+and what the command reads beside them."""
 PRESET_KEYS = ("size", "sizes", "form", "forms")
 """Top-level keys of the ``conf/experiment`` presets: the preset's size and its grids, and the form of
 the method a job runs among those a preset compares (``findings_divergence``)."""

@@ -19,14 +19,18 @@ from alignsearch.controls import CONTROLS
 from alignsearch.findings.stats import (
     Rows,
     by_seed,
+    correlation_line,
     difference,
     is_count,
     mean,
     paired,
+    run_of,
     summary,
     table,
     values,
+    within_and_between,
 )
+from alignsearch.intervals import between_share
 from alignsearch.report import pearson
 
 CORRELATION = (-1.0, 1.0)
@@ -60,6 +64,12 @@ CL_IIA_TOLERANCE = 0.02
 """... and the counterfactual-latent loss (``form=cl``, the whole vector) mitigates it when it lowers the
 mean divergence with a mean validation IIA at most this much below behavioural DAS's. The subspace form
 (``cl_subspace``) and the correlation of divergence with held-out IIA are reported, not judged."""
+MODEL_SHARE = 0.5
+"""Divergence is a property of the model, not of the run, when at least this share of behavioural DAS's
+divergence variance lies between the models rather than between runs of one model (their alignment
+seeds: ICC(1), :func:`alignsearch.intervals.between_share`). Reported beside the claim's verdict, not part
+of it, with the correlation of divergence with held-out IIA within models and between models and the CL
+loss's effect in each model; fixed before the grid with several alignment seeds per model ran."""
 
 
 @dataclass
@@ -411,12 +421,72 @@ def judge_divergence(grids: dict[str, Rows]) -> Finding:
     lowered = difference(paired(by_seed(b_rows, "divergence"), by_seed(cl_rows, "divergence"), bounds=None))
     kept = difference(paired(by_seed(b_rows), by_seed(cl_rows)))
     return Finding(
-        table(DIVERGENCE_HEADER, lines),
+        table(DIVERGENCE_HEADER, lines) + model_or_run(forms),
         diverges and lowers and keeps,
         f"behavioural DAS's divergence >= {ABOVE_FLOOR:g} x its floor: {diverges} (its divergence minus"
         f" {ABOVE_FLOOR:g} x its floor, over seeds: {above}); the CL loss lowers it: {lowers} (behavioural DAS's"
         f" divergence minus the CL loss's: {lowered}), at a validation IIA at most {CL_IIA_TOLERANCE} below:"
-        f" {keeps} (behavioural DAS's IIA minus the CL loss's: {kept}); {correlation}",
+        f" {keeps} (behavioural DAS's IIA minus the CL loss's: {kept}); {correlation}; {model_or_run_line(forms)}",
+    )
+
+
+def model_or_run(forms: dict[str, Rows]) -> list[str]:
+    """Claim 9 by model, where models have several runs (alignment seeds): per model (its seed), its runs,
+    behavioural DAS's divergence and held-out IIA over them, and the CL loss's effect on the divergence
+    (behavioural minus CL, paired by alignment seed, with its interval); nothing with one run per model."""
+    b_rows, cl_rows = forms["behavioural"], forms["cl"]
+    models = sorted({r.get("seed") for r in b_rows}, key=lambda s: (s is None, s))
+    if not any(len([r for r in b_rows if r.get("seed") == m]) > 1 for m in models):
+        return []
+    lines = []
+    for m in models:
+        mine, theirs = [r for r in b_rows if r.get("seed") == m], [r for r in cl_rows if r.get("seed") == m]
+        effect = paired(
+            {run_of(r): r["divergence"] for r in mine if r.get("divergence") is not None},
+            {run_of(r): r["divergence"] for r in theirs if r.get("divergence") is not None},
+            bounds=None,
+        )
+        lines.append([m, len(mine), summary(values(mine, "divergence"), bounds=DIVERGENCE),
+                      summary(values(mine, "iia_heldout")), difference(effect)])  # fmt: skip
+    return ["", *table(BY_MODEL_HEADER, lines)]
+
+
+BY_MODEL_HEADER = [
+    "model seed",
+    "runs",
+    "divergence (behavioural)",
+    "IIA held-out",
+    "CL effect on divergence",
+]
+
+
+def model_or_run_line(forms: dict[str, Rows]) -> str:
+    """Whether divergence belongs to the model or to the run: the share of behavioural DAS's divergence
+    variance between models (ICC(1)) against :data:`MODEL_SHARE`, and divergence against held-out IIA
+    within models (each (model, form)'s runs centred) and between models (their means over every form)."""
+    rows = [r for form in forms.values() for r in form]
+    behavioural = forms["behavioural"]
+    per_model: dict[Any, list[float]] = {}
+    for r in behavioural:
+        if r.get("divergence") is not None:
+            per_model.setdefault(r.get("seed"), []).append(r["divergence"])
+    if not any(len(runs) > 1 for runs in per_model.values()):
+        return (
+            "one run per model: a model effect cannot be told from a run effect"
+            " (several alignment seeds per model tell them apart: alignment_seed)"
+        )
+    share = between_share(list(per_model.values()))
+    split = within_and_between(
+        rows, "divergence", "iia_heldout", lambda r: (r.get("seed"), r.get("cl_weight"), r.get("cl_space"))
+    )
+    by_model = within_and_between(rows, "divergence", "iia_heldout", lambda r: r.get("seed"))
+    shown = "-" if share is None else f"{share:.2f}"
+    return (
+        f"divergence belongs to the model (share of its variance between models >= {MODEL_SHARE}):"
+        f" {share is not None and share >= MODEL_SHARE} ({shown} over {len(per_model)} models,"
+        f" {sum(len(v) for v in per_model.values())} behavioural runs); divergence against held-out IIA"
+        f" within models {correlation_line(split['within'], split['n_within'], split['within_groups'])},"
+        f" between models {correlation_line(by_model['between'], by_model['groups'])}"
     )
 
 

@@ -6,10 +6,10 @@ findings table (:func:`alignsearch.tables.markdown_table`)."""
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from alignsearch.intervals import UNIT, PairedDifference, paired_difference, student_t
+from alignsearch.intervals import UNIT, PairedDifference, correlation_interval, paired_difference, student_t
 from alignsearch.tables import markdown_table
 
 Rows = list[dict[str, Any]]
@@ -102,3 +102,60 @@ def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
 
 def is_count(row: dict) -> bool:
     return row.get("variable") == "count" and row.get("direction", "0>0") == "0>0"
+
+
+def run_of(row: dict[str, Any]) -> Any:
+    """A run's alignment seed within its model: ``alignment_seed``, or the model's ``seed`` where the run
+    had none (one run per model, drawn from the model's seed)."""
+    return row.get("alignment_seed", row.get("seed"))
+
+
+def correlation_line(r: float | None, n: int, groups: int = 1) -> str:
+    """``r = +0.63 [+0.17, +0.86] (n=15)``: a Pearson r with its 95% interval (Fisher's z;
+    :func:`alignsearch.intervals.correlation_interval`); ``r = - (n=2)`` where it has none.
+
+    >>> correlation_line(0.63, 15), correlation_line(0.4, 3), correlation_line(None, 2)
+    ('r = +0.63 [+0.17, +0.86] (n=15)', 'r = +0.40 (n=3)', 'r = - (n=2)')
+    """
+    if r is None:
+        return f"r = - (n={n})"
+    bounds = correlation_interval(r, n, groups)
+    shown = f" [{bounds[0]:+.2f}, {bounds[1]:+.2f}]" if bounds else ""
+    return f"r = {r:+.2f}{shown} (n={n})"
+
+
+def within_and_between(rows: Rows, x: str, y: str, group: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
+    """The correlation of ``x`` with ``y`` split into its part within groups (each group's points centred
+    on the group's means, pooled: how runs of one model co-vary) and between groups (the groups' means:
+    how models co-vary), each with its number of points and groups.
+
+    >>> rows = [{"m": m, "x": m + d, "y": 2 * m - d} for m in (0, 1, 2) for d in (-0.1, 0.1)]
+    >>> found = within_and_between(rows, "x", "y", lambda r: r["m"])
+    >>> round(found["within"], 6), round(found["between"], 6), found["n_within"], found["groups"]
+    (-1.0, 1.0, 6, 3)
+    """
+    groups: dict[Any, list[tuple[float, float]]] = {}
+    for row in rows:
+        if isinstance(row.get(x), int | float) and isinstance(row.get(y), int | float):
+            groups.setdefault(group(row), []).append((float(row[x]), float(row[y])))
+    centred, means = [], []
+    for points in groups.values():
+        mx, my = statistics.fmean(p[0] for p in points), statistics.fmean(p[1] for p in points)
+        means.append((mx, my))
+        if len(points) > 1:
+            centred += [(px - mx, py - my) for px, py in points]
+    within_groups = sum(1 for points in groups.values() if len(points) > 1)
+    return {
+        "within": _pearson(centred),
+        "n_within": len(centred),
+        "within_groups": within_groups,
+        "between": _pearson(means),
+        "groups": len(groups),
+    }
+
+
+def _pearson(points: Sequence[tuple[float, float]]) -> float | None:
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    if len(points) < 3 or len(set(xs)) < 2 or len(set(ys)) < 2:
+        return None
+    return statistics.correlation(xs, ys)

@@ -13,6 +13,9 @@ from alignsearch.report.measures import BASE_METRICS, ROW_KEYS, TASK_ACC, measur
 from alignsearch.search.records import INTERVALS
 from alignsearch.settings import derived_partner_seed
 
+SEEDS = ("seed", "alignment_seed")
+"""What tells two runs of one configuration apart: the model's seed and, where set, the alignment's own
+(``alignment_seed``: several runs of one model). The report pools over both: ``n`` counts runs."""
 PARTNER_SEED = "partner_seed"
 """The partner's seed in a two-model run's settings (``results.json``'s ``config``)."""
 DERIVED_PARTNER_SEED = "seed + 1"
@@ -41,7 +44,7 @@ def fold_partner_seeds(rows: Sequence[dict[str, Any]], config_keys: Iterable[str
     >>> [r["partner_seed"] for r in fold_partner_seeds(fixed, ["seed", "partner_seed"])]
     [2, 2, 2]
     """
-    others = [k for k in config_keys if k not in ("seed", PARTNER_SEED)]
+    others = [k for k in config_keys if k not in (*SEEDS, PARTNER_SEED)]
 
     def configuration(row: dict[str, Any]) -> tuple:
         return tuple(row.get(k) for k in others)
@@ -111,7 +114,7 @@ def summarize(
     >>> row["n"], round(row["iia_mean"], 6), row["iia_low"], row["iia_high"], row["iia_n"]
     (5, 0.96, 0.940368, 0.979632, 5)
     """
-    keys = [k for k in config_keys if k != "seed"] + list(row_keys)
+    keys = [k for k in config_keys if k not in SEEDS] + list(row_keys)
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(tuple(row.get(k) for k in keys), []).append(row)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alignsearch.intervals import PairedDifference, paired_difference
-from alignsearch.report.aggregate import natural_order
+from alignsearch.report.aggregate import SEEDS, natural_order
 from alignsearch.report.measures import ROW_KEYS, measure_range, title
 from alignsearch.report.render import to_csv
 from alignsearch.tables import MISSING, markdown_table, number
@@ -61,8 +61,10 @@ class Comparison:
         conditions = [v.strip() for v in values.split(",")]
         if not key.strip() or len(conditions) != 2 or not all(conditions):
             raise CannotCompare(f"--compare {text}: expected <setting>=<a>,<b>, two values (model=gru,lstm)")
-        if key.strip() == "seed":
-            raise CannotCompare(f"--compare {text}: the seeds are what a comparison pairs, not a condition")
+        if key.strip() in SEEDS:
+            raise CannotCompare(
+                f"--compare {text}: the seeds (seed, alignment_seed) are what a comparison pairs, not a condition"
+            )
         if conditions[0] == conditions[1]:
             raise CannotCompare(f"--compare {text}: expected two different values")
         return cls(key.strip(), conditions[0], conditions[1])
@@ -131,7 +133,7 @@ def compare(
     """
     key = comparison.key
     if not any(key in row for row in rows):
-        known = ", ".join(k for k in [*config_keys, *ROW_KEYS] if k != "seed")
+        known = ", ".join(k for k in [*config_keys, *ROW_KEYS] if k not in SEEDS)
         raise CannotCompare(f"--compare {comparison}: no run has the setting {key} (the settings: {known})")
     conditions = {"a": comparison.a, "b": comparison.b}
     sides = {side: [r for r in rows if takes(r.get(key), text)] for side, text in conditions.items()}
@@ -139,7 +141,7 @@ def compare(
         if not sides[side]:
             seen = ", ".join(sorted({str(r.get(key)) for r in rows}, key=natural_order))
             raise CannotCompare(f"--compare {comparison}: no run has {key}={text} ({key}: {seen})")
-    candidates = [k for k in dict.fromkeys([*config_keys, *ROW_KEYS]) if k not in (key, "seed")]
+    candidates = [k for k in dict.fromkeys([*config_keys, *ROW_KEYS]) if k not in (key, *SEEDS)]
     with_condition = {}
     for k in candidates:
         a_values, b_values = ({_text(r.get(k)) for r in sides[s]} for s in ("a", "b"))
@@ -211,7 +213,7 @@ def _columns(metric: str, found: PairedDifference | None) -> dict[str, Any]:
 
 
 def _identity(row: dict[str, Any], keys: Sequence[str]) -> tuple:
-    return (_text(row.get("seed")), *(_text(row.get(k)) for k in keys))
+    return (*(_text(row.get(seed)) for seed in SEEDS), *(_text(row.get(k)) for k in keys))
 
 
 def _text(value: Any) -> str:

@@ -38,7 +38,7 @@ def plan_run(
 ) -> AlignmentPlan:
     """The checked plan of a run of ``a`` on ``models`` (one or two), on the tasks' pairs or on ``data``.
 
-    The alignment functions are built once here (seeded by ``run.seed``): the run trains them. A run
+    The alignment functions are built once here (seeded by ``run.run_seed()``: ``alignment_seed``, else ``seed``): the run trains them. A run
     ``position`` moves text pairs there (``data.at``) or fixes where task pairs intervene. Zoo models
     must have reached ``run.min_task_accuracy`` (unless a ``snapshot`` of their training is aligned),
     checked once every setting is (a wrong setting is said first)."""
@@ -211,7 +211,7 @@ def assemble_plan(
             raise ConfigError("alignment.cl_directions", a.cl_directions, "[] with alignment.stepwise=true")
         if a.cl_weight > 0:
             raise ConfigError("alignment.cl_weight", a.cl_weight, "0 with alignment.stepwise=true")
-    plan = AlignmentPlan(members, sizes, directions, cl_directions, a, data, seed=run.seed)
+    plan = AlignmentPlan(members, sizes, directions, cl_directions, a, data, seed=run.run_seed())
     # the setting that asks for the latent loss: the CL-only directions, else the weight on behaviour
     key, value = (
         ("alignment.cl_directions", a.cl_directions)

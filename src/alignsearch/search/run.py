@@ -211,11 +211,11 @@ def _train(
     phases = Phases()
     if len(models) == 2 and similarity_baselines and data is None:
         with phases("similarity"):
-            write_similarity(plan, modules, run.seed, out_dir, verbose)
+            write_similarity(plan, modules, run.run_seed(), out_dir, verbose)
     run_loggers = loggers(config) if loggers is not None else False
     if verbose:
         print(aligning_line(plan), flush=True)
-    out = fit_alignment(plan, modules, out_dir, seed=run.seed, hardware=hardware, loggers=run_loggers)
+    out = fit_alignment(plan, modules, out_dir, seed=run.run_seed(), hardware=hardware, loggers=run_loggers)
     for phase, seconds in out.seconds.items():
         phases.add(phase, seconds)
     if verbose:
@@ -224,8 +224,8 @@ def _train(
     if alignment.controls:
         with phases("controls"):
             scores = run_controls(
-                plan, modules, alignment.controls, out_dir, seed=run.seed, hardware=hardware,
-                untrained=lambda: [_untrained(m, run.seed) for m in models], trained=out.state, verbose=verbose,
+                plan, modules, alignment.controls, out_dir, seed=run.run_seed(), hardware=hardware,
+                untrained=lambda: [_untrained(m, run.run_seed()) for m in models], trained=out.state, verbose=verbose,
             )  # fmt: skip
         records = [r.with_controls(scores) for r in records]  # each control's IIA and divergence
     with phases("task_accuracy"):
@@ -319,6 +319,7 @@ def flat_config(
         "model": labels.get("model"),
         "alignment": a.name,
         "seed": run.seed,
+        **({"alignment_seed": run.alignment_seed} if run.alignment_seed is not None else {}),
         "layer": run.layer,
         "site": first.site,
         "n_units": plan.sizes[0] if len(set(plan.sizes)) == 1 else plan.sizes,
