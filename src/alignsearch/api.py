@@ -316,6 +316,9 @@ def scan(
     controls: list[str] | tuple[str, ...] = ("random_subspace",),
     then_align: bool = False,
     top: int = 3,
+    controls_top: int = 3,
+    top_controls: list[str] | tuple[str, ...] = ("shuffled", "untrained"),
+    show: str | None = None,
     alignment: str = "das",
     variables: list[str] | tuple[str, ...] = ("count",),
     n_units: int | list[int] = 16,
@@ -333,20 +336,27 @@ def scan(
     ``sites``: names or module paths (None: ``embedding`` and every ``layer.<i>``); ``positions``: where
     every prompt of a pair is intervened on, ``"last"``, ``-2``, ``"marker:<text>[:<offset>]"`` or
     ``"any"`` (each pair's own; None: ``["last", -2, -3]`` on text, ``["any"]`` for task models);
-    ``controls`` run beside each cell; ``then_align``: then the full alignment (``settings``, e.g.
-    ``max_steps=1000``) at the best cell (``result.aligned``). The rest as :func:`align` (overrides
-    included: where a scan aligns is ``sites`` and ``positions``, never ``layer``/``site``/``position``
-    overrides). ``progress``
-    prints a line per cell and the ``top`` best cells. The result has ``.cells``, ``.best()``,
-    ``.table()`` and ``.csv()``; with ``out_dir`` the cells, ``scan.csv``, ``scan.png`` and ``scan.json``
-    stay there (and a finished cell is found again)::
+    ``controls`` run beside each cell; ``top_controls`` (trained controls) at the ``controls_top`` best
+    cells by IIA, which then rank by selectivity, IIA minus the best control (0: none, ranked by IIA);
+    ``show``: what ``scan.png`` shows, ``"iia"`` or ``"selectivity"`` (None: selectivity where trained
+    controls ran); ``then_align``: then the full alignment (``settings``, e.g. ``max_steps=1000``) at the
+    best cell (``result.aligned``). The rest as :func:`align` (overrides included: where a scan aligns is
+    ``sites`` and ``positions``, never ``layer``/``site``/``position`` overrides). ``progress`` prints a
+    line per cell and per trained control and the ``top`` best cells. The result has ``.cells``,
+    ``.best()`` (by selectivity where trained controls ran), ``.best_by_iia()``, ``.table()`` and
+    ``.csv()``; with ``out_dir`` the cells, ``scan.csv``, ``scan.png`` and ``scan.json`` stay there (and a
+    finished cell and trained control are found again)::
 
         result = api.scan(lm, data=pairs, sites=["layer.0", "layer.1"], positions=["last", -2], steps=50)
         print(result.table(3)); result.best().site
     """
     names = argument_names(settings) | {
-        f"scan.{k}": k for k in ("sites", "positions", "steps", "controls", "then_align", "top")
-    }
+        f"scan.{k}": k
+        for k in (
+            "sites", "positions", "steps", "controls", "then_align", "top", "controls_top", "top_controls",
+            "show",
+        )
+    }  # fmt: skip
     overrides = checked_overrides(overrides)
     with work_dir(out_dir) as work:
         run_models, a, run, hardware, source = run_inputs(
@@ -358,7 +368,8 @@ def scan(
         with arguments(names):
             settings_of_scan = ScanSettings.parse(
                 {"sites": sites, "positions": positions, "steps": steps, "controls": controls,
-                 "then_align": then_align, "top": top}
+                 "then_align": then_align, "top": top, "controls_top": controls_top,
+                 "top_controls": top_controls, "show": show}
             )  # fmt: skip
             from alignsearch.report.plots import scan_heatmap  # matplotlib only when a scan runs
 

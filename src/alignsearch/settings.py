@@ -554,6 +554,10 @@ def distinct_list(rule: Check, what: str) -> Check:
     return check
 
 
+SCAN_SHOWN = ("iia", "selectivity")
+"""What a scan's heatmap can show (``scan.show``)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class ScanSettings:
     """Where does the variable live? A short alignment at every site x position (``conf/scan.yaml``,
@@ -581,10 +585,34 @@ class ScanSettings:
     """Then run the full alignment (the run's own alignment settings) at the best cell, in ``best/``."""
     top: int = setting(positive_int, default=3)
     """How many of the best cells the scan prints."""
+    controls_top: int = setting(non_negative_int, default=3)
+    """After every cell has run, the trained controls (:attr:`top_controls`) are trained at this many of
+    the best cells by IIA (one per site x position), with the cells' steps; 0: none (each cell has only
+    :attr:`controls`, and the scan ranks by IIA)."""
+    top_controls: tuple[str, ...] = setting(control_list, default=("shuffled", "untrained"))
+    """The controls trained at the :attr:`controls_top` best cells: a cell with a score of one of them is
+    *controlled* and has a selectivity, its IIA minus the best (highest) of its controls."""
+    show: str | None = setting(
+        optional(one_of(*SCAN_SHOWN), "null (selectivity where trained controls ran, else iia)"), default=None
+    )
+    """What ``scan.png`` shows: ``iia``, or ``selectivity`` (cells without a trained control drawn blank,
+    marked not controlled); None: selectivity where trained controls ran, else IIA."""
 
     @classmethod
     def parse(cls, node: Mapping | Any) -> ScanSettings:
         return parse(cls, node or {}, "scan")
+
+    def check(self) -> None:
+        if self.show == "selectivity" and not self.trains_controls():
+            raise ConfigError(
+                "scan.show",
+                self.show,
+                "iia or null: no cell has a trained control (scan.controls_top=0 or scan.top_controls=[])",
+            )
+
+    def trains_controls(self) -> bool:
+        """Whether the scan trains :attr:`top_controls` at its best cells."""
+        return self.controls_top > 0 and bool(self.top_controls)
 
 
 @dataclass(frozen=True, kw_only=True)

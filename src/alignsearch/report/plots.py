@@ -240,12 +240,15 @@ def write_plots(
     return written
 
 
-def scan_heatmap(result: ScanResult, path: Path, steps: int) -> Path:
-    """``scan.png``: validation IIA of every cell, sites (rows) x positions (columns), one panel per
-    variable, each cell's value written in it and the best cell outlined (the report's conventions:
-    off-screen, 0 to 1, viridis)."""
+def scan_heatmap(result: ScanResult, path: Path, steps: int, show: str = "iia") -> Path:
+    """``scan.png``: validation IIA (``show="iia"``) or selectivity (``show="selectivity"``: IIA minus the
+    best control, cells without a trained control hatched and marked "not controlled") of every cell,
+    sites (rows) x positions (columns), one panel per variable, each cell's value written in it and the
+    best cell outlined (the report's conventions: off-screen, 0 to 1, viridis; a negative selectivity is
+    drawn as 0, its number written)."""
     from matplotlib.patches import Rectangle
 
+    selective = show == "selectivity"
     variables = list(dict.fromkeys(c.variable for c in result.cells))
     rows, cols = result.sites, result.positions
     fig, axes = plt.subplots(
@@ -258,9 +261,15 @@ def scan_heatmap(result: ScanResult, path: Path, steps: int) -> Path:
     image = None
     for ax, variable in zip(axes[0], variables, strict=True):
         grid = [[float("nan")] * len(cols) for _ in rows]
+        blank = []
         for c in result.cells:
             if c.variable == variable:
-                grid[rows.index(c.site)][cols.index(c.position)] = c.iia
+                value = result.selectivity(c) if selective else c.iia
+                i, j = rows.index(c.site), cols.index(c.position)
+                if value is None:
+                    blank.append((i, j))
+                else:
+                    grid[i][j] = value
         image = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
         for i, row in enumerate(grid):
             for j, value in enumerate(row):
@@ -274,17 +283,27 @@ def scan_heatmap(result: ScanResult, path: Path, steps: int) -> Path:
                         fontsize=8,
                         color="white" if value < 0.6 else "black",
                     )
+        for i, j in blank:  # no trained control: no selectivity
+            ax.add_patch(
+                Rectangle(
+                    (j - 0.5, i - 0.5), 1, 1, facecolor="0.92", edgecolor="0.6", hatch="///", linewidth=0
+                )
+            )
+            ax.text(j, i, "not\ncontrolled", ha="center", va="center", fontsize=6, color="0.3")
         if best.variable == variable:
             i, j = rows.index(best.site), cols.index(best.position)
             ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
         ax.set_xticks(range(len(cols)), cols, fontsize=8)
         ax.set_yticks(range(len(rows)), rows, fontsize=8)
         ax.set_xlabel("position")
-        title = f"{variable}: IIA (validation)" if len(variables) > 1 else "IIA (validation)"
+        shown = "selectivity (IIA minus the best control)" if selective else "IIA (validation)"
+        title = f"{variable}: {shown}" if len(variables) > 1 else shown
         controls = [
             v for c in result.cells if c.variable == variable for v in c.controls.values() if v is not None
         ]
-        control = f"\ncontrols: at most {max(controls):.2f}" if controls else ""
+        control = f"\ncontrols: at most {max(controls):.2f}" if controls and not selective else ""
+        if selective:
+            control = f"\ncontrols {', '.join(result.trained_controls)} at the top cells by IIA"
         ax.set_title(f"{title}, {steps} steps a cell{control}", fontsize=9)
     assert image is not None, "a scan has cells"
     fig.colorbar(image, ax=axes[0].tolist(), fraction=0.04, pad=0.02)

@@ -1,8 +1,9 @@
 """Where does the variable live? A short alignment at every site x position, and a table of their IIAs.
 
     result = run_scan(models, alignment, run, hardware, out_dir, ScanSettings(steps=50), data=data)
-    print(result.table(3))       # the best cells
+    print(result.table(3))       # the best cells, by selectivity
     result.best()                # ScanCell(site='layer.1', position='last', iia=0.98, ...)
+    result.best_by_iia()         # the highest IIA, controlled or not
 
 A **cell** is one site (``embedding``, ``layer.<i>``, any site the model names or a module path) and one
 :class:`~alignsearch.settings.Position` (``last``, ``-2``, ``marker:<text>[:<offset>]``, or ``any``:
@@ -13,11 +14,33 @@ with the scan's own settings (site, position, ``alignment.max_steps = scan.steps
 alignment.max_steps=<steps> alignment.controls=[random_subspace]``. A finished cell is found there and
 reused, an interrupted one resumes from its checkpoint: a scan resumes like every run.
 
-The scan writes ``scan.csv`` (a row per cell and variable, updated after each cell), ``scan.png`` (a
-heatmap, sites x positions, drawn by the ``heatmap`` function it is given: the command line and the API
-give :func:`alignsearch.report.plots.scan_heatmap`), ``scan.json`` (the settings, the cells and where the
-time went) and prints its best cells; ``scan.then_align`` then runs the full alignment (the run's own
-alignment settings) at the best cell, in ``out_dir/best/``.
+**Trained controls at the best cells.** A learned rotation can steer even an untrained model's next
+token part of the time, so a high IIA alone can be a false finding, and the cheap ``random_subspace``
+(an evaluation of untrained rotations) does not catch it. Once every cell has run, the scan trains
+``scan.top_controls`` (default ``shuffled`` and ``untrained``: the alignment trained on pairs whose
+source vectors are shuffled, and on untrained copies of the models; :mod:`alignsearch.search.controls`)
+at the ``scan.controls_top`` (default 3; 0: none) best cells by IIA, one per site x position, with the
+cells' own steps, plan and seed. They are the run core's controls
+(:func:`~alignsearch.search.controls.run_controls`) called for the cell's plan and models: running the
+cell's run again with more ``alignment.controls`` would not do, as the controls are part of a run's
+identity (its finished alignment would be moved aside and trained again). Each keeps its checkpoints in
+``cells/<cell>/controls/<name>/``, as a run's controls do, and writes its scores there to
+``scan_control.json`` (atomically, with the identity of the cell's run) when done: a scan run again reads
+them instead of training again, an interrupted one resumes from the checkpoint. Those cells are
+*controlled*: their selectivity is the IIA minus the best (highest) of their controls,
+``random_subspace`` included; the others have none. The cells rank controlled first, by selectivity,
+then the rest by IIA; :meth:`ScanResult.best` is the first (where ``then_align`` aligns),
+:meth:`ScanResult.best_by_iia` the highest IIA.
+
+The scan writes ``scan.csv`` (a row per cell and variable, updated after each cell and each trained
+control: ``iia_control_<name>`` per control, empty where a cell has none, and ``selectivity``, empty for
+a cell without a trained control), ``scan.png`` (a heatmap, sites x positions, of ``scan.show``: the
+selectivity where trained controls ran, the cells without them hatched, else the IIA; drawn by the
+``heatmap`` function it is given: the command line and the API give
+:func:`alignsearch.report.plots.scan_heatmap`), ``scan.json`` (the settings, the cells, the best cell and
+the best by IIA, and where the time went, the trained controls' included) and prints a line per cell
+and per trained control and its best cells; ``scan.then_align`` then runs the full alignment (the run's
+own alignment settings) at the best cell, in ``out_dir/best/``.
 
 **What a cell reuses.** One process, one read of the data, the models loaded once. On text pairs
 (:class:`ScanPairs`) every position is a repositioning of the same tokenised pairs
@@ -37,6 +60,7 @@ This module runs a scan (its cells, their folders, the checks); the state cache 
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -44,16 +68,26 @@ from pathlib import Path
 
 from alignsearch import atomic
 from alignsearch.components import alignment_choices
+from alignsearch.controls import CONTROLS
+from alignsearch.engine.trainer import load_weights_only
 from alignsearch.errors import ConfigError
 from alignsearch.models import SequenceModel
 from alignsearch.naming import with_digest
+from alignsearch.search.controls import check_controls, run_controls
 from alignsearch.search.pairs import PrefixCache
 from alignsearch.search.planning import plan_run
-from alignsearch.search.records import records_table
+from alignsearch.search.records import ControlScore, records_table
 from alignsearch.search.results import RunStatus
-from alignsearch.search.run import run_alignment
-from alignsearch.search.run_folder import RESULTS
-from alignsearch.search.scan_results import ScanCell, ScanResult, describe, first_per_cell, scan_cells
+from alignsearch.search.run import RunResult, run_alignment, run_lock
+from alignsearch.search.run_folder import ALIGNMENT, RESULTS
+from alignsearch.search.scan_results import (
+    ScanCell,
+    ScanResult,
+    describe,
+    describe_control,
+    first_per_cell,
+    scan_cells,
+)
 from alignsearch.search.scan_states import ScanPairs, SiteStates
 from alignsearch.search.spec import RunData, RunModel
 from alignsearch.search.text_data import TextPairSource
@@ -67,8 +101,9 @@ from alignsearch.settings import (
 )
 from alignsearch.tasks.counterfactual import check_position
 
-Heatmap = Callable[[ScanResult, Path, int], Path]
-"""Draws ``scan.png``: ``heatmap(result, path, steps)`` (:func:`alignsearch.report.plots.scan_heatmap`)."""
+Heatmap = Callable[..., Path]
+"""Draws ``scan.png``: ``heatmap(result, path, steps, show=<iia or selectivity>)``
+(:func:`alignsearch.report.plots.scan_heatmap`)."""
 
 CSV, PNG, SUMMARY = "scan.csv", "scan.png", "scan.json"
 CELLS, BEST = "cells", "best"
@@ -77,6 +112,10 @@ TEXT_POSITIONS = ("last", "-2", "-3")
 """The positions a scan of text pairs takes when none are given: the last three tokens of each prompt."""
 TASK_POSITIONS = (ANY,)
 """... of task pairs: each pair's own positions (drawn among each sequence's valid ones)."""
+CONTROLS_DIR, CONTROL_SCORES = "controls", "scan_control.json"
+"""A trained control at a cell: ``cells/<cell>/controls/<name>/`` (its checkpoints, as a run's controls
+keep them) and there ``scan_control.json``, its scores, written when it is done (what a scan run again
+finds instead of training it again)."""
 STATES_DIR = "prefix_cache"
 """The scan folder's subfolder for cached states beyond ``alignment.prefix_cache_mb`` (removed at the end)."""
 LAYER_SITE = re.compile(r"layer\.(\d+)")
@@ -192,11 +231,13 @@ def run_scan(
     heatmap: Heatmap | None = None,
 ) -> ScanResult:
     """Scan every site x position of ``scan`` (see the module docstring) in ``out_dir``: each cell a short
-    alignment by the run core, ``scan.csv``, ``scan.png`` (drawn by ``heatmap``; None: no plot) and
-    ``scan.json`` written, the best cells printed (``verbose``), and with ``scan.then_align`` the full
-    alignment at the best cell in ``out_dir/best``. ``on_cell`` sees each cell as it finishes."""
+    alignment by the run core, the trained controls at the best cells by IIA, ``scan.csv``, ``scan.png``
+    (drawn by ``heatmap``; None: no plot) and ``scan.json`` written, the best cells printed (``verbose``),
+    and with ``scan.then_align`` the full alignment at the best cell in ``out_dir/best``. ``on_cell`` sees
+    each cell as it finishes (before its trained controls)."""
     started = time.perf_counter()
     sites, positions = check_scan(models, alignment, run, scan, data)
+    check_top_controls(models, scan)
     out_dir = Path(out_dir)
     cells_alignment = _cell_alignment(alignment, scan)
     quiet = dataclasses.replace(hardware, progress_bar=False)  # a line per cell instead
@@ -216,7 +257,12 @@ def run_scan(
             with_bases=alignment.prefix_cache,
         )
         data = dataclasses.replace(data, source=ScanPairs(pairs.data, pairs.variable, states=states))
-    result = ScanResult(sites, positions, tuple(scan.controls), [], out_dir)
+    trained = tuple(scan.top_controls) if scan.trains_controls() else ()
+    result = ScanResult(
+        sites, positions, tuple(dict.fromkeys([*scan.controls, *trained])), [], out_dir,
+        trained_controls=trained, controls_top=scan.controls_top if trained else 0,
+    )  # fmt: skip
+    runs: dict[tuple[str, str], RunResult] = {}
     try:
         for n, (site, position) in enumerate(grid, 1):
             folder = out_dir / CELLS / cell_folder(site, position)
@@ -230,6 +276,7 @@ def run_scan(
                 verbose=False,  # the scan's own line per cell says what it did
             )
             cells = scan_cells(done, site, position, folder)
+            runs[site, position] = dataclasses.replace(done, history=[], state={})  # the plan and results
             result.cells += cells
             atomic.write_text(out_dir / CSV, result.csv())
             for cell in cells:
@@ -238,18 +285,27 @@ def run_scan(
                     print(f"[{n}/{len(grid)}] {shown}", flush=True)
                 if on_cell is not None:
                     on_cell(cell)
+        controls_started = time.perf_counter()
+        if trained:
+            train_top_controls(models, quiet, scan, result, runs, verbose)
         result.seconds = {
             "total": time.perf_counter() - started,
             "states": states.seconds if states is not None else 0.0,
             "steps": sum(c.seconds.get("steps", 0.0) for c in first_per_cell(result.cells)),
             "cells": sum(sum(c.seconds.values()) for c in first_per_cell(result.cells)),
+            "controls": time.perf_counter() - controls_started,
         }
         if heatmap is not None:
-            heatmap(result, out_dir / PNG, scan.steps)
+            shown = scan.show or ("selectivity" if result.controlled() else "iia")
+            heatmap(result, out_dir / PNG, scan.steps, show=shown)
         atomic.write_json(out_dir / SUMMARY, result.summary())
         if verbose:
             drawn = f", {out_dir / PNG}" if heatmap is not None else ""
-            print(f"best cells ({out_dir / CSV}{drawn}):", flush=True)
+            controlled = result.controlled_line()
+            if controlled is not None:
+                print(controlled, flush=True)
+            ranked = "by selectivity, then the others by IIA" if result.controlled() else "by IIA"
+            print(f"best cells, {ranked} ({out_dir / CSV}{drawn}):", flush=True)
             print(result.table(scan.top), flush=True)
         if scan.then_align:
             best = result.best()
@@ -275,3 +331,106 @@ def run_scan(
 def run_site(run: RunSettings, site: str) -> str:
     """The site name a cell's run aligns (as :meth:`RunSettings.site_name` gives it)."""
     return cell_run(run, site, ANY).site_name()
+
+
+def check_top_controls(models: Sequence[RunModel], scan: ScanSettings) -> None:
+    """A ConfigError keyed ``scan.top_controls`` before any work for a trained control the models cannot
+    have (``untrained`` where a model has no untrained form)."""
+    if not scan.trains_controls():
+        return
+    check_controls(scan.top_controls, "scan.top_controls")
+    needing = [c for c in scan.top_controls if CONTROLS[c].needs_untrained]
+    for m in models:
+        if needing and m.untrained is None:
+            raise ConfigError(
+                "scan.top_controls",
+                list(scan.top_controls),
+                f"controls without {', '.join(needing)} ({m.name} has no untrained form)",
+            )
+
+
+def control_cells(result: ScanResult, top: int) -> list[ScanCell]:
+    """The cells the trained controls run at: the ``top`` best by IIA, one per site x position (a cell's
+    variables share its run, and so its controls)."""
+    return first_per_cell(result.ranked_by_iia())[:top]
+
+
+def train_top_controls(
+    models: Sequence[RunModel],
+    hardware: HardwareSettings,
+    scan: ScanSettings,
+    result: ScanResult,
+    runs: dict[tuple[str, str], RunResult],
+    verbose: bool,
+) -> None:
+    """Train ``scan.top_controls`` (those not among ``scan.controls``, which every cell ran) at the
+    ``scan.controls_top`` best cells by IIA, each with the cell's plan (its steps, pairs and seed) and
+    models, by the run core's controls (:func:`~alignsearch.search.controls.run_controls`: the cell's own
+    alignment is not trained again), in ``<cell>/controls/<name>/``; their scores go into the cells and
+    ``scan.csv`` as each is done. A control whose ``scan_control.json`` belongs to the cell's run (its
+    identity) is read, not trained again; an interrupted one resumes from its checkpoint."""
+    missing = [c for c in scan.top_controls if c not in scan.controls]
+    chosen = control_cells(result, scan.controls_top)
+    total, n = len(chosen) * len(missing), 0
+    modules = [m.model for m in models]
+
+    for top in chosen:
+        done = runs[top.site, top.position]
+        seed = done.plan.seed  # the run's seed, as the run core hands its own controls
+
+        def untrained(seed: int = seed) -> list[SequenceModel]:
+            copies = []
+            for m in models:
+                assert m.untrained is not None  # check_top_controls
+                copies.append(m.untrained(seed))
+            return copies
+
+        cells = [c for c in result.cells if (c.site, c.position) == (top.site, top.position)]
+        for name in missing:
+            n += 1
+            identity = {"control": name, "run": done.results.identity}
+            saved = top.folder / CONTROLS_DIR / name / CONTROL_SCORES
+            scores, seconds = read_control(saved, identity), None
+            if scores is None:
+                with run_lock(top.folder):  # the cell's folder, as its run holds it
+                    scores = read_control(saved, identity)  # another process may have done it meanwhile
+                    if scores is None:
+                        start = time.perf_counter()
+                        state = load_weights_only(top.folder / ALIGNMENT)["state_dict"]
+                        scores = run_controls(
+                            done.plan, modules, (name,), top.folder, seed=seed, hardware=hardware,
+                            untrained=untrained, trained=state, verbose=False,
+                        )[name]  # fmt: skip
+                        seconds = time.perf_counter() - start
+                        atomic.write_json(
+                            saved,
+                            {
+                                **identity,
+                                "steps": scan.steps,
+                                "seconds": round(seconds, 3),
+                                "scores": {k: dataclasses.asdict(v) for k, v in scores.items()},
+                            },
+                        )
+            for cell in cells:
+                score = scores.get(cell.track) if cell.track is not None else None
+                cell.controls[name] = score.iia if score is not None else None
+            atomic.write_text(result.folder / CSV, result.csv())
+            if verbose:
+                line = describe_control(cells, name, seconds, scan.steps, len(cells) > 1)
+                print(f"[control {n}/{total}] {line}", flush=True)
+
+
+def read_control(path: Path, identity: dict) -> dict[str, ControlScore] | None:
+    """The scores a trained control at a cell wrote (``scan_control.json``), if they belong to
+    ``identity`` (the control and the cell's run); None otherwise, or where unreadable."""
+    try:
+        saved = json.loads(path.read_text())
+        if {k: saved.get(k) for k in identity} != json.loads(json.dumps(identity)):
+            return None
+        names = {f.name for f in dataclasses.fields(ControlScore)}
+        return {
+            track: ControlScore(**{k: v for k, v in score.items() if k in names})
+            for track, score in saved["scores"].items()
+        }
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
