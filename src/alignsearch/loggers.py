@@ -50,11 +50,25 @@ def wandb_logger(run_config: dict[str, Any] | None = None, **kwargs: Any):
 
 DIVERGENCE_METRICS = ("divergence", "divergence_floor", "divergence_top", "divergence_top_floor")
 """A record's divergence measures (``alignsearch.search.records.DIVERGENCE_KEYS``), logged as summaries."""
-CONTROL_KEYS = ("iia_control_", "divergence_control_")
-"""How a record's JSON form names each control's IIA and divergence (``alignsearch.search.records``'s
-``CONTROL_PREFIX`` and ``CONTROL_DIVERGENCE_PREFIX``), logged as summaries too."""
-SUMMARY_METRICS = ("iia", "iia_heldout", "iia_test", "token_iia", "iia_step0", *DIVERGENCE_METRICS)
-"""The measures of a record logged as W&B summaries (with each control's IIA and divergence)."""
+INTERVAL_METRICS = (
+    "n_pairs", "iia_low", "iia_high", "token_iia_low", "token_iia_high", "iia_step0_low", "iia_step0_high",
+    "n_pairs_heldout", "iia_heldout_low", "iia_heldout_high", "n_pairs_test", "iia_test_low", "iia_test_high",
+)  # fmt: skip
+"""Each IIA's pairs and 95% interval (``alignsearch.search.records.INTERVAL_FIELDS``), logged as summaries."""
+CONTROL_KEYS = (
+    "iia_control_",
+    "n_pairs_control_",
+    "iia_low_control_",
+    "iia_high_control_",
+    "divergence_control_",
+)
+"""How a record's JSON form names each control's IIA, its trials and interval, and its divergence
+(``alignsearch.search.records``'s ``CONTROL_PREFIX``, ``CONTROL_INTERVAL_PREFIXES`` and
+``CONTROL_DIVERGENCE_PREFIX``), logged as summaries too."""
+SUMMARY_METRICS = (
+    "iia", "iia_heldout", "iia_test", "token_iia", "iia_step0", *DIVERGENCE_METRICS, *INTERVAL_METRICS,
+)  # fmt: skip
+"""The measures of a record logged as W&B summaries (with each control's IIA, interval and divergence)."""
 
 
 def summary_values(records: list[dict[str, Any]]) -> dict[str, Any]:

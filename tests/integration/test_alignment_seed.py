@@ -61,7 +61,7 @@ def test_the_report_pools_alignment_seeds_as_runs(tmp_path) -> None:
                   "alignment_seed": alignment_seed, "layer": 0}  # fmt: skip
         record = {"source": f"multiobject/gru/seed{seed}", "target": f"multiobject/gru/seed{seed}",
                   "direction": "0>0", "variable": "count", "trained": True, "iia": iia}  # fmt: skip
-        (run / "results.json").write_text(json.dumps({"schema": 5, "config": config, "records": [record]}))
+        (run / "results.json").write_text(json.dumps({"schema": 6, "config": config, "records": [record]}))
     build.report(folder)
     with (folder / "report.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))

@@ -180,19 +180,40 @@ def test_the_divergence_of_a_random_subspace_is_the_mean_over_its_draws() -> Non
 
 
 def test_w_and_b_summaries_carry_the_controls() -> None:
-    from alignsearch.loggers import CONTROL_KEYS, summary_values
-    from alignsearch.search.records import CONTROL_DIVERGENCE_PREFIX, CONTROL_PREFIX
-
-    assert CONTROL_KEYS == (
-        CONTROL_PREFIX,
+    from alignsearch.loggers import CONTROL_KEYS, INTERVAL_METRICS, summary_values
+    from alignsearch.search.records import (
         CONTROL_DIVERGENCE_PREFIX,
-    )  # the loggers' copy of the records' keys
+        CONTROL_INTERVAL_PREFIXES,
+        CONTROL_PREFIX,
+        INTERVAL_FIELDS,
+    )
 
-    record = AlignmentRecord.from_json({"variable": "count", "iia": 0.9, "divergence": 0.3})
-    scored = record.with_controls({"shuffled": {"0>0/count": ControlScore(0.2, 0.55)}}).to_json()
-    assert summary_values([scored]) == {
+    assert (CONTROL_PREFIX, *CONTROL_INTERVAL_PREFIXES, CONTROL_DIVERGENCE_PREFIX) == CONTROL_KEYS
+    assert INTERVAL_METRICS == INTERVAL_FIELDS  # the loggers' copies of the records' keys
+
+    record = AlignmentRecord.from_json(
+        {
+            "variable": "count",
+            "iia": 0.9,
+            "divergence": 0.3,
+            "n_pairs": 50,
+            "iia_low": 0.786,
+            "iia_high": 0.957,
+        }
+    )
+    scored = record.with_controls({"shuffled": {"0>0/count": ControlScore(0.2, 0.55, 50, 0.112, 0.33)}})
+    assert scored.control_interval("shuffled") == (0.112, 0.33)
+    assert summary_values([scored.to_json()]) == {
         "final/0>0/count/iia": 0.9,
         "final/0>0/count/divergence": 0.3,
+        "final/0>0/count/n_pairs": 50,
+        "final/0>0/count/iia_low": 0.786,
+        "final/0>0/count/iia_high": 0.957,
         "final/0>0/count/iia_control_shuffled": 0.2,
+        "final/0>0/count/n_pairs_control_shuffled": 50,
+        "final/0>0/count/iia_low_control_shuffled": 0.112,
+        "final/0>0/count/iia_high_control_shuffled": 0.33,
         "final/0>0/count/divergence_control_shuffled": 0.55,
     }
+    # read back from its JSON form, the record is the same (the control's interval included)
+    assert AlignmentRecord.from_json(scored.to_json()) == scored

@@ -127,18 +127,64 @@ SCHEMA_5_TEXT = with_intervals(
 )  # fmt: skip
 
 
+def with_control_intervals(
+    written: dict[str, Any], trials: dict[str, tuple[int, float, float]]
+) -> dict[str, Any]:
+    """A schema-5 file in schema 6's form: each control's trials and interval after its IIA."""
+    records = []
+    for record in written["records"]:
+        out: dict[str, Any] = {}
+        for key, value in record.items():
+            out[key] = value
+            name = key.removeprefix("iia_control_")
+            if key.startswith("iia_control_") and name in trials:
+                n, low, high = trials[name]
+                out |= {
+                    f"n_pairs_control_{name}": n,
+                    f"iia_low_control_{name}": low,
+                    f"iia_high_control_{name}": high,
+                }
+        records.append(out)
+    return {**written, "schema": 6, "records": records}
+
+
+# the Wilson intervals of 0 of 128 pairs (untrained, shuffled) and of 0 of 384 (random_subspace: 3 draws
+# of the 128 pairs pooled): [0, 1.959964^2 / (n + 1.959964^2)] = [0, 0.029137] and [0, 0.009903]
+SCHEMA_6_DAS = with_control_intervals(
+    SCHEMA_5_DAS,
+    {
+        "untrained": (128, 0.0, 0.029137),
+        "random_subspace": (384, 0.0, 0.009903),
+        "shuffled": (128, 0.0, 0.029137),
+    },
+)
+SCHEMA_6_TEXT = with_control_intervals(SCHEMA_5_TEXT, {})
+
+
 def as_written(results: dict[str, Any]) -> str:
     """The text ``atomic.write_json`` writes for ``results``."""
     return json.dumps(results, indent=2, sort_keys=False) + "\n"
 
 
 # -- what is written today reads back as it was ----------------------------------------------------------------
-@pytest.mark.parametrize("written", [SCHEMA_5_DAS, SCHEMA_5_TEXT], ids=["das_controls", "text"])
+@pytest.mark.parametrize("written", [SCHEMA_6_DAS, SCHEMA_6_TEXT], ids=["das_controls", "text"])
 def test_results_of_todays_form_round_trip_byte_for_byte(written: dict[str, Any]) -> None:
     results = RunResults.from_json(written)
     assert results.to_json() == written
     assert as_written(results.to_json()) == as_written(written)  # the same keys in the same order
     assert results.records[0].variable == "count" and results.config["seed"] == 0
+
+
+def test_schema_5_reads_without_control_intervals_and_writes_its_records_as_they_were() -> None:
+    results = RunResults.from_json(SCHEMA_5_DAS)
+    (record,) = results.records
+    assert record.controls == {"untrained": 0.0, "random_subspace": 0.0, "shuffled": 0.0}
+    assert all(record.control_interval(name) is None for name in record.controls)
+    assert results.to_json() == {**SCHEMA_5_DAS, "schema": SCHEMA}  # no interval made up
+    assert RunResults.from_json(SCHEMA_6_DAS).records[0].control_interval("random_subspace") == (
+        0.0,
+        0.009903,
+    )
 
 
 @pytest.mark.parametrize("written", [WRITTEN_DAS_WITH_CONTROLS, WRITTEN_TEXT], ids=["das_controls", "text"])
@@ -179,23 +225,33 @@ def test_a_real_runs_iias_carry_their_pairs_and_intervals(tiny_zoo: Path, tmp_pa
 
     entry = api.model(zoo_dir=tiny_zoo, overrides=TINY_TRAINING)
     out = tmp_path / "run"
-    api.align(entry, n_units=8, out_dir=out, overrides=TINY_ALIGNMENT, max_steps=20, val_every=10)
+    api.align(
+        entry, n_units=8, out_dir=out, overrides=TINY_ALIGNMENT, max_steps=20, val_every=10,
+        controls=["random_subspace", "shuffled"],
+    )  # fmt: skip
     written = json.loads((out / "results.json").read_text())
-    assert written["schema"] == SCHEMA == 5
+    assert written["schema"] == SCHEMA == 6
     (record,) = written["records"]
     z = 1.959963985  # the normal distribution's 0.975 quantile
-    for metric, pairs, split in (
-        ("iia", "n_pairs", "val"),
-        ("iia_heldout", "n_pairs_heldout", "heldout"),
-        ("iia_test", "n_pairs_test", "test"),
-        ("iia_step0", "n_pairs", "val"),
+    draws = 3  # random_subspace: its draws' interventions on the validation pairs, pooled
+    for metric, pairs, split, times in (
+        ("iia", "n_pairs", "val", 1),
+        ("iia_heldout", "n_pairs_heldout", "heldout", 1),
+        ("iia_test", "n_pairs_test", "test", 1),
+        ("iia_step0", "n_pairs", "val", 1),
+        ("iia_control_shuffled", "n_pairs_control_shuffled", "val", 1),
+        ("iia_control_random_subspace", "n_pairs_control_random_subspace", "val", draws),
     ):
         n, iia = record[pairs], record[metric]
-        assert n == len(run_pairs(entry.task, split=split, n=128)) > 0, metric  # TINY_ALIGNMENT: 128 a split
+        assert n == times * len(run_pairs(entry.task, split=split, n=128)) > 0, metric  # TINY_ALIGNMENT: 128
         k = round(iia * n)
         assert abs(k - iia * n) < 1e-3, metric  # a share of pairs
         centre, half = (k + z * z / 2) / (n + z * z), z * math.sqrt(k * (n - k) / n + z * z / 4) / (n + z * z)
-        low, high = record[f"{metric}_low"], record[f"{metric}_high"]
+        low, high = (
+            (record[f"iia_low_control_{control}"], record[f"iia_high_control_{control}"])
+            if (control := metric.removeprefix("iia_control_")) != metric
+            else (record[f"{metric}_low"], record[f"{metric}_high"])
+        )
         assert low <= iia <= high, metric
         assert (low, high) == pytest.approx((max(0.0, centre - half), min(1.0, centre + half)), abs=2e-6), (
             metric

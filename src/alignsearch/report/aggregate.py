@@ -10,7 +10,7 @@ from typing import Any
 
 from alignsearch.intervals import student_t
 from alignsearch.report.measures import BASE_METRICS, ROW_KEYS, TASK_ACC, measure_range
-from alignsearch.search.records import INTERVALS
+from alignsearch.search.records import CONTROL_INTERVAL_PREFIXES, CONTROL_PREFIX, INTERVALS
 from alignsearch.settings import derived_partner_seed
 
 SEEDS = ("seed", "alignment_seed")
@@ -146,6 +146,9 @@ def interval(metric: str, measured: Sequence[dict[str, Any]]) -> tuple[float | N
     (0.31469, 1.0)
     >>> interval("iia", [{"iia": 0.9, "iia_low": 0.786398, "iia_high": 0.956524}]), interval("iia", [{"iia": 0.9}])
     ((0.786398, 0.956524), (None, None))
+    >>> interval("iia_control_shuffled", [{"iia_control_shuffled": 0.1, "n_pairs_control_shuffled": 50,
+    ...                                    "iia_low_control_shuffled": 0.043, "iia_high_control_shuffled": 0.214}])
+    (0.043, 0.214)
     """
     if len(measured) > 1:
         _, low, high = student_t([m[metric] for m in measured], bounds=measure_range(metric))
@@ -153,6 +156,10 @@ def interval(metric: str, measured: Sequence[dict[str, Any]]) -> tuple[float | N
     if len(measured) == 1 and metric in INTERVALS:
         _, low_key, high_key = INTERVALS[metric]
         return measured[0].get(low_key), measured[0].get(high_key)
+    if len(measured) == 1 and metric.startswith(CONTROL_PREFIX):  # a control's, over its trials (schema 6)
+        name = metric.removeprefix(CONTROL_PREFIX)
+        _, low_prefix, high_prefix = CONTROL_INTERVAL_PREFIXES
+        return measured[0].get(f"{low_prefix}{name}"), measured[0].get(f"{high_prefix}{name}")
     return None, None
 
 

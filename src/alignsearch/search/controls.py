@@ -39,6 +39,7 @@ from alignsearch.alignment.interchange import Interchange
 from alignsearch.controls import CONTROLS, control_names
 from alignsearch.engine.accelerator import compute_device
 from alignsearch.errors import ConfigError
+from alignsearch.intervals import wilson
 from alignsearch.models import SequenceModel
 from alignsearch.search.fit import build_pairs, fit_alignment, standardized
 from alignsearch.search.module import AlignmentModule
@@ -102,15 +103,32 @@ def random_subspace_scores(
             models, [m.site for m in plan.members], standardized(plan.build_interchange(), train, tracks), tracks,
             eval_splits=(), stepwise=plan.settings.stepwise,
         )  # fmt: skip
-        evaluated = module.to(device).evaluate(evals["val"], plan.settings.eval_batch_size, divergence=True)
+        evaluated = module.to(device).evaluate(
+            evals["val"], plan.settings.eval_batch_size, divergence=True, intervals=("iia",)
+        )
         for name, metrics in evaluated.items():
             scored.setdefault(name, []).append(metrics)
     for model in models:
         model.cpu()
-    return {
-        name: ControlScore(sum(m["iia"] for m in per) / len(per), mean([m["divergence"] for m in per]))
-        for name, per in scored.items()
-    }
+    return {name: pooled_draws(per) for name, per in scored.items()}
+
+
+def pooled_draws(draws: list[dict]) -> ControlScore:
+    """One track's score over several draws evaluated on the same pairs: the mean IIA (the share of all
+    the draws' interventions right) with its Wilson interval over them, and the mean divergence.
+
+    >>> pooled_draws([{"iia": 0.1, "n_pairs": 50, "divergence": 0.2}, {"iia": 0.3, "n_pairs": 50, "divergence": 0.4}])
+    ControlScore(iia=0.2, divergence=0.30000000000000004, trials=100, low=0.133367, high=0.288829)
+    """
+    iia = sum(m["iia"] for m in draws) / len(draws)
+    divergence = mean([m.get("divergence") for m in draws])
+    counts = [m.get("n_pairs") for m in draws]
+    if any(n is None for n in counts):
+        return ControlScore(iia, divergence)
+    trials = sum(counts)
+    hits = round(sum(m["iia"] * n for m, n in zip(draws, counts, strict=True)))
+    low, high = wilson(hits, trials)
+    return ControlScore(iia, divergence, trials, low, high)
 
 
 def mean(values: list[float | None]) -> float | None:
@@ -132,7 +150,7 @@ def trained_scores(
 
 def scores_of(records: list[AlignmentRecord]) -> Scores:
     """Each record's validation IIA and divergence, by track name."""
-    return {r.name: ControlScore(r.iia, r.divergence) for r in records}
+    return {r.name: ControlScore(r.iia, r.divergence, r.n_pairs, r.iia_low, r.iia_high) for r in records}
 
 
 @dataclasses.dataclass
@@ -207,12 +225,17 @@ class ControlRun:
                 stepwise=plan.settings.stepwise,
             )  # fmt: skip
             evaluated = module.to(device).evaluate(
-                evals["val"], plan.settings.eval_batch_size, divergence=True
+                evals["val"], plan.settings.eval_batch_size, divergence=True, intervals=("iia",)
             )
         finally:
             for model in models:
                 model.cpu()
-        return {name: ControlScore(m["iia"], m["divergence"]) for name, m in evaluated.items()}
+        return {
+            name: ControlScore(
+                m["iia"], m["divergence"], m.get("n_pairs"), m.get("iia_low"), m.get("iia_high")
+            )
+            for name, m in evaluated.items()
+        }
 
 
 def check_controls(names: tuple[str, ...] | list[str], key: str = "alignment.controls") -> None:

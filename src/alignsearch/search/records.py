@@ -36,13 +36,14 @@ SPLIT_METRICS = ("iia", "iia_heldout", "iia_test")
 """A record's IIA on each split: validation, held-out counts, test."""
 DIVERGENCE_KEYS = ("divergence", "divergence_floor", "divergence_top", "divergence_top_floor")
 """The divergence measures a record holds (None where not measured: records written before them)."""
-SCHEMA = 5
+SCHEMA = 6
 """The version of ``results.json``'s form: 1, files without a ``schema`` key; 2, the same records with
 it; 3, records with the divergence measures (older records read with them as None); 4, records of runs
 with controls hold each control's divergence too, ``divergence_control_<name>`` beside
 ``iia_control_<name>`` (older records read with none: ``control_divergence`` empty); 5, every IIA of a
 record has its number of pairs and its 95% interval over them (:data:`INTERVALS`; older records read
-with them as None)."""
+with them as None); 6, each control's IIA too: ``n_pairs_control_<name>``, ``iia_low_control_<name>`` and
+``iia_high_control_<name>`` after ``iia_control_<name>`` (older records read with none)."""
 INTERVALS = {
     "iia": ("n_pairs", "iia_low", "iia_high"),
     "token_iia": ("n_pairs", "token_iia_low", "token_iia_high"),
@@ -59,6 +60,9 @@ PAIR_COUNTS = tuple(dict.fromkeys(keys[0] for keys in INTERVALS.values()))
 """The keys of the numbers of pairs: ``n_pairs`` (validation), ``n_pairs_heldout``, ``n_pairs_test``."""
 CONTROL_PREFIX = "iia_control_"
 """A control's validation IIA in a record's JSON form: ``iia_control_<name>``."""
+CONTROL_INTERVAL_PREFIXES = ("n_pairs_control_", "iia_low_control_", "iia_high_control_")
+"""A control's trials and the 95% Wilson interval of its IIA over them, in a record's JSON form (schema 6):
+``n_pairs_control_<name>``, ``iia_low_control_<name>``, ``iia_high_control_<name>``."""
 CONTROL_DIVERGENCE_PREFIX = "divergence_control_"
 """A control's divergence at the site in a record's JSON form: ``divergence_control_<name>``."""
 DEFAULT_DIRECTION = "0>0"
@@ -73,6 +77,13 @@ class ControlScore:
 
     iia: float
     divergence: float | None
+    trials: int | None = None
+    """The interventions ``iia`` is the share of: the validation pairs, times the draws where the control
+    averages several (``random_subspace``: each draw on the same pairs, pooled). None: not known."""
+    low: float | None = None
+    """The 95% Wilson interval of ``iia`` over its ``trials``: its lower bound ..."""
+    high: float | None = None
+    """... and its upper bound."""
 
 
 @dataclass
@@ -119,6 +130,9 @@ class AlignmentRecord:
     control_divergence: dict[str, float | None] = field(default_factory=dict)
     """Each control's ``divergence`` (at the site, on validation pairs, the same measure as this record's);
     empty in records written before schema 4."""
+    control_intervals: dict[str, tuple[int, float, float]] = field(default_factory=dict)
+    """Each control's trials and the 95% interval of its IIA over them (:class:`ControlScore`); empty in
+    records written before schema 6."""
     n_pairs: int | None = None
     """The validation pairs ``iia``, ``token_iia`` and ``iia_step0`` were measured on (None: a record
     written before schema 5)."""
@@ -186,6 +200,9 @@ class AlignmentRecord:
         for name in dict.fromkeys([*self.controls, *self.control_divergence]):
             if name in self.controls:
                 out[f"{CONTROL_PREFIX}{name}"] = self.controls[name]
+            if name in self.control_intervals:
+                keys = (f"{p}{name}" for p in CONTROL_INTERVAL_PREFIXES)
+                out |= dict(zip(keys, self.control_intervals[name], strict=True))
             if name in self.control_divergence:
                 out[f"{CONTROL_DIVERGENCE_PREFIX}{name}"] = self.control_divergence[name]
         return out
@@ -211,6 +228,7 @@ class AlignmentRecord:
                 for k, v in data.items()
                 if k.startswith(CONTROL_DIVERGENCE_PREFIX)
             },
+            control_intervals=control_intervals_of(data),
         )
 
     def with_controls(self, scores: Mapping[str, Mapping[str, ControlScore]]) -> AlignmentRecord:
@@ -225,7 +243,20 @@ class AlignmentRecord:
                 **self.control_divergence,
                 **{c: s.divergence if s is not None else None for c, s in mine.items()},
             },
+            control_intervals={
+                **{c: v for c, v in self.control_intervals.items() if c not in mine},
+                **{
+                    c: (s.trials, s.low, s.high)
+                    for c, s in mine.items()
+                    if s is not None and s.trials is not None and s.low is not None and s.high is not None
+                },
+            },
         )
+
+    def control_interval(self, name: str) -> tuple[float, float] | None:
+        """The 95% interval over its trials of a control's IIA; None where the record has none."""
+        found = self.control_intervals.get(name)
+        return None if found is None else (found[1], found[2])
 
     def shown_variable(self) -> str:
         """The variable as a table shows it: ``count``, or ``count -> demo_count`` across variables."""
@@ -236,7 +267,7 @@ class AlignmentRecord:
 
 OPTIONAL = ("source_variable", "target_variable", "cl_loss", "cl_divergence")
 """Keys a record's JSON form holds only where they apply."""
-CONTROL_FIELDS = ("controls", "control_divergence")
+CONTROL_FIELDS = ("controls", "control_divergence", "control_intervals")
 """The fields a record's JSON form holds flat, one key per control (``iia_control_<name>``, ...)."""
 TABLE_METRICS = (
     ("IIA val", "iia"),
@@ -278,3 +309,20 @@ def models_legend(records: Sequence[AlignmentRecord]) -> str:
         names.setdefault(source, r.source)
         names.setdefault(target, r.target)
     return ", ".join(f"model {i} = {names[i]}" for i in sorted(names))
+
+
+def control_intervals_of(data: Mapping[str, Any]) -> dict[str, tuple[int, float, float]]:
+    """The controls' trials and intervals in a record's JSON form (schema 6), for controls that have all
+    three keys.
+
+    >>> control_intervals_of({"iia_control_shuffled": 0.1, "n_pairs_control_shuffled": 50,
+    ...                       "iia_low_control_shuffled": 0.043, "iia_high_control_shuffled": 0.214})
+    {'shuffled': (50, 0.043, 0.214)}
+    """
+    trials, low, high = CONTROL_INTERVAL_PREFIXES
+    names = [k.removeprefix(trials) for k in data if k.startswith(trials)]
+    return {
+        name: (data[f"{trials}{name}"], data[f"{low}{name}"], data[f"{high}{name}"])
+        for name in names
+        if all(data.get(f"{p}{name}") is not None for p in CONTROL_INTERVAL_PREFIXES)
+    }

@@ -11,7 +11,7 @@ results with one line, ``<file>: <key> <why>`` (:class:`~alignsearch.file_data.F
 
 The form (``schema`` :data:`~alignsearch.search.records.SCHEMA`), in the order it is written::
 
-    {"schema": 5,
+    {"schema": 6,
      "config": {...},                  # the flat choices (task, model, alignment, seed, layer, ...)
      "steps": 1000, "best_step": 900, "train_seconds": 41.2,
      "learned_units": {"count": 8.0},  # each variable's subspace size (learned by alignment=boundless)
@@ -23,7 +23,8 @@ The form (``schema`` :data:`~alignsearch.search.records.SCHEMA`), in the order i
 
 Files of an older form still read (:data:`~alignsearch.search.records.SCHEMA` says what each added): 1
 (no ``schema`` key; early ones without ``task_accuracy`` or ``identity``), 2 (without ``seconds``), 3
-(records without the controls' divergence), 4 (records without their numbers of pairs and intervals);
+(records without the controls' divergence), 4 (records without their numbers of pairs and intervals), 5
+(controls without theirs);
 what a file lacks reads as None (a record's missing
 measures as :meth:`AlignmentRecord.from_json` gives them), and :meth:`RunResults.to_json` writes the
 current form. A finished run has a ``config`` and at least one record; every other key may be missing.
@@ -44,6 +45,7 @@ from alignsearch.file_data import FileDataError, read_json
 from alignsearch.search.records import (
     CONTROL_DIVERGENCE_PREFIX,
     CONTROL_FIELDS,
+    CONTROL_INTERVAL_PREFIXES,
     CONTROL_PREFIX,
     INTERVALS,
     PAIR_COUNTS,
@@ -281,14 +283,14 @@ def _record(value: Any, file: str | Path, key: str) -> AlignmentRecord:
                 raise FileDataError(
                     file, where, f"is {shorten(repr(item), 80)}: expected an object of position: IIA"
                 )
-        elif name in PAIR_COUNTS:
+        elif name in PAIR_COUNTS or name.startswith(CONTROL_INTERVAL_PREFIXES[0]):
             if item is not None and (not isinstance(item, int) or isinstance(item, bool) or item < 1):
                 raise FileDataError(
                     file,
                     where,
                     f"is {shorten(repr(item), 80)}: expected a number of pairs (1 or more) or null",
                 )
-        elif name in RECORD_BOUNDS:
+        elif name in RECORD_BOUNDS or name.startswith(CONTROL_INTERVAL_PREFIXES[1:]):
             if item is not None and not (_is_number(item) and 0 <= item <= 1):
                 raise FileDataError(
                     file, where, f"is {shorten(repr(item), 80)}: expected a share from 0 to 1 or null"
@@ -299,7 +301,15 @@ def _record(value: Any, file: str | Path, key: str) -> AlignmentRecord:
             if item is not None and not _is_number(item):
                 raise FileDataError(file, where, f"is {shorten(repr(item), 80)}: expected a number or null")
         elif name not in RECORD_OPTIONAL_STRINGS:
-            known = ", ".join((*RECORD_KEYS, f"{CONTROL_PREFIX}<name>", f"{CONTROL_DIVERGENCE_PREFIX}<name>"))
+            known = ", ".join(
+                (
+                    *RECORD_KEYS,
+                    *(
+                        f"{p}<name>"
+                        for p in (CONTROL_PREFIX, *CONTROL_INTERVAL_PREFIXES, CONTROL_DIVERGENCE_PREFIX)
+                    ),
+                )
+            )
             raise FileDataError(file, where, f"is not a key of a record (known: {known})")
     for metric, (_, low, high) in INTERVALS.items():
         lower, upper = value.get(low), value.get(high)
