@@ -48,6 +48,8 @@ def test_alignment_seeds_are_runs_of_one_model_and_null_is_the_seed(tmp_path, zo
     first, other = runs["0"]["records"][0], runs["7"]["records"][0]
     assert first["divergence"] != other["divergence"]
     assert first["divergence_floor"] != other["divergence_floor"]  # measured on other pairs
+    assert first["pairs_sha256"] != other["pairs_sha256"]  # other pairs: not to be compared pair by pair
+    assert first["pairs_sha256"] == before["-"]["records"][0]["pairs_sha256"]  # the same pairs
 
 
 def test_the_report_pools_alignment_seeds_as_runs(tmp_path) -> None:

@@ -258,6 +258,10 @@ def test_a_real_runs_iias_carry_their_pairs_and_intervals(tiny_zoo: Path, tmp_pa
         )
     low, high = record["token_iia_low"], record["token_iia_high"]
     assert 0 <= low <= record["token_iia"] <= high <= 1 and high - low < 0.2  # a bootstrap over 128 pairs
+    # which validation pairs it got right, one character a pair, and a digest of the pairs' inputs
+    assert len(record["pair_hits"]) == record["n_pairs"] and set(record["pair_hits"]) <= {"0", "1"}
+    assert record["pair_hits"].count("1") == round(record["iia"] * record["n_pairs"])
+    assert len(record["pairs_sha256"]) == 16 and int(record["pairs_sha256"], 16) >= 0
     assert RunResults.read(out / "results.json").records[0].interval("token_iia") == (low, high)
 
 

@@ -701,7 +701,9 @@ def test_the_direction_matrix_writes_each_cells_interval(tmp_path: Path, monkeyp
     assert texts == ["0.90\n[0.65, 1.00]", "0.70\n[0.45, 0.95]", "0.65\n[0.32, 0.98]", "0.90\n[0.78, 1.00]"]
 
 
-def compared_run(folder: Path, model: str, n_units: int, seed: int, iia: float) -> None:
+def compared_run(
+    folder: Path, model: str, n_units: int, seed: int, iia: float, hits: str | None = None, pairs: str = "p0"
+) -> None:
     """A run of ``model`` at ``n_units`` and ``seed`` as the run writes it (:class:`RunResults`), its
     validation IIA ``iia`` and its test IIA 0.05 below; the LSTM is 48 wide, the GRU 32."""
     from alignsearch.search.records import AlignmentRecord
@@ -721,6 +723,7 @@ def compared_run(folder: Path, model: str, n_units: int, seed: int, iia: float) 
             "iia_test": iia - 0.05,
             "token_iia": 0.99,
             "iia_step0": 0.1,
+            **({"pair_hits": hits, "pairs_sha256": pairs} if hits else {}),
         }  # fmt: skip
     )
     folder = folder / f"model={model},n_units={n_units},seed={seed}"
@@ -779,8 +782,35 @@ def test_compare_over_one_seed_gives_the_difference_alone(tmp_path: Path) -> Non
     compared_run(tmp_path, "gru", 16, 0, 0.9)
     compared_run(tmp_path, "lstm", 16, 0, 0.7)
     markdown, _ = report.report(tmp_path, comparison=report.Comparison.parse("model=gru,lstm"))
-    assert "| 0>0 | count | 1 | 0.200 (n=1) | 0.200 (n=1) |" in markdown
-    assert "which results.json does not keep" in markdown  # no bootstrap over one seed's pairs
+    assert "| 0>0 | count | 1 | 0.200 (n=1) | 0.200 (n=1) |" in markdown  # no hits kept: no bootstrap
+    assert "for the validation IIA, a paired bootstrap over its pairs" in markdown
+
+
+@pytest.mark.parametrize("same_pairs", [True, False])
+def test_compare_over_one_seed_bootstraps_its_pairs(tmp_path: Path, same_pairs: bool) -> None:
+    """Two runs of one seed on the same 20 pairs: the GRU right on 18, the LSTM on 14, both right on 13
+    (5 pairs right for the GRU alone, 1 for the LSTM alone); the validation IIA's difference 0.2 gets the paired bootstrap's interval over the 20 pairs (the test
+    IIA, without hits, its difference alone). Pairs of different inputs are not compared pair by pair."""
+    from alignsearch.intervals import paired_bootstrap
+
+    gru, lstm = "1" * 13 + "11111" + "00", "1" * 13 + "00000" + "1" + "0"
+    assert (gru.count("1"), lstm.count("1")) == (18, 14)
+    compared_run(tmp_path, "gru", 16, 0, 0.9, hits=gru)
+    compared_run(tmp_path, "lstm", 16, 0, 0.7, hits=lstm, pairs="p0" if same_pairs else "p1")
+    markdown, _ = report.report(tmp_path, comparison=report.Comparison.parse("model=gru,lstm"))
+    rows = list(csv.DictReader((tmp_path / "comparison.csv").open()))
+    if not same_pairs:
+        assert "| 0>0 | count | 1 | 0.200 (n=1) | 0.200 (n=1) |" in markdown
+        assert rows[0]["iia_low"] == ""
+        return
+    diff, low, high = paired_bootstrap([int(h) for h in gru], [int(h) for h in lstm])
+    assert (
+        diff == pytest.approx(0.2) and low < 0.2 < high and high <= 0.45
+    )  # 4 of 20 pairs differ, all one way
+    assert float(rows[0]["iia_diff"]) == pytest.approx(0.2)
+    assert (float(rows[0]["iia_low"]), float(rows[0]["iia_high"])) == (low, high)
+    assert rows[0]["iia_pairs"] == "20"
+    assert f"| 0>0 | count | 1 | 0.200 [{low:.3f}, {high:.3f}] (n=1, 20 pairs) | 0.200 (n=1) |" in markdown
 
 
 def test_compare_refuses_what_the_runs_cannot_answer(tmp_path: Path, capsys) -> None:

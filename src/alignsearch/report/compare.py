@@ -9,10 +9,10 @@ condition itself); a run without a partner is counted, not used. For each config
 ``a - b``, its 95% interval and the two-sided p-value of the paired t-test
 (:func:`alignsearch.intervals.paired_difference`), and the number of seeds paired.
 
-One seed gives its difference alone. The paired bootstrap over the pairs of one seed
-(:func:`alignsearch.intervals.paired_bootstrap`) needs each run's hits pair by pair, which
-``results.json`` does not keep (only each IIA's number of pairs and its interval), so the report does
-not offer it.
+One seed gives, for the validation IIA, the paired bootstrap over its pairs
+(:func:`alignsearch.intervals.paired_bootstrap`): both runs' hits pair by pair (each record's
+``pair_hits``, schema 6), where both were evaluated on the same pairs (the same ``pairs_sha256``); every
+other measure of one seed, and runs without their hits, give the difference alone.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from alignsearch.intervals import PairedDifference, paired_difference
+from alignsearch.intervals import PairedDifference, paired_bootstrap, paired_difference
 from alignsearch.report.aggregate import SEEDS, natural_order
 from alignsearch.report.measures import ROW_KEYS, measure_range, title
 from alignsearch.report.render import to_csv
@@ -33,7 +33,10 @@ COMPARISON_CSV = "comparison.csv"
 STATS = ("diff", "low", "high", "p", "n")
 """Per measure, the comparison's columns: ``<measure>_diff`` (the mean difference ``a - b`` over the
 paired seeds), ``_low``, ``_high`` (its 95% interval), ``_p`` (the paired t-test's) and ``_n`` (the
-seeds paired)."""
+seeds paired); one seed's validation IIA compared pair by pair adds ``iia_pairs`` (the pairs its
+bootstrap resampled) and has no p-value."""
+BOOTSTRAPPED = "iia"
+"""The measure whose hits a record keeps pair by pair (``pair_hits``): the validation IIA."""
 
 
 class CannotCompare(ValueError):
@@ -180,9 +183,34 @@ def compare(
                 else None
             )
             row |= _columns(metric, found)
+            if metric == BOOTSTRAPPED and len(members) == 1:
+                row |= one_seed_bootstrap(*members[0])
         out_rows.append(row)
     out_rows.sort(key=lambda r: tuple(natural_order(r[k]) for k in keys))
     return Compared(comparison, out_rows, keys, compared, len(done["a"]), alone, with_condition)
+
+
+def one_seed_bootstrap(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """The validation IIA of two runs of one seed compared pair by pair: ``iia_diff``, its 95% paired
+    bootstrap interval over the pairs (``iia_low``, ``iia_high``; seeded: the same on every machine) and
+    ``iia_pairs``; nothing where either record lacks its hits or the two were not evaluated on the same
+    pairs.
+
+    >>> one_seed_bootstrap({"pair_hits": "1101", "pairs_sha256": "x"}, {"pair_hits": "1001", "pairs_sha256": "x"})
+    {'iia_diff': 0.25, 'iia_low': 0.0, 'iia_high': 0.75, 'iia_p': None, 'iia_n': 1, 'iia_pairs': 4}
+    >>> one_seed_bootstrap({"pair_hits": "1101", "pairs_sha256": "x"}, {"pair_hits": "1001", "pairs_sha256": "y"})
+    {}
+    """
+    hits_a, hits_b = a.get("pair_hits"), b.get("pair_hits")
+    if not hits_a or not hits_b or len(hits_a) != len(hits_b):
+        return {}
+    if a.get("pairs_sha256") is None or a.get("pairs_sha256") != b.get("pairs_sha256"):
+        return {}
+    diff, low, high = paired_bootstrap([int(h) for h in hits_a], [int(h) for h in hits_b])
+    return {
+        f"{BOOTSTRAPPED}_diff": diff, f"{BOOTSTRAPPED}_low": low, f"{BOOTSTRAPPED}_high": high,
+        f"{BOOTSTRAPPED}_p": None, f"{BOOTSTRAPPED}_n": 1, f"{BOOTSTRAPPED}_pairs": len(hits_a),
+    }  # fmt: skip
 
 
 def difference_range(metric: str) -> tuple[float, float] | None:
@@ -242,6 +270,8 @@ def difference_cell(row: dict[str, Any], metric: str) -> str:
     >>> difference_cell({"iia_diff": 0.31, "iia_low": 0.086428, "iia_high": 0.533572, "iia_p": 0.026965,
     ...                  "iia_n": 3}, "iia")
     '0.310 [0.086, 0.534] p=0.027 (n=3)'
+    >>> difference_cell({"iia_diff": 0.05, "iia_low": 0.02, "iia_high": 0.08, "iia_n": 1, "iia_pairs": 1000}, "iia")
+    '0.050 [0.020, 0.080] (n=1, 1000 pairs)'
     """
     diff, n = row.get(f"{metric}_diff"), row.get(f"{metric}_n")
     if diff is None:
@@ -249,6 +279,8 @@ def difference_cell(row: dict[str, Any], metric: str) -> str:
     low, high = row.get(f"{metric}_low"), row.get(f"{metric}_high")
     if low is None or high is None:
         return f"{number(diff)} (n={n})"
+    if row.get(f"{metric}_pairs"):  # one seed, bootstrapped over its pairs
+        return f"{number(diff)} [{number(low)}, {number(high)}] (n=1, {row[f'{metric}_pairs']} pairs)"
     return f"{number(diff)} [{number(low)}, {number(high)}] {p_value(row.get(f'{metric}_p'))} (n={n})"
 
 
@@ -288,8 +320,9 @@ def comparison_section(compared: Compared) -> str:
         "",
         f"Each cell: the mean over the paired seeds of the measure at {c.key}={c.a} minus at {c.key}={c.b}"
         " (the same seed), its 95% interval (Student's t over the per-seed differences), the two-sided"
-        " p-value of the paired t-test and the number of seeds paired; one seed: the difference alone (a"
-        " bootstrap over one seed's pairs would need each pair's hits, which results.json does not keep)."
+        " p-value of the paired t-test and the number of seeds paired; one seed: for the validation IIA, a"
+        " paired bootstrap over its pairs (both runs on the same pairs, their hits pair by pair), for the"
+        " other measures the difference alone."
         f" The numbers: {COMPARISON_CSV}.",
     ]
     return "\n".join(lines) + "\n"

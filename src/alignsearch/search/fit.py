@@ -367,4 +367,6 @@ def track_record(
         n_pairs_test=None if test is None else test.get("n_pairs"),
         iia_test_low=None if test is None else test.get("iia_low"),
         iia_test_high=None if test is None else test.get("iia_high"),
+        pair_hits=val.get("pair_hits"),
+        pairs_sha256=val.get("pairs_sha256"),
     )

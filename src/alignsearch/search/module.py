@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -429,9 +430,12 @@ class AlignmentModule(L.LightningModule):
             }
             results[name] |= divergences(seen[name], name) if divergence else {}
             if intervals:
-                results[name] |= pair_intervals(
-                    torch.cat(per_pair[name]), name, token="token_iia" in intervals
-                )
+                hits = torch.cat(per_pair[name])
+                results[name] |= pair_intervals(hits, name, token="token_iia" in intervals)
+                results[name] |= {
+                    "pair_hits": "".join(map(str, hits[:, 0].tolist())),
+                    "pairs_sha256": pairs_digest(tracks[name]),
+                }
         return results
 
     # -- optimisation ----------------------------------------------------------------------------------------
@@ -520,6 +524,22 @@ def pair_intervals(per_pair: Tensor, track: str, token: bool = True) -> dict[str
         bounds = bootstrap_share(per_pair[:, 1], per_pair[:, 2], seed=derive_seed(0, "token_iia", track))
     values = (n, *wilson(int(per_pair[:, 0].sum()), n), *(bounds if token else ()))
     return dict(zip(keys, values, strict=True))
+
+
+def pairs_digest(pairs: PairBatch) -> str:
+    """A digest of a split's pairs as the model reads them, in order: the base sequences (``ids``) and the
+    intervened positions (``pos``), not what is swapped in or the targets (the same pairs under another
+    causal model or partner have the same digest). 16 hex digits of SHA-256.
+
+    >>> pairs_digest({"ids": torch.tensor([[1, 2, 3]]), "pos": torch.tensor([1])})
+    '1b585d41590135ed'
+    """
+    digest = hashlib.sha256()
+    for key in ("ids", "pos"):
+        tensor = pairs[key].detach().to("cpu", torch.int64).contiguous()
+        digest.update(f"{key}{tuple(tensor.shape)}".encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def has_layers_above(model: SequenceModel, site: str) -> bool:

@@ -43,7 +43,8 @@ with controls hold each control's divergence too, ``divergence_control_<name>`` 
 ``iia_control_<name>`` (older records read with none: ``control_divergence`` empty); 5, every IIA of a
 record has its number of pairs and its 95% interval over them (:data:`INTERVALS`; older records read
 with them as None); 6, each control's IIA too: ``n_pairs_control_<name>``, ``iia_low_control_<name>`` and
-``iia_high_control_<name>`` after ``iia_control_<name>`` (older records read with none)."""
+``iia_high_control_<name>`` after ``iia_control_<name>``, and which validation pairs each record got right
+(``pair_hits``, ``pairs_sha256``; older records read with none)."""
 INTERVALS = {
     "iia": ("n_pairs", "iia_low", "iia_high"),
     "token_iia": ("n_pairs", "token_iia_low", "token_iia_high"),
@@ -155,6 +156,14 @@ class AlignmentRecord:
     """The pairs of ``iia_test``."""
     iia_test_low: float | None = None
     iia_test_high: float | None = None
+    pair_hits: str | None = None
+    """Which validation pairs the alignment got right, in their order: ``"1"`` or ``"0"`` per pair
+    (``"1101"``: all but the third of four). Two runs on the same pairs (``pairs_sha256``) compared pair
+    by pair give a paired bootstrap of one seed (``python -m alignsearch.report --compare``). None in
+    records written before schema 6."""
+    pairs_sha256: str | None = None
+    """A digest of the validation pairs' inputs (base sequences and intervened positions, in order): the
+    same in two runs that were evaluated on the same pairs, whatever their causal models or models."""
 
     @property
     def selectivity(self) -> float | None:
@@ -265,7 +274,7 @@ class AlignmentRecord:
         return self.variable
 
 
-OPTIONAL = ("source_variable", "target_variable", "cl_loss", "cl_divergence")
+OPTIONAL = ("source_variable", "target_variable", "cl_loss", "cl_divergence", "pair_hits", "pairs_sha256")
 """Keys a record's JSON form holds only where they apply."""
 CONTROL_FIELDS = ("controls", "control_divergence", "control_intervals")
 """The fields a record's JSON form holds flat, one key per control (``iia_control_<name>``, ...)."""

@@ -98,7 +98,7 @@ DIRECTION = re.compile(r"\d+>\d+")
 RECORD_REQUIRED = ("variable", "iia")
 """What every record holds (files of every schema do); its other keys take their defaults."""
 RECORD_STRINGS = ("source", "target", "variable")
-RECORD_OPTIONAL_STRINGS = ("loss", "source_variable", "target_variable")
+RECORD_OPTIONAL_STRINGS = ("loss", "source_variable", "target_variable", "pairs_sha256")
 RECORD_OPTIONAL_NUMBERS = (
     "iia_heldout",
     "iia_test",
@@ -282,6 +282,13 @@ def _record(value: Any, file: str | Path, key: str) -> AlignmentRecord:
             if not isinstance(item, Mapping) or not all(_is_number(v) for v in item.values()):
                 raise FileDataError(
                     file, where, f"is {shorten(repr(item), 80)}: expected an object of position: IIA"
+                )
+        elif name == "pair_hits":
+            if item is not None and not (isinstance(item, str) and set(item) <= {"0", "1"}):
+                raise FileDataError(
+                    file,
+                    where,
+                    f"is {shorten(repr(item), 80)}: expected a string of 0 and 1 (a pair each) or null",
                 )
         elif name in PAIR_COUNTS or name.startswith(CONTROL_INTERVAL_PREFIXES[0]):
             if item is not None and (not isinstance(item, int) or isinstance(item, bool) or item < 1):
