@@ -44,6 +44,8 @@ RECORD_KEYS = {
     "divergence_top",
     "divergence_top_floor",
     *INTERVAL_FIELDS,  # each IIA's pairs and 95% interval (schema 5)
+    "pair_hits",  # which validation pairs it got right, and a digest of their inputs (schema 6)
+    "pairs_sha256",
 }
 
 
