@@ -119,6 +119,9 @@ def test_the_divergence_claim_tells_the_model_from_the_run_with_alignment_seeds(
                              "divergence": base + e - lower, "divergence_floor": 0.05})  # fmt: skip
     finding = reproduce.judge_divergence(grids(divergence=rows))
     assert finding.holds is True  # the claim's own verdict is unchanged
+    # the table's intervals are over the 5 models, each the mean of its 4 runs: divergence 0.3 ... 2.0
+    assert finding.table[2].startswith("| behavioural | 0.950 [0.950, 0.950] (n=5) | ")
+    assert "| 0.800 [0.000, 1.665] (n=5) |" in finding.table[2]  # t over 5 model means, clipped at 0
     assert (
         "divergence belongs to the model (share of its variance between models >= 0.5): True" in finding.line
     )

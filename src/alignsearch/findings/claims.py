@@ -397,9 +397,11 @@ def judge_divergence(grids: dict[str, Rows]) -> Finding:
             r for r in rows if all(w(r.get(k)) if callable(w) else r.get(k) == w for k, w in where.items())
         ]
         means[form] = {key: mean(values(mine, key)) for key in ("iia", "divergence", "divergence_floor")}
-        lines.append([form, summary(values(mine)), summary(values(mine, "iia_heldout")),
-                      summary(values(mine, "divergence"), bounds=DIVERGENCE),
-                      summary(values(mine, "divergence_floor"), bounds=DIVERGENCE)])  # fmt: skip
+        # over the models (their seeds): the runs of one model (alignment seeds) are its mean, not more seeds
+        lines.append([form, summary(list(by_seed(mine).values())),
+                      summary(list(by_seed(mine, "iia_heldout").values())),
+                      summary(list(by_seed(mine, "divergence").values()), bounds=DIVERGENCE),
+                      summary(list(by_seed(mine, "divergence_floor").values()), bounds=DIVERGENCE)])  # fmt: skip
     points = [(r["divergence"], r["iia_heldout"]) for r in rows if r.get("divergence") is not None
               and r.get("iia_heldout") is not None]  # fmt: skip
     r = pearson([p[0] for p in points], [p[1] for p in points])
