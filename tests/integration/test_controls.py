@@ -217,3 +217,23 @@ def test_w_and_b_summaries_carry_the_controls() -> None:
     }
     # read back from its JSON form, the record is the same (the control's interval included)
     assert AlignmentRecord.from_json(scored.to_json()) == scored
+
+
+@pytest.mark.parametrize("key", ["alignment.controls", "scan.top_controls"])
+def test_a_control_a_model_cannot_have_is_refused_before_any_work(key: str) -> None:
+    """``untrained`` needs an untrained form of every model; one without (a model brought as it is) is one
+    line naming the setting, the controls and the model, for a run and for a scan's trained controls."""
+    from types import SimpleNamespace
+
+    from alignsearch.search.run import check_runnable_controls
+
+    frozen = SimpleNamespace(name="my/frozen-model", untrained=None)
+    with pytest.raises(ConfigError) as refused:
+        check_runnable_controls([frozen], ["shuffled", "untrained"], key)
+    assert str(refused.value) == (
+        f"{key}=[shuffled,untrained] is not allowed: expected controls without untrained"
+        " (my/frozen-model has no untrained form)"
+    )
+    check_runnable_controls([frozen], ["shuffled", "random_subspace"], key)  # these need no untrained form
+    with pytest.raises(ConfigError, match=f"^{key}=\\[nope\\] is not allowed"):
+        check_runnable_controls([frozen], ["nope"], key)

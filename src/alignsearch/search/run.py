@@ -126,15 +126,9 @@ def run_alignment(
     probes of two task models beside the run. A ConfigError for anything that cannot work, before any
     work."""
     plan = plan_run(models, alignment, run, data.source if data is not None else None)
-    check_controls(alignment.controls)  # each registered (the settings were read when it was)
-    needing = [c for c in alignment.controls if CONTROLS[c].needs_untrained]
-    for m in models:
-        if needing and m.untrained is None:
-            raise ConfigError(
-                "alignment.controls",
-                list(alignment.controls),
-                f"controls without {', '.join(needing)} ({m.name} has no untrained form)",
-            )
+    check_runnable_controls(
+        models, alignment.controls
+    )  # each registered (the settings were read when it was)
     config = flat_config(plan, run, models, data)
     identity = run_identity(models, alignment, run, data)
     with run_lock(out_dir):
@@ -290,6 +284,20 @@ def data_summary(data: RunData, plan: AlignmentPlan, run: RunSettings) -> dict[s
         "position": str(run.position),
         "pairs_at_position": {split: len(p) for split, p in pairs.splits.items()},
     }
+
+
+def check_runnable_controls(
+    models: Sequence[RunModel], controls: Sequence[str], key: str = "alignment.controls"
+) -> None:
+    """A ConfigError keyed ``key`` before any work for a control that is not registered, or that needs an
+    untrained form of a model that has none (a model brought from Python without one)."""
+    check_controls(controls, key)
+    needing = [c for c in controls if CONTROLS[c].needs_untrained]
+    for m in models:
+        if needing and m.untrained is None:
+            raise ConfigError(
+                key, list(controls), f"controls without {', '.join(needing)} ({m.name} has no untrained form)"
+            )
 
 
 def _untrained(model: RunModel, seed: int) -> SequenceModel:

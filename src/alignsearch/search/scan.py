@@ -68,17 +68,16 @@ from pathlib import Path
 
 from alignsearch import atomic
 from alignsearch.components import alignment_choices
-from alignsearch.controls import CONTROLS
 from alignsearch.engine.trainer import load_weights_only
 from alignsearch.errors import ConfigError
 from alignsearch.models import SequenceModel
 from alignsearch.naming import with_digest
-from alignsearch.search.controls import check_controls, run_controls
+from alignsearch.search.controls import run_controls
 from alignsearch.search.pairs import PrefixCache
 from alignsearch.search.planning import plan_run
 from alignsearch.search.records import ControlScore, records_table
 from alignsearch.search.results import RunStatus
-from alignsearch.search.run import RunResult, run_alignment, run_lock
+from alignsearch.search.run import RunResult, check_runnable_controls, run_alignment, run_lock
 from alignsearch.search.run_folder import ALIGNMENT, RESULTS
 from alignsearch.search.scan_results import (
     ScanCell,
@@ -336,17 +335,8 @@ def run_site(run: RunSettings, site: str) -> str:
 def check_top_controls(models: Sequence[RunModel], scan: ScanSettings) -> None:
     """A ConfigError keyed ``scan.top_controls`` before any work for a trained control the models cannot
     have (``untrained`` where a model has no untrained form)."""
-    if not scan.trains_controls():
-        return
-    check_controls(scan.top_controls, "scan.top_controls")
-    needing = [c for c in scan.top_controls if CONTROLS[c].needs_untrained]
-    for m in models:
-        if needing and m.untrained is None:
-            raise ConfigError(
-                "scan.top_controls",
-                list(scan.top_controls),
-                f"controls without {', '.join(needing)} ({m.name} has no untrained form)",
-            )
+    if scan.trains_controls():
+        check_runnable_controls(models, scan.top_controls, "scan.top_controls")
 
 
 def control_cells(result: ScanResult, top: int) -> list[ScanCell]:
