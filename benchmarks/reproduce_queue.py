@@ -11,6 +11,9 @@ Slurm (``hardware=slurm``, one CPU per job: every grid's jobs queued at once) an
 wall time, whether the verdict lines of ``FINDINGS.md`` and every job's records are equal, and writes
 the same as ``<out>/reproduce_queue.json``. A run that finds its folder done takes no time: use a fresh
 ``--out`` to measure.
+
+Measured on the two-CPU test cluster at ``--size small`` (all 8 grids, 69 jobs): 1678 s through Slurm
+against 1769 s with ``local_parallel``, the same verdicts, every job's records identical.
 """
 
 from __future__ import annotations

@@ -158,7 +158,9 @@ def test_help_says_what_each_size_runs_and_takes_and_names_the_presets(capsys) -
         reproduce.main(["--help"])
     assert stopped.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
-    assert "small: 1 to 3 seeds, 300 alignment steps: 14 min on 2 CPU cores (docs/findings-small.md)" in text
+    assert (
+        "small: 1 to 3 seeds, 300 alignment steps: 69 jobs, 29 min on 2 CPU cores from an empty zoo" in text
+    )
     assert "full: the papers' sizes, 3 to 5 seeds, 1000 alignment steps: 196 min on 2 CPU cores" in text
     for grid, preset in GRIDS.items():
         assert f"{grid} ({preset})" in text

@@ -26,10 +26,13 @@ GRIDS = {
 }
 """Grid name (its folder under ``--out``) -> its ``conf/experiment`` preset; ``--only`` takes either."""
 SIZES = {
-    "small": "1 to 3 seeds, 300 alignment steps: 14 min on 2 CPU cores (docs/findings-small.md)",
+    "small": "1 to 3 seeds, 300 alignment steps: 69 jobs, 29 min on 2 CPU cores from an empty zoo with"
+    " hardware=local_parallel hydra.launcher.n_jobs=2 (14 min with the task models in the zoo and one"
+    " alignment seed a model: docs/findings-small.md)",
     "full": "the papers' sizes, 3 to 5 seeds, 1000 alignment steps: 196 min on 2 CPU cores with"
-    " hardware=local_parallel hydra.launcher.n_jobs=2 (docs/findings.md); on a cluster add a launcher"
-    " (hardware=slurm hydra.launcher.partition=...)",
+    " hardware=local_parallel hydra.launcher.n_jobs=2 (docs/findings.md, before the divergence grid's 4"
+    " alignment seeds a GRU: 45 jobs more); on a cluster add a launcher (hardware=slurm"
+    " hydra.launcher.partition=...)",
 }
 """What each ``--size`` runs (the presets' ``sizes``), and how long it takes."""
 
