@@ -122,8 +122,8 @@ def pooled_draws(draws: list[dict]) -> ControlScore:
     """
     iia = sum(m["iia"] for m in draws) / len(draws)
     divergence = mean([m.get("divergence") for m in draws])
-    counts = [m.get("n_pairs") for m in draws]
-    if any(n is None for n in counts):
+    counts: list[int] = [m["n_pairs"] for m in draws if m.get("n_pairs") is not None]
+    if len(counts) < len(draws):
         return ControlScore(iia, divergence)
     trials = sum(counts)
     hits = round(sum(m["iia"] * n for m, n in zip(draws, counts, strict=True)))

@@ -291,7 +291,7 @@ def check_runnable_controls(
 ) -> None:
     """A ConfigError keyed ``key`` before any work for a control that is not registered, or that needs an
     untrained form of a model that has none (a model brought from Python without one)."""
-    check_controls(controls, key)
+    check_controls(list(controls), key)
     needing = [c for c in controls if CONTROLS[c].needs_untrained]
     for m in models:
         if needing and m.untrained is None:
