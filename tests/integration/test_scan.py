@@ -98,19 +98,28 @@ def test_the_scan_of_the_counting_lm_finds_where_it_counts(counting_scan) -> Non
     assert seconds["steps"] > 0.5 * seconds["cells"], seconds  # a cell is mostly its training steps
 
 
+def forbid_training(monkeypatch, why: str):
+    """Make any alignment training (a cell's run, a trained control) fail with ``why``; the failing
+    function, to forbid more with."""
+    from alignsearch.search import controls, run
+
+    def no_work(*_args, **_kw):
+        raise AssertionError(why)
+
+    monkeypatch.setattr(run, "fit_alignment", no_work)
+    monkeypatch.setattr(controls, "fit_alignment", no_work)  # the trained controls at the best cells
+    return no_work
+
+
 def test_a_resumed_scan_recomputes_nothing(counting_scan, monkeypatch) -> None:
-    from alignsearch.search import controls, run, scan
+    from alignsearch.search import scan
 
     folder, args, _, _ = counting_scan
     results = sorted(folder.glob("cells/*/results.json"))
     before = {p: p.stat().st_mtime_ns for p in results}
     csv_before = (folder / "scan.csv").read_text()
 
-    def no_work(*_args, **_kw):
-        raise AssertionError("a finished cell was computed again")
-
-    monkeypatch.setattr(run, "fit_alignment", no_work)
-    monkeypatch.setattr(controls, "fit_alignment", no_work)  # the trained controls at the best cells
+    no_work = forbid_training(monkeypatch, "a finished cell was computed again")
     monkeypatch.setattr(scan.SiteStates, "_compute_sources", no_work)
     monkeypatch.setattr(scan.SiteStates, "_compute_bases", no_work)
     done = run_here("alignsearch.scan", *args, zoo=folder.parent / "zoo", cwd=folder.parent)
@@ -404,18 +413,11 @@ def test_the_controlled_cells_rank_first_by_selectivity(controlled_scan) -> None
 
 
 def test_a_scan_run_again_reuses_its_controls(controlled_scan, toy_lms, monkeypatch) -> None:
-    from alignsearch.search import controls, run
-
     folder, result, _ = controlled_scan
     saved = sorted(folder.glob("cells/*/controls/*/scan_control.json"))
     before = {p: p.stat().st_mtime_ns for p in saved}
     csv_before = (folder / "scan.csv").read_text()
-
-    def no_work(*_args, **_kw):
-        raise AssertionError("trained again")
-
-    monkeypatch.setattr(run, "fit_alignment", no_work)
-    monkeypatch.setattr(controls, "fit_alignment", no_work)
+    forbid_training(monkeypatch, "trained again")
     again, lines = small_scan(toy_lms["gpt2"], folder)
     assert {p: p.stat().st_mtime_ns for p in saved} == before
     assert (folder / "scan.csv").read_text() == csv_before

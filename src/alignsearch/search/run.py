@@ -219,7 +219,7 @@ def _train(
         with phases("controls"):
             scores = run_controls(
                 plan, modules, alignment.controls, out_dir, seed=run.run_seed(), hardware=hardware,
-                untrained=lambda: [_untrained(m, run.run_seed()) for m in models], trained=out.state, verbose=verbose,
+                untrained=lambda: untrained_copies(models, run.run_seed()), trained=out.state, verbose=verbose,
             )  # fmt: skip
         records = [r.with_controls(scores) for r in records]  # each control's IIA and divergence
     with phases("task_accuracy"):
@@ -300,11 +300,14 @@ def check_runnable_controls(
             )
 
 
-def _untrained(model: RunModel, seed: int) -> SequenceModel:
-    """``model``'s untrained copy, for the controls that need one (refused before any work where a model
-    has none)."""
-    assert model.untrained is not None
-    return model.untrained(seed)
+def untrained_copies(models: Sequence[RunModel], seed: int) -> list[SequenceModel]:
+    """Each model's untrained copy, for the controls that need one (refused before any work where a model
+    has none: :func:`check_runnable_controls`)."""
+    copies = []
+    for model in models:
+        assert model.untrained is not None
+        copies.append(model.untrained(seed))
+    return copies
 
 
 def task_accuracies(plan: AlignmentPlan, models: list, seed: int) -> list[float]:

@@ -60,6 +60,7 @@ This module runs a scan (its cells, their folders, the checks); the state cache 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 import time
@@ -77,7 +78,13 @@ from alignsearch.search.pairs import PrefixCache
 from alignsearch.search.planning import plan_run
 from alignsearch.search.records import ControlScore, records_table
 from alignsearch.search.results import RunStatus
-from alignsearch.search.run import RunResult, check_runnable_controls, run_alignment, run_lock
+from alignsearch.search.run import (
+    RunResult,
+    check_runnable_controls,
+    run_alignment,
+    run_lock,
+    untrained_copies,
+)
 from alignsearch.search.run_folder import ALIGNMENT, RESULTS
 from alignsearch.search.scan_results import (
     ScanCell,
@@ -368,13 +375,6 @@ def train_top_controls(
         done = runs[top.site, top.position]
         seed = done.plan.seed  # the run's seed, as the run core hands its own controls
 
-        def untrained(seed: int = seed) -> list[SequenceModel]:
-            copies = []
-            for m in models:
-                assert m.untrained is not None  # check_top_controls
-                copies.append(m.untrained(seed))
-            return copies
-
         cells = [c for c in result.cells if (c.site, c.position) == (top.site, top.position)]
         for name in missing:
             n += 1
@@ -389,7 +389,8 @@ def train_top_controls(
                         state = load_weights_only(top.folder / ALIGNMENT)["state_dict"]
                         scores = run_controls(
                             done.plan, modules, (name,), top.folder, seed=seed, hardware=hardware,
-                            untrained=untrained, trained=state, verbose=False,
+                            untrained=functools.partial(untrained_copies, models, seed), trained=state,
+                            verbose=False,
                         )[name]  # fmt: skip
                         seconds = time.perf_counter() - start
                         atomic.write_json(
