@@ -21,6 +21,18 @@ def number(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
+def with_interval(value: float | None, bounds: tuple[float, float] | None, digits: int = 3) -> str:
+    """A measure with its 95% interval, as a table shows it: ``0.957 [0.944, 0.968]``; the value alone
+    where it has no interval; ``-`` where there is none.
+
+    >>> with_interval(0.95712, (0.94391, 0.96782)), with_interval(0.5, None), with_interval(None, None)
+    ('0.957 [0.944, 0.968]', '0.500', '-')
+    """
+    if bounds is None or value is None or value != value:
+        return number(value, digits)
+    return f"{number(value, digits)} [{number(bounds[0], digits)}, {number(bounds[1], digits)}]"
+
+
 def cell(text: Any) -> str:
     """Text that stays inside one cell of a markdown table."""
     return " ".join(str(text).split()).replace("|", "\\|")

@@ -11,6 +11,7 @@ import torch
 
 from alignsearch import zoo
 from alignsearch.cli.checks import model_request
+from alignsearch.intervals import wilson
 from alignsearch.search.fit import build_pairs, fit_alignment
 from alignsearch.search.module import AlignmentModule
 from alignsearch.search.pairs import select
@@ -174,3 +175,9 @@ def test_iia_by_position_splits_the_iia_by_where_the_pairs_intervene(trained_zoo
     weights = {str(p): int((positions == p).sum()) for p in set(positions.tolist())}
     weighted = sum(by_position[p] * n for p, n in weights.items()) / len(positions)
     assert weighted == pytest.approx(out["iia"], abs=1e-6)
+    # asked for intervals: each position's pairs, and Wilson's interval of its IIA over them
+    counted = module.evaluate(val, batch_size=50, intervals=("iia",))[track.name]
+    assert counted["n_pairs_by_position"] == weights
+    for pos, (low, high) in counted["iia_by_position_interval"].items():
+        hits = round(by_position[pos] * weights[pos])
+        assert (low, high) == wilson(hits, weights[pos]) and low <= by_position[pos] <= high

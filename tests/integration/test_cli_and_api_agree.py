@@ -46,7 +46,7 @@ def test_the_command_line_and_the_api_write_the_same_results(tiny_zoo, tmp_path,
     entry = api.model(zoo_dir=tiny_zoo, overrides=TINY_TRAINING)
     api.align(entry, n_units=8, out_dir=api_dir, overrides=TINY_ALIGNMENT, max_steps=20, val_every=10)
     cli, py = (json.loads((d / "results.json").read_text()) for d in (cli_dir, api_dir))
-    assert cli["schema"] == py["schema"] == SCHEMA == 6
+    assert cli["schema"] == py["schema"] == SCHEMA == 7
     same_records(cli["records"], py["records"])
     assert cli["config"] == py["config"] and cli["identity"] == py["identity"]
 

@@ -125,7 +125,10 @@ def test_every_control_of_a_das_run_has_its_divergence(tiny_zoo, tmp_path) -> No
     assert AlignmentRecord.from_json(saved) == record
     table = result.table()
     assert "control IIA / divergence: shuffled" in table
-    shuffled = f"{record.controls['shuffled']:.3f} / {record.control_divergence['shuffled']:.3f}"
+    low, high = record.control_interval(
+        "shuffled"
+    )  # the control's IIA with its interval, then its divergence
+    shuffled = f"{record.controls['shuffled']:.3f} [{low:.3f}, {high:.3f}] / {record.control_divergence['shuffled']:.3f}"
     assert shuffled in table.splitlines()[2]
     markdown, summary = report(tmp_path / "run")
     (row,) = summary

@@ -46,6 +46,8 @@ RECORD_KEYS = {
     *INTERVAL_FIELDS,  # each IIA's pairs and 95% interval (schema 5)
     "pair_hits",  # which validation pairs it got right, and a digest of their inputs (schema 6)
     "pairs_sha256",
+    "n_pairs_by_position",  # each position's pairs and 95% interval (schema 7)
+    "iia_by_position_interval",
 }
 
 
@@ -102,6 +104,13 @@ def test_fresh_zoo_trains_the_model_then_aligns(zoo, tmp_path) -> None:
     assert (val["iia"], val["token_iia"]) == (record["iia"], record["token_iia"])
     assert record["iia_by_position"]
     assert {k: round(v, 4) for k, v in val["iia_by_position"].items()} == record["iia_by_position"]
+    # each position's pairs add up to the validation pairs, and its interval holds its IIA
+    pairs_at = record["n_pairs_by_position"]
+    assert set(pairs_at) == set(record["iia_by_position"]) and sum(pairs_at.values()) == record["n_pairs"]
+    for pos, (low, high) in record["iia_by_position_interval"].items():
+        assert low <= record["iia_by_position"][pos] <= high and high - low > 0
+    # the console's table gives the validation IIA with its interval over pairs
+    assert f"{record['iia']:.3f} [{record['iia_low']:.3f}, {record['iia_high']:.3f}]" in done.stdout
     for split in ("heldout", "test"):
         assert api.iia(saved, entry, run_pairs(entry.task, split=split))["iia"] == record[f"iia_{split}"]
     assert results["steps"] == 20 and results["train_seconds"] > 0

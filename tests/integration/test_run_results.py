@@ -161,18 +161,55 @@ SCHEMA_6_DAS = with_control_intervals(
 SCHEMA_6_TEXT = with_control_intervals(SCHEMA_5_TEXT, {})
 
 
+def with_position_intervals(
+    written: dict[str, Any], pairs: dict[str, int], bounds: dict[str, list[float]]
+) -> dict[str, Any]:
+    """A schema-6 file in schema 7's form: its record's pairs and interval at each position, after the
+    other intervals and before the controls."""
+    (record,) = written["records"]
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        if key.startswith("iia_control_") and "n_pairs_by_position" not in out:
+            out |= {"n_pairs_by_position": pairs, "iia_by_position_interval": bounds}
+        out[key] = value
+    out.setdefault("n_pairs_by_position", pairs)
+    out.setdefault("iia_by_position_interval", bounds)
+    return {**written, "schema": 7, "records": [out]}
+
+
+# Wilson's intervals of 0 of 32 pairs at each of four positions: [0, 1.959964^2 / (32 + 1.959964^2)]; of
+# 28 of 28 ([28 / (28 + 1.959964^2), 1]) and of 1 of 2 (0.5 -+ 0.405469), worked out by hand
+SCHEMA_7_DAS = with_position_intervals(
+    SCHEMA_6_DAS,
+    dict.fromkeys(("1", "2", "21", "36"), 32),
+    {p: [0.0, 0.107179] for p in ("1", "2", "21", "36")},
+)
+SCHEMA_7_TEXT = with_position_intervals(
+    SCHEMA_6_TEXT, {"4": 28, "6": 2}, {"4": [0.879357, 1.0], "6": [0.094531, 0.905469]}
+)
+
+
 def as_written(results: dict[str, Any]) -> str:
     """The text ``atomic.write_json`` writes for ``results``."""
     return json.dumps(results, indent=2, sort_keys=False) + "\n"
 
 
 # -- what is written today reads back as it was ----------------------------------------------------------------
-@pytest.mark.parametrize("written", [SCHEMA_6_DAS, SCHEMA_6_TEXT], ids=["das_controls", "text"])
+@pytest.mark.parametrize("written", [SCHEMA_7_DAS, SCHEMA_7_TEXT], ids=["das_controls", "text"])
 def test_results_of_todays_form_round_trip_byte_for_byte(written: dict[str, Any]) -> None:
     results = RunResults.from_json(written)
     assert results.to_json() == written
     assert as_written(results.to_json()) == as_written(written)  # the same keys in the same order
     assert results.records[0].variable == "count" and results.config["seed"] == 0
+
+
+def test_schema_6_reads_without_position_intervals_and_writes_its_records_as_they_were() -> None:
+    results = RunResults.from_json(SCHEMA_6_TEXT)
+    (record,) = results.records
+    assert record.n_pairs_by_position == {} and record.iia_by_position_interval == {}
+    assert results.to_json() == {**SCHEMA_6_TEXT, "schema": SCHEMA}  # no interval made up
+    (seven,) = RunResults.from_json(SCHEMA_7_TEXT).records
+    assert seven.iia_by_position_interval == {"4": (0.879357, 1.0), "6": (0.094531, 0.905469)}
 
 
 def test_schema_5_reads_without_control_intervals_and_writes_its_records_as_they_were() -> None:
@@ -230,7 +267,7 @@ def test_a_real_runs_iias_carry_their_pairs_and_intervals(tiny_zoo: Path, tmp_pa
         controls=["random_subspace", "shuffled"],
     )  # fmt: skip
     written = json.loads((out / "results.json").read_text())
-    assert written["schema"] == SCHEMA == 6
+    assert written["schema"] == SCHEMA == 7
     (record,) = written["records"]
     z = 1.959963985  # the normal distribution's 0.975 quantile
     draws = 3  # random_subspace: its draws' interventions on the validation pairs, pooled
@@ -256,6 +293,15 @@ def test_a_real_runs_iias_carry_their_pairs_and_intervals(tiny_zoo: Path, tmp_pa
         assert (low, high) == pytest.approx((max(0.0, centre - half), min(1.0, centre + half)), abs=2e-6), (
             metric
         )
+    # the IIA at each base position: that position's pairs, and Wilson's interval over them (schema 7)
+    positions = run_pairs(entry.task, split="val", n=128).base_pos.tolist()
+    assert record["n_pairs_by_position"] == {str(p): positions.count(p) for p in sorted(set(positions))}
+    for pos, n in record["n_pairs_by_position"].items():
+        k = round(record["iia_by_position"][pos] * n)
+        centre, half = (k + z * z / 2) / (n + z * z), z * math.sqrt(k * (n - k) / n + z * z / 4) / (n + z * z)
+        assert record["iia_by_position_interval"][pos] == pytest.approx(
+            [max(0.0, centre - half), min(1.0, centre + half)], abs=2e-6
+        ), pos
     low, high = record["token_iia_low"], record["token_iia_high"]
     assert 0 <= low <= record["token_iia"] <= high <= 1 and high - low < 0.2  # a bootstrap over 128 pairs
     # which validation pairs it got right, one character a pair, and a digest of the pairs' inputs
@@ -409,6 +455,12 @@ MALFORMED = {
     "one bound": (with_record(iia_low=0.1), "records[0].iia_low is 0.1 and iia_high None: expected both"),
     "bounds crossed": (with_record(iia_heldout_low=0.6, iia_heldout_high=0.4),
                        "records[0].iia_heldout_low is 0.6 and iia_heldout_high 0.4: expected both or neither, low <= high"),
+    "position pairs": (with_record(n_pairs_by_position={"4": 0}),
+                       "records[0].n_pairs_by_position is {'4': 0}: expected an object of position: pairs (1 or more)"),
+    "position interval": (with_record(iia_by_position_interval={"4": [0.9, 0.8]}),
+                          "records[0].iia_by_position_interval is {'4': [0.9, 0.8]}: expected an object of position: [low, high]"),
+    "position bound": (with_record(iia_by_position_interval={"4": [0.9, 1.2]}),
+                       "records[0].iia_by_position_interval is {'4': [0.9, 1.2]}: expected"),
     "steps": ({**WRITTEN_TEXT, "steps": 1.5}, "steps is 1.5: expected a whole number of steps"),
     "train_seconds": ({**WRITTEN_TEXT, "train_seconds": "1 s"}, "train_seconds is '1 s': expected a number"),
     "learned_units": ({**WRITTEN_TEXT, "learned_units": {"count": "8"}}, "learned_units is {'count': '8'}: expected"),

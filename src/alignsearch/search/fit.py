@@ -349,6 +349,8 @@ def track_record(
         token_iia=val["token_iia"],
         iia_step0=iia_step0,
         iia_by_position={pos: round(v, 4) for pos, v in val["iia_by_position"].items()},
+        n_pairs_by_position=val.get("n_pairs_by_position", {}),
+        iia_by_position_interval=val.get("iia_by_position_interval", {}),
         source_variable=source.variables[k] if crossed else None,
         target_variable=target.variables[k] if crossed else None,
         cl_loss=val.get("cl_loss") if track.latent else None,

@@ -394,7 +394,8 @@ class AlignmentModule(L.LightningModule):
         positions (``divergence_top``, ``divergence_top_floor``). ``intervals``: the measures (``iia``,
         ``token_iia``) whose 95% interval over the pairs to give too, with the number of pairs
         (``n_pairs``; ``iia_low``, ``iia_high``: Wilson; ``token_iia_low``, ``token_iia_high``: a
-        bootstrap, :func:`pair_intervals`)."""
+        bootstrap, :func:`pair_intervals`), and each position's pairs and Wilson interval
+        (``n_pairs_by_position``, ``iia_by_position_interval``)."""
         was_training = self.training
         self.eval()
         device = hooks.device_of(self)  # the batches go where the module is
@@ -430,6 +431,12 @@ class AlignmentModule(L.LightningModule):
             }
             results[name] |= divergences(seen[name], name) if divergence else {}
             if intervals:
+                results[name]["n_pairs_by_position"] = {
+                    str(p): n for p, (_, n) in sorted(by_position[name].items())
+                }
+                results[name]["iia_by_position_interval"] = {
+                    str(p): wilson(h, n) for p, (h, n) in sorted(by_position[name].items())
+                }
                 hits = torch.cat(per_pair[name])
                 results[name] |= pair_intervals(hits, name, token="token_iia" in intervals)
                 results[name] |= {

@@ -11,12 +11,14 @@ validation IIA as ``iia_control_<name>`` and its divergence at the site as ``div
      "n_pairs": 1000, "iia_low": 0.9575, "iia_high": 0.9789, "token_iia_low": 0.986, "token_iia_high": 0.993,
      "iia_step0_low": 0.0381, "iia_step0_high": 0.0653, "n_pairs_heldout": 1000, "iia_heldout_low": 0.946,
      "iia_heldout_high": 0.9705, "n_pairs_test": 1000, "iia_test_low": 0.946, "iia_test_high": 0.9705,
+     "n_pairs_by_position": {"4": 1000}, "iia_by_position_interval": {"4": [0.9713, 0.9878]},
      "iia_control_random_subspace": 0.1, "divergence_control_random_subspace": 0.6}
 
 Each IIA comes with the number of pairs it was measured on and its 95% interval over those pairs
 (:data:`INTERVALS`; :mod:`alignsearch.intervals`): Wilson's for the share of pairs right (``iia``,
 ``iia_heldout``, ``iia_test``, ``iia_step0``), a seeded bootstrap over pairs for the share of task tokens
-right (``token_iia``). Records written before schema 5 have none (the keys absent, the fields None).
+right (``token_iia``); the IIA at each base position, Wilson's over that position's pairs. Records
+written before schema 5 have none (the keys absent, the fields None), before schema 7 none by position.
 
 ``results.json`` says which form its records have (``schema``: :data:`SCHEMA`); files written before it
 existed (no ``schema``) hold the same keys, so :meth:`AlignmentRecord.from_json` reads both. The whole
@@ -30,13 +32,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from alignsearch.tables import markdown_table, number
+from alignsearch.tables import markdown_table, number, with_interval
 
 SPLIT_METRICS = ("iia", "iia_heldout", "iia_test")
 """A record's IIA on each split: validation, held-out counts, test."""
 DIVERGENCE_KEYS = ("divergence", "divergence_floor", "divergence_top", "divergence_top_floor")
 """The divergence measures a record holds (None where not measured: records written before them)."""
-SCHEMA = 6
+SCHEMA = 7
 """The version of ``results.json``'s form: 1, files without a ``schema`` key; 2, the same records with
 it; 3, records with the divergence measures (older records read with them as None); 4, records of runs
 with controls hold each control's divergence too, ``divergence_control_<name>`` beside
@@ -44,7 +46,8 @@ with controls hold each control's divergence too, ``divergence_control_<name>`` 
 record has its number of pairs and its 95% interval over them (:data:`INTERVALS`; older records read
 with them as None); 6, each control's IIA too: ``n_pairs_control_<name>``, ``iia_low_control_<name>`` and
 ``iia_high_control_<name>`` after ``iia_control_<name>``, and which validation pairs each record got right
-(``pair_hits``, ``pairs_sha256``; older records read with none)."""
+(``pair_hits``, ``pairs_sha256``; older records read with none); 7, the IIA by position too: each
+position's pairs (``n_pairs_by_position``) and interval (``iia_by_position_interval``, ``[low, high]``)."""
 INTERVALS = {
     "iia": ("n_pairs", "iia_low", "iia_high"),
     "token_iia": ("n_pairs", "token_iia_low", "token_iia_high"),
@@ -112,6 +115,10 @@ class AlignmentRecord:
     iia_step0: float | None
     iia_by_position: dict[str, float] = field(default_factory=dict)
     """Validation IIA by the base position of the intervention."""
+    n_pairs_by_position: dict[str, int] = field(default_factory=dict)
+    """The validation pairs intervened at each base position (``{"4": 250}``; schema 7: empty before)."""
+    iia_by_position_interval: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """The 95% Wilson interval of each position's IIA over its pairs (``{"4": (0.95, 0.99)}``; schema 7)."""
     source_variable: str | None = None
     """Set where the models' variables differ (Up-Down ``count`` in model 0, Up-Up ``demo_count`` in 1)."""
     target_variable: str | None = None
@@ -199,10 +206,13 @@ class AlignmentRecord:
     def to_json(self) -> dict[str, Any]:
         """The flat JSON object of ``results.json`` (optional keys only where they are set; the pairs and
         intervals of :data:`INTERVALS` all together, where the record has its number of pairs)."""
-        skip = (*OPTIONAL, *CONTROL_FIELDS, *INTERVAL_FIELDS)
+        skip = (*OPTIONAL, *CONTROL_FIELDS, *INTERVAL_FIELDS, *POSITION_INTERVAL_FIELDS)
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
         if self.n_pairs is not None:
             out |= {key: getattr(self, key) for key in INTERVAL_FIELDS}
+        if self.n_pairs_by_position:
+            out["n_pairs_by_position"] = dict(self.n_pairs_by_position)
+            out["iia_by_position_interval"] = {p: list(b) for p, b in self.iia_by_position_interval.items()}
         for key in OPTIONAL:
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
@@ -227,6 +237,10 @@ class AlignmentRecord:
         for key in ("loss", "iia_heldout", "iia_test", "token_iia", "iia_step0"):
             values.setdefault(key, None)
         values.setdefault("trained", True)
+        if "iia_by_position_interval" in values:
+            values["iia_by_position_interval"] = {
+                p: (b[0], b[1]) for p, b in values["iia_by_position_interval"].items()
+            }
         return cls(
             **values,
             controls={
@@ -276,6 +290,8 @@ class AlignmentRecord:
 
 OPTIONAL = ("source_variable", "target_variable", "cl_loss", "cl_divergence", "pair_hits", "pairs_sha256")
 """Keys a record's JSON form holds only where they apply."""
+POSITION_INTERVAL_FIELDS = ("n_pairs_by_position", "iia_by_position_interval")
+"""The pairs and intervals of ``iia_by_position`` (schema 7): written together, where a record has them."""
 CONTROL_FIELDS = ("controls", "control_divergence", "control_intervals")
 """The fields a record's JSON form holds flat, one key per control (``iia_control_<name>``, ...)."""
 TABLE_METRICS = (
@@ -291,7 +307,8 @@ TABLE_METRICS = (
 
 def records_table(records: Sequence[AlignmentRecord]) -> str:
     """The records as one table (markdown, readable as plain text): a row per direction and variable,
-    with, where the run has controls, each control's IIA (and, where the records hold it, its divergence
+    each IIA with its 95% interval over pairs where the record has one (``0.957 [0.944, 0.968]``), and,
+    where the run has controls, each control's IIA (and, where the records hold it, its divergence
     after a slash: ``0.087 / 0.412``) and the selectivity. Every place that shows a run's records (the
     console, ``AlignmentResult.table()``) shows this table."""
     controls = list(dict.fromkeys(name for r in records for name in r.controls))
@@ -302,9 +319,12 @@ def records_table(records: Sequence[AlignmentRecord]) -> str:
     rows = []
     for r in records:
         row = [r.direction, r.shown_variable(), r.loss or "-"]
-        row += [number(getattr(r, key)) for _, key in TABLE_METRICS]
+        row += [
+            with_interval(getattr(r, key), r.interval(key) if key in INTERVALS else None)
+            for _, key in TABLE_METRICS
+        ]
         for name in controls:
-            cell = number(r.controls.get(name))
+            cell = with_interval(r.controls.get(name), r.control_interval(name))
             row.append(f"{cell} / {number(r.control_divergence.get(name))}" if diverging else cell)
         rows.append(row + ([number(r.selectivity)] if controls else []))
     return markdown_table(header, rows)

@@ -11,7 +11,7 @@ results with one line, ``<file>: <key> <why>`` (:class:`~alignsearch.file_data.F
 
 The form (``schema`` :data:`~alignsearch.search.records.SCHEMA`), in the order it is written::
 
-    {"schema": 6,
+    {"schema": 7,
      "config": {...},                  # the flat choices (task, model, alignment, seed, layer, ...)
      "steps": 1000, "best_step": 900, "train_seconds": 41.2,
      "learned_units": {"count": 8.0},  # each variable's subspace size (learned by alignment=boundless)
@@ -24,7 +24,7 @@ The form (``schema`` :data:`~alignsearch.search.records.SCHEMA`), in the order i
 Files of an older form still read (:data:`~alignsearch.search.records.SCHEMA` says what each added): 1
 (no ``schema`` key; early ones without ``task_accuracy`` or ``identity``), 2 (without ``seconds``), 3
 (records without the controls' divergence), 4 (records without their numbers of pairs and intervals), 5
-(controls without theirs);
+(controls without theirs), 6 (the IIA by position without its pairs and intervals);
 what a file lacks reads as None (a record's missing
 measures as :meth:`AlignmentRecord.from_json` gives them), and :meth:`RunResults.to_json` writes the
 current form. A finished run has a ``config`` and at least one record; every other key may be missing.
@@ -283,6 +283,22 @@ def _record(value: Any, file: str | Path, key: str) -> AlignmentRecord:
                 raise FileDataError(
                     file, where, f"is {shorten(repr(item), 80)}: expected an object of position: IIA"
                 )
+        elif name == "n_pairs_by_position":
+            if not isinstance(item, Mapping) or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in item.values()
+            ):
+                raise FileDataError(
+                    file,
+                    where,
+                    f"is {shorten(repr(item), 80)}: expected an object of position: pairs (1 or more)",
+                )
+        elif name == "iia_by_position_interval":
+            if not isinstance(item, Mapping) or not all(_is_bounds(v) for v in item.values()):
+                raise FileDataError(
+                    file,
+                    where,
+                    f"is {shorten(repr(item), 80)}: expected an object of position: [low, high], shares with low <= high",
+                )
         elif name == "pair_hits":
             if item is not None and not (isinstance(item, str) and set(item) <= {"0", "1"}):
                 raise FileDataError(
@@ -359,6 +375,16 @@ def _numbers(data: Mapping[str, Any], key: str, file: str | Path) -> dict[str, f
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_bounds(value: Any) -> bool:
+    """Whether a JSON value is an interval of a share: ``[low, high]``, ``0 <= low <= high <= 1``."""
+    return (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(_is_number(v) and 0 <= v <= 1 for v in value)
+        and value[0] <= value[1]
+    )
 
 
 def _a(value: Any) -> str:
