@@ -96,6 +96,30 @@ def timed(command: list[str], cwd: Path, threads: int) -> float:
     return seconds
 
 
+def trained_controls(summary: dict, scan_wall: float) -> dict | None:
+    """What the scan's trained controls (``scan.controls_top``) cost and found, from its ``scan.json``:
+    their ``seconds``, the ``extra`` wall time against the scan without them (``seconds / (wall -
+    seconds)``), and the largest selectivity of any cell (IIA minus its best trained control) with the
+    cell it is ``at``; None where no trained control ran.
+
+    >>> trained_controls({"seconds": {"controls": 20.0}, "cells": [
+    ...     {"site": "layer.0", "position": "last", "selectivity": 0.02},
+    ...     {"site": "layer.1", "position": "last", "selectivity": -0.1}, {"site": "layer.2", "position": "-2"}]}, 120.0)
+    {'seconds': 20.0, 'extra': 0.2, 'max_selectivity': 0.02, 'at': 'layer.0 @ last'}
+    """
+    rated = [c for c in summary["cells"] if c.get("selectivity") is not None]
+    if not rated:
+        return None
+    seconds = summary["seconds"].get("controls", 0.0)
+    top = max(rated, key=lambda c: c["selectivity"])
+    return {
+        "seconds": seconds,
+        "extra": round(seconds / (scan_wall - seconds), 4),
+        "max_selectivity": top["selectivity"],
+        "at": f"{top['site']} @ {top['position']}",
+    }
+
+
 def spread(cells: list[tuple[int, str]], k: int) -> list[tuple[int, str]]:
     """``k`` cells at layers spread evenly over the grid, positions in turn (all of them if ``k`` is not
     smaller than the grid).
@@ -154,6 +178,14 @@ def report(out: Path, args: argparse.Namespace) -> None:
     seconds = summary["seconds"]
     cells = [(i, p) for i in range(args.layers) for p in POSITIONS]
     print(f"scan of {len(cells)} cells: {scan_wall:.1f} s", flush=True)
+    controlled = trained_controls(summary, scan_wall)
+    if controlled:
+        print(
+            f"trained controls ({', '.join(summary['trained_controls'])}) at the top {summary['controls_top']}"
+            f" cells: {controlled['seconds']:.1f} s, {controlled['extra']:.0%} more than the scan without them;"
+            f" largest selectivity {controlled['max_selectivity']:+.3f} at {controlled['at']}",
+            flush=True,
+        )
     runs = []
     for layer, position in spread(cells, args.commands) if args.commands > 0 else []:
         run_dir = out / "commands" / f"layer{layer}_{position}"
@@ -174,7 +206,7 @@ def report(out: Path, args: argparse.Namespace) -> None:
         "layers": args.layers, "positions": list(POSITIONS), "units": args.units, "steps": args.steps,
         "rows": args.rows, "threads": args.threads, "hardware": args.hardware, "cells": n,
         "batch_size": args.batch_size,
-        "scan": {"wall": round(scan_wall, 2), **seconds}, "commands": runs,
+        "scan": {"wall": round(scan_wall, 2), **seconds}, "commands": runs, "trained_controls": controlled,
     }  # fmt: skip
     if runs:
         mean = sum(r["wall"] for r in runs) / len(runs)

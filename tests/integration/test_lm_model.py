@@ -257,3 +257,21 @@ def test_two_loads_of_a_folder_are_one_model(toy_lms) -> None:
         one.activations(enc.input_ids, "layer.1"), two.activations(enc.input_ids, "layer.1")
     )
     assert one.settings() == two.settings() and one.weights_sha256() == two.weights_sha256()
+
+
+def test_the_untrained_control_of_a_random_lm_is_another_draw(toy_lms) -> None:
+    """The benchmark's random GPT-2 (built under ``torch.manual_seed(0)``) was its own ``untrained``
+    control: re-initialised under the run's seed 0, weight for weight the same model, the same IIA, so
+    every cell's selectivity came out 0.000. The copy is drawn from a seed derived from the run's."""
+    import torch
+
+    from alignsearch.search.text_data import untrained_copy
+
+    random = TextLM(str(toy_lms["gpt2_untrained"]))  # toy.build_untrained_lm: torch.manual_seed(0)
+    before = {k: v.clone() for k, v in random.lm.state_dict().items()}
+    copy, again, other = untrained_copy(random, 0), untrained_copy(random, 0), untrained_copy(random, 1)
+    weights = [k for k, v in before.items() if v.dim() == 2]  # the weight matrices (embeddings, blocks)
+    assert weights and all(not torch.equal(copy.lm.state_dict()[k], before[k]) for k in weights)
+    assert all(torch.equal(copy.lm.state_dict()[k], again.lm.state_dict()[k]) for k in before)  # seeded
+    assert any(not torch.equal(copy.lm.state_dict()[k], other.lm.state_dict()[k]) for k in weights)
+    assert all(torch.equal(random.lm.state_dict()[k], before[k]) for k in before)  # the model is untouched

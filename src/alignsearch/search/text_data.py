@@ -35,7 +35,7 @@ from alignsearch.atomic import save_torch
 from alignsearch.errors import ConfigError
 from alignsearch.models import SequenceModel, hooks
 from alignsearch.search.pairs import PairBatch, Track
-from alignsearch.seeding import generator
+from alignsearch.seeding import derive_seed, generator
 from alignsearch.settings import Position
 from alignsearch.text.pairs import PairsData, TextPairs, reposition
 
@@ -398,9 +398,16 @@ def pairs_summary(data: PairsData) -> dict[str, Any]:
     }
 
 
+UNTRAINED_STREAM = "untrained-lm"
+"""The key of the seed a language model's untrained copy is drawn from (:func:`untrained_copy`)."""
+
+
 def untrained_copy(model: TextLM, seed: int) -> TextLM:
-    """A language model with freshly initialised weights (its architecture and config, ``seed``), and the
-    same tokenizer: the ``untrained`` control's model."""
+    """A language model with freshly initialised weights (its architecture and config) and the same
+    tokenizer: the ``untrained`` control's model. Its weights are drawn from a seed derived from ``seed``
+    (:data:`UNTRAINED_STREAM`), not from ``seed`` itself: a model that is already a random draw (built
+    under ``torch.manual_seed(0)``, as benchmarks and quick checks build one) would otherwise be drawn
+    again, weight for weight, and be its own control."""
     import copy
 
     import torch
@@ -409,7 +416,7 @@ def untrained_copy(model: TextLM, seed: int) -> TextLM:
 
     transformers = require_transformers()
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.manual_seed(derive_seed(seed, UNTRAINED_STREAM))
         fresh = transformers.AutoModelForCausalLM.from_config(model.lm.config)
     twin = copy.deepcopy(model)
     twin.lm.load_state_dict(fresh.state_dict())
