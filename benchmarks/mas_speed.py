@@ -20,8 +20,9 @@ import torch
 from alignsearch.alignment import FixedLayout, Interchange, Rotation
 from alignsearch.engine.trainer import quiet_lightning
 from alignsearch.models import GRU
+from alignsearch.search.datamodule import PairDataModule
 from alignsearch.search.module import AlignmentModule
-from alignsearch.search.pairs import PairDataModule, Track, pair_tensors
+from alignsearch.search.pairs import Track, pair_tensors
 from alignsearch.seeding import generator
 from alignsearch.tasks import NumericTask, causal_model_for
 from alignsearch.tasks.counterfactual import make_pairs
