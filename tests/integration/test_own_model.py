@@ -116,6 +116,19 @@ def test_a_brought_model_is_reinitialised_for_its_untrained_control(tiny_gru) ->
         zoo.reinitialised(Scaled(), seed=0)
 
 
+def test_a_random_model_is_not_its_own_untrained_control() -> None:
+    """A model that is itself a random draw under ``torch.manual_seed(0)`` (a quick check's, a
+    benchmark's) was drawn again weight for weight under the run's seed 0, and then refused as a model
+    "whose modules have no reset_parameters()". The copy is drawn from a seed derived from the run's."""
+    from alignsearch.models import GRU
+
+    torch.manual_seed(0)
+    model = GRU(vocab_size=12, d_model=16)
+    twin = zoo.reinitialised(model, seed=0)
+    for (name, before), after in zip(model.named_parameters(), twin.parameters(), strict=True):
+        assert not torch.equal(before, after), name
+
+
 def test_a_saved_alignment_says_which_models_and_variables_it_does_not_fit(tiny_gru) -> None:
     result = api.align(tiny_gru, n_units=4, overrides=TINY_ALIGNMENT, **QUICK)
     pairs = api.pairs(tiny_gru.task, "updown", "count", n=50)

@@ -13,6 +13,7 @@ import torch
 from alignsearch.errors import ConfigError
 from alignsearch.models import SequenceModel
 from alignsearch.models.base import weights_sha256
+from alignsearch.seeding import derive_seed
 
 
 @dataclass
@@ -35,15 +36,21 @@ OWN = "own"
 """``entry.info["origin"]`` of a model brought from elsewhere (``api.own_model``), not trained by the zoo."""
 
 
+UNTRAINED_STREAM = "untrained"
+"""The key of the seed a model's re-initialised copy is drawn from (:func:`reinitialised`)."""
+
+
 def reinitialised(model: SequenceModel, seed: int) -> SequenceModel:
-    """A copy of ``model`` whose modules' ``reset_parameters()`` ran under ``seed``. A ConfigError if a
+    """A copy of ``model`` whose modules' ``reset_parameters()`` ran under a seed derived from ``seed``
+    (:data:`UNTRAINED_STREAM`), not ``seed`` itself: a model that is already a random draw under
+    ``torch.manual_seed(seed)`` would otherwise be drawn again, weight for weight. A ConfigError if a
     weight is left as it was (a parameter of a module without ``reset_parameters``): the control would
     keep trained weights."""
     import copy
 
     twin = copy.deepcopy(model)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.manual_seed(derive_seed(seed, UNTRAINED_STREAM))
         for module in twin.modules():
             reset = getattr(module, "reset_parameters", None)
             if callable(reset):
