@@ -20,6 +20,8 @@ import tempfile
 from pathlib import Path
 
 POSITIONS = ("last", -2, -3)
+STEPS = 50
+"""Training steps of each cell and control (the scan's default)."""
 
 
 def main() -> None:
@@ -40,7 +42,9 @@ def run(out: Path, figures: Path | None) -> None:
     lm = api.language_model(toy.build_toy_lm(out / "counter").folder)
     pairs = api.text_pairs(toy.count_pair_rows(600, seed=0), lm.tokenizer)
     sites = list(api.sites(lm))
-    result = api.scan(lm, data=pairs, sites=sites, positions=list(POSITIONS), n_units=8, out_dir=out / "scan")
+    result = api.scan(
+        lm, data=pairs, sites=sites, positions=list(POSITIONS), steps=STEPS, n_units=8, out_dir=out / "scan"
+    )
     seconds = result.seconds
     cells = seconds["total"] - seconds["controls"]
     print(
@@ -51,7 +55,7 @@ def run(out: Path, figures: Path | None) -> None:
         from alignsearch.report.plots import scan_heatmap
 
         figures.mkdir(parents=True, exist_ok=True)
-        scan_heatmap(result, figures / "scan.png", 50, show="iia")
+        scan_heatmap(result, figures / "scan.png", STEPS, show="iia")
         shutil.copyfile(out / "scan" / "scan.png", figures / "scan-selectivity.png")
         print(f"written: {figures / 'scan.png'}, {figures / 'scan-selectivity.png'}")
 

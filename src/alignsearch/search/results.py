@@ -284,9 +284,7 @@ def _record(value: Any, file: str | Path, key: str) -> AlignmentRecord:
                     file, where, f"is {shorten(repr(item), 80)}: expected an object of position: IIA"
                 )
         elif name == "n_pairs_by_position":
-            if not isinstance(item, Mapping) or not all(
-                isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in item.values()
-            ):
+            if not isinstance(item, Mapping) or not all(_is_pair_count(v) for v in item.values()):
                 raise FileDataError(
                     file,
                     where,
@@ -307,7 +305,7 @@ def _record(value: Any, file: str | Path, key: str) -> AlignmentRecord:
                     f"is {shorten(repr(item), 80)}: expected a string of 0 and 1 (a pair each) or null",
                 )
         elif name in PAIR_COUNTS or name.startswith(CONTROL_INTERVAL_PREFIXES[0]):
-            if item is not None and (not isinstance(item, int) or isinstance(item, bool) or item < 1):
+            if item is not None and not _is_pair_count(item):
                 raise FileDataError(
                     file,
                     where,
@@ -375,6 +373,11 @@ def _numbers(data: Mapping[str, Any], key: str, file: str | Path) -> dict[str, f
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_pair_count(value: Any) -> bool:
+    """Whether a JSON value is a number of pairs: a whole number, 1 or more (not a boolean)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def _is_bounds(value: Any) -> bool:
